@@ -1,0 +1,132 @@
+"""Tables for tasks and chunks (SQLAlchemy 2). The same models serve SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+from facefleet.states import ChunkState, TaskState
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+_task_state = Enum(TaskState, name="task_state", values_callable=lambda e: [m.value for m in e])
+_chunk_state = Enum(ChunkState, name="chunk_state", values_callable=lambda e: [m.value for m in e])
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    state: Mapped[TaskState] = mapped_column(_task_state, default=TaskState.QUEUED, index=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    # inputs and outputs, as keys in the bucket
+    target_key: Mapped[str] = mapped_column(String(500))
+    target_name: Mapped[str | None] = mapped_column(String(500))
+    source_keys: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reference_key: Mapped[str | None] = mapped_column(String(500))
+    output_key: Mapped[str | None] = mapped_column(String(500))
+    # plan
+    probe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    frame_start: Mapped[int | None] = mapped_column(Integer)
+    frame_end: Mapped[int | None] = mapped_column(Integer)
+    frames_total: Mapped[int | None] = mapped_column(Integer)
+    chunks_total: Mapped[int | None] = mapped_column(Integer)
+    # outcome
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # usage, for accounting
+    frames_processed: Mapped[int] = mapped_column(BigInteger, default=0)
+    worker_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    chunks: Mapped[list[Chunk]] = relationship(
+        back_populates="task", cascade="all, delete-orphan", order_by="Chunk.index"
+    )
+
+    __table_args__ = (Index("ix_tasks_created", "created_at", "id"),)
+
+
+class Chunk(Base):
+    __tablename__ = "chunks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    frame_start: Mapped[int] = mapped_column(Integer)
+    frame_end: Mapped[int] = mapped_column(Integer)  # exclusive
+    segments_total: Mapped[int] = mapped_column(Integer)
+    state: Mapped[ChunkState] = mapped_column(_chunk_state, default=ChunkState.QUEUED, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    segments_done: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    task: Mapped[Task] = relationship(back_populates="chunks")
+
+    __table_args__ = (UniqueConstraint("task_id", "index", name="uq_chunks_task_index"),)
+
+    @property
+    def frame_count(self) -> int:
+        return self.frame_end - self.frame_start
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,73 @@
+"""A job's options, validated the same way for the CLI and the API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import PipelineError
+from pipeline.processors import parse_processor_names
+
+
+class OptionsError(ValueError):
+    """Options a user gave that cannot be used; the message names the field."""
+
+
+class JobOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    processors: list[str] = Field(default_factory=list)
+    chunk_frames: int = Field(default=600, ge=1, le=1_000_000)
+    segment_frames: int = Field(default=60, ge=1, le=100_000)
+    trim_start: int | None = Field(default=None, ge=0)
+    trim_end: int | None = Field(default=None, ge=1)
+    crf: int = Field(default=18, ge=0, le=51)
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+    ] = "veryfast"
+    priority: int = Field(default=5, ge=0, le=9)
+    # face pipeline
+    face_selector: Literal["all", "largest", "leftmost", "reference"] = "all"
+    reference_distance: float = Field(default=0.6, gt=0, le=2)
+    face_detector: str = "det_10g"
+    detector_score: float = Field(default=0.5, gt=0, lt=1)
+    detector_nms: float = Field(default=0.4, gt=0, lt=1)
+    detector_size: int = Field(default=640, ge=160, le=1280, multiple_of=32)
+    face_recognizer: str = "w600k_r50"
+    swapper_model: str = "inswapper_128"
+    enhancer_model: str = "gfpgan_1.4"
+    enhancer_blend: float = Field(default=0.8, ge=0, le=1)
+    anonymizer_mode: Literal["blur", "pixelate"] = "blur"
+    face_batch: int = Field(default=8, ge=1, le=64)
+
+    @field_validator("processors", mode="before")
+    @classmethod
+    def _split_processors(cls, value: Any) -> list[str]:
+        try:
+            return parse_processor_names(value)
+        except PipelineError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _check_trim(self) -> JobOptions:
+        if self.trim_start is not None and self.trim_end is not None and self.trim_end <= self.trim_start:
+            raise ValueError("trim_end must be greater than trim_start")
+        return self
+
+    def processor_options(self) -> dict[str, Any]:
+        """The options the face processors read (plain JSON types)."""
+        return self.model_dump(exclude={"processors", "chunk_frames", "segment_frames", "priority"})
+
+
+def parse_options(data: dict[str, Any]) -> JobOptions:
+    """Validate raw options; errors name the offending field in one line."""
+    try:
+        return JobOptions.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown option"
+        raise OptionsError(f"{where}: {message}") from exc

@@ -1,0 +1,67 @@
+"""Task and chunk states, written down once, with the transitions each allows."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskState(StrEnum):
+    QUEUED = "queued"
+    PLANNING = "planning"
+    RUNNING = "running"
+    STITCHING = "stitching"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_TASK_STATES
+
+
+class ChunkState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_TASK_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+
+TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.QUEUED: frozenset({TaskState.PLANNING, TaskState.FAILED, TaskState.CANCELLED}),
+    # planning -> queued: a planner died and the plan is redone
+    TaskState.PLANNING: frozenset(
+        {TaskState.RUNNING, TaskState.QUEUED, TaskState.FAILED, TaskState.CANCELLED}
+    ),
+    TaskState.RUNNING: frozenset({TaskState.STITCHING, TaskState.FAILED, TaskState.CANCELLED}),
+    # stitching -> running: a stitcher died, the stitch is retried
+    TaskState.STITCHING: frozenset(
+        {TaskState.SUCCEEDED, TaskState.RUNNING, TaskState.FAILED, TaskState.CANCELLED}
+    ),
+    TaskState.SUCCEEDED: frozenset(),
+    # failed -> running: the user retries the failed chunks
+    TaskState.FAILED: frozenset({TaskState.RUNNING, TaskState.QUEUED}),
+    TaskState.CANCELLED: frozenset(),
+}
+
+CHUNK_TRANSITIONS: dict[ChunkState, frozenset[ChunkState]] = {
+    ChunkState.QUEUED: frozenset({ChunkState.RUNNING, ChunkState.CANCELLED, ChunkState.FAILED}),
+    # running -> queued: the lease expired or the attempt failed and will be retried
+    ChunkState.RUNNING: frozenset(
+        {ChunkState.SUCCEEDED, ChunkState.QUEUED, ChunkState.FAILED, ChunkState.CANCELLED}
+    ),
+    ChunkState.SUCCEEDED: frozenset(),
+    ChunkState.FAILED: frozenset({ChunkState.QUEUED}),
+    ChunkState.CANCELLED: frozenset(),
+}
+
+
+def task_sources(target: TaskState) -> list[TaskState]:
+    """The states a task may move to ``target`` from (for conditional UPDATEs)."""
+    return [s for s, allowed in TASK_TRANSITIONS.items() if target in allowed]
+
+
+def chunk_sources(target: ChunkState) -> list[ChunkState]:
+    return [s for s, allowed in CHUNK_TRANSITIONS.items() if target in allowed]

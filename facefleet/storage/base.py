@@ -1,0 +1,44 @@
+"""The storage interface. Every write is atomic: a key is either absent or complete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class StorageError(Exception):
+    """The bucket refused or lost something."""
+
+
+class UploadTooLarge(StorageError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"upload exceeds the limit of {limit} bytes")
+        self.limit = limit
+
+
+class Storage(Protocol):
+    def put_file(self, key: str, path: Path) -> None:
+        """Store a local file under ``key`` (atomically; overwrites)."""
+
+    def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
+        """Store a stream without holding it in memory; raise UploadTooLarge past ``max_bytes``
+        (leaving nothing behind). Returns the size."""
+
+    def get_file(self, key: str, dest: Path) -> None:
+        """Copy ``key`` to a local file."""
+
+    def local_path(self, key: str) -> Path:
+        """A local, read-only path holding the object's bytes (the file itself for a folder,
+        a cached copy keyed by the object's version for a remote bucket)."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+
+    def delete_prefix(self, prefix: str) -> None: ...
+
+    def presign(self, key: str, expires_s: int = 3600) -> str | None:
+        """A URL that downloads ``key`` without credentials, where the backend has one."""

@@ -1,0 +1,95 @@
+"""A local folder as the bucket (embedded mode)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from facefleet.storage.base import StorageError, UploadTooLarge
+
+_COPY_BUFFER = 1 << 20
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise StorageError(f"key {key!r} leaves the bucket")
+        return path
+
+    def _atomic_write(self, key: str, write) -> int:  # type: ignore[no-untyped-def]
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                size = int(write(out))
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return size
+
+    def put_file(self, key: str, path: Path) -> None:
+        def write(out: BinaryIO) -> int:
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, out, _COPY_BUFFER)
+            return out.tell()
+
+        self._atomic_write(key, write)
+
+    def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
+        def write(out: BinaryIO) -> int:
+            total = 0
+            while chunk := stream.read(_COPY_BUFFER):
+                total += len(chunk)
+                if max_bytes is not None and total > max_bytes:
+                    raise UploadTooLarge(max_bytes)
+                out.write(chunk)
+            return total
+
+        return self._atomic_write(key, write)
+
+    def get_file(self, key: str, dest: Path) -> None:
+        shutil.copyfile(self.local_path(key), dest)
+
+    def local_path(self, key: str) -> Path:
+        path = self._path(key)
+        if not path.is_file():
+            raise StorageError(f"no object {key!r} in the bucket")
+        return path
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def size(self, key: str) -> int:
+        return self.local_path(key).stat().st_size
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        directory = base if base.is_dir() else base.parent
+        if not directory.exists():
+            return []
+        root = self.root.resolve()
+        keys = (
+            p.relative_to(root).as_posix()
+            for p in directory.rglob("*")
+            if p.is_file() and not p.name.startswith(".part-")
+        )
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def delete_prefix(self, prefix: str) -> None:
+        for key in self.list(prefix):
+            self._path(key).unlink(missing_ok=True)
+
+    def presign(self, key: str, expires_s: int = 3600) -> str | None:
+        return self.local_path(key).as_uri()

@@ -1,0 +1,1 @@
+"""Video and face processing. Knows nothing of Flask, Celery or databases."""
