@@ -1,0 +1,1 @@
+"""Sub-commands of the ``facefleet`` CLI; each module has ``register(subparsers)``."""

@@ -1,0 +1,105 @@
+"""``facefleet run``: one job, embedded, with a progress bar; the same command resumes it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from facefleet.embedded import EmbeddedJobError, JobRequest, run_job
+from facefleet.options import JobOptions, OptionsError, parse_options
+from facefleet.settings import Settings
+from facefleet.storage.base import StorageError
+from pipeline.errors import PipelineError
+
+# CLI flag -> option field, for the options that are plain values
+_OPTION_FLAGS = {
+    "chunk_frames": int,
+    "segment_frames": int,
+    "trim_start": int,
+    "trim_end": int,
+    "crf": int,
+    "preset": str,
+    "face_selector": str,
+    "reference_distance": float,
+    "face_detector": str,
+    "detector_score": float,
+    "detector_size": int,
+    "swapper_model": str,
+    "enhancer_model": str,
+    "enhancer_blend": float,
+    "anonymizer_mode": str,
+    "face_batch": int,
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("run", help="run a job on this machine (resumable)")
+    parser.add_argument("--target", type=Path, required=True, help="the video to process")
+    parser.add_argument("--source", type=Path, action="append", default=[], help="a source face image (repeatable)")
+    parser.add_argument("--reference", type=Path, help="reference face image for --face-selector reference")
+    parser.add_argument("--output", type=Path, required=True, help="where to write the MP4")
+    parser.add_argument("--processors", default="none", help="comma-separated chain, or none")
+    parser.add_argument("--workers", type=int, default=1, help="chunks processed in parallel processes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for name, kind in _OPTION_FLAGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    parser.set_defaults(handler=handle)
+
+
+def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOptions:
+    raw: dict[str, Any] = {
+        "processors": args.processors,
+        "chunk_frames": settings.chunk_frames,
+        "segment_frames": settings.segment_frames,
+    }
+    raw.update({name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None})
+    return parse_options(raw)
+
+
+def handle(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        if args.workers < 1:
+            raise OptionsError("--workers must be at least 1")
+        request = JobRequest(
+            target=args.target,
+            sources=tuple(args.source),
+            reference=args.reference,
+            output=args.output,
+            options=options_from_args(args, settings),
+        )
+        with _ProgressBar(enabled=not args.no_progress) as bar:
+            run_job(settings, request, workers=args.workers, on_progress=bar.update)
+    except (OptionsError, EmbeddedJobError, PipelineError, StorageError) as exc:
+        print(f"facefleet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("facefleet: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(args.output)
+    return 0
+
+
+class _ProgressBar:
+    """A tqdm bar over frames, created when the frame total is first known."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: tqdm | None = None
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled or not total:
+            return
+        if self._bar is None:
+            self._bar = tqdm(total=total, initial=done, unit="frame", dynamic_ncols=True, file=sys.stderr)
+        self._bar.update(done - self._bar.n)
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,31 @@
+"""What the job functions need from the outside world; built once per process by each mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import sessionmaker
+
+from facefleet.checkpoints import Checkpoints
+from facefleet.storage.base import Storage
+from pipeline.runtime import Runtime
+
+
+@dataclass
+class JobContext:
+    sessions: sessionmaker
+    storage: Storage
+    checkpoints: Checkpoints
+    runtime: Runtime
+    scratch: Path
+    worker_name: str
+    encoder_threads: int = 4
+    max_attempts: int = 3
+    keep_work_files: bool = False
+    # per-process caches (probe, chain) keyed by task id; models themselves are cached by pipeline.faces
+    cache: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.scratch.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,235 @@
+"""Embedded mode: one machine, SQLite, a folder as the bucket, chunks in local processes.
+
+The job's id is derived from its inputs' bytes and options, so running the same command
+again finds the same job and resumes it from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from facefleet import keys
+from facefleet.checkpoints import SqlCheckpoints
+from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
+from facefleet.context import JobContext
+from facefleet.db import Base, Chunk, Task, make_engine, make_sessionmaker
+from facefleet.jobs import create_task, get_task, pending_chunks, plan_task, retry_task, task_progress
+from facefleet.options import JobOptions
+from facefleet.settings import Settings
+from facefleet.states import TaskState
+from facefleet.storage.local import LocalStorage
+
+log = logging.getLogger(__name__)
+
+_HASH_BLOCK = 1 << 20
+
+
+class EmbeddedJobError(Exception):
+    """The job could not be run or finished as failed; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    target: Path
+    sources: tuple[Path, ...]
+    reference: Path | None
+    output: Path
+    options: JobOptions
+
+
+def open_context(settings: Settings, worker_name: str | None = None) -> JobContext:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(f"sqlite:///{settings.home / 'facefleet.db'}")
+    Base.metadata.create_all(engine)
+    sessions = make_sessionmaker(engine)
+    return JobContext(
+        sessions=sessions,
+        storage=LocalStorage(settings.home / "bucket"),
+        checkpoints=SqlCheckpoints(sessions),
+        runtime=settings.runtime(),
+        scratch=settings.scratch_dir,
+        worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
+        encoder_threads=settings.encoder_threads,
+        max_attempts=settings.chunk_max_attempts,
+        keep_work_files=settings.keep_work_files,
+    )
+
+
+def job_id(request: JobRequest) -> str:
+    """Same input bytes and options -> same id (so a rerun resumes)."""
+    digest = hashlib.sha256()
+    for path in (request.target, *request.sources, *([request.reference] if request.reference else [])):
+        digest.update(_file_digest(path).encode())
+    digest.update(json.dumps(request.options.model_dump(mode="json"), sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def check_inputs(request: JobRequest) -> None:
+    for role, path in [("target", request.target), *[("source", s) for s in request.sources]] + (
+        [("reference", request.reference)] if request.reference else []
+    ):
+        if not path.is_file():
+            raise EmbeddedJobError(f"{role} not found: {path}")
+    if not request.output.parent.is_dir():
+        raise EmbeddedJobError(f"output folder does not exist: {request.output.parent}")
+
+
+@contextmanager
+def _job_lock(settings: Settings, task_id: str) -> Iterator[None]:
+    locks = settings.home / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{task_id}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EmbeddedJobError(f"job {task_id} is already running in another process") from None
+        yield
+
+
+def run_job(
+    settings: Settings,
+    request: JobRequest,
+    workers: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> str:
+    """Run (or resume) a job to completion and write its output; returns the task id."""
+    check_inputs(request)
+    ctx = open_context(settings)
+    task_id = job_id(request)
+    with _job_lock(settings, task_id):
+        _ensure_task(ctx, request, task_id)
+        task = get_task(ctx, task_id)
+        if task.state in (TaskState.QUEUED, TaskState.PLANNING):
+            plan_task(ctx, task_id)
+        task = get_task(ctx, task_id)
+        if task.state == TaskState.RUNNING:
+            _run_chunks(settings, ctx, task_id, workers, on_progress)
+        if get_task(ctx, task_id).state == TaskState.STITCHING:
+            stitch_task(ctx, task_id)
+        task = get_task(ctx, task_id)
+        if task.state != TaskState.SUCCEEDED:
+            raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
+        _deliver(ctx, task, request.output)
+    return task_id
+
+
+def _ensure_task(ctx: JobContext, request: JobRequest, task_id: str) -> None:
+    with ctx.sessions() as session:
+        task = session.get(Task, task_id)
+    if task is None:
+        storage = ctx.storage
+        storage.put_file(keys.target_key(task_id), request.target)
+        source_keys = []
+        for number, source in enumerate(request.sources):
+            storage.put_file(keys.source_key(task_id, number), source)
+            source_keys.append(keys.source_key(task_id, number))
+        reference = None
+        if request.reference:
+            reference = keys.reference_key(task_id)
+            storage.put_file(reference, request.reference)
+        create_task(
+            ctx,
+            task_id=task_id,
+            target_key=keys.target_key(task_id),
+            target_name=request.target.name,
+            source_keys=source_keys,
+            reference_key=reference,
+            options=request.options,
+            bytes_in=request.target.stat().st_size,
+        )
+    elif task.state == TaskState.FAILED:
+        retry_task(ctx, task_id)
+    elif task.state == TaskState.SUCCEEDED and not ctx.storage.exists(keys.output_key(task_id)):
+        raise EmbeddedJobError(f"job {task_id} finished but its output is gone from {ctx.storage}")
+
+
+def _run_chunks(
+    settings: Settings,
+    ctx: JobContext,
+    task_id: str,
+    workers: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> None:
+    with ctx.sessions() as session:
+        todo = pending_chunks(session, task_id)
+
+    def report() -> None:
+        if on_progress:
+            progress = task_progress(ctx, task_id)
+            on_progress(progress["frames_done"], progress["frames_total"])
+
+    report()
+    if workers <= 1:
+        for index in todo:
+            _run_one_chunk(ctx, task_id, index)
+            report()
+        return
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_init_child, initargs=(settings,)) as pool:
+        running: set[Future[ChunkOutcome]] = {pool.submit(_child_chunk, task_id, i) for i in todo}
+        while running:
+            finished, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in finished:
+                future.result()
+            report()
+
+
+def _run_one_chunk(ctx: JobContext, task_id: str, index: int) -> ChunkOutcome:
+    """A chunk with its retries (the embedded stand-in for the broker's redelivery)."""
+    while True:
+        outcome = process_chunk(ctx, task_id, index)
+        if outcome != ChunkOutcome.RETRY:
+            return outcome
+        time.sleep(0.1)
+
+
+_child_ctx: JobContext | None = None
+
+
+def _init_child(settings: Settings) -> None:
+    global _child_ctx
+    _child_ctx = open_context(settings)
+
+
+def _child_chunk(task_id: str, index: int) -> ChunkOutcome:
+    assert _child_ctx is not None
+    return _run_one_chunk(_child_ctx, task_id, index)
+
+
+def _deliver(ctx: JobContext, task: Task, output: Path) -> None:
+    """Copy the result to ``output`` atomically: written aside, then renamed."""
+    assert task.output_key is not None
+    source = ctx.storage.local_path(task.output_key)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        ctx.storage.get_file(task.output_key, Path(tmp))
+        os.replace(tmp, output)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    log.debug("delivered %s (%d bytes)", output, source.stat().st_size)
+
+
+def chunk_rows(ctx: JobContext, task_id: str) -> list[Chunk]:
+    with ctx.sessions() as session:
+        return list(session.scalars(select(Chunk).where(Chunk.task_id == task_id).order_by(Chunk.index)))

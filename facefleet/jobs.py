@@ -1,0 +1,290 @@
+"""The life of a task: create, plan, cancel, retry, report. The same functions serve the
+embedded runner and the Celery workers; only the JobContext differs.
+
+Every state change is a conditional UPDATE (``WHERE state IN <allowed sources>``), so two
+processes racing on the same row cannot both win.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from facefleet import keys
+from facefleet.context import JobContext
+from facefleet.db import Chunk, Task, utcnow
+from facefleet.errors import InvalidTransition, TaskNotFound
+from facefleet.options import JobOptions
+from facefleet.states import ChunkState, TaskState, chunk_sources, task_sources
+from facefleet.storage.base import StorageError
+from pipeline.errors import PipelineError
+from pipeline.plan import frame_range, plan_chunks
+from pipeline.probe import VideoProbe, probe
+from pipeline.processors import Assets, JobInputs, prepare_chain
+
+log = logging.getLogger(__name__)
+
+
+def move_task(session: Session, task_id: str, target: TaskState, **values: Any) -> bool:
+    """Conditionally move a task to ``target``; False when its current state does not allow it."""
+    result = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.state.in_(task_sources(target)))
+        .values(state=target, updated_at=utcnow(), **values)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def move_chunks(session: Session, task_id: str, target: ChunkState, **values: Any) -> int:
+    result = session.execute(
+        update(Chunk)
+        .where(Chunk.task_id == task_id, Chunk.state.in_(chunk_sources(target)))
+        .values(state=target, updated_at=utcnow(), **values)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def get_task(ctx: JobContext, task_id: str) -> Task:
+    with ctx.sessions() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+
+def fail_task(ctx: JobContext, task_id: str, reason: str) -> None:
+    with ctx.sessions.begin() as session:
+        if move_task(session, task_id, TaskState.FAILED, error=reason, finished_at=utcnow()):
+            log.warning("task %s failed: %s", task_id, reason)
+
+
+def create_task(
+    ctx: JobContext,
+    *,
+    target_key: str,
+    source_keys: list[str],
+    options: JobOptions,
+    reference_key: str | None = None,
+    task_id: str | None = None,
+    idempotency_key: str | None = None,
+    target_name: str | None = None,
+    bytes_in: int = 0,
+) -> Task:
+    """A new task in state ``queued``; its inputs must already be in the bucket."""
+    task = Task(
+        target_key=target_key,
+        target_name=target_name,
+        source_keys=list(source_keys),
+        reference_key=reference_key,
+        options=options.model_dump(mode="json"),
+        priority=options.priority,
+        idempotency_key=idempotency_key,
+        bytes_in=bytes_in,
+    )
+    if task_id is not None:
+        task.id = task_id
+    with ctx.sessions.begin() as session:
+        session.add(task)
+    return task
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def plan_task(ctx: JobContext, task_id: str) -> list[int]:
+    """Probe the target, prepare the processors once, write the chunk rows.
+
+    Returns the indices of the chunks to process. Bad input fails the task with a reason and
+    returns []. Safe to call twice: a plan found complete is not redone.
+    """
+    with ctx.sessions.begin() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if task.state == TaskState.RUNNING:  # a redelivered planning message
+            return pending_chunks(session, task_id)
+        # planning -> planning: the planner died mid-plan; the plan is simply redone
+        if task.state != TaskState.PLANNING and not move_task(
+            session, task_id, TaskState.PLANNING, started_at=utcnow()
+        ):
+            return []
+        options = JobOptions.model_validate(task.options)
+        source_keys, ref_key, target = list(task.source_keys), task.reference_key, task.target_key
+    try:
+        video = probe(ctx.storage.local_path(target))
+        start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
+        chunk_plans = plan_chunks(start, end, options.chunk_frames, options.segment_frames)
+        inputs = JobInputs(
+            sources=tuple(ctx.storage.local_path(k) for k in source_keys),
+            reference=ctx.storage.local_path(ref_key) if ref_key else None,
+        )
+        assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
+        _store_plan(ctx, task_id, video, assets)
+    except (PipelineError, StorageError) as exc:
+        fail_task(ctx, task_id, str(exc))
+        return []
+    with ctx.sessions.begin() as session:
+        session.execute(delete(Chunk).where(Chunk.task_id == task_id))
+        session.add_all(
+            Chunk(
+                task_id=task_id,
+                index=plan.index,
+                frame_start=plan.start,
+                frame_end=plan.end,
+                segments_total=len(plan.segments),
+            )
+            for plan in chunk_plans
+        )
+        summary = {k: v for k, v in video.to_dict().items() if k != "frame_pts"}
+        summary["frame_count"] = video.frame_count
+        if not move_task(
+            session,
+            task_id,
+            TaskState.RUNNING,
+            probe=summary,
+            frame_start=start,
+            frame_end=end,
+            frames_total=end - start,
+            chunks_total=len(chunk_plans),
+        ):
+            return []
+    log.info("task %s planned: frames %d-%d in %d chunks", task_id, start, end, len(chunk_plans))
+    return [plan.index for plan in chunk_plans]
+
+
+def _store_plan(ctx: JobContext, task_id: str, video: VideoProbe, assets: Assets) -> None:
+    scratch = ctx.scratch / f"plan-{task_id}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    probe_file, assets_file = scratch / "probe.json", scratch / "assets.npz"
+    probe_file.write_text(json.dumps(video.to_dict()))
+    buffer = io.BytesIO()
+    np.savez(buffer, **assets)
+    assets_file.write_bytes(buffer.getvalue())
+    ctx.storage.put_file(keys.probe_key(task_id), probe_file)
+    ctx.storage.put_file(keys.assets_key(task_id), assets_file)
+    probe_file.unlink()
+    assets_file.unlink()
+    scratch.rmdir()
+
+
+def load_probe(ctx: JobContext, task_id: str) -> VideoProbe:
+    cache_key = ("probe", task_id)
+    if cache_key not in ctx.cache:
+        text = ctx.storage.local_path(keys.probe_key(task_id)).read_text()
+        ctx.cache[cache_key] = VideoProbe.from_dict(json.loads(text))
+    found: VideoProbe = ctx.cache[cache_key]
+    return found
+
+
+def load_assets(ctx: JobContext, task_id: str) -> Assets:
+    with np.load(ctx.storage.local_path(keys.assets_key(task_id))) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def pending_chunks(session: Session, task_id: str) -> list[int]:
+    rows = session.scalars(
+        select(Chunk.index)
+        .where(Chunk.task_id == task_id, Chunk.state.in_([ChunkState.QUEUED, ChunkState.RUNNING]))
+        .order_by(Chunk.index)
+    )
+    return list(rows)
+
+
+# ---------------------------------------------------------------------------- user actions
+
+
+def cancel_task(ctx: JobContext, task_id: str) -> Task:
+    """Cancel a task that has not finished; running chunks stop at their next segment."""
+    with ctx.sessions.begin() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if not move_task(session, task_id, TaskState.CANCELLED, finished_at=utcnow()):
+            raise InvalidTransition(f"task {task_id} is {task.state.value} and cannot be cancelled")
+        move_chunks(session, task_id, ChunkState.CANCELLED)
+    return get_task(ctx, task_id)
+
+
+def retry_task(ctx: JobContext, task_id: str) -> list[int] | None:
+    """Run a failed task's unfinished chunks again, from their checkpoints.
+
+    Returns the chunk indices to enqueue, or None when the task failed before it was planned
+    and must be planned again.
+    """
+    with ctx.sessions.begin() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        if task.state != TaskState.FAILED:
+            raise InvalidTransition(f"task {task_id} is {task.state.value}; only failed tasks can be retried")
+        has_chunks = session.scalar(select(Chunk.id).where(Chunk.task_id == task_id).limit(1)) is not None
+        target = TaskState.RUNNING if has_chunks else TaskState.QUEUED
+        move_task(session, task_id, target, error=None, finished_at=None, attempts=Task.attempts + 1)
+        if not has_chunks:
+            return None
+        session.execute(
+            update(Chunk)
+            .where(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED)
+            .values(state=ChunkState.QUEUED, attempts=0, error=None, updated_at=utcnow())
+        )
+        return pending_chunks(session, task_id)
+
+
+def task_progress(ctx: JobContext, task_id: str) -> dict[str, Any]:
+    """Frames done (live, from the checkpoint store), percent, average fps and ETA."""
+    with ctx.sessions() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        chunks = list(session.scalars(select(Chunk).where(Chunk.task_id == task_id)))
+    live = ctx.checkpoints.progress(task_id)
+    done = sum(
+        c.frame_count if c.state == ChunkState.SUCCEEDED else max(c.frames_done, live.get(c.index, 0))
+        for c in chunks
+    )
+    total = task.frames_total or 0
+    if task.state == TaskState.SUCCEEDED:
+        done = total
+    elapsed = (
+        ((task.finished_at or utcnow()) - task.started_at).total_seconds() if task.started_at else 0.0
+    )
+    fps = done / elapsed if elapsed > 0 else 0.0
+    return {
+        "frames_done": done,
+        "frames_total": total,
+        "percent": round(100.0 * done / total, 2) if total else 0.0,
+        "fps": round(fps, 2),
+        "eta_s": round((total - done) / fps, 1) if fps > 0 and not task.state.terminal else None,
+        "chunks": dict(Counter(c.state.value for c in chunks)),
+    }
+
+
+def requeue_expired(ctx: JobContext, chunk_is_leased: Callable[[str, int], bool]) -> list[tuple[str, int]]:
+    """Running chunks of running tasks whose lease is gone go back to ``queued``; the caller
+    re-enqueues the returned (task id, chunk index) pairs."""
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(Chunk.task_id, Chunk.index)
+            .join(Task, Task.id == Chunk.task_id)
+            .where(Chunk.state == ChunkState.RUNNING, Task.state == TaskState.RUNNING)
+        ).all()
+    expired = [(task_id, index) for task_id, index in rows if not chunk_is_leased(task_id, index)]
+    requeued = []
+    for task_id, index in expired:
+        with ctx.sessions.begin() as session:
+            result = session.execute(
+                update(Chunk)
+                .where(Chunk.task_id == task_id, Chunk.index == index, Chunk.state == ChunkState.RUNNING)
+                .values(state=ChunkState.QUEUED, updated_at=utcnow())
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                requeued.append((task_id, index))
+    return requeued
