@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from facefleet.settings import Settings
 
-COMMANDS = ("run", "models")
+COMMANDS = ("run", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

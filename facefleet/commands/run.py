@@ -50,6 +50,16 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
+def build_parser_namespace(**values: Any) -> argparse.Namespace:
+    """The namespace ``facefleet run`` would parse, with the given values (for other commands)."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["run", "--target", "-", "--output", "-"])
+    for name, value in values.items():
+        setattr(args, name, value)
+    return args
+
+
 def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOptions:
     raw: dict[str, Any] = {
         "processors": args.processors,

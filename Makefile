@@ -1,0 +1,46 @@
+# FaceFleet. `make run` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Real detector weights for the demo and the tests, where the project sits beside shared/
+SHARED_MODELS ?= $(abspath ../shared/models)
+export FACEFLEET_MODEL_MIRRORS ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS),)
+
+.PHONY: install run test lint bench api worker beat flower migrate clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+run: install
+	$(BIN)/facefleet demo
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/bench_video.py
+
+api: install
+	$(BIN)/facefleet api
+
+worker: install
+	$(BIN)/facefleet worker
+
+flower: install
+	$(BIN)/facefleet flower
+
+migrate: install
+	$(BIN)/facefleet migrate
+
+clean:
+	rm -rf .demo bench/out .pytest_cache .mypy_cache .ruff_cache

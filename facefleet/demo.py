@@ -1,0 +1,67 @@
+"""A sample video for the demo and the benchmarks, made from a photo that ships inside the
+insightface package: a slow pan and zoom over a group of faces, with a tone as audio."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+AUDIO_RATE = 48_000
+TONE_HZ = 440.0
+
+
+def group_photo() -> np.ndarray:
+    """The insightface package's group photo (BGR)."""
+    import insightface
+
+    path = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
+    image = cv2.imread(str(path))
+    if image is None:
+        raise FileNotFoundError(f"the sample photo is missing from the insightface package: {path}")
+    return image
+
+
+def _camera_frame(photo: np.ndarray, t: float, width: int, height: int) -> np.ndarray:
+    """The view at time t (0..1): zooming in slightly while panning left to right."""
+    photo_h, photo_w = photo.shape[:2]
+    zoom = 1.0 + 0.25 * math.sin(math.pi * t)
+    view_w = min(photo_w, photo_h * width / height) / zoom
+    view_h = view_w * height / width
+    x = (photo_w - view_w) * t
+    y = (photo_h - view_h) * 0.5
+    matrix = np.array([[width / view_w, 0, -x * width / view_w], [0, height / view_h, -y * height / view_h]])
+    return cv2.warpAffine(photo, matrix, (width, height), flags=cv2.INTER_LINEAR)
+
+
+def make_sample_video(
+    out: Path, seconds: float = 8.0, width: int = 640, height: int = 360, fps: int = 25
+) -> Path:
+    """Write an H.264 + AAC MP4 sample; returns ``out``."""
+    photo = group_photo()
+    frames = round(seconds * fps)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(out), "w") as container:
+        video = container.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        for index in range(frames):
+            image = _camera_frame(photo, index / max(1, frames - 1), width, height)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        samples = np.arange(round(seconds * AUDIO_RATE))
+        tone = (0.2 * np.sin(2 * math.pi * TONE_HZ * samples / AUDIO_RATE)).astype(np.float32)
+        block = 1024
+        for start in range(0, len(tone), block):
+            piece = tone[start : start + block].reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(piece, format="flt", layout="mono")
+            frame.sample_rate, frame.pts = AUDIO_RATE, start
+            container.mux(audio.encode(frame))
+        container.mux(audio.encode())
+    return out
