@@ -1,0 +1,58 @@
+"""States, transitions and option validation: the rules every mode shares."""
+
+import pytest
+
+from facefleet.options import OptionsError, parse_options
+from facefleet.states import (
+    CHUNK_TRANSITIONS,
+    TASK_TRANSITIONS,
+    ChunkState,
+    TaskState,
+    task_sources,
+)
+
+
+def test_every_state_has_a_transition_row():
+    assert set(TASK_TRANSITIONS) == set(TaskState)
+    assert set(CHUNK_TRANSITIONS) == set(ChunkState)
+
+
+def test_finished_tasks_cannot_be_cancelled_or_restarted():
+    assert TaskState.SUCCEEDED not in task_sources(TaskState.CANCELLED)
+    assert TaskState.CANCELLED not in task_sources(TaskState.RUNNING)
+    assert TASK_TRANSITIONS[TaskState.SUCCEEDED] == frozenset()
+
+
+def test_only_a_running_task_moves_to_stitching():
+    assert task_sources(TaskState.STITCHING) == [TaskState.RUNNING]
+
+
+def test_defaults_are_valid():
+    options = parse_options({})
+    assert options.processors == []
+    assert options.chunk_frames >= options.segment_frames
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"chunk_frames": 0}, "chunk_frames"),
+        ({"segment_frames": 0}, "segment_frames"),
+        ({"colour": "red"}, "colour: unknown option"),
+        ({"processors": "face_swapper,bogus"}, "unknown processor 'bogus'"),
+        ({"trim_start": 10, "trim_end": 10}, "trim_end must be greater"),
+        ({"preset": "ludicrous"}, "preset"),
+        ({"crf": 99}, "crf"),
+    ],
+)
+def test_bad_options_name_the_field(raw, message):
+    with pytest.raises(OptionsError, match=message):
+        parse_options(raw)
+
+
+def test_processor_list_accepts_none_and_commas():
+    assert parse_options({"processors": "none"}).processors == []
+    assert parse_options({"processors": "face_swapper, face_enhancer"}).processors == [
+        "face_swapper",
+        "face_enhancer",
+    ]
