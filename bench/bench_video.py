@@ -75,8 +75,21 @@ def facefleet_run(src: Path, dst: Path, home: Path) -> int:
     """Run the CLI in a child process; returns its peak RSS in KiB."""
     shutil.rmtree(home, ignore_errors=True)
     env = dict(os.environ, FACEFLEET_HOME=str(home))
-    cmd = [sys.executable, "-m", "facefleet.cli", "run", "--target", str(src), "--output", str(dst),
-           "--processors", "none", "--workers", "1", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "facefleet.cli",
+        "run",
+        "--target",
+        str(src),
+        "--output",
+        str(dst),
+        "--processors",
+        "none",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(child.pid, 0)
     if status != 0:
@@ -93,7 +106,9 @@ def timed(label: str, frames: int, fn) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the 720p throughput input")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long memory input")
     parser.add_argument("--memory-size", default="640x360", help="frame size of the memory inputs")

@@ -200,9 +200,7 @@ def _finish(ctx: JobContext, task_id: str, chunk_index: int, frames: int) -> Chu
     with ctx.sessions.begin() as session:
         result = session.execute(
             update(Chunk)
-            .where(
-                Chunk.task_id == task_id, Chunk.index == chunk_index, Chunk.state == ChunkState.RUNNING
-            )
+            .where(Chunk.task_id == task_id, Chunk.index == chunk_index, Chunk.state == ChunkState.RUNNING)
             .values(
                 state=ChunkState.SUCCEEDED,
                 frames_done=Chunk.frame_end - Chunk.frame_start,
@@ -216,9 +214,7 @@ def _finish(ctx: JobContext, task_id: str, chunk_index: int, frames: int) -> Chu
         session.execute(
             update(Task).where(Task.id == task_id).values(frames_processed=Task.frames_processed + frames)
         )
-        unfinished = exists().where(
-            and_(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED)
-        )
+        unfinished = exists().where(and_(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED))
         won = session.execute(
             update(Task)
             .where(Task.id == task_id, Task.state == TaskState.RUNNING, ~unfinished)
@@ -246,7 +242,9 @@ def _dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -
         chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
         attempts, first, last = chunk.attempts, chunk.frame_start, chunk.frame_end - 1
     fail_task(
-        ctx, task_id, f"chunk {chunk_index} (frames {first}-{last}) failed after {attempts} attempts: {reason}"
+        ctx,
+        task_id,
+        f"chunk {chunk_index} (frames {first}-{last}) failed after {attempts} attempts: {reason}",
     )
     return ChunkOutcome.FAILED
 
@@ -281,7 +279,12 @@ def stitch_task(ctx: JobContext, task_id: str) -> None:
             for segment in chunk_segments(chunk.frame_start, chunk.frame_end, options.segment_frames)
         ]
         stitch(
-            segment_paths, ctx.storage.local_path(target_key), load_probe(ctx, task_id), frame_start, frame_end, out
+            segment_paths,
+            ctx.storage.local_path(target_key),
+            load_probe(ctx, task_id),
+            frame_start,
+            frame_end,
+            out,
         )
         ctx.storage.put_file(keys.output_key(task_id), out)
         size = out.stat().st_size

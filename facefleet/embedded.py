@@ -185,7 +185,9 @@ def _run_chunks(
             report()
         return
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=_init_child, initargs=(settings,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=spawn, initializer=_init_child, initargs=(settings,)
+    ) as pool:
         running: set[Future[ChunkOutcome]] = {pool.submit(_child_chunk, task_id, i) for i in todo}
         while running:
             finished, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)

@@ -253,9 +253,7 @@ def task_progress(ctx: JobContext, task_id: str) -> dict[str, Any]:
     total = task.frames_total or 0
     if task.state == TaskState.SUCCEEDED:
         done = total
-    elapsed = (
-        ((task.finished_at or utcnow()) - task.started_at).total_seconds() if task.started_at else 0.0
-    )
+    elapsed = ((task.finished_at or utcnow()) - task.started_at).total_seconds() if task.started_at else 0.0
     fps = done / elapsed if elapsed > 0 else 0.0
     return {
         "frames_done": done,

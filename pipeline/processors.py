@@ -112,9 +112,7 @@ def prepare_chain(
     return assets
 
 
-def build_chain(
-    names: Sequence[str], options: Mapping[str, Any], assets: Assets, runtime: Runtime
-) -> Chain:
+def build_chain(names: Sequence[str], options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> Chain:
     processors = []
     for name in names:
         prefix = f"{name}."

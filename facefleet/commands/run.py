@@ -39,7 +39,9 @@ _OPTION_FLAGS = {
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run a job on this machine (resumable)")
     parser.add_argument("--target", type=Path, required=True, help="the video to process")
-    parser.add_argument("--source", type=Path, action="append", default=[], help="a source face image (repeatable)")
+    parser.add_argument(
+        "--source", type=Path, action="append", default=[], help="a source face image (repeatable)"
+    )
     parser.add_argument("--reference", type=Path, help="reference face image for --face-selector reference")
     parser.add_argument("--output", type=Path, required=True, help="where to write the MP4")
     parser.add_argument("--processors", default="none", help="comma-separated chain, or none")
