@@ -26,6 +26,7 @@ from facefleet.states import ChunkState, TaskState
 from pipeline.encode import EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
 from pipeline.plan import SegmentPlan, plan_chunks
+from pipeline.prefetch import prefetch
 from pipeline.processors import Chain, build_chain
 from pipeline.stitch import stitch
 
@@ -130,7 +131,7 @@ def _run_segments(
     chain = _chain(ctx, task_id, options)
     encoder = EncoderSettings(crf=options.crf, preset=options.preset, threads=ctx.encoder_threads)
     progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start)
-    frames = read_frames(ctx.storage.local_path(target_key), video, segments[done].start, end)
+    frames = prefetch(read_frames(ctx.storage.local_path(target_key), video, segments[done].start, end))
     processed = 0
     for segment in segments[done:]:
         if should_stop() or _task_stopped(ctx, task_id):
@@ -155,11 +156,10 @@ def _run_segments(
 
 
 def _processed(chain: Chain, frames: Iterator[Frame], batch: int) -> Iterator[Frame]:
+    """The frames through the chain, in batches, a batch ahead of the encoder."""
     if chain.empty:
-        yield from frames
-        return
-    for group in batched(frames, batch):
-        yield from chain.process(group)
+        return frames
+    return prefetch((f for group in batched(frames, batch) for f in chain.process(group)), depth=batch)
 
 
 class _ProgressReporter:
