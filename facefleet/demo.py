@@ -60,8 +60,8 @@ def make_sample_video(
         block = 1024
         for start in range(0, len(tone), block):
             piece = tone[start : start + block].reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(piece, format="flt", layout="mono")
-            frame.sample_rate, frame.pts = AUDIO_RATE, start
-            container.mux(audio.encode(frame))
+            sound = av.AudioFrame.from_ndarray(piece, format="flt", layout="mono")
+            sound.sample_rate, sound.pts = AUDIO_RATE, start
+            container.mux(audio.encode(sound))
         container.mux(audio.encode())
     return out

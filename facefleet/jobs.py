@@ -166,7 +166,7 @@ def _store_plan(ctx: JobContext, task_id: str, video: VideoProbe, assets: Assets
     probe_file, assets_file = scratch / "probe.json", scratch / "assets.npz"
     probe_file.write_text(json.dumps(video.to_dict()))
     buffer = io.BytesIO()
-    np.savez(buffer, **assets)
+    np.savez(buffer, allow_pickle=False, **assets)
     assets_file.write_bytes(buffer.getvalue())
     ctx.storage.put_file(keys.probe_key(task_id), probe_file)
     ctx.storage.put_file(keys.assets_key(task_id), assets_file)
