@@ -84,7 +84,13 @@ def process_chunk(
             ctx, task_id, chunk_index, options, target_key, start, end, should_stop
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
-        log.exception("chunk %d of task %s failed", chunk_index, task_id)
+        log.warning(
+            "chunk %d of task %s failed: %s",
+            chunk_index,
+            task_id,
+            exc,
+            exc_info=log.isEnabledFor(logging.DEBUG),
+        )
         return _record_failure(ctx, task_id, chunk_index, f"{type(exc).__name__}: {exc}")
     finally:
         _account(ctx, task_id, time.monotonic() - started)
@@ -289,7 +295,7 @@ def stitch_task(ctx: JobContext, task_id: str) -> None:
         ctx.storage.put_file(keys.output_key(task_id), out)
         size = out.stat().st_size
     except Exception as exc:
-        log.exception("stitching task %s failed", task_id)
+        log.warning("stitching task %s failed: %s", task_id, exc, exc_info=log.isEnabledFor(logging.DEBUG))
         fail_task(ctx, task_id, f"stitch failed: {exc}")
         return
     finally:
