@@ -1,0 +1,1 @@
+"""Face detection, recognition, swapping, enhancing and anonymising on frames."""

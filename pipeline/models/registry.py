@@ -1,0 +1,219 @@
+"""Every model FaceFleet can load, declared once; more (or own copies) come from a manifest.
+
+A manifest is a JSON file (``Runtime.model_manifest``, from ``FACEFLEET_MODEL_MANIFEST``)::
+
+    {"models": [{"name": "my_swapper", "kind": "inswapper", "file": "my_swapper.onnx",
+                 "sha256": "<64 hex>", "size": 1234,
+                 "path": "relative/to/manifest/or/absolute.onnx",
+                 "sources": ["https://example.org/my_swapper.onnx"],
+                 "inputs": [[1, 3, 128, 128], [1, 512]],
+                 "note": "free text"}]}
+
+``name``, ``kind``, ``file`` and ``sha256`` are required; an entry with the name of a
+built-in model replaces it. ``inputs`` defaults to the layout of the kind; ``null`` in a
+shape means any size (a symbolic dimension).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pipeline.errors import ModelError
+
+ModelKind = Literal["scrfd", "yunet", "arcface", "inswapper", "gfpgan"]
+MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+
+Shape = tuple[int | None, ...]
+
+# The input layout each kind of model must have (None: any size, symbolic or not).
+DEFAULT_INPUTS: dict[str, tuple[Shape, ...]] = {
+    "scrfd": ((1, 3, None, None),),
+    "yunet": ((1, 3, None, None),),
+    "arcface": ((None, 3, 112, 112),),
+    "inswapper": ((None, 3, 128, 128), (None, 512)),
+    "gfpgan": ((None, 3, 512, 512),),
+}
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_FACEFUSION_GITHUB = "https://github.com/facefusion/facefusion-assets/releases/download/models-3.0.0"
+_FACEFUSION_HF = "https://huggingface.co/facefusion/models-3.0.0/resolve/main"
+_INSIGHTFACE_HF = "https://huggingface.co/public-data/insightface/resolve/main/models"
+_OPENCV_ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model: what file it is, how to check it, where to get it, what it takes."""
+
+    name: str
+    kind: str
+    file: str
+    sha256: str | None  # None: no published hash is known; a manifest entry must supply it
+    size: int | None = None
+    sources: tuple[str, ...] = ()
+    inputs: tuple[Shape, ...] = ()
+    path: Path | None = None  # an explicit copy declared in a manifest
+    note: str = ""
+
+    @property
+    def input_layout(self) -> tuple[Shape, ...]:
+        return self.inputs or DEFAULT_INPUTS[self.kind]
+
+    def describe(self) -> str:
+        digest = self.sha256 or "unknown"
+        return f"{self.name} ({self.file}, sha256 {digest})"
+
+
+BUILTIN_MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="det_10g",
+        kind="scrfd",
+        file="det_10g.onnx",
+        sha256="5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91",
+        size=16923827,
+        sources=(f"{_INSIGHTFACE_HF}/buffalo_l/det_10g.onnx",),
+        note="InsightFace SCRFD-10G (buffalo_l); non-commercial research use",
+    ),
+    ModelSpec(
+        name="det_500m",
+        kind="scrfd",
+        file="det_500m.onnx",
+        sha256="5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a",
+        size=2524817,
+        sources=(f"{_INSIGHTFACE_HF}/buffalo_s/det_500m.onnx",),
+        note="InsightFace SCRFD-500M (buffalo_s); non-commercial research use",
+    ),
+    ModelSpec(
+        name="yunet",
+        kind="yunet",
+        file="face_detection_yunet_2026may.onnx",
+        sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
+        size=229738,
+        sources=(f"{_OPENCV_ZOO}/face_detection_yunet_2026may.onnx",),
+        note="OpenCV Zoo YuNet 2026may; MIT",
+    ),
+    ModelSpec(
+        name="w600k_r50",
+        kind="arcface",
+        file="w600k_r50.onnx",
+        sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
+        size=174383860,
+        sources=(f"{_INSIGHTFACE_HF}/buffalo_l/w600k_r50.onnx",),
+        note="InsightFace ArcFace R50 WebFace600K (buffalo_l); non-commercial research use",
+    ),
+    ModelSpec(
+        name="inswapper_128",
+        kind="inswapper",
+        file="inswapper_128.onnx",
+        sha256="e4a3f08c753cb72d04e10aa0f7dbe3deebbf39567d4ead6dce08e98aa49e16af",
+        size=554253681,
+        sources=(f"{_FACEFUSION_GITHUB}/inswapper_128.onnx", f"{_FACEFUSION_HF}/inswapper_128.onnx"),
+        note="InsightFace inswapper_128; non-commercial research use",
+    ),
+    ModelSpec(
+        name="gfpgan_1.4",
+        kind="gfpgan",
+        file="gfpgan_1.4.onnx",
+        sha256=None,
+        sources=(f"{_FACEFUSION_GITHUB}/gfpgan_1.4.onnx", f"{_FACEFUSION_HF}/gfpgan_1.4.onnx"),
+        note=(
+            "GFPGAN 1.4 as exported to ONNX by FaceFusion. FaceFusion publishes a CRC32, not a "
+            "sha256, and no sha256 could be checked here: declare your copy with its sha256 in "
+            "the model manifest before it can be loaded"
+        ),
+    ),
+)
+
+
+def _shape(value: Any) -> Shape:
+    if not isinstance(value, list) or not all(d is None or (isinstance(d, int) and d > 0) for d in value):
+        raise ValueError("a shape is a list of positive integers or null")
+    return tuple(value)
+
+
+def _spec_from_entry(entry: Any, base: Path) -> ModelSpec:
+    if not isinstance(entry, dict):
+        raise ValueError("each model is a JSON object")
+    unknown = set(entry) - {"name", "kind", "file", "sha256", "size", "path", "sources", "inputs", "note"}
+    if unknown:
+        raise ValueError(f"unknown field {sorted(unknown)[0]!r}")
+    name, kind, file, sha256 = (entry.get(k) for k in ("name", "kind", "file", "sha256"))
+    if not isinstance(name, str) or not name:
+        raise ValueError("'name' must be a non-empty string")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model {name}: 'kind' must be one of {', '.join(MODEL_KINDS)}")
+    if not isinstance(file, str) or not file or Path(file).name != file:
+        raise ValueError(f"model {name}: 'file' must be a plain file name")
+    if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
+        raise ValueError(f"model {name}: 'sha256' must be 64 hex digits")
+    size = entry.get("size")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise ValueError(f"model {name}: 'size' must be a byte count")
+    sources = entry.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        raise ValueError(f"model {name}: 'sources' must be a list of URLs")
+    path = entry.get("path")
+    inputs = entry.get("inputs")
+    return ModelSpec(
+        name=name,
+        kind=kind,
+        file=file,
+        sha256=sha256.lower(),
+        size=size,
+        sources=tuple(sources),
+        inputs=tuple(_shape(s) for s in inputs) if inputs else (),
+        path=(base / path) if isinstance(path, str) and path else None,
+        note=str(entry.get("note", "")),
+    )
+
+
+def read_manifest(path: Path) -> list[ModelSpec]:
+    """The models a manifest declares; any problem is a ModelError naming the manifest."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelError(f"cannot read the model manifest {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ModelError(f"the model manifest {path} is not valid JSON: {exc}") from exc
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        raise ModelError(f"the model manifest {path} must be an object with a 'models' list")
+    specs = []
+    for index, entry in enumerate(models):
+        try:
+            specs.append(_spec_from_entry(entry, path.parent))
+        except ValueError as exc:
+            raise ModelError(f"the model manifest {path}, entry {index}: {exc}") from exc
+    return specs
+
+
+@dataclass(frozen=True)
+class ModelRegistry:
+    """The built-in models, overridden and extended by a manifest's."""
+
+    specs: dict[str, ModelSpec] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, manifest: Path | None = None) -> ModelRegistry:
+        specs = {spec.name: spec for spec in BUILTIN_MODELS}
+        if manifest is not None:
+            specs.update({spec.name: spec for spec in read_manifest(manifest)})
+        return cls(specs)
+
+    def get(self, name: str, kind: tuple[str, ...] | None = None) -> ModelSpec:
+        spec = self.specs.get(name)
+        if spec is None:
+            raise ModelError(
+                f"unknown model {name!r}; known: {', '.join(sorted(self.specs))} "
+                "(declare more in the model manifest, FACEFLEET_MODEL_MANIFEST)"
+            )
+        if kind is not None and spec.kind not in kind:
+            raise ModelError(f"model {name!r} is a {spec.kind} model, not one of: {', '.join(kind)}")
+        return spec
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self.specs.values(), key=lambda s: s.name))
