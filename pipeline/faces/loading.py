@@ -1,0 +1,97 @@
+"""Build the face models a job's options name, from verified files and cached sessions."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
+from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
+from pipeline.faces.types import FaceDetector
+from pipeline.models import load_model
+from pipeline.models.derived import swapper_files
+from pipeline.models.sessions import open_session
+from pipeline.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BATCH_CHECK_FACES = 3
+BATCH_CHECK_TOLERANCE = 1e-4
+BATCH_CHECK_SEED = 20240601
+
+# (model path, providers) -> the session the swapper runs on (the batch copy when it is equal)
+_swapper_sessions: dict[tuple[str, tuple[str, ...]], tuple[Any, np.ndarray]] = {}
+_swapper_lock = threading.Lock()
+
+
+def detector_settings(options: Mapping[str, Any]) -> DetectorSettings:
+    return DetectorSettings(
+        score=float(options.get("detector_score", 0.5)),
+        nms=float(options.get("detector_nms", 0.4)),
+        size=int(options.get("detector_size", 640)),
+    )
+
+
+def load_detector(options: Mapping[str, Any], runtime: Runtime) -> FaceDetector:
+    loaded = load_model(runtime, str(options.get("face_detector", "det_10g")), tuple(DETECTOR_CLASSES))
+    detector: FaceDetector = DETECTOR_CLASSES[loaded.spec.kind](
+        loaded.spec.name, loaded.session, detector_settings(options)
+    )
+    return detector
+
+
+def load_recognizer(options: Mapping[str, Any], runtime: Runtime) -> ArcFaceRecognizer:
+    loaded = load_model(runtime, str(options.get("face_recognizer", "w600k_r50")), ("arcface",))
+    return ArcFaceRecognizer(loaded.spec.name, loaded.session, int(options.get("face_batch", 8)))
+
+
+def load_enhancer(options: Mapping[str, Any], runtime: Runtime) -> GfpganEnhancer:
+    loaded = load_model(runtime, str(options.get("enhancer_model", "gfpgan_1.4")), ("gfpgan",))
+    return GfpganEnhancer(loaded.spec.name, loaded.session, int(options.get("face_batch", 8)))
+
+
+def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
+    """The swapper on its symbolic-batch copy when that copy gives the same outputs, else per face."""
+    loaded = load_model(runtime, str(options.get("swapper_model", "inswapper_128")), ("inswapper",))
+    key = (str(loaded.path.resolve()), tuple(runtime.providers))
+    with _swapper_lock:
+        if key not in _swapper_sessions:
+            batch_path, emap = swapper_files(loaded.path, loaded.spec, runtime.model_dir)
+            session = loaded.session
+            if batch_path is not None:
+                batched = open_session(batch_path, loaded.spec, runtime)
+                if batch_matches(loaded.session, batched):
+                    session = batched
+                else:
+                    log.warning("model %s: the batch copy differs from the original; one face at a time", loaded.spec.name)
+            _swapper_sessions[key] = (session, emap)
+        session, emap = _swapper_sessions[key]
+    return InSwapper(loaded.spec.name, session, emap, int(options.get("face_batch", 8)))
+
+
+def batch_matches(single: Any, batched: Any) -> bool:
+    """Whether ``batched`` run on several faces at once equals ``single`` run on each alone."""
+    rng = np.random.default_rng(BATCH_CHECK_SEED)
+    inputs = single.get_inputs()
+    target = rng.random((BATCH_CHECK_FACES, *inputs[0].shape[1:]), dtype=np.float32)
+    source = rng.standard_normal((BATCH_CHECK_FACES, *inputs[1].shape[1:]), dtype=np.float32)
+    names = [i.name for i in inputs]
+    try:
+        together = batched.run(None, {names[0]: target, names[1]: source})[0]
+    except Exception as exc:  # onnxruntime's own errors: a shape it cannot batch
+        log.warning("the batch copy cannot run %d faces at once: %s", BATCH_CHECK_FACES, exc)
+        return False
+    alone = np.concatenate(
+        [single.run(None, {names[0]: target[i : i + 1], names[1]: source[i : i + 1]})[0] for i in range(BATCH_CHECK_FACES)]
+    )
+    return together.shape == alone.shape and bool(np.allclose(together, alone, atol=BATCH_CHECK_TOLERANCE))
+
+
+def clear_swapper_cache() -> None:
+    with _swapper_lock:
+        _swapper_sessions.clear()
+
