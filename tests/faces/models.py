@@ -1,0 +1,168 @@
+"""Small ONNX models with the real signatures (ArcFace, inswapper, GFPGAN), and their manifest.
+
+Shared by the tests (and benches) that need the swapper, recogniser or enhancer without the
+real weights: ``write_test_models(folder)`` writes the models and a manifest declaring them
+with their sha256, and returns the manifest's path; point ``Runtime.model_manifest`` (or
+``FACEFLEET_MODEL_MANIFEST``) at it and name the models in the job options. Only numpy and
+onnx are needed, so other test suites can import this file as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+SEED = 7
+RECOGNIZER = "test_arcface"
+SWAPPER = "test_inswapper"
+SWAPPER_FIXED = "test_inswapper_fixed"  # a batch-1 graph the symbolic-batch rewrite cannot batch
+ENHANCER = "test_gfpgan"
+WRONG_SIGNATURE = "test_arcface_wrong_input"
+MANIFEST_NAME = "test-models.json"
+EMBEDDING = 512
+
+
+def _weights(rng: np.random.Generator, *shape: int, scale: float = 0.1) -> np.ndarray:
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _model(nodes, inputs, outputs, initializers) -> onnx.ModelProto:  # type: ignore[no-untyped-def]
+    graph = helper.make_graph(nodes, "generated", inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def recognizer_model(side: int = 112, seed: int = SEED) -> onnx.ModelProto:
+    """ArcFace-shaped: input.1 [N,3,side,side] -> [N,512] (strided conv, flatten, dense)."""
+    rng = np.random.default_rng(seed)
+    cells = side // 8
+    inits = [
+        numpy_helper.from_array(_weights(rng, 8, 3, 8, 8), "conv_w"),
+        numpy_helper.from_array(_weights(rng, cells * cells * 8, EMBEDDING, scale=0.02), "dense_w"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input.1", "conv_w"], ["features"], strides=[8, 8]),
+        helper.make_node("Relu", ["features"], ["relu"]),
+        helper.make_node("Flatten", ["relu"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "dense_w"], ["683"]),
+    ]
+    inputs = [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, side, side])]
+    outputs = [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", EMBEDDING])]
+    return _model(nodes, inputs, outputs, inits)
+
+
+def swapper_model(seed: int = SEED, channels: int = 8, blocks: int = 0, fixed_batch: bool = False) -> onnx.ModelProto:
+    """inswapper-shaped: target [1,3,128,128] + source [1,512] -> output [1,3,128,128] in [0,1].
+
+    The source modulates the features (a dense layer per channel); ``blocks`` 3x3 convolutions
+    of ``channels`` channels at 32x32 add compute (the bench uses them for realistic FLOPs).
+    The last initializer is the emap [512,512], as in the published model. ``fixed_batch``
+    reshapes the style with a literal batch of 1, which a symbolic batch cannot run.
+    """
+    rng = np.random.default_rng(seed)
+    inits = [
+        numpy_helper.from_array(_weights(rng, channels, 3, 4, 4), "down_w"),
+        numpy_helper.from_array(_weights(rng, EMBEDDING, channels, scale=0.05), "style_w"),
+        numpy_helper.from_array(np.array([2, 3], dtype=np.int64), "style_axes"),
+        numpy_helper.from_array(np.array([1, channels, 1, 1], dtype=np.int64), "style_shape"),
+        numpy_helper.from_array(_weights(rng, channels, 3, 4, 4), "up_w"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["target", "down_w"], ["down"], strides=[4, 4]),
+        helper.make_node("MatMul", ["source", "style_w"], ["style_flat"]),
+    ]
+    if fixed_batch:
+        nodes.append(helper.make_node("Reshape", ["style_flat", "style_shape"], ["style"]))
+    else:
+        nodes.append(helper.make_node("Unsqueeze", ["style_flat", "style_axes"], ["style"]))
+    nodes.append(helper.make_node("Add", ["down", "style"], ["h0"]))
+    for index in range(blocks):
+        weight = f"block{index}_w"
+        inits.append(numpy_helper.from_array(_weights(rng, channels, channels, 3, 3, scale=1.0 / (3 * channels**0.5)), weight))
+        nodes.append(helper.make_node("Conv", [f"h{index}", weight], [f"c{index}"], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{index}"], [f"r{index}"]))
+        nodes.append(helper.make_node("Add", [f"h{index}", f"r{index}"], [f"h{index + 1}"]))
+    nodes += [
+        helper.make_node("ConvTranspose", [f"h{blocks}", "up_w"], ["up"], strides=[4, 4]),
+        helper.make_node("Sigmoid", ["up"], ["output"]),
+    ]
+    inits.append(numpy_helper.from_array(_weights(rng, EMBEDDING, EMBEDDING, scale=0.05), "emap"))
+    inputs = [
+        helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, 128, 128]),
+        helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, EMBEDDING]),
+    ]
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 128, 128])]
+    return _model(nodes, inputs, outputs, inits)
+
+
+def enhancer_model(seed: int = SEED) -> onnx.ModelProto:
+    """GFPGAN-shaped: input [1,3,512,512] in [-1,1] -> output [1,3,512,512] (conv + tanh)."""
+    rng = np.random.default_rng(seed)
+    identity = np.zeros((3, 3, 3, 3), dtype=np.float32)
+    identity[np.arange(3), np.arange(3), 1, 1] = 1.0
+    weights = identity * 0.8 + _weights(rng, 3, 3, 3, 3, scale=0.02)
+    nodes = [
+        helper.make_node("Conv", ["input", "w"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Tanh", ["conv"], ["output"]),
+    ]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 512, 512])]
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 512, 512])]
+    return _model(nodes, inputs, outputs, [numpy_helper.from_array(weights, "w")])
+
+
+def _entry(folder: Path, name: str, kind: str, model: onnx.ModelProto) -> dict[str, object]:
+    file = f"{name}.onnx"
+    data = model.SerializeToString()
+    (folder / file).write_bytes(data)
+    return {
+        "name": name,
+        "kind": kind,
+        "file": file,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "path": file,
+        "note": "generated by tests/faces/models.py",
+    }
+
+
+def write_test_models(folder: Path, swapper_blocks: int = 0, swapper_channels: int = 8) -> Path:
+    """Write the generated models and their manifest into ``folder``; return the manifest path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = [
+        _entry(folder, RECOGNIZER, "arcface", recognizer_model()),
+        _entry(folder, SWAPPER, "inswapper", swapper_model(channels=swapper_channels, blocks=swapper_blocks)),
+        _entry(folder, SWAPPER_FIXED, "inswapper", swapper_model(fixed_batch=True)),
+        _entry(folder, ENHANCER, "gfpgan", enhancer_model()),
+        _entry(folder, WRONG_SIGNATURE, "arcface", recognizer_model(side=64)),
+    ]
+    manifest = folder / MANIFEST_NAME
+    manifest.write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
+    return manifest
+
+
+def generated_options(**overrides: object) -> dict[str, object]:
+    """Processor options that use the generated models (and the real YuNet detector)."""
+    options: dict[str, object] = {
+        "face_selector": "all",
+        "reference_distance": 0.6,
+        "face_detector": "yunet",
+        "detector_score": 0.5,
+        "detector_nms": 0.4,
+        "detector_size": 640,
+        "face_recognizer": RECOGNIZER,
+        "swapper_model": SWAPPER,
+        "enhancer_model": ENHANCER,
+        "enhancer_blend": 0.8,
+        "anonymizer_mode": "blur",
+        "face_batch": 8,
+    }
+    options.update(overrides)
+    return options
