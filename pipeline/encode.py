@@ -1,0 +1,119 @@
+"""Encoding one segment: a self-contained MP4 holding a run of frames with their source timestamps.
+
+Choices (the stitch depends on them):
+
+* Container: MP4. Its video timescale is the source time base's denominator (doubled until
+  it is at least 10000), so source timestamps survive exactly; a non-zero start is kept by
+  an edit list, which the demuxer turns back into the same pts.
+* No B-frames: every segment then has dts == pts, starts on an IDR frame and needs no
+  decoder delay, so segments joined by stream copy always give increasing dts, whatever
+  the frame rate (variable included). It costs some bits at equal quality.
+* Same settings for every segment (the x264 options and a fixed thread count), so the
+  segments share one set of parameter sets (avcC) and join by stream copy; the output is
+  the same bytes on any machine. ``fflags=+bitexact`` keeps library versions out of the file.
+* Odd sizes: 4:2:0 H.264 cannot code an odd width or height (its cropping works in
+  2-pixel steps), so for odd sizes the chroma is not subsampled: ``yuv444p`` (High 4:4:4
+  profile). The output keeps the exact source size and pixels; the price is that some
+  hardware/browser players do not play High 4:4:4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from av.video.frame import PictureType
+
+from pipeline.errors import PipelineError
+from pipeline.frames import Frame
+from pipeline.probe import VideoProbe
+
+# Pixel formats whose chroma is halved horizontally / vertically.
+_HALF_WIDTH = ("420", "422", "411", "410", "nv12", "nv21", "nv16")
+_HALF_HEIGHT = ("420", "410", "nv12", "nv21")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "veryfast"
+    pix_fmt: str = "yuv420p"
+    threads: int = 4  # fixed, not auto: the bytes then do not depend on the machine
+
+
+def output_pix_fmt(pix_fmt: str, width: int, height: int) -> str:
+    """``pix_fmt``, or its 4:4:4 form when the size is odd in a direction it subsamples."""
+    odd_w = width % 2 == 1 and any(tag in pix_fmt for tag in _HALF_WIDTH)
+    odd_h = height % 2 == 1 and any(tag in pix_fmt for tag in _HALF_HEIGHT)
+    if not (odd_w or odd_h):
+        return pix_fmt
+    return "yuv444p10le" if pix_fmt.endswith("10le") else "yuv444p"
+
+
+def encoder_options(settings: EncoderSettings) -> dict[str, str]:
+    if settings.codec == "libx264":
+        return {
+            "crf": str(settings.crf),
+            "preset": settings.preset,
+            "x264-params": "bframes=0",
+        }
+    return {"crf": str(settings.crf), "preset": settings.preset, "bf": "0"}
+
+
+def encode_segment(frames: Iterable[Frame], out: Path, probe: VideoProbe, settings: EncoderSettings) -> int:
+    """Encode ``frames`` into ``out`` (MP4), each at its source pts; returns the frames written.
+
+    No file is written for an empty ``frames``.
+    """
+    iterator = iter(frames)
+    first = next(iterator, None)
+    out = Path(out)
+    if first is None:
+        out.unlink(missing_ok=True)
+        return 0
+    width, height = first.width, first.height
+    written = 0
+    last_pts: int | None = None
+    container = av.open(str(out), "w", format="mp4", options={"fflags": "+bitexact"})
+    try:
+        stream = container.add_stream(settings.codec, options=encoder_options(settings))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = output_pix_fmt(settings.pix_fmt, width, height)
+        stream.time_base = probe.time_base
+        ctx = stream.codec_context
+        ctx.time_base = probe.time_base
+        if probe.average_rate:
+            ctx.framerate = probe.average_rate
+        ctx.thread_count = settings.threads
+        ctx.flags |= av.codec.context.Flags.bitexact  # type: ignore[attr-defined]
+
+        frame: Frame | None = first
+        while frame is not None:
+            if frame.width != width or frame.height != height:
+                raise PipelineError(
+                    f"frame {frame.index} is {frame.width}x{frame.height}, the segment is {width}x{height}"
+                )
+            if last_pts is not None and frame.pts <= last_pts:
+                raise PipelineError(f"frame {frame.index} is out of order (pts {frame.pts} after {last_pts})")
+            picture = frame.to_video_frame()
+            picture.pts = frame.pts
+            picture.time_base = probe.time_base
+            picture.pict_type = PictureType.NONE  # no keyframes forced by the decoder's picture types
+            container.mux(stream.encode(picture))
+            last_pts = frame.pts
+            written += 1
+            frame = next(iterator, None)
+        container.mux(stream.encode(None))
+    except av.FFmpegError as exc:
+        container.close()
+        out.unlink(missing_ok=True)
+        raise PipelineError(f"encoding failed ({settings.codec}): {exc}") from None
+    except BaseException:
+        container.close()
+        out.unlink(missing_ok=True)
+        raise
+    container.close()
+    return written

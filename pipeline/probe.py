@@ -1,0 +1,266 @@
+"""Probing a target video: its streams, rotation, audio and the exact list of frame timestamps.
+
+The frame list comes from demuxing every video packet (a count, never ``duration x fps``);
+packets that carry no frame (empty, or marked discard by an edit list) are skipped. The
+first frame is decoded too, which proves the stream decodes and gives the rotation of the
+display matrix (FFmpeg hands the stream's display matrix to decoded frames).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from pipeline.errors import InvalidMediaError
+
+# Demuxers that read single still images (FFmpeg's image2 family and its *_pipe probes).
+_IMAGE_CODECS = frozenset(
+    {"png", "mjpeg", "jpegls", "bmp", "tiff", "webp", "gif", "jpeg2000", "ppm", "pgm", "pam", "qoi", "jpegxl"}
+)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    codec: str
+    sample_rate: int
+    channels: int
+    time_base: Fraction
+    start_pts: int | None
+    stream_index: int = 0  # index of the stream in the container
+    layout: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "codec": self.codec,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "time_base": _fraction_text(self.time_base),
+            "start_pts": self.start_pts,
+            "stream_index": self.stream_index,
+            "layout": self.layout,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AudioInfo:
+        return cls(
+            codec=d["codec"],
+            sample_rate=int(d["sample_rate"]),
+            channels=int(d["channels"]),
+            time_base=Fraction(d["time_base"]),
+            start_pts=None if d.get("start_pts") is None else int(d["start_pts"]),
+            stream_index=int(d.get("stream_index", 0)),
+            layout=d.get("layout", ""),
+        )
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    format_name: str
+    codec: str
+    width: int
+    height: int
+    time_base: Fraction
+    start_time: Fraction
+    rotation: int
+    frame_pts: tuple[int, ...]
+    average_rate: Fraction | None
+    audio: AudioInfo | None
+    last_duration: int = 0  # pts duration of the last frame, 0 when the container gave none
+    stream_index: int = 0  # index of the video stream in the container
+    pix_fmt: str = ""
+    _index: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.frame_pts)
+
+    def frame_duration(self, i: int) -> int:
+        """The pts delta from frame ``i`` to the next; for the last frame the container's
+        packet duration, else the median delta (1 for a single frame without one)."""
+        if not 0 <= i < self.frame_count:
+            raise IndexError(f"frame {i} is outside 0..{self.frame_count - 1}")
+        if i + 1 < self.frame_count:
+            return self.frame_pts[i + 1] - self.frame_pts[i]
+        if self.last_duration > 0:
+            return self.last_duration
+        if self.frame_count > 1:
+            deltas = [b - a for a, b in zip(self.frame_pts, self.frame_pts[1:], strict=False)]
+            return max(1, int(statistics.median(deltas)))
+        return 1
+
+    def seconds(self, i: int) -> Fraction:
+        """Presentation time of frame ``i`` in seconds; ``i == frame_count`` is the end of the last."""
+        if i == self.frame_count:
+            return (self.frame_pts[-1] + self.frame_duration(i - 1)) * self.time_base
+        return self.frame_pts[i] * self.time_base
+
+    def index_of(self, pts: int) -> int | None:
+        """The frame index with this pts, or None."""
+        if not self._index:
+            self._index.update((p, i) for i, p in enumerate(self.frame_pts))
+        return self._index.get(pts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_name": self.format_name,
+            "codec": self.codec,
+            "width": self.width,
+            "height": self.height,
+            "time_base": _fraction_text(self.time_base),
+            "start_time": _fraction_text(self.start_time),
+            "rotation": self.rotation,
+            "frame_pts": list(self.frame_pts),
+            "average_rate": None if self.average_rate is None else _fraction_text(self.average_rate),
+            "audio": None if self.audio is None else self.audio.to_dict(),
+            "last_duration": self.last_duration,
+            "stream_index": self.stream_index,
+            "pix_fmt": self.pix_fmt,
+            "frame_count": self.frame_count,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoProbe:
+        rate = d.get("average_rate")
+        return cls(
+            format_name=d["format_name"],
+            codec=d["codec"],
+            width=int(d["width"]),
+            height=int(d["height"]),
+            time_base=Fraction(d["time_base"]),
+            start_time=Fraction(d["start_time"]),
+            rotation=int(d["rotation"]),
+            frame_pts=tuple(int(p) for p in d["frame_pts"]),
+            average_rate=None if rate is None else Fraction(rate),
+            audio=None if d.get("audio") is None else AudioInfo.from_dict(d["audio"]),
+            last_duration=int(d.get("last_duration", 0)),
+            stream_index=int(d.get("stream_index", 0)),
+            pix_fmt=d.get("pix_fmt", ""),
+        )
+
+
+def _fraction_text(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def probe(path: Path) -> VideoProbe:
+    """Probe ``path``; raises InvalidMediaError with a one-line reason when it is not a usable video."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidMediaError(f"{path.name}: no such file")
+    if path.stat().st_size == 0:
+        raise InvalidMediaError(f"{path.name}: the file is empty")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise InvalidMediaError(f"{path.name}: not a readable video file ({_reason(exc)})") from None
+    try:
+        return _probe(path, container)
+    finally:
+        container.close()
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    if "moov atom not found" in str(exc):
+        return "its index is missing: the file is truncated or incomplete"
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+
+
+def _probe(path: Path, container: Any) -> VideoProbe:
+    name = path.name
+    format_name = container.format.name or ""
+    videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+    if not videos:
+        if container.streams.audio:
+            raise InvalidMediaError(f"{name}: no video stream (the file has only audio)")
+        raise InvalidMediaError(f"{name}: no video stream")
+    video = videos[0]
+    codec = video.codec_context.name if video.codec_context is not None else ""
+    if "image2" in format_name or format_name.endswith("_pipe"):
+        raise InvalidMediaError(f"{name}: an image, not a video")
+    if video.time_base is None:
+        raise InvalidMediaError(f"{name}: the video stream has no time base")
+
+    audios = list(container.streams.audio)
+    audio = None
+    if audios:
+        a = audios[0]
+        ctx = a.codec_context
+        audio = AudioInfo(
+            codec=ctx.name if ctx is not None else "",
+            sample_rate=int(ctx.sample_rate or 0) if ctx is not None else 0,
+            channels=int(ctx.channels or 0) if ctx is not None else 0,
+            time_base=a.time_base or Fraction(1, 1),
+            start_pts=a.start_time,
+            stream_index=a.index,
+            layout=ctx.layout.name if ctx is not None and ctx.layout is not None else "",
+        )
+
+    video.thread_type = "AUTO"
+    pts_list: list[int] = []
+    last_duration = 0
+    first_frame = None
+    missing_pts = False
+    try:
+        for packet in container.demux(video):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            if packet.is_corrupt:
+                raise InvalidMediaError(f"{name}: the video is truncated or corrupt at frame {len(pts_list)}")
+            if packet.pts is None:
+                missing_pts = True
+            else:
+                pts_list.append(packet.pts)
+            last_duration = packet.duration or 0
+            if first_frame is None:
+                frames = video.decode(packet)
+                if frames:
+                    first_frame = frames[0]
+    except av.FFmpegError as exc:
+        raise InvalidMediaError(
+            f"{name}: the video is truncated or corrupt after frame {len(pts_list)} ({_reason(exc)})"
+        ) from None
+    if missing_pts:
+        raise InvalidMediaError(f"{name}: the video packets carry no timestamps; remux it to MP4 or MKV")
+    if not pts_list:
+        raise InvalidMediaError(f"{name}: the video has no frames")
+    if first_frame is None:
+        try:
+            frames = video.decode(None)
+        except av.FFmpegError:
+            frames = []
+        if not frames:
+            raise InvalidMediaError(f"{name}: the video stream cannot be decoded")
+        first_frame = frames[0]
+    if codec in _IMAGE_CODECS and len(pts_list) == 1:
+        raise InvalidMediaError(f"{name}: an image, not a video")
+    expected = video.frames
+    if format_name.startswith("mov") and expected and len(pts_list) < expected:
+        raise InvalidMediaError(
+            f"{name}: the file is truncated: its index lists {expected} frames but only "
+            f"{len(pts_list)} are present"
+        )
+    pts_list.sort()
+    if len(set(pts_list)) != len(pts_list):
+        raise InvalidMediaError(f"{name}: two video frames share a timestamp; the file is broken")
+    time_base = Fraction(video.time_base)
+    return VideoProbe(
+        format_name=format_name,
+        codec=codec,
+        width=int(first_frame.width),
+        height=int(first_frame.height),
+        time_base=time_base,
+        start_time=pts_list[0] * time_base,
+        rotation=int(round(first_frame.rotation or 0)),
+        frame_pts=tuple(pts_list),
+        average_rate=video.average_rate,
+        audio=audio,
+        last_duration=int(last_duration),
+        stream_index=video.index,
+        pix_fmt=first_frame.format.name,
+    )

@@ -1,0 +1,90 @@
+"""Frame-exact reading of a range of frames: seek to the keyframe before it, decode forward.
+
+Decoded frames are matched to the probe's frame list by pts. After a seek only frames from
+the first keyframe the decoder outputs on are trusted (frames before it may reference
+pictures that were never decoded); if the wanted first frame lies before that keyframe,
+the read starts again from an earlier point, and at last from the start of the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+
+from pipeline.errors import InvalidMediaError, InvalidRangeError
+from pipeline.frames import Frame
+from pipeline.probe import VideoProbe
+
+# How many frames before the wanted one each retry seeks to; then the start of the file.
+_BACKOFF = (0, 32, 256)
+
+
+class _LandedLate(Exception):
+    """The seek landed on a keyframe after the wanted frame."""
+
+
+def read_frames(path: Path, probe: VideoProbe, start: int, end: int) -> Iterator[Frame]:
+    """Yield frames ``start..end-1`` of ``path`` as :class:`Frame` (index, source pts, decoded frame)."""
+    if not 0 <= start <= end <= probe.frame_count:
+        raise InvalidRangeError(f"frames {start}-{end} are outside the video's 0-{probe.frame_count}")
+    if start == end:
+        return
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise InvalidMediaError(f"{Path(path).name}: cannot open the video ({exc})") from None
+    with container:
+        stream = container.streams[probe.stream_index]
+        stream.thread_type = "AUTO"
+        for back in (*_BACKOFF, None):
+            seek_to = 0 if back is None else max(0, start - back)
+            try:
+                yield from _read(container, stream, probe, start, end, seek_to)
+                return
+            except _LandedLate:
+                continue
+    raise InvalidMediaError(f"{Path(path).name}: frame {start} cannot be decoded")  # pragma: no cover
+
+
+def _read(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    probe: VideoProbe,
+    start: int,
+    end: int,
+    seek_to: int,
+) -> Iterator[Frame]:
+    """One attempt: seek before frame ``seek_to`` (0: the start of the file) and decode
+    forward. Raises _LandedLate before yielding anything when the seek went too far."""
+    pts = probe.frame_pts
+    from_start = seek_to == 0  # from the first packet, where every frame counts
+    container.seek(pts[0] if from_start else pts[seek_to], stream=stream, backward=True, any_frame=False)
+    anchor: int | None = -(2**63) if from_start else None
+    expected = start
+    name = Path(container.name).name
+    try:
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                if frame.pts is None:
+                    continue
+                if anchor is None:
+                    if not frame.key_frame:
+                        continue
+                    anchor = frame.pts
+                    if anchor > pts[expected]:
+                        if expected == start:
+                            raise _LandedLate
+                        raise InvalidMediaError(f"{name}: frame {expected} cannot be decoded")
+                if frame.pts < pts[expected]:
+                    continue
+                if frame.pts > pts[expected]:
+                    raise InvalidMediaError(f"{name}: frame {expected} is missing or cannot be decoded")
+                yield Frame(expected, frame.pts, video_frame=frame)
+                expected += 1
+                if expected == end:
+                    return
+    except av.FFmpegError as exc:
+        raise InvalidMediaError(f"{name}: the video is corrupt at frame {expected} ({exc})") from None
+    raise InvalidMediaError(f"{name}: the video ends before frame {expected} (truncated?)")

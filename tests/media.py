@@ -1,0 +1,209 @@
+"""Tiny generated media for the pipeline tests.
+
+Every video frame carries its own index in its pixels: a band of ``BITS`` big black/white
+blocks across the top (bit i of the index, most significant first), and a second band
+below it with the complement, so that :func:`read_index` can check what it read. The
+blocks are large enough to survive lossy H.264 at the default settings and at odd sizes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+BITS = 8  # indices 0..255: clips stay tiny
+BAND = 8  # rows per band
+AUDIO_RATE = 48_000
+TONE_HZ = 440.0
+VFR_DELTAS_MS = (40, 20, 60, 33, 47, 40, 25)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """What a generator wrote, to compare the pipeline's view against."""
+
+    path: Path
+    frames: int
+    time_base: Fraction
+    pts: tuple[int, ...]  # in time_base, as written (containers may rescale)
+
+    def seconds(self, i: int) -> Fraction:
+        return self.pts[i] * self.time_base
+
+
+def stamp(index: int, width: int, height: int, shade: int = 0) -> np.ndarray:
+    """A BGR image showing ``index`` as blocks; the rest is a gradient that moves with it."""
+    if not 0 <= index < 2**BITS:
+        raise ValueError(f"index {index} does not fit in {BITS} bits")
+    if height < 2 * BAND + 2 or width < 2 * BITS:
+        raise ValueError(f"{width}x{height} is too small for the index code")
+    xs = np.arange(width, dtype=np.int32)
+    ys = np.arange(height, dtype=np.int32)[:, None]
+    base = ((xs[None, :] * 2 + ys + index * 5 + shade) % 200 + 28).astype(np.uint8)
+    image = np.repeat(base[:, :, None], 3, axis=2)
+    image[:, :, 0] = (image[:, :, 0] // 2 + 60).astype(np.uint8)
+    for bit in range(BITS):
+        x0, x1 = _block(bit, width)
+        on = (index >> (BITS - 1 - bit)) & 1
+        image[0:BAND, x0:x1] = 255 if on else 0
+        image[BAND : 2 * BAND, x0:x1] = 0 if on else 255
+    return image
+
+
+def _block(bit: int, width: int) -> tuple[int, int]:
+    return bit * width // BITS, (bit + 1) * width // BITS
+
+
+def read_index(image: np.ndarray) -> int:
+    """The index stamped by :func:`stamp` into a (decoded) BGR or gray image."""
+    gray = image.mean(axis=2) if image.ndim == 3 else image.astype(np.float64)
+    width = gray.shape[1]
+    value = 0
+    for bit in range(BITS):
+        x0, x1 = _block(bit, width)
+        inset = max(1, (x1 - x0) // 4)
+        top = gray[2 : BAND - 2, x0 + inset : x1 - inset].mean()
+        bottom = gray[BAND + 2 : 2 * BAND - 2, x0 + inset : x1 - inset].mean()
+        if (top > 128) == (bottom > 128):
+            raise ValueError(f"no readable index code (bit {bit}: {top:.0f} / {bottom:.0f})")
+        value = (value << 1) | int(top > 128)
+    return value
+
+
+def frame_index(frame: av.VideoFrame) -> int:
+    return read_index(frame.to_ndarray(format="bgr24"))
+
+
+def make_clip(
+    path: Path,
+    *,
+    width: int = 96,
+    height: int = 64,
+    frames: int = 30,
+    fps: int = 25,
+    vfr: bool = False,
+    bframes: bool = False,
+    start: Fraction = Fraction(0),
+    rotation: int = 0,
+    audio: str | None = None,
+    audio_delay: Fraction = Fraction(0),
+    gop: int = 12,
+) -> Clip:
+    """Write an H.264 clip whose frame i shows index i.
+
+    ``vfr``: irregular frame durations (milliseconds from ``VFR_DELTAS_MS``); ``bframes``:
+    libx264 with B-frames (else none); ``start``: first frame's time in seconds;
+    ``rotation``: display-matrix rotation (degrees, counter-clockwise); ``audio``: ``None``,
+    ``"aac"`` or ``"pcm_s16le"`` (a tone, starting ``audio_delay`` seconds after the video).
+    The container follows the file suffix (.mp4, .mov, .mkv).
+    """
+    time_base = Fraction(1, 1000) if vfr else Fraction(1, fps)
+    offset = start / time_base
+    if offset.denominator != 1:
+        raise ValueError(f"start {start} is not a multiple of the time base {time_base}")
+    pts = [int(offset)]
+    for i in range(1, frames):
+        pts.append(pts[-1] + (VFR_DELTAS_MS[i % len(VFR_DELTAS_MS)] if vfr else 1))
+    end_seconds = (pts[-1] + (40 if vfr else 1)) * time_base
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        params = f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}:scenecut=0"
+        video = container.add_stream(
+            "libx264", rate=fps, options={"crf": "16", "preset": "veryfast", "x264-params": params}
+        )
+        video.width, video.height = width, height
+        video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        video.time_base = time_base
+        video.codec_context.time_base = time_base
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = None
+        if audio:
+            sound = container.add_stream(audio, rate=AUDIO_RATE, layout="mono")
+            sound.time_base = Fraction(1, AUDIO_RATE)
+        for index, value in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(stamp(index, width, height), format="bgr24")
+            frame.pts, frame.time_base = value, time_base
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            first = round((start + audio_delay) * AUDIO_RATE)
+            last = round(end_seconds * AUDIO_RATE)
+            fmt = "flt" if audio == "aac" else "s16"
+            block = 1024
+            for at in range(first, last, block):
+                n = min(block, last - at)
+                t = np.arange(at, at + n) / AUDIO_RATE
+                tone = 0.3 * np.sin(2 * math.pi * TONE_HZ * t)
+                data = tone.astype(np.float32) if fmt == "flt" else (tone * 32767).astype(np.int16)
+                piece = av.AudioFrame.from_ndarray(data.reshape(1, -1), format=fmt, layout="mono")
+                piece.sample_rate, piece.pts, piece.time_base = AUDIO_RATE, at, Fraction(1, AUDIO_RATE)
+                container.mux(sound.encode(piece))
+            container.mux(sound.encode())
+    return Clip(path, frames, time_base, tuple(pts))
+
+
+# ------------------------------------------------------------------------- hostile inputs
+
+
+def make_text_file(path: Path) -> Path:
+    path.write_text("this is not a video\n" * 50)
+    return path
+
+
+def make_truncated(source: Path, path: Path, keep: float = 0.5) -> Path:
+    """The first ``keep`` of ``source``'s bytes."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def make_faststart(source: Path, path: Path) -> Path:
+    """``source`` remuxed with the index (moov) first, so that a truncated copy still opens."""
+    with av.open(str(source)) as inp, av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        streams = {
+            s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")
+        }
+        for packet in inp.demux(*[inp.streams[i] for i in streams]):
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return path
+
+
+def make_zero_frames(path: Path) -> Path:
+    """A container with a video stream and no frames."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        container.start_encoding()
+    return path
+
+
+def make_audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        for at in range(0, AUDIO_RATE, 1024):
+            data = np.zeros((1, 1024), np.float32)
+            piece = av.AudioFrame.from_ndarray(data, format="flt", layout="mono")
+            piece.sample_rate, piece.pts = AUDIO_RATE, at
+            container.mux(sound.encode(piece))
+        container.mux(sound.encode())
+    return path
+
+
+def make_png(path: Path, width: int = 64, height: int = 48) -> Path:
+    with av.open(str(path), "w", format="image2") as container:
+        video = container.add_stream("png", rate=1)
+        video.width, video.height, video.pix_fmt = width, height, "rgb24"
+        frame = av.VideoFrame.from_ndarray(stamp(0, width, height)[:, :, ::-1].copy(), format="rgb24")
+        container.mux(video.encode(frame))
+        container.mux(video.encode())
+    return path
