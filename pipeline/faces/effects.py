@@ -8,8 +8,8 @@ import numpy as np
 from pipeline.faces.types import Face
 
 ANONYMIZE_MARGIN = 0.25  # fraction of the box size added on each side
-BLUR_KERNEL_FRACTION = 0.5  # Gaussian kernel as a fraction of the region's shorter side
-BLUR_PASSES = 2
+BLUR_KERNEL_FRACTION = 1.0  # Gaussian kernel as a fraction of the region's shorter side
+BLUR_PASSES = 3
 PIXELATE_BLOCKS = 6  # blocks across the region's shorter side
 DEBUG_BOX_COLOUR = (0, 255, 0)
 DEBUG_KPS_COLOUR = (0, 0, 255)
