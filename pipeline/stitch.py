@@ -1,0 +1,245 @@
+"""Stitching: the segments joined by stream copy, with the target's audio, into one MP4.
+
+* Video: every packet of every segment, in order, copied (no second encode). Each packet's
+  time is checked against the probe's frame list, so a wrong or misplaced segment fails
+  the stitch instead of shifting frames. The segments must share parameter sets (they do
+  when they were encoded with the same settings, see ``pipeline.encode``).
+* Audio, for the time range of the frames [start, end), from the first frame's pts to the
+  end of the last frame (``t0``, ``t1``):
+  - stream copy when MP4 can hold the codec (AAC, MP3, AC-3, E-AC-3, ALAC, FLAC, Opus): a
+    packet is kept when its midpoint lies in [t0, t1), so each end is within half a packet
+    of the video's (about 11 ms for AAC at 48 kHz) and sync is kept because packets keep
+    their source timestamps;
+  - otherwise (PCM, Vorbis, ...) decoded, cut to exactly the samples in [t0, t1), and
+    encoded to AAC.
+* Rotation: the probe's display-matrix rotation is written on the output video stream.
+* Timestamps: the source's (an MP4 edit list carries a non-zero start).
+* Packets of the two streams are interleaved here by time, so the muxer holds nothing back
+  and memory does not grow with the video's length. ``movflags=faststart`` puts the index
+  first; ``fflags=+bitexact`` keeps library versions out, so the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from pipeline.errors import InvalidMediaError, PipelineError
+from pipeline.probe import VideoProbe
+
+COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"})
+_SEEK_MARGIN = Fraction(1)  # seconds of audio read before t0, so the seek never lands late
+
+
+def stitch(
+    segments: Sequence[Path], target: Path, probe: VideoProbe, start: int, end: int, out: Path
+) -> None:
+    """Join ``segments`` (frames [start, end) of ``target``, in order) into ``out``."""
+    if not segments:
+        raise PipelineError("there are no segments to stitch")
+    if not 0 <= start < end <= probe.frame_count:
+        raise PipelineError(f"frames {start}-{end} are outside the video's 0-{probe.frame_count}")
+    for path in segments:
+        if not Path(path).is_file():
+            raise PipelineError(f"segment {Path(path).name} is missing")
+    out = Path(out)
+    t0, t1 = probe.seconds(start), probe.seconds(end)
+    try:
+        _write(segments, Path(target), probe, start, end, t0, t1, out)
+    except av.FFmpegError as exc:
+        out.unlink(missing_ok=True)
+        raise PipelineError(f"stitching failed: {exc}") from None
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    frames = count_video_frames(out)
+    if frames != end - start:
+        raise PipelineError(f"the stitched video has {frames} frames, expected {end - start}")
+
+
+def count_video_frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
+
+
+def _write(
+    segments: Sequence[Path],
+    target: Path,
+    probe: VideoProbe,
+    start: int,
+    end: int,
+    t0: Fraction,
+    t1: Fraction,
+    out: Path,
+) -> None:
+    with ExitStack() as stack:
+        first = stack.enter_context(av.open(str(segments[0])))
+        template = first.streams.video[0]
+        output = stack.enter_context(
+            av.open(str(out), "w", format="mp4", options={"movflags": "+faststart", "fflags": "+bitexact"})
+        )
+        video = output.add_stream_from_template(template)
+        if probe.rotation:
+            video.set_display_rotation(probe.rotation)
+        streams: list[Iterator[tuple[Fraction, int, Any]]] = [
+            _video_packets(segments, template.codec_context.extradata, probe, start, end, video)
+        ]
+        if probe.audio is not None:
+            source = stack.enter_context(av.open(str(target), metadata_errors="ignore"))
+            streams.append(_audio_packets(source, probe, t0, t1, output))
+        for _, _, packet in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
+            output.mux(packet)
+
+
+def _video_packets(
+    segments: Sequence[Path],
+    extradata: bytes | None,
+    probe: VideoProbe,
+    start: int,
+    end: int,
+    video: Any,
+) -> Iterator[tuple[Fraction, int, Any]]:
+    index = start
+    for number, path in enumerate(segments):
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            if stream.codec_context.extradata != extradata:
+                raise PipelineError(
+                    f"segment {number} ({Path(path).name}) was encoded with other settings than segment 0"
+                )
+            time_base = stream.time_base
+            for packet in container.demux(stream):
+                if not packet.size or packet.is_discard:
+                    continue
+                if index >= end:
+                    raise PipelineError(f"the segments hold more than the {end - start} frames expected")
+                if packet.pts is None or packet.pts * time_base != probe.seconds(index):
+                    got = None if packet.pts is None else packet.pts * time_base
+                    raise PipelineError(
+                        f"segment {number} ({Path(path).name}): frame {index} is at {got}s, "
+                        f"expected {probe.seconds(index)}s"
+                    )
+                dts = packet.dts if packet.dts is not None else packet.pts
+                packet.stream = video
+                yield dts * time_base, 0, packet
+                index += 1
+    if index != end:
+        raise PipelineError(f"the segments hold {index - start} frames, expected {end - start}")
+
+
+def _audio_packets(
+    source: Any, probe: VideoProbe, t0: Fraction, t1: Fraction, output: Any
+) -> Iterator[tuple[Fraction, int, Any]]:
+    assert probe.audio is not None
+    stream = source.streams[probe.audio.stream_index]
+    if stream.type != "audio":
+        raise InvalidMediaError("the target's audio stream is not where the probe found it")
+    copy = None
+    if probe.audio.codec in COPY_AUDIO_CODECS:
+        try:
+            copy = output.add_stream_from_template(stream)
+        except ValueError:
+            copy = None
+    if copy is not None:
+        return _copied_audio(source, stream, copy, t0, t1)
+    encoder = output.add_stream(
+        "aac", rate=probe.audio.sample_rate, layout=_layout_name(probe.audio.channels)
+    )
+    encoder.bit_rate = min(320_000, 96_000 * max(1, probe.audio.channels))
+    encoder.time_base = Fraction(1, probe.audio.sample_rate)
+    return _encoded_audio(source, stream, encoder, t0, t1)
+
+
+def _layout_name(channels: int) -> str:
+    names = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+    if channels not in names:
+        raise InvalidMediaError(f"the audio has {channels} channels; at most 8 are supported")
+    return names[channels]
+
+
+def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
+    time_base = stream.time_base
+    target = math.floor((t0 - _SEEK_MARGIN) / time_base)
+    if stream.start_time is not None and target <= stream.start_time:
+        target = stream.start_time
+    try:
+        source.seek(target, stream=stream, backward=True, any_frame=False)
+    except av.FFmpegError:
+        source.seek(0)
+
+
+def _copied_audio(
+    source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction
+) -> Iterator[tuple[Fraction, int, Any]]:
+    _seek_audio(source, stream, t0)
+    time_base = stream.time_base
+    fallback = Fraction(1024, stream.codec_context.sample_rate or 48_000)
+    for packet in source.demux(stream):
+        if not packet.size or packet.pts is None or packet.is_discard:
+            continue
+        begin = packet.pts * time_base
+        if begin >= t1:
+            break
+        length = packet.duration * time_base if packet.duration else fallback
+        if not t0 <= begin + length / 2 < t1:
+            continue
+        dts = packet.dts if packet.dts is not None else packet.pts
+        packet.stream = copy
+        yield dts * time_base, 1, packet
+
+
+def _encoded_audio(
+    source: Any, stream: Any, encoder: Any, t0: Fraction, t1: Fraction
+) -> Iterator[tuple[Fraction, int, Any]]:
+    _seek_audio(source, stream, t0)
+    rate = stream.codec_context.sample_rate
+    out_base = Fraction(1, rate)
+    next_pts: int | None = None
+    done = False
+    for packet in source.demux(stream):
+        if done:
+            break
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            continue  # a damaged audio packet: its samples are skipped
+        for frame in frames:
+            if frame.pts is None:
+                continue
+            begin = frame.pts * frame.time_base
+            if begin >= t1:
+                done = True
+                break
+            first = max(0, math.ceil((t0 - begin) * rate))
+            last = min(frame.samples, math.ceil((t1 - begin) * rate))
+            if last <= first:
+                continue
+            if next_pts is None:
+                next_pts = round((begin + Fraction(first, rate)) * rate)
+            piece = _cut(frame, first, last, encoder.layout.name)
+            piece.pts, piece.time_base, piece.sample_rate = next_pts, out_base, rate
+            next_pts += last - first
+            for out in encoder.encode(piece):
+                yield out.dts * out.time_base, 1, out
+    for out in encoder.encode(None):
+        yield out.dts * out.time_base, 1, out
+
+
+def _cut(frame: av.AudioFrame, first: int, last: int, layout: str) -> av.AudioFrame:
+    """Samples [first, last) of ``frame`` as a new frame (in ``layout``, same channel count)."""
+    data = frame.to_ndarray()
+    if frame.format.is_planar:
+        data = data[:, first:last]
+    else:
+        channels = len(frame.layout.channels)
+        data = data[:, first * channels : last * channels]
+    return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name, layout=layout)
