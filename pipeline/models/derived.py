@@ -54,9 +54,8 @@ def _load_onnx(model_path: Path, spec: ModelSpec):  # type: ignore[no-untyped-de
 
 
 def derived_paths(model_path: Path, spec: ModelSpec, fallback_dir: Path) -> tuple[Path, Path]:
-    assert spec.sha256 is not None  # only verified models get here
     folder = _cache_dir(model_path, fallback_dir)
-    stem = f"{Path(spec.file).stem}.{spec.sha256[:16]}"
+    stem = f"{Path(spec.file).stem}.{(spec.sha256 or 'unverified')[:16]}"
     return folder / f"{stem}.batch.onnx", folder / f"{stem}.emap.npy"
 
 

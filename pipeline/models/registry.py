@@ -212,7 +212,7 @@ class ModelRegistry:
                 "(declare more in the model manifest, FACEFLEET_MODEL_MANIFEST)"
             )
         if kind is not None and spec.kind not in kind:
-            raise ModelError(f"model {name!r} is a {spec.kind} model, not one of: {', '.join(kind)}")
+            raise ModelError(f"model {name!r} is of kind {spec.kind}, not one of: {', '.join(kind)}")
         return spec
 
     def __iter__(self):  # type: ignore[no-untyped-def]

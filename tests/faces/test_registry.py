@@ -82,7 +82,7 @@ def test_a_wrong_input_signature_is_a_model_error(runtime, astronaut, tmp_path):
 
 
 def test_a_model_of_the_wrong_kind_is_refused(runtime):
-    with pytest.raises(ModelError, match="is a arcface model"):
+    with pytest.raises(ModelError, match="is of kind arcface, not one of: gfpgan"):
         load_model(runtime, RECOGNIZER, ("gfpgan",))
 
 
@@ -155,6 +155,23 @@ def test_a_gpu_provider_that_is_not_active_is_an_error():
     with pytest.raises(ProviderError, match="CUDAExecutionProvider"):
         check_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], False)
     check_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], True)
+
+
+def test_a_session_asked_for_cuda_fails_on_a_cpu_only_box(runtime):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("CUDA is available here")
+    cuda = Runtime(
+        model_dir=runtime.model_dir,
+        model_mirrors=runtime.model_mirrors,
+        model_manifest=runtime.model_manifest,
+        providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+    )
+    with pytest.raises(ProviderError, match="CUDAExecutionProvider was asked for but is not active"):
+        load_model(cuda, RECOGNIZER, ("arcface",))
+    fallback = Runtime(**{**cuda.__dict__, "allow_cpu_fallback": True})
+    assert load_model(fallback, RECOGNIZER, ("arcface",)).session.get_providers() == ["CPUExecutionProvider"]
 
 
 def test_sessions_are_built_once_per_process(runtime):
