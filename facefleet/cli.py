@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from facefleet.settings import Settings
 
-COMMANDS = ("run", "demo")
+COMMANDS = ("run", "demo", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:
