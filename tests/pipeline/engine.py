@@ -1,0 +1,61 @@
+"""The kinds of generated clips, and a helper that runs the whole engine on one."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from itertools import islice
+from pathlib import Path
+
+from pipeline.encode import EncoderSettings, encode_segment
+from pipeline.plan import plan_chunks
+from pipeline.probe import VideoProbe
+from pipeline.reader import read_frames
+from pipeline.stitch import stitch
+
+# name -> (file name, make_clip options)
+KINDS: dict[str, tuple[str, dict]] = {
+    "cfr": ("cfr.mp4", {"frames": 40, "audio": "aac"}),
+    "bframes": ("bframes.mp4", {"frames": 40, "bframes": True, "audio": "aac"}),
+    "vfr": ("vfr.mp4", {"frames": 36, "vfr": True, "bframes": True, "audio": "aac"}),
+    "vfr_mkv_pcm": ("vfr.mkv", {"frames": 36, "vfr": True, "audio": "pcm_s16le"}),
+    "odd_rotated": (
+        "odd.mov",
+        {
+            "frames": 30,
+            "width": 161,
+            "height": 91,
+            "rotation": 90,
+            "start": Fraction(2),
+            "audio": "aac",
+            "audio_delay": Fraction(1, 2),
+        },
+    ),
+    "start_no_audio": ("start.mkv", {"frames": 32, "start": Fraction(8, 5), "bframes": True}),
+}
+
+
+def run_engine(
+    target: Path,
+    probe: VideoProbe,
+    start: int,
+    end: int,
+    chunk_frames: int,
+    segment_frames: int,
+    work: Path,
+    settings: EncoderSettings | None = None,
+) -> Path:
+    """Plan, read, encode every segment of every chunk (one reader per chunk, as a worker
+    does), then stitch; returns the output file."""
+    settings = settings or EncoderSettings(crf=20, threads=2)
+    work.mkdir(parents=True, exist_ok=True)
+    segments = []
+    for chunk in plan_chunks(start, end, chunk_frames, segment_frames):
+        frames = read_frames(target, probe, chunk.start, chunk.end)
+        for segment in chunk.segments:
+            path = work / f"{chunk.index:03d}-{segment.index:03d}.mp4"
+            count = segment.end - segment.start
+            assert encode_segment(islice(frames, count), path, probe, settings) == count
+            segments.append(path)
+    out = work / "output.mp4"
+    stitch(segments, target, probe, start, end, out)
+    return out

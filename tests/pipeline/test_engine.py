@@ -1,0 +1,169 @@
+"""Encode segments for every chunk, stitch, and check the output frame by frame."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from pipeline.encode import EncoderSettings, encode_segment, output_pix_fmt
+from pipeline.errors import PipelineError
+from pipeline.frames import Frame
+from pipeline.probe import VideoProbe, probe
+from pipeline.reader import read_frames
+from pipeline.stitch import stitch
+from tests.media import Clip, frame_index
+from tests.pipeline.engine import KINDS, run_engine
+
+
+def _check_output(out: Path, clip: Clip, source: VideoProbe, start: int, end: int) -> None:
+    result = probe(out)
+    assert result.frame_count == end - start
+    assert [p * result.time_base for p in result.frame_pts] == [clip.seconds(i) for i in range(start, end)]
+    assert (result.width, result.height) == (source.width, source.height)
+    assert result.rotation == source.rotation
+    with av.open(str(out)) as container:
+        indices = [frame_index(f) for f in container.decode(container.streams.video[0])]
+    assert indices == list(range(start, end))
+    if source.audio is None:
+        assert result.audio is None
+        return
+    assert result.audio is not None and result.audio.codec == "aac"
+    t0, t1 = source.seconds(start), source.seconds(end)
+    frame = max(source.frame_duration(i) for i in range(start, end)) * source.time_base
+    with av.open(str(out)) as container:
+        stream = container.streams.audio[0]
+        decoded = list(container.decode(stream))
+    first = decoded[0].pts * decoded[0].time_base
+    samples = sum(f.samples for f in decoded)
+    audio_end = first + Fraction(samples, stream.sample_rate)
+    source_audio = (
+        source.audio.start_pts * source.audio.time_base if source.audio.start_pts is not None else 0
+    )
+    assert abs(first - max(t0, source_audio)) <= frame
+    assert abs(audio_end - t1) <= frame
+    assert abs((audio_end - first) - (t1 - max(t0, source_audio))) <= frame
+
+
+@pytest.mark.parametrize(("chunk", "segment"), [(10, 5), (13, 4)], ids=["divides", "does-not-divide"])
+def test_whole_video(clips: dict[str, Clip], kind: str, tmp_path: Path, chunk: int, segment: int) -> None:
+    clip = clips[kind]
+    video = probe(clip.path)
+    out = run_engine(clip.path, video, 0, video.frame_count, chunk, segment, tmp_path)
+    _check_output(out, clip, video, 0, video.frame_count)
+
+
+@pytest.mark.parametrize("kind", ["bframes", "vfr_mkv_pcm", "odd_rotated"])
+def test_trimmed(clips: dict[str, Clip], kind: str, tmp_path: Path) -> None:
+    clip = clips[kind]
+    video = probe(clip.path)
+    start, end = 7, clip.frames - 5
+    out = run_engine(clip.path, video, start, end, 9, 4, tmp_path)
+    _check_output(out, clip, video, start, end)
+
+
+def test_single_frame(clips: dict[str, Clip], tmp_path: Path) -> None:
+    clip = clips["vfr"]
+    video = probe(clip.path)
+    out = run_engine(clip.path, video, 17, 18, 1, 1, tmp_path)
+    _check_output(out, clip, video, 17, 18)
+
+
+@pytest.mark.parametrize("kind", ["cfr", "odd_rotated", "vfr_mkv_pcm"])
+def test_deterministic(clips: dict[str, Clip], kind: str, tmp_path: Path) -> None:
+    clip = clips[kind]
+    video = probe(clip.path)
+    one = run_engine(clip.path, video, 3, clip.frames, 8, 3, tmp_path / "one")
+    two = run_engine(clip.path, video, 3, clip.frames, 8, 3, tmp_path / "two")
+    assert one.read_bytes() == two.read_bytes()
+    for segment in sorted((tmp_path / "one").glob("0*.mp4")):
+        assert segment.read_bytes() == (tmp_path / "two" / segment.name).read_bytes()
+
+
+def test_faststart(clips: dict[str, Clip], tmp_path: Path) -> None:
+    clip = clips["cfr"]
+    out = run_engine(clip.path, probe(clip.path), 0, clip.frames, 40, 10, tmp_path)
+    head = out.read_bytes()[:4096]
+    assert head.find(b"moov") != -1 and head.find(b"moov") < max(head.find(b"mdat"), 4096)
+
+
+def test_processed_frames(clips: dict[str, Clip], tmp_path: Path) -> None:
+    """Frames whose pixels a processor replaced (an image instead of the decoder's frame)."""
+    clip = clips["odd_rotated"]
+    video = probe(clip.path)
+
+    def touched(frames):
+        for f in frames:
+            image = f.image.copy()
+            f.image = image
+            yield f
+
+    out = tmp_path / "seg.mp4"
+    count = encode_segment(touched(read_frames(clip.path, video, 4, 12)), out, video, EncoderSettings())
+    assert count == 8
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (161, 91)
+        assert stream.codec_context.pix_fmt == "yuv444p"
+        assert [frame_index(f) for f in container.decode(stream)] == list(range(4, 12))
+
+
+def test_odd_size_format() -> None:
+    assert output_pix_fmt("yuv420p", 160, 90) == "yuv420p"
+    assert output_pix_fmt("yuv420p", 161, 90) == "yuv444p"
+    assert output_pix_fmt("yuv420p", 160, 91) == "yuv444p"
+    assert output_pix_fmt("yuv422p", 160, 91) == "yuv422p"
+
+
+def test_empty_segment(clips: dict[str, Clip], tmp_path: Path) -> None:
+    video = probe(clips["cfr"].path)
+    assert encode_segment([], tmp_path / "none.mp4", video, EncoderSettings()) == 0
+    assert not (tmp_path / "none.mp4").exists()
+
+
+def test_out_of_order_frames(clips: dict[str, Clip], tmp_path: Path) -> None:
+    clip = clips["cfr"]
+    video = probe(clip.path)
+    frames = list(read_frames(clip.path, video, 0, 4))
+    with pytest.raises(PipelineError, match="out of order"):
+        encode_segment([frames[1], frames[0]], tmp_path / "bad.mp4", video, EncoderSettings())
+    assert not (tmp_path / "bad.mp4").exists()
+    image = frames[2].image[:-2]
+    with pytest.raises(PipelineError, match="is 96x62"):
+        encode_segment(
+            [frames[0], Frame(1, frames[1].pts, image=image)], tmp_path / "bad.mp4", video, EncoderSettings()
+        )
+
+
+def test_stitch_refuses_wrong_segments(clips: dict[str, Clip], tmp_path: Path) -> None:
+    clip = clips["cfr"]
+    video = probe(clip.path)
+    settings = EncoderSettings()
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    encode_segment(read_frames(clip.path, video, 0, 10), a, video, settings)
+    encode_segment(read_frames(clip.path, video, 10, 20), b, video, settings)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(PipelineError, match="frame 0 is at"):
+        stitch([b, a], clip.path, video, 0, 20, out)
+    with pytest.raises(PipelineError, match="hold 10 frames, expected 20"):
+        stitch([a], clip.path, video, 0, 20, out)
+    with pytest.raises(PipelineError, match="missing"):
+        stitch([a, tmp_path / "nope.mp4"], clip.path, video, 0, 20, out)
+    other = tmp_path / "other.mp4"
+    encode_segment(
+        read_frames(clip.path, video, 10, 20), other, video, EncoderSettings(crf=30, preset="slow")
+    )
+    with pytest.raises(PipelineError, match="other settings"):
+        stitch([a, other], clip.path, video, 0, 20, out)
+    assert not out.exists()
+    stitch([a, b], clip.path, video, 0, 20, out)
+    assert probe(out).frame_count == 20
+
+
+def test_kinds_cover_the_brief() -> None:
+    options = [o for _, o in KINDS.values()]
+    assert any(o.get("vfr") for o in options) and any(o.get("bframes") for o in options)
+    assert any(o.get("rotation") for o in options) and any(o.get("start") for o in options)
+    assert any(o.get("width", 96) % 2 for o in options) and any(not o.get("audio") for o in options)
