@@ -157,11 +157,28 @@ def probe(path: Path) -> VideoProbe:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
-        raise InvalidMediaError(f"{path.name}: not a readable video file ({_reason(exc)})") from None
+        raise InvalidMediaError(f"{path.name}: {_open_failure(path, exc)}") from None
     try:
         return _probe(path, container)
     finally:
         container.close()
+
+
+def _looks_like_video(path: Path) -> bool:
+    """Whether the file starts like a video container (MP4/MOV, Matroska/WebM, AVI, MPEG-PS, FLV)."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    return head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip") or head.startswith(
+        (b"\x1a\x45\xdf\xa3", b"RIFF", b"FLV", b"\x00\x00\x01\xba")
+    )
+
+
+def _open_failure(path: Path, exc: Exception) -> str:
+    if isinstance(exc, av.error.EOFError):
+        return "the video has no frames, or the file is truncated"
+    if _looks_like_video(path):
+        return f"the file is truncated or corrupt ({_reason(exc)})"
+    return f"not a readable video file ({_reason(exc)})"
 
 
 def _reason(exc: Exception) -> str:

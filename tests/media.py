@@ -93,13 +93,15 @@ def make_clip(
     audio: str | None = None,
     audio_delay: Fraction = Fraction(0),
     gop: int = 12,
+    open_gop: bool = False,
 ) -> Clip:
     """Write an H.264 clip whose frame i shows index i.
 
     ``vfr``: irregular frame durations (milliseconds from ``VFR_DELTAS_MS``); ``bframes``:
     libx264 with B-frames (else none); ``start``: first frame's time in seconds;
     ``rotation``: display-matrix rotation (degrees, counter-clockwise); ``audio``: ``None``,
-    ``"aac"`` or ``"pcm_s16le"`` (a tone, starting ``audio_delay`` seconds after the video).
+    ``"aac"`` or ``"pcm_s16le"`` (a tone, starting ``audio_delay`` seconds after the video);
+    ``open_gop``: keyframes are recovery points whose leading B-frames use the GOP before.
     The container follows the file suffix (.mp4, .mov, .mkv).
     """
     time_base = Fraction(1, 1000) if vfr else Fraction(1, fps)
@@ -114,6 +116,8 @@ def make_clip(
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         params = f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}:scenecut=0"
+        if open_gop:
+            params += ":open-gop=1"
         video = container.add_stream(
             "libx264", rate=fps, options={"crf": "16", "preset": "veryfast", "x264-params": params}
         )

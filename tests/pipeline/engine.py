@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[str, dict]] = {
             "audio_delay": Fraction(1, 2),
         },
     ),
+    "open_gop": ("open-gop.mp4", {"frames": 40, "bframes": True, "open_gop": True, "gop": 10}),
     "start_no_audio": ("start.mkv", {"frames": 32, "start": Fraction(8, 5), "bframes": True}),
 }
 

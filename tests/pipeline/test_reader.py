@@ -24,6 +24,18 @@ def test_ranges_are_exact(clips: dict[str, Clip], kind: str) -> None:
         assert [frame_index(f.to_video_frame()) for f in frames] == list(range(start, end))
 
 
+@pytest.mark.parametrize("kind", ["open_gop", "bframes", "vfr_mkv_pcm"])
+def test_every_start(clips: dict[str, Clip], kind: str) -> None:
+    """Short reads from every frame: some seeks land on a keyframe after the wanted frame
+    (an open GOP's leading B-frames) and must be redone from earlier."""
+    clip = clips[kind]
+    video = probe(clip.path)
+    for start in range(clip.frames):
+        end = min(clip.frames, start + 2)
+        frames = list(read_frames(clip.path, video, start, end))
+        assert [frame_index(f.to_video_frame()) for f in frames] == list(range(start, end))
+
+
 def test_partial_consumption(clips: dict[str, Clip]) -> None:
     clip = clips["bframes"]
     video = probe(clip.path)
