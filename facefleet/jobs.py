@@ -118,8 +118,13 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
             return []
         options = JobOptions.model_validate(task.options)
         source_keys, ref_key, target = list(task.source_keys), task.reference_key, task.target_key
+        target_name = task.target_name or "target"
     try:
-        video = probe(ctx.storage.local_path(target))
+        target_path = ctx.storage.local_path(target)
+        try:
+            video = probe(target_path)
+        except PipelineError as exc:  # name the user's file, not the bucket key
+            raise type(exc)(str(exc).replace(f"{target_path.name}:", f"{target_name}:", 1)) from None
         start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
         chunk_plans = plan_chunks(start, end, options.chunk_frames, options.segment_frames)
         inputs = JobInputs(

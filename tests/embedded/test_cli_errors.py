@@ -1,32 +1,18 @@
 """Bad input to `facefleet run`: one clear line, a non-zero exit, no traceback, no output file."""
 
-import av
-import cv2
-import numpy as np
 import pytest
 
 from tests.embedded.conftest import run_cli
-
-
-def _zero_frame_video(path):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-    return path
+from tests.media import make_audio_only, make_png, make_text_file, make_truncated, make_zero_frames
 
 
 def _inputs(tmp_path, sample):
-    text = tmp_path / "notes.mp4"
-    text.write_text("this is not a video\n" * 50)
-    truncated = tmp_path / "truncated.mp4"
-    truncated.write_bytes(sample.read_bytes()[: sample.stat().st_size // 3])
-    image = tmp_path / "photo.png"
-    cv2.imwrite(str(image), np.full((64, 64, 3), 128, np.uint8))
     return {
-        "non-video": text,
-        "truncated": truncated,
-        "zero-frame": _zero_frame_video(tmp_path / "empty.mp4"),
-        "image": image,
+        "non-video": make_text_file(tmp_path / "notes.mp4"),
+        "truncated": make_truncated(sample, tmp_path / "truncated.mp4", keep=0.3),
+        "zero-frame": make_zero_frames(tmp_path / "empty.mp4"),
+        "audio-only": make_audio_only(tmp_path / "tone.m4a"),
+        "image": make_png(tmp_path / "photo.png"),
         "missing": tmp_path / "nowhere.mp4",
     }
 
@@ -36,8 +22,9 @@ def _inputs(tmp_path, sample):
     [
         ("non-video", [], "not"),
         ("truncated", [], ""),
-        ("zero-frame", [], "frame"),
+        ("zero-frame", [], "video"),
         ("image", [], "image"),
+        ("audio-only", [], "video"),
         ("missing", [], "not found"),
         ("sample", ["--trim-start", "90", "--trim-end", "500"], "trim"),
         ("sample", ["--trim-start", "200"], "trim"),
