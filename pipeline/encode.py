@@ -22,9 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import av
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
+from av.video.stream import VideoStream
 
 from pipeline.errors import PipelineError
 from pipeline.frames import Frame
@@ -79,11 +82,11 @@ def encode_segment(frames: Iterable[Frame], out: Path, probe: VideoProbe, settin
     last_pts: int | None = None
     container = av.open(str(out), "w", format="mp4", options={"fflags": "+bitexact"})
     try:
-        stream = container.add_stream(settings.codec, options=encoder_options(settings))
+        stream = cast(VideoStream, container.add_stream(settings.codec, options=encoder_options(settings)))
         stream.width, stream.height = width, height
         stream.pix_fmt = output_pix_fmt(settings.pix_fmt, width, height)
         stream.time_base = probe.time_base
-        ctx = stream.codec_context
+        ctx = cast(VideoCodecContext, stream.codec_context)
         ctx.time_base = probe.time_base
         if probe.average_rate:
             ctx.framerate = probe.average_rate

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
+from av.video.stream import VideoStream
 
 from pipeline.errors import InvalidMediaError, InvalidRangeError
 from pipeline.frames import Frame
@@ -37,6 +38,8 @@ def read_frames(path: Path, probe: VideoProbe, start: int, end: int) -> Iterator
         raise InvalidMediaError(f"{Path(path).name}: cannot open the video ({exc})") from None
     with container:
         stream = container.streams[probe.stream_index]
+        if not isinstance(stream, VideoStream):
+            raise InvalidMediaError(f"{Path(path).name}: stream {probe.stream_index} is not the probed video")
         stream.thread_type = "AUTO"
         for back in (*_BACKOFF, None):
             seek_to = 0 if back is None else max(0, start - back)
@@ -50,7 +53,7 @@ def read_frames(path: Path, probe: VideoProbe, start: int, end: int) -> Iterator
 
 def _read(
     container: av.container.InputContainer,
-    stream: av.video.stream.VideoStream,
+    stream: VideoStream,
     probe: VideoProbe,
     start: int,
     end: int,

@@ -116,7 +116,7 @@ def _video_packets(
                 raise PipelineError(
                     f"segment {number} ({Path(path).name}) was encoded with other settings than segment 0"
                 )
-            time_base = stream.time_base
+            time_base = Fraction(stream.time_base or 0)
             for packet in container.demux(stream):
                 if not packet.size or packet.is_discard:
                     continue
@@ -242,4 +242,5 @@ def _cut(frame: av.AudioFrame, first: int, last: int, layout: str) -> av.AudioFr
     else:
         channels = len(frame.layout.channels)
         data = data[:, first * channels : last * channels]
-    return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name, layout=layout)
+    piece: Any = np.ascontiguousarray(data)
+    return av.AudioFrame.from_ndarray(piece, format=frame.format.name, layout=layout)
