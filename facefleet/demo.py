@@ -65,3 +65,18 @@ def make_sample_video(
             container.mux(audio.encode(sound))
         container.mux(audio.encode())
     return out
+
+
+def source_face(out: Path) -> Path:
+    """A source face for swap demos: the aligned face shipped with insightface, padded so that
+    a detector sees it whole."""
+    import insightface
+
+    path = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
+    face = cv2.imread(str(path))
+    if face is None:
+        raise FileNotFoundError(f"the sample face is missing from the insightface package: {path}")
+    padded = cv2.copyMakeBorder(face, 56, 56, 56, 56, cv2.BORDER_REPLICATE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), cv2.resize(padded, (448, 448), interpolation=cv2.INTER_CUBIC))
+    return out

@@ -13,7 +13,6 @@ import logging
 import multiprocessing
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -21,13 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
-
 from facefleet import keys
 from facefleet.checkpoints import SqlCheckpoints
 from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
 from facefleet.context import JobContext
-from facefleet.db import Base, Chunk, Task, make_engine, make_sessionmaker
+from facefleet.db import Base, Task, make_engine, make_sessionmaker
 from facefleet.jobs import create_task, get_task, pending_chunks, plan_task, retry_task, task_progress
 from facefleet.options import JobOptions
 from facefleet.settings import Settings
@@ -221,17 +218,9 @@ def _child_chunk(task_id: str, index: int) -> ChunkOutcome:
 def _deliver(ctx: JobContext, task: Task, output: Path) -> None:
     """Copy the result to ``output`` atomically: written aside, then renamed."""
     assert task.output_key is not None
-    source = ctx.storage.local_path(task.output_key)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
-    os.close(fd)
+    aside = output.with_name(f".{output.name}.{os.getpid()}.part")
     try:
-        ctx.storage.get_file(task.output_key, Path(tmp))
-        os.replace(tmp, output)
+        ctx.storage.get_file(task.output_key, aside)
+        os.replace(aside, output)
     finally:
-        Path(tmp).unlink(missing_ok=True)
-    log.debug("delivered %s (%d bytes)", output, source.stat().st_size)
-
-
-def chunk_rows(ctx: JobContext, task_id: str) -> list[Chunk]:
-    with ctx.sessions() as session:
-        return list(session.scalars(select(Chunk).where(Chunk.task_id == task_id).order_by(Chunk.index)))
+        aside.unlink(missing_ok=True)

@@ -17,7 +17,11 @@ def register(subparsers: Any) -> None:
     listing = actions.add_parser("list", help="every declared model and whether a verified copy is here")
     listing.set_defaults(handler=handle_list)
     for name, handler, text in (
-        ("download", handle_download, "fetch models into the model directory (mirrors, then official sources)"),
+        (
+            "download",
+            handle_download,
+            "fetch models into the model directory (mirrors, then official sources)",
+        ),
         ("verify", handle_verify, "check the sha256 of the local copies"),
     ):
         action = actions.add_parser(name, help=text)
