@@ -164,6 +164,18 @@ def probe(path: Path) -> VideoProbe:
         container.close()
 
 
+def _declared_duration(metadata: dict[str, str]) -> Fraction | None:
+    """The per-track DURATION tag Matroska muxers write at the end ("HH:MM:SS.nnnnnnnnn")."""
+    text = metadata.get("DURATION") or metadata.get("duration")
+    if not text:
+        return None
+    try:
+        hours, minutes, seconds = text.strip().split(":")
+        return (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds)
+    except ValueError:
+        return None
+
+
 def _looks_like_video(path: Path) -> bool:
     """Whether the file starts like a video container (MP4/MOV, Matroska/WebM, AVI, MPEG-PS, FLV)."""
     with path.open("rb") as f:
@@ -263,6 +275,15 @@ def _probe(path: Path, container: Any) -> VideoProbe:
             f"{len(pts_list)} are present"
         )
     pts_list.sort()
+    declared = _declared_duration(video.metadata)
+    if declared is not None and len(pts_list) > 1:
+        found = (pts_list[-1] + (last_duration or 0)) * Fraction(video.time_base)  # the tag counts from 0
+        slack = Fraction(1, 2) + declared / 100
+        if found + slack < declared:
+            raise InvalidMediaError(
+                f"{name}: the file is truncated: the video should end at {float(declared):.2f}s "
+                f"but its frames end after {float(found):.2f}s"
+            )
     if len(set(pts_list)) != len(pts_list):
         raise InvalidMediaError(f"{name}: two video frames share a timestamp; the file is broken")
     time_base = Fraction(video.time_base)

@@ -103,6 +103,12 @@ def test_truncated_with_index_first(tmp_path: Path) -> None:
     _refused(make_truncated(fast, tmp_path / "cut.mp4", 0.6), "truncated")
 
 
+def test_truncated_matroska(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "whole.mkv", frames=60, audio="aac")
+    assert probe(clip.path).frame_count == 60
+    _refused(make_truncated(clip.path, tmp_path / "cut.mkv", 0.6), "truncated")
+
+
 def test_image(tmp_path: Path) -> None:
     _refused(make_png(tmp_path / "face.png"), "an image, not a video")
 
