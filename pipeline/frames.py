@@ -14,9 +14,11 @@ class Frame:
 
     Pixels stay in the decoder's frame until a processor asks for ``image`` (HxWx3 uint8,
     BGR like OpenCV and InsightFace), so the empty chain never pays for a colour conversion.
+    When a processor changes some pixels, the encoder gets the decoder's own YUV samples
+    everywhere else: a face swap does not cost the rest of the picture a colour round trip.
     """
 
-    __slots__ = ("index", "pts", "_video_frame", "_image")
+    __slots__ = ("index", "pts", "_source", "_original", "_image")
 
     def __init__(
         self,
@@ -29,42 +31,77 @@ class Frame:
             raise ValueError("a Frame needs a decoded frame or an image")
         self.index = index
         self.pts = pts
-        self._video_frame = video_frame
+        self._source = video_frame
+        self._original: np.ndarray | None = None  # the source as BGR, once converted
         self._image = image
 
     @property
     def image(self) -> np.ndarray:
         if self._image is None:
-            assert self._video_frame is not None
-            self._image = self._video_frame.to_ndarray(format="bgr24")
+            assert self._source is not None
+            self._original = self._source.to_ndarray(format="bgr24")
+            self._image = self._original.copy()
         return self._image
 
     @image.setter
     def image(self, value: np.ndarray) -> None:
-        if self._image is not None and value.shape != self._image.shape:
-            raise ValueError(f"a processor changed the frame size from {self._image.shape} to {value.shape}")
+        if value.shape != (self.height, self.width, 3):
+            raise ValueError(
+                f"a processor changed the frame size from {(self.height, self.width, 3)} to {value.shape}"
+            )
+        if self._image is None and self._source is not None:
+            self._original = self._source.to_ndarray(format="bgr24")
         self._image = value
-        self._video_frame = None
 
     @property
     def width(self) -> int:
-        if self._image is not None:
-            return int(self._image.shape[1])
-        assert self._video_frame is not None
-        return int(self._video_frame.width)
+        if self._source is not None:
+            return int(self._source.width)
+        assert self._image is not None
+        return int(self._image.shape[1])
 
     @property
     def height(self) -> int:
-        if self._image is not None:
-            return int(self._image.shape[0])
-        assert self._video_frame is not None
-        return int(self._video_frame.height)
+        if self._source is not None:
+            return int(self._source.height)
+        assert self._image is not None
+        return int(self._image.shape[0])
+
+    @property
+    def modified(self) -> bool:
+        if self._source is None:
+            return True
+        if self._image is None or self._original is None:
+            return False
+        return not np.array_equal(self._image, self._original)
 
     def to_video_frame(self) -> av.VideoFrame:
         """The frame as PyAV wants it for encoding (the decoder's own frame when untouched)."""
-        if self._video_frame is not None:
-            return self._video_frame
-        return av.VideoFrame.from_ndarray(self.image, format="bgr24")
+        if not self.modified:
+            assert self._source is not None
+            return self._source
+        picture = av.VideoFrame.from_ndarray(self.image, format="bgr24")
+        if self._source is None or self._original is None:
+            return picture
+        return _keep_unchanged_samples(self._source, picture, np.any(self.image != self._original, axis=2))
+
+
+def _keep_unchanged_samples(source: av.VideoFrame, picture: av.VideoFrame, changed: np.ndarray) -> av.VideoFrame:
+    """``picture`` in the source's 4:2:0 layout, taking the source's own samples wherever no
+    pixel changed (a chroma sample counts as changed when any of its 2x2 pixels did)."""
+    height, width = changed.shape
+    if source.format.name != "yuv420p" or height % 2 or width % 2:
+        return picture
+    original = source.to_ndarray()  # Y rows, then U and V, each packed into height/4 rows
+    converted = picture.reformat(format="yuv420p").to_ndarray()
+    luma = np.where(changed, converted[:height], original[:height])
+    block = changed.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3)).reshape(height // 4, width)
+    quarter = height // 4
+    u_rows, v_rows = slice(height, height + quarter), slice(height + quarter, height + 2 * quarter)
+    chroma_u = np.where(block, converted[u_rows], original[u_rows])
+    chroma_v = np.where(block, converted[v_rows], original[v_rows])
+    merged = np.concatenate([luma, chroma_u, chroma_v])
+    return av.VideoFrame.from_ndarray(merged, format="yuv420p")
 
 
 def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:

@@ -27,6 +27,8 @@ _OPTION_FLAGS = {
     "reference_distance": float,
     "face_detector": str,
     "detector_score": float,
+    "detector_nms": float,
+    "face_recognizer": str,
     "detector_size": int,
     "swapper_model": str,
     "enhancer_model": str,

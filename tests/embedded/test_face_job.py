@@ -1,0 +1,99 @@
+"""A face_swapper job end to end in embedded mode, with the real YuNet detector and generated
+recogniser and swapper: faces change, everything outside them matches a plain re-encode."""
+
+import os
+
+import av
+import numpy as np
+import pytest
+
+from facefleet.demo import make_sample_video, source_face
+from pipeline.faces.loading import load_detector
+from pipeline.runtime import Runtime
+from tests.embedded.conftest import run_cli
+from tests.faces.models import RECOGNIZER, SWAPPER, write_test_models
+
+FACE_MARGIN = 1.2  # the pasted crop reaches this far beyond the detected box, per side, in box sizes
+
+
+def _decode(path):
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
+def _psnr(a, b):
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def shared_models():
+    folder = os.environ.get("FACEFLEET_TEST_MODELS", "")
+    from tests.faces.conftest import _shared_models
+
+    folder = _shared_models()
+    if not (folder / "face_detection_yunet_2026may.onnx").is_file():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"the real YuNet detector is missing from {folder}")
+        pytest.skip(f"the real YuNet detector is missing from {folder}")
+    return folder
+
+
+def test_swap_changes_faces_and_nothing_else(tmp_path, shared_models):
+    clip = make_sample_video(tmp_path / "clip.mp4", seconds=1.2, width=640, height=360)
+    source = source_face(tmp_path / "source.png")
+    manifest = write_test_models(tmp_path / "generated")
+    env = {
+        "FACEFLEET_MODEL_MANIFEST": str(manifest),
+        "FACEFLEET_MODEL_DIR": str(tmp_path / "models"),
+        "FACEFLEET_MODEL_MIRRORS": str(shared_models),
+    }
+    common = ["--target", str(clip), "--chunk-frames", "15", "--segment-frames", "5", "--no-progress"]
+    plain, swapped = tmp_path / "plain.mp4", tmp_path / "swapped.mp4"
+    result = run_cli(tmp_path / "home", "run", *common, "--output", str(plain), env=env)
+    assert result.returncode == 0, result.stderr
+    result = run_cli(
+        tmp_path / "home",
+        "run",
+        *common,
+        "--output",
+        str(swapped),
+        "--processors",
+        "face_swapper",
+        "--source",
+        str(source),
+        "--face-detector",
+        "yunet",
+        "--face-recognizer",
+        RECOGNIZER,
+        "--swapper-model",
+        SWAPPER,
+        "--workers",
+        "2",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+
+    plain_frames, swapped_frames = _decode(plain), _decode(swapped)
+    assert len(plain_frames) == len(swapped_frames) == 30
+    detector = load_detector(
+        {"face_detector": "yunet", "detector_score": 0.5, "detector_nms": 0.4, "detector_size": 640},
+        Runtime(model_dir=tmp_path / "models", model_mirrors=(str(shared_models),)),
+    )
+    changed_faces = 0
+    for before, after in zip(plain_frames, swapped_frames, strict=True):
+        outside = np.ones(before.shape[:2], bool)
+        faces = detector.detect(before)
+        assert faces, "the sample clip shows faces in every frame"
+        for face in faces:
+            x1, y1, x2, y2 = face.box
+            w, h = x2 - x1, y2 - y1
+            ys = slice(max(0, int(y1 - FACE_MARGIN * h)), int(y2 + FACE_MARGIN * h) + 1)
+            xs = slice(max(0, int(x1 - FACE_MARGIN * w)), int(x2 + FACE_MARGIN * w) + 1)
+            outside[ys, xs] = False
+            inner = (slice(int(y1), int(y2)), slice(int(x1), int(x2)))
+            if np.abs(before[inner].astype(int) - after[inner].astype(int)).mean() > 8:
+                changed_faces += 1
+        assert outside.mean() > 0.3
+        assert _psnr(before[outside], after[outside]) >= 40.0
+    assert changed_faces >= len(plain_frames)  # at least one changed face per frame on average
