@@ -6,11 +6,14 @@ from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 
+import av
+
 from pipeline.encode import EncoderSettings, encode_segment
 from pipeline.plan import plan_chunks
-from pipeline.probe import VideoProbe
+from pipeline.probe import VideoProbe, probe
 from pipeline.reader import read_frames
 from pipeline.stitch import stitch
+from tests.media import Clip, frame_index
 
 # name -> (file name, make_clip options)
 KINDS: dict[str, tuple[str, dict]] = {
@@ -60,3 +63,32 @@ def run_engine(
     out = work / "output.mp4"
     stitch(segments, target, probe, start, end, out)
     return out
+
+
+def check_output(out: Path, clip: Clip, source: VideoProbe, start: int, end: int) -> None:
+    result = probe(out)
+    assert result.frame_count == end - start
+    assert [p * result.time_base for p in result.frame_pts] == [clip.seconds(i) for i in range(start, end)]
+    assert (result.width, result.height) == (source.width, source.height)
+    assert result.rotation == source.rotation
+    with av.open(str(out)) as container:
+        indices = [frame_index(f) for f in container.decode(container.streams.video[0])]
+    assert indices == list(range(start, end))
+    if source.audio is None:
+        assert result.audio is None
+        return
+    assert result.audio is not None and result.audio.codec == "aac"
+    t0, t1 = source.seconds(start), source.seconds(end)
+    frame = max(source.frame_duration(i) for i in range(start, end)) * source.time_base
+    with av.open(str(out)) as container:
+        stream = container.streams.audio[0]
+        decoded = list(container.decode(stream))
+    first = decoded[0].pts * decoded[0].time_base
+    samples = sum(f.samples for f in decoded)
+    audio_end = first + Fraction(samples, stream.sample_rate)
+    source_audio = (
+        source.audio.start_pts * source.audio.time_base if source.audio.start_pts is not None else 0
+    )
+    assert abs(first - max(t0, source_audio)) <= frame
+    assert abs(audio_end - t1) <= frame
+    assert abs((audio_end - first) - (t1 - max(t0, source_audio))) <= frame
