@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     s3_multipart_threshold: int = 16 * 1024 * 1024
     api_secret_key: SecretStr | None = None
     api_public_url: str = "http://127.0.0.1:8000"
+    redis_namespace: str = "facefleet"  # prefix of every Redis key (checkpoints, leases, flags)
+    queue_prefix: str = ""  # prefix of the Celery queue names (isolates deployments on one broker)
+    reaper_interval_s: float = 10.0  # how often expired chunk leases are looked for
+    api_url: str = "http://127.0.0.1:8000"  # where `facefleet submit|status|download` find the API
 
     # jobs
     chunk_frames: int = 600
