@@ -79,8 +79,21 @@ def facefleet_run(src: Path, dst: Path, home: Path) -> int:
     """
     shutil.rmtree(home, ignore_errors=True)
     env = dict(os.environ, FACEFLEET_HOME=str(home))
-    cmd = [sys.executable, "-m", "facefleet.cli", "run", "--target", str(src), "--output", str(dst),
-           "--processors", "none", "--workers", "1", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "facefleet.cli",
+        "run",
+        "--target",
+        str(src),
+        "--output",
+        str(dst),
+        "--processors",
+        "none",
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     peak = 0
     while child.poll() is None:

@@ -86,7 +86,9 @@ class Frame:
         return _keep_unchanged_samples(self._source, picture, np.any(self.image != self._original, axis=2))
 
 
-def _keep_unchanged_samples(source: av.VideoFrame, picture: av.VideoFrame, changed: np.ndarray) -> av.VideoFrame:
+def _keep_unchanged_samples(
+    source: av.VideoFrame, picture: av.VideoFrame, changed: np.ndarray
+) -> av.VideoFrame:
     """``picture`` in the source's 4:2:0 layout, taking the source's own samples wherever no
     pixel changed (a chroma sample counts as changed when any of its 2x2 pixels did)."""
     height, width = changed.shape

@@ -26,13 +26,17 @@ class DetectorSettings:
 
 
 def _anchor_centers(height: int, width: int, stride: int, anchors: int) -> np.ndarray:
-    grid = np.stack(np.mgrid[:height, :width][::-1], axis=-1).astype(np.float32)
+    ys, xs = np.mgrid[:height, :width]
+    grid = np.stack([xs, ys], axis=-1).astype(np.float32)
     centers = (grid * stride).reshape(-1, 2)
     return np.repeat(centers, anchors, axis=0) if anchors > 1 else centers
 
 
 def _to_faces(boxes: np.ndarray, scores: np.ndarray, kps: np.ndarray, keep: list[int]) -> list[Face]:
-    return [Face(box=boxes[i].astype(np.float32), score=float(scores[i]), kps=kps[i].astype(np.float32)) for i in keep]
+    return [
+        Face(box=boxes[i].astype(np.float32), score=float(scores[i]), kps=kps[i].astype(np.float32))
+        for i in keep
+    ]
 
 
 class ScrfdDetector:
@@ -78,7 +82,9 @@ class ScrfdDetector:
             c = centers[chosen]
             d = distances[chosen]
             all_scores.append(scores[chosen])
-            all_boxes.append(np.stack([c[:, 0] - d[:, 0], c[:, 1] - d[:, 1], c[:, 0] + d[:, 2], c[:, 1] + d[:, 3]], -1))
+            all_boxes.append(
+                np.stack([c[:, 0] - d[:, 0], c[:, 1] - d[:, 1], c[:, 0] + d[:, 2], c[:, 1] + d[:, 3]], -1)
+            )
             k = kps_distances[chosen].reshape(-1, KEYPOINTS, 2)
             all_kps.append(c[:, None, :] + k)
         scores = np.concatenate(all_scores)
@@ -111,7 +117,9 @@ class YunetDetector:
         size = self.settings.size
         canvas, scale = letterbox(image, size, size)
         blob = canvas.astype(np.float32).transpose(2, 0, 1)[None]  # BGR, 0..255
-        outputs = dict(zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob}), strict=True))
+        outputs = dict(
+            zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob}), strict=True)
+        )
         all_scores, all_boxes, all_kps = [], [], []
         for stride in STRIDES:
             cols = size // stride
@@ -134,4 +142,7 @@ class YunetDetector:
         return _to_faces(boxes, scores, kps, keep)
 
 
-DETECTOR_CLASSES = {"scrfd": ScrfdDetector, "yunet": YunetDetector}
+DETECTOR_CLASSES: dict[str, type[ScrfdDetector] | type[YunetDetector]] = {
+    "scrfd": ScrfdDetector,
+    "yunet": YunetDetector,
+}

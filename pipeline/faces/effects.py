@@ -37,7 +37,9 @@ def blur(region: np.ndarray) -> np.ndarray:
 def pixelate(region: np.ndarray) -> np.ndarray:
     height, width = region.shape[:2]
     block = max(1, min(height, width) // PIXELATE_BLOCKS)
-    small = cv2.resize(region, (max(1, width // block), max(1, height // block)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        region, (max(1, width // block), max(1, height // block)), interpolation=cv2.INTER_AREA
+    )
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
@@ -61,5 +63,13 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
         cv2.rectangle(result, (x1, y1), (x2, y2), DEBUG_BOX_COLOUR, 2)
         for x, y in face.kps:
             cv2.circle(result, (round(float(x)), round(float(y))), 2, DEBUG_KPS_COLOUR, -1)
-        cv2.putText(result, f"{face.score:.2f}", (x1, max(0, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, DEBUG_TEXT_COLOUR, 1)
+        cv2.putText(
+            result,
+            f"{face.score:.2f}",
+            (x1, max(0, y1 - 4)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            DEBUG_TEXT_COLOUR,
+            1,
+        )
     return result

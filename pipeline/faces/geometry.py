@@ -15,8 +15,13 @@ INSWAPPER_BASE = 128
 INSWAPPER_X_SHIFT = 8.0  # the 112 template centred in a 128 crop
 # FFHQ 5-point template (GFPGAN's alignment), as fractions of the crop size.
 FFHQ_TEMPLATE = np.array(
-    [[0.37691676, 0.46864664], [0.62285697, 0.46912813], [0.50123859, 0.61331904],
-     [0.39308822, 0.72541100], [0.61150205, 0.72490465]],
+    [
+        [0.37691676, 0.46864664],
+        [0.62285697, 0.46912813],
+        [0.50123859, 0.61331904],
+        [0.39308822, 0.72541100],
+        [0.61150205, 0.72490465],
+    ],
     dtype=np.float32,
 )
 
@@ -56,7 +61,9 @@ def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def align_crop(image: np.ndarray, kps: np.ndarray, template: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+def align_crop(
+    image: np.ndarray, kps: np.ndarray, template: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The face warped onto ``template`` in a ``size`` square crop, and the 2x3 matrix used."""
     matrix = similarity_matrix(kps, template)
     crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
@@ -110,8 +117,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, pixel_offset: f
         best = int(order[0])
         keep.append(best)
         rest = order[1:]
-        width = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + pixel_offset)
-        height = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + pixel_offset)
+        width = np.maximum(
+            0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]) + pixel_offset
+        )
+        height = np.maximum(
+            0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]) + pixel_offset
+        )
         overlap = width * height / (areas[best] + areas[rest] - width * height)
         order = rest[overlap <= threshold]
     return keep

@@ -67,7 +67,10 @@ def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
                 if batch_matches(loaded.session, batched):
                     session = batched
                 else:
-                    log.warning("model %s: the batch copy differs from the original; one face at a time", loaded.spec.name)
+                    log.warning(
+                        "model %s: the batch copy differs from the original; one face at a time",
+                        loaded.spec.name,
+                    )
             _swapper_sessions[key] = (session, emap)
         session, emap = _swapper_sessions[key]
     return InSwapper(loaded.spec.name, session, emap, int(options.get("face_batch", 8)))
@@ -86,7 +89,10 @@ def batch_matches(single: Any, batched: Any) -> bool:
         log.warning("the batch copy cannot run %d faces at once: %s", BATCH_CHECK_FACES, exc)
         return False
     alone = np.concatenate(
-        [single.run(None, {names[0]: target[i : i + 1], names[1]: source[i : i + 1]})[0] for i in range(BATCH_CHECK_FACES)]
+        [
+            single.run(None, {names[0]: target[i : i + 1], names[1]: source[i : i + 1]})[0]
+            for i in range(BATCH_CHECK_FACES)
+        ]
     )
     return together.shape == alone.shape and bool(np.allclose(together, alone, atol=BATCH_CHECK_TOLERANCE))
 
@@ -94,4 +100,3 @@ def batch_matches(single: Any, batched: Any) -> bool:
 def clear_swapper_cache() -> None:
     with _swapper_lock:
         _swapper_sessions.clear()
-

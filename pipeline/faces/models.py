@@ -113,7 +113,9 @@ class InSwapper:
         def run_part(part: slice) -> np.ndarray:
             target = blob[part]
             source = np.repeat(latent, len(target), axis=0)
-            return self.session.run([self.output_name], {self.target_name: target, self.source_name: source})[0]
+            return self.session.run([self.output_name], {self.target_name: target, self.source_name: source})[
+                0
+            ]
 
         predicted = _run_in_batches(self.session, self.batch_size, len(crops), run_part)
         rgb = np.clip(INSWAPPER_SCALE * predicted.transpose(0, 2, 3, 1), 0, 255).astype(np.uint8)

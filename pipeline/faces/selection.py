@@ -80,7 +80,11 @@ class FaceFinder:
     def find(self, images: list[np.ndarray]) -> list[list[Face]]:
         detected = [self.detector.detect(image) for image in images]
         if self.mode == "reference" and self.recognizer is not None:
-            crops = [self.recognizer.align(image, f.kps)[0] for image, faces in zip(images, detected, strict=True) for f in faces]
+            crops = [
+                self.recognizer.align(image, f.kps)[0]
+                for image, faces in zip(images, detected, strict=True)
+                for f in faces
+            ]
             if crops:
                 embeddings = normalise(self.recognizer.run(np.stack(crops)).astype(np.float32))
                 flat = [f for faces in detected for f in faces]

@@ -52,7 +52,8 @@ def check_signature(spec: ModelSpec, session: Any) -> None:
     actual = [tuple(d if isinstance(d, int) else None for d in i.shape) for i in session.get_inputs()]
     expected = spec.input_layout
     problem = len(actual) != len(expected) or any(
-        len(a) != len(e) or any(ed is not None and ad is not None and ad != ed for ad, ed in zip(a, e, strict=True))
+        len(a) != len(e)
+        or any(ed is not None and ad is not None and ad != ed for ad, ed in zip(a, e, strict=True))
         for a, e in zip(actual, expected, strict=False)
     )
     if problem:
@@ -69,7 +70,9 @@ def _show(shapes: Sequence[Shape]) -> str:
 def _warm_up(session: Any) -> None:
     feeds = {}
     for item in session.get_inputs():
-        dims = [d if isinstance(d, int) else (1 if i == 0 else WARMUP_SPATIAL) for i, d in enumerate(item.shape)]
+        dims = [
+            d if isinstance(d, int) else (1 if i == 0 else WARMUP_SPATIAL) for i, d in enumerate(item.shape)
+        ]
         feeds[item.name] = np.zeros(dims, dtype=np.float32)
     session.run(None, feeds)
 

@@ -167,7 +167,7 @@ class ModelStore:
 
     def find(self, spec: ModelSpec) -> tuple[Path | None, list[str]]:
         """The first verified local copy, and why each other candidate was refused."""
-        problems = []
+        problems: list[str] = []
         for path in self.local_candidates(spec):
             if not path.is_file():
                 continue

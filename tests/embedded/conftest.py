@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory) -> Path:
     """A 4-second 160x90 clip of real faces with a tone (100 frames, 25 fps)."""
-    return make_sample_video(tmp_path_factory.mktemp("sample") / "sample.mp4", seconds=4, width=160, height=90)
+    return make_sample_video(
+        tmp_path_factory.mktemp("sample") / "sample.mp4", seconds=4, width=160, height=90
+    )
 
 
 def facefleet_cmd(*args: str) -> list[str]:

@@ -30,7 +30,9 @@ def shared_models() -> Path:
     folder = _shared_models()
     missing = [name for name in REAL_DETECTORS if not (folder / name).is_file()]
     if missing:
-        message = f"real detector models missing from {folder}: {', '.join(missing)} (set FACEFLEET_TEST_MODELS)"
+        message = (
+            f"real detector models missing from {folder}: {', '.join(missing)} (set FACEFLEET_TEST_MODELS)"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -44,7 +46,9 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def runtime(tmp_path: Path, shared_models: Path, manifest: Path) -> Runtime:
-    return Runtime(model_dir=tmp_path / "model-dir", model_mirrors=(str(shared_models),), model_manifest=manifest)
+    return Runtime(
+        model_dir=tmp_path / "model-dir", model_mirrors=(str(shared_models),), model_manifest=manifest
+    )
 
 
 @pytest.fixture

@@ -59,7 +59,9 @@ def recognizer_model(side: int = 112, seed: int = SEED) -> onnx.ModelProto:
     return _model(nodes, inputs, outputs, inits)
 
 
-def swapper_model(seed: int = SEED, channels: int = 8, blocks: int = 0, fixed_batch: bool = False) -> onnx.ModelProto:
+def swapper_model(
+    seed: int = SEED, channels: int = 8, blocks: int = 0, fixed_batch: bool = False
+) -> onnx.ModelProto:
     """inswapper-shaped: target [1,3,128,128] + source [1,512] -> output [1,3,128,128] in [0,1].
 
     The source modulates the features (a dense layer per channel); ``blocks`` 3x3 convolutions
@@ -86,7 +88,11 @@ def swapper_model(seed: int = SEED, channels: int = 8, blocks: int = 0, fixed_ba
     nodes.append(helper.make_node("Add", ["down", "style"], ["h0"]))
     for index in range(blocks):
         weight = f"block{index}_w"
-        inits.append(numpy_helper.from_array(_weights(rng, channels, channels, 3, 3, scale=1.0 / (3 * channels**0.5)), weight))
+        inits.append(
+            numpy_helper.from_array(
+                _weights(rng, channels, channels, 3, 3, scale=1.0 / (3 * channels**0.5)), weight
+            )
+        )
         nodes.append(helper.make_node("Conv", [f"h{index}", weight], [f"c{index}"], pads=[1, 1, 1, 1]))
         nodes.append(helper.make_node("Relu", [f"c{index}"], [f"r{index}"]))
         nodes.append(helper.make_node("Add", [f"h{index}", f"r{index}"], [f"h{index + 1}"]))

@@ -24,7 +24,9 @@ def frames_of(*images: np.ndarray) -> list[Frame]:
 @pytest.mark.parametrize("mode", ["blur", "pixelate"])
 def test_anonymizer_leaves_no_detectable_face(runtime, astronaut, group_photo, mode):
     options = generated_options(face_detector="yunet", anonymizer_mode=mode)
-    processor = FACE_ANONYMIZER.create(options, FACE_ANONYMIZER.prepare(options, JobInputs(), runtime), runtime)
+    processor = FACE_ANONYMIZER.create(
+        options, FACE_ANONYMIZER.prepare(options, JobInputs(), runtime), runtime
+    )
     frames = processor.process(frames_of(astronaut, group_photo))
     detector = load_detector(options, runtime)
     assert len(detector.detect(astronaut)) == 1
@@ -42,8 +44,16 @@ def test_debugger_draws_boxes(runtime, group_photo):
 
 
 def test_enhancer_blends_only_the_faces(runtime, astronaut):
-    full = FACE_ENHANCER.create(generated_options(enhancer_blend=1.0), {}, runtime).process(frames_of(astronaut))[0].image
-    none = FACE_ENHANCER.create(generated_options(enhancer_blend=0.0), {}, runtime).process(frames_of(astronaut))[0].image
+    full = (
+        FACE_ENHANCER.create(generated_options(enhancer_blend=1.0), {}, runtime)
+        .process(frames_of(astronaut))[0]
+        .image
+    )
+    none = (
+        FACE_ENHANCER.create(generated_options(enhancer_blend=0.0), {}, runtime)
+        .process(frames_of(astronaut))[0]
+        .image
+    )
     np.testing.assert_array_equal(none, astronaut)
     changed = np.any(full != astronaut, axis=2)
     assert 0 < changed.mean() < 0.5

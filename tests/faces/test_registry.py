@@ -78,7 +78,9 @@ def test_a_wrong_input_signature_is_a_model_error(runtime, astronaut, tmp_path):
     source = tmp_path / "source.png"
     cv2.imwrite(str(source), astronaut)
     with pytest.raises(ModelError, match=r"inputs \[\?,3,64,64\].*needs \[\?,3,112,112\]"):
-        FACE_SWAPPER.prepare(generated_options(face_recognizer=WRONG_SIGNATURE), JobInputs(sources=(source,)), runtime)
+        FACE_SWAPPER.prepare(
+            generated_options(face_recognizer=WRONG_SIGNATURE), JobInputs(sources=(source,)), runtime
+        )
 
 
 def test_a_model_of_the_wrong_kind_is_refused(runtime):
@@ -88,7 +90,9 @@ def test_a_model_of_the_wrong_kind_is_refused(runtime):
 
 def test_a_broken_manifest_names_itself(tmp_path):
     path = tmp_path / "m.json"
-    path.write_text(json.dumps({"models": [{"name": "x", "kind": "arcface", "file": "x.onnx", "sha256": "12"}]}))
+    path.write_text(
+        json.dumps({"models": [{"name": "x", "kind": "arcface", "file": "x.onnx", "sha256": "12"}]})
+    )
     with pytest.raises(ModelError, match=r"m.json, entry 0: model x: 'sha256' must be 64 hex"):
         ModelRegistry.load(path)
 
@@ -98,7 +102,9 @@ def test_model_dir_comes_before_mirrors(tmp_path, shared_models):
     model_dir.mkdir()
     (model_dir / "det_500m.onnx").write_bytes(b"not the model")
     store = ModelStore.for_runtime(Runtime(model_dir=model_dir, model_mirrors=(str(shared_models),)))
-    assert store.resolve("det_500m", fetch=False) == shared_models / "det_500m.onnx"  # the bad copy is refused
+    assert (
+        store.resolve("det_500m", fetch=False) == shared_models / "det_500m.onnx"
+    )  # the bad copy is refused
     (model_dir / "det_500m.onnx").write_bytes((shared_models / "det_500m.onnx").read_bytes())
     assert store.resolve("det_500m", fetch=False) == model_dir / "det_500m.onnx"
 
@@ -122,7 +128,14 @@ def http_server(tmp_path):
 
 
 def _served_manifest(tmp_path: Path, name: str, data: bytes, sha256: str, url: str) -> Path:
-    entry = {"name": name, "kind": "gfpgan", "file": f"{name}.onnx", "sha256": sha256, "size": len(data), "sources": [url]}
+    entry = {
+        "name": name,
+        "kind": "gfpgan",
+        "file": f"{name}.onnx",
+        "sha256": sha256,
+        "size": len(data),
+        "sources": [url],
+    }
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({"models": [entry]}))
     return path
@@ -132,7 +145,9 @@ def test_download_from_a_url_mirror_streams_verifies_and_renames(tmp_path, http_
     served, base = http_server
     data = (manifest.parent / "test_gfpgan.onnx").read_bytes()
     (served / "served_gfpgan.onnx").write_bytes(data)
-    declared = _served_manifest(tmp_path, "served_gfpgan", data, hashlib.sha256(data).hexdigest(), "https://invalid.invalid/x")
+    declared = _served_manifest(
+        tmp_path, "served_gfpgan", data, hashlib.sha256(data).hexdigest(), "https://invalid.invalid/x"
+    )
     runtime = Runtime(model_dir=tmp_path / "models", model_mirrors=(base,), model_manifest=declared)
     path = ModelStore.for_runtime(runtime).download("served_gfpgan")
     assert path == runtime.model_dir / "served_gfpgan.onnx" and path.read_bytes() == data
@@ -187,7 +202,9 @@ def _cli(*argv: str, settings: Settings) -> int:
 
 
 def test_cli_list_download_verify(tmp_path, shared_models, manifest, capsys):
-    settings = Settings(model_dir=tmp_path / "models", model_mirrors=str(shared_models), model_manifest=manifest)
+    settings = Settings(
+        model_dir=tmp_path / "models", model_mirrors=str(shared_models), model_manifest=manifest
+    )
     assert _cli("models", "list", settings=settings) == 0
     listing = capsys.readouterr().out
     assert "inswapper_128" in listing and "missing" in listing and "gfpgan_1.4" in listing
@@ -198,4 +215,6 @@ def test_cli_list_download_verify(tmp_path, shared_models, manifest, capsys):
     assert _cli("models", "verify", "det_500m", settings=settings) == 1
     assert _cli("models", "verify", "no_such_model", settings=settings) == 1
     error = capsys.readouterr().err
-    assert "unknown model 'no_such_model'" in error and error.strip().splitlines()[-1].startswith("facefleet: ")
+    assert "unknown model 'no_such_model'" in error and error.strip().splitlines()[-1].startswith(
+        "facefleet: "
+    )

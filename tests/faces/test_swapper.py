@@ -54,7 +54,9 @@ def test_crop_latent_and_swap_match_insightface(runtime, options, astronaut, gro
     source = _insightface_face(source_face, embedding)
     latent = swapper.latent(embedding)
     expected_latent = source.normed_embedding.reshape(1, -1) @ reference.emap
-    np.testing.assert_allclose(latent, expected_latent / np.linalg.norm(expected_latent), atol=LATENT_TOLERANCE)
+    np.testing.assert_allclose(
+        latent, expected_latent / np.linalg.norm(expected_latent), atol=LATENT_TOLERANCE
+    )
     for target_face in detector.detect(group_photo):
         crop, matrix = swapper.align(group_photo, target_face.kps)
         from insightface.utils import face_align
@@ -63,7 +65,9 @@ def test_crop_latent_and_swap_match_insightface(runtime, options, astronaut, gro
         np.testing.assert_allclose(matrix, expected_matrix, atol=1e-4)
         assert np.abs(crop.astype(int) - expected_crop).max() <= CROP_TOLERANCE
         swapped = swapper.run(crop[None], latent)[0]
-        expected_swap, _ = reference.get(group_photo, _insightface_face(target_face, None), source, paste_back=False)
+        expected_swap, _ = reference.get(
+            group_photo, _insightface_face(target_face, None), source, paste_back=False
+        )
         assert np.abs(swapped.astype(int) - expected_swap).max() <= CROP_TOLERANCE
 
 
@@ -71,7 +75,9 @@ def test_crop_latent_and_swap_match_insightface(runtime, options, astronaut, gro
 def test_batched_swap_equals_one_face_at_a_time(runtime, options, group_photo, model, fresh_caches):
     options = {**options, "swapper_model": model}
     detector = load_detector(options, runtime)
-    crops = np.stack([load_swapper(options, runtime).align(group_photo, f.kps)[0] for f in detector.detect(group_photo)])
+    crops = np.stack(
+        [load_swapper(options, runtime).align(group_photo, f.kps)[0] for f in detector.detect(group_photo)]
+    )
     latent = np.random.default_rng(1).standard_normal((1, 512)).astype(np.float32)
     batched = load_swapper({**options, "face_batch": 8}, runtime)
     loaded = load_model(runtime, model, ("inswapper",))
