@@ -1,0 +1,195 @@
+"""What the distributed mode keeps in Redis: checkpoints, live progress, chunk leases and
+cancel flags. Every key starts with a namespace, so that deployments (and tests) can share
+one Redis without seeing each other.
+
+Redis is for speed, not truth: a lost checkpoint makes ``load`` answer None and the job core
+recovers the resume point from the segments listed in the bucket; a lost lease is noticed by
+its holder at the next heartbeat (it stops) and by the reaper (it re-enqueues the chunk).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+CANCEL_FLAG_TTL_S = 7 * 24 * 3600
+PROGRESS_TTL_S = 7 * 24 * 3600
+
+# compare-and-delete / compare-and-extend: only the lease's owner may release or renew it
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+)
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10, health_check_interval=30)
+
+
+@dataclass(frozen=True)
+class KeySpace:
+    namespace: str = "facefleet"
+
+    def checkpoints(self, task_id: str) -> str:
+        return f"{self.namespace}:checkpoint:{task_id}"
+
+    def progress(self, task_id: str) -> str:
+        return f"{self.namespace}:progress:{task_id}"
+
+    def lease(self, task_id: str, chunk_index: int) -> str:
+        return f"{self.namespace}:lease:{task_id}:{chunk_index}"
+
+    def stitch_lease(self, task_id: str) -> str:
+        return f"{self.namespace}:lease:{task_id}:stitch"
+
+    def cancel(self, task_id: str) -> str:
+        return f"{self.namespace}:cancel:{task_id}"
+
+
+class RedisCheckpoints:
+    """The Checkpoints protocol in two hashes per task: ``checkpoint`` (chunk -> "segments
+    frames", written after the segment's upload) and ``progress`` (chunk -> live frames)."""
+
+    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
+        self._redis, self._keys = client, keys
+
+    def load(self, task_id: str, chunk_index: int) -> int | None:
+        value = self._redis.hget(self._keys.checkpoints(task_id), str(chunk_index))
+        return int(str(value).split()[0]) if value is not None else None
+
+    def save(self, task_id: str, chunk_index: int, segments_done: int, frames_done: int) -> None:
+        pipe = self._redis.pipeline()
+        pipe.hset(self._keys.checkpoints(task_id), str(chunk_index), f"{segments_done} {frames_done}")
+        pipe.expire(self._keys.checkpoints(task_id), PROGRESS_TTL_S)
+        pipe.hset(self._keys.progress(task_id), str(chunk_index), frames_done)
+        pipe.expire(self._keys.progress(task_id), PROGRESS_TTL_S)
+        pipe.execute()
+
+    def report_progress(self, task_id: str, chunk_index: int, frames_done: int) -> None:
+        pipe = self._redis.pipeline()
+        pipe.hset(self._keys.progress(task_id), str(chunk_index), frames_done)
+        pipe.expire(self._keys.progress(task_id), PROGRESS_TTL_S)
+        pipe.execute()
+
+    def progress(self, task_id: str) -> dict[int, int]:
+        raw = self._redis.hgetall(self._keys.progress(task_id))
+        return {int(k): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
+
+    def saved(self, task_id: str) -> dict[int, int]:
+        """Segments stored per chunk, as far as the checkpoints know."""
+        raw = self._redis.hgetall(self._keys.checkpoints(task_id))
+        return {int(k): int(str(v).split()[0]) for k, v in raw.items()}  # type: ignore[union-attr]
+
+    def clear(self, task_id: str) -> None:
+        self._redis.delete(self._keys.checkpoints(task_id), self._keys.progress(task_id))
+
+
+class CancelFlags:
+    def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
+        self._redis, self._keys = client, keys
+
+    def set(self, task_id: str) -> None:
+        self._redis.set(self._keys.cancel(task_id), "1", ex=CANCEL_FLAG_TTL_S)
+
+    def is_set(self, task_id: str) -> bool:
+        return bool(self._redis.exists(self._keys.cancel(task_id)))
+
+
+class Lease:
+    """An exclusive, expiring claim on one key (SET NX PX with an owner token).
+
+    ``acquire`` returns False when someone else holds it. While held, a heartbeat thread
+    renews it every third of the TTL; when a renewal finds the lease gone or taken (Redis
+    lost it, or the holder stalled past the TTL) ``lost`` becomes true and the holder must
+    stop. ``release`` deletes it only if it is still ours.
+    """
+
+    def __init__(self, client: redis.Redis, key: str, ttl_s: float) -> None:
+        self._redis, self.key, self.ttl_ms = client, key, max(1, int(ttl_s * 1000))
+        self.token = secrets.token_hex(16)
+        self._lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def lost(self) -> bool:
+        return self._lost.is_set()
+
+    def acquire(self, heartbeat: bool = True) -> bool:
+        if not self._redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
+            return False
+        if heartbeat:
+            self._thread = threading.Thread(target=self._beat, name=f"lease {self.key}", daemon=True)
+            self._thread.start()
+        return True
+
+    def renew(self) -> bool:
+        return bool(self._redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+
+    def _beat(self) -> None:
+        interval = self.ttl_ms / 3000
+        while not self._stop.wait(interval):
+            try:
+                if not self.renew():
+                    self._lost.set()
+                    return
+            except redis.RedisError:
+                continue  # a blip: the next beat tries again, the TTL covers two misses
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self._redis.eval(_RELEASE, 1, self.key, self.token)
+        except redis.RedisError:
+            pass  # it expires on its own
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class RedisState:
+    """Everything the distributed mode keeps in Redis, under one namespace."""
+
+    def __init__(self, client: redis.Redis, namespace: str = "facefleet", lease_ttl_s: float = 60) -> None:
+        self.redis = client
+        self.keys = KeySpace(namespace)
+        self.lease_ttl_s = lease_ttl_s
+        self.checkpoints = RedisCheckpoints(client, self.keys)
+        self.cancel_flags = CancelFlags(client, self.keys)
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str = "facefleet", lease_ttl_s: float = 60) -> RedisState:
+        return cls(connect(url), namespace, lease_ttl_s)
+
+    def chunk_lease(self, task_id: str, chunk_index: int) -> Lease:
+        return Lease(self.redis, self.keys.lease(task_id, chunk_index), self.lease_ttl_s)
+
+    def stitch_lease(self, task_id: str) -> Lease:
+        return Lease(self.redis, self.keys.stitch_lease(task_id), self.lease_ttl_s)
+
+    def chunk_is_leased(self, task_id: str, chunk_index: int) -> bool:
+        return bool(self.redis.exists(self.keys.lease(task_id, chunk_index)))
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout_s`` passed (a small helper for callers)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()
