@@ -1,0 +1,87 @@
+"""The distributed mode's adapters, built from Settings: PostgreSQL, the S3 bucket, Redis.
+
+Shared by the API and the workers (api -> facefleet <- worker). The names of the Celery
+tasks and queues are the contract between them, so they are written down here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from facefleet.context import JobContext
+from facefleet.db import make_engine, make_sessionmaker
+from facefleet.redis_state import RedisState
+from facefleet.settings import Settings
+from facefleet.storage.s3 import S3Storage
+
+PLAN_TASK = "facefleet.plan"
+CHUNK_TASK = "facefleet.chunk"
+STITCH_TASK = "facefleet.stitch"
+REAP_TASK = "facefleet.reap"
+
+PLANNING, CHUNKS, STITCHING = "planning", "chunks", "stitching"
+QUEUES = (PLANNING, CHUNKS, STITCHING)
+
+
+class ConfigurationError(Exception):
+    """A setting the distributed mode needs is missing; the message names it."""
+
+
+def queue_name(settings: Settings, queue: str) -> str:
+    return f"{settings.queue_prefix}{queue}"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker
+    storage: S3Storage
+    state: RedisState
+    ctx: JobContext
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.state.redis.close()
+
+
+def require(settings: Settings) -> tuple[str, str]:
+    if not settings.database_url:
+        raise ConfigurationError("FACEFLEET_DATABASE_URL is not set (a PostgreSQL URL)")
+    if not settings.s3_bucket:
+        raise ConfigurationError("FACEFLEET_S3_BUCKET is not set")
+    return settings.database_url, settings.s3_bucket
+
+
+def open_services(settings: Settings, worker_name: str | None = None) -> Services:
+    """Connections for this process (call after fork, never at import time)."""
+    database_url, bucket = require(settings)
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    scratch = settings.scratch_dir
+    storage = S3Storage(
+        bucket,
+        cache_dir=scratch / "cache",
+        cache_max_bytes=settings.cache_max_bytes,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        multipart_threshold=settings.s3_multipart_threshold,
+    )
+    state = RedisState.from_url(settings.redis_url, settings.redis_namespace, settings.lease_ttl_s)
+    ctx = JobContext(
+        sessions=sessions,
+        storage=storage,
+        checkpoints=state.checkpoints,
+        runtime=settings.runtime(),
+        scratch=scratch,
+        worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
+        encoder_threads=settings.encoder_threads,
+        max_attempts=settings.chunk_max_attempts,
+        keep_work_files=settings.keep_work_files,
+    )
+    return Services(settings, engine, sessions, storage, state, ctx)
