@@ -9,6 +9,7 @@ its holder at the next heartbeat (it stops) and by the reaper (it re-enqueues th
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -42,11 +43,12 @@ class KeySpace:
     def progress(self, task_id: str) -> str:
         return f"{self.namespace}:progress:{task_id}"
 
-    def lease(self, task_id: str, chunk_index: int) -> str:
-        return f"{self.namespace}:lease:{task_id}:{chunk_index}"
+    def lease(self, task_id: str, part: int | str) -> str:
+        """A chunk's lease (``part`` is its index), or the planner's or stitcher's."""
+        return f"{self.namespace}:lease:{task_id}:{part}"
 
-    def stitch_lease(self, task_id: str) -> str:
-        return f"{self.namespace}:lease:{task_id}:stitch"
+    def marker(self, name: str) -> str:
+        return f"{self.namespace}:marker:{name}"
 
     def cancel(self, task_id: str) -> str:
         return f"{self.namespace}:cancel:{task_id}"
@@ -146,10 +148,8 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        try:
+        with contextlib.suppress(redis.RedisError):  # else it expires on its own
             self._redis.eval(_RELEASE, 1, self.key, self.token)
-        except redis.RedisError:
-            pass  # it expires on its own
 
     def __enter__(self) -> Lease:
         return self
@@ -175,11 +175,16 @@ class RedisState:
     def chunk_lease(self, task_id: str, chunk_index: int) -> Lease:
         return Lease(self.redis, self.keys.lease(task_id, chunk_index), self.lease_ttl_s)
 
-    def stitch_lease(self, task_id: str) -> Lease:
-        return Lease(self.redis, self.keys.stitch_lease(task_id), self.lease_ttl_s)
+    def lease(self, task_id: str, part: str) -> Lease:
+        """The lease of a task's planning ("plan") or stitching ("stitch")."""
+        return Lease(self.redis, self.keys.lease(task_id, part), self.lease_ttl_s)
 
-    def chunk_is_leased(self, task_id: str, chunk_index: int) -> bool:
-        return bool(self.redis.exists(self.keys.lease(task_id, chunk_index)))
+    def is_leased(self, task_id: str, part: int | str) -> bool:
+        return bool(self.redis.exists(self.keys.lease(task_id, part)))
+
+    def mark_once(self, name: str, ttl_s: float) -> bool:
+        """True the first time ``name`` is marked within ``ttl_s`` (a cheap rate limit)."""
+        return bool(self.redis.set(self.keys.marker(name), "1", nx=True, px=max(1, int(ttl_s * 1000))))
 
     def ping(self) -> bool:
         return bool(self.redis.ping())

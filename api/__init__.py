@@ -1,0 +1,1 @@
+"""The submission API (Flask). Build it with ``api.app.create_app(settings)``."""

@@ -1,0 +1,79 @@
+"""The submission API: a Flask app factory. ``create_app(settings)`` is the only entry point;
+connections are opened on first use in each (gunicorn) worker process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app, g, request
+
+from api.metrics import Metrics
+from api.problems import register_error_handlers
+from api.queue import Producer
+from facefleet.distributed import Services, open_services, require
+from facefleet.settings import Settings
+
+# multipart overhead allowed on top of the files' own limits
+_FORM_SLACK = 1024 * 1024
+MAX_SOURCES = 8
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    _services: Services | None = None
+    _producer: Producer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def services(self) -> Services:
+        with self._lock:
+            if self._services is None:
+                self._services = open_services(self.settings, worker_name="api")
+            return self._services
+
+    @property
+    def producer(self) -> Producer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = Producer(self.settings)
+            return self._producer
+
+
+def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask:
+    require(settings)  # fail at start, not at the first request
+    app = Flask("facefleet")
+    limit = settings.max_upload_bytes + MAX_SOURCES * settings.max_source_bytes * 2 + _FORM_SLACK
+    app.config.update(MAX_CONTENT_LENGTH=limit, MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
+    if settings.api_secret_key is not None:
+        app.config["SECRET_KEY"] = settings.api_secret_key.get_secret_value()
+    app.extensions["facefleet"] = ApiState(settings, _producer=producer)
+    app.extensions["facefleet.metrics"] = metrics = Metrics(app.extensions["facefleet"])
+
+    from api.health import health
+    from api.tasks import tasks
+
+    app.register_blueprint(health)
+    app.register_blueprint(tasks, url_prefix="/v1")
+    register_error_handlers(app)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _count(response):  # type: ignore[no-untyped-def]
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.observe_request(
+            request.method, endpoint, response.status_code, time.perf_counter() - g.started
+        )
+        return response
+
+    return app
+
+
+def state() -> ApiState:
+    found: ApiState = current_app.extensions["facefleet"]
+    return found

@@ -1,0 +1,84 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+from facefleet.errors import InvalidTransition, TaskNotFound
+from facefleet.options import OptionsError
+from facefleet.storage.base import UploadTooLarge
+from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "https://facefleet.dev/problems/"
+_TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class Problem(Exception):
+    """Raise from a view to answer with a problem body."""
+
+    def __init__(self, status: int, detail: str, slug: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.slug, self.extra = status, detail, slug, extra
+
+
+def problem_response(status: int, detail: str, slug: str | None = None, **extra: Any) -> Response:
+    body = {
+        "type": PROBLEM_TYPE + (slug or str(status)),
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return Response(json.dumps(body), status=status, mimetype="application/problem+json")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem) -> Response:
+        return problem_response(exc.status, exc.detail, exc.slug, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return problem_response(status, exc.description or _TITLES.get(status, "Error"))
+
+    @app.errorhandler(TaskNotFound)
+    def _not_found(exc: TaskNotFound) -> Response:
+        return problem_response(404, str(exc), "task-not-found")
+
+    @app.errorhandler(InvalidTransition)
+    def _conflict(exc: InvalidTransition) -> Response:
+        return problem_response(409, str(exc), "invalid-transition")
+
+    @app.errorhandler(OptionsError)
+    def _options(exc: OptionsError) -> Response:
+        return problem_response(422, str(exc), "invalid-options")
+
+    @app.errorhandler(UploadTooLarge)
+    def _too_large(exc: UploadTooLarge) -> Response:
+        return problem_response(413, str(exc), "upload-too-large", limit=exc.limit)
+
+    @app.errorhandler(PipelineError)
+    def _media(exc: PipelineError) -> Response:
+        return problem_response(422, str(exc), "invalid-media")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem_response(500, "an unexpected error occurred; it has been logged")

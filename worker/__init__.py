@@ -1,0 +1,1 @@
+"""Celery workers: planning, chunk processing and stitching, built on the job core."""

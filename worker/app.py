@@ -1,0 +1,89 @@
+"""The Celery application, built from Settings at the entry point (``facefleet worker``,
+``facefleet beat``, ``facefleet flower``); nothing binds a broker at import time.
+
+Delivery policy: messages are acknowledged after the work (``task_acks_late``) and given
+back when the worker process dies (``task_reject_on_worker_lost``); a worker takes one
+message at a time (prefetch 1). Planning, chunks (GPU) and stitching have their own queues so
+that each can get its own pool of workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from facefleet.distributed import (
+    CHUNK_TASK,
+    CHUNKS,
+    PLAN_TASK,
+    PLANNING,
+    QUEUES,
+    REAP_TASK,
+    STITCH_TASK,
+    STITCHING,
+    queue_name,
+)
+from facefleet.settings import Settings
+
+
+class FaceFleetCelery(Celery):
+    """A Celery app that carries the settings it was built from."""
+
+    settings: Settings
+    segment_pause_s: float = 0.0
+
+
+def create_celery(settings: Settings, *, segment_pause_s: float = 0.0) -> FaceFleetCelery:
+    app = FaceFleetCelery("facefleet", broker=settings.effective_broker_url, set_as_current=False)
+    app.settings = settings
+    app.segment_pause_s = segment_pause_s
+    app.conf.update(celery_config(settings))
+    from worker import tasks
+
+    tasks.register(app)
+    return app
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    queues = {name: queue_name(settings, name) for name in QUEUES}
+    beat_file = settings.scratch_dir / "celerybeat-schedule"
+    return {
+        "task_queues": [Queue(q, routing_key=q) for q in queues.values()],
+        "task_default_queue": queues[PLANNING],
+        "task_routes": {
+            PLAN_TASK: {"queue": queues[PLANNING]},
+            REAP_TASK: {"queue": queues[PLANNING]},
+            CHUNK_TASK: {"queue": queues[CHUNKS]},
+            STITCH_TASK: {"queue": queues[STITCHING]},
+        },
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        # Flower and the metrics see every task
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        # the reaper: chunks whose lease expired go back to the queue
+        "beat_schedule": {
+            "reap-expired-leases": {
+                "task": REAP_TASK,
+                "schedule": settings.reaper_interval_s,
+                "options": {"expires": settings.reaper_interval_s},
+            }
+        },
+        "beat_schedule_filename": str(beat_file),
+    }
+
+
+def worker_queues(settings: Settings, names: list[str] | None = None) -> list[str]:
+    return [queue_name(settings, name) for name in (names or list(QUEUES))]
+
+
+__all__ = ["CHUNKS", "PLANNING", "STITCHING", "FaceFleetCelery", "create_celery", "worker_queues"]

@@ -1,0 +1,158 @@
+"""The Celery tasks. Messages carry ids, never bytes; all state lives in PostgreSQL (states,
+attempts), the bucket (bytes) and Redis (checkpoints, leases, cancel flags).
+
+Each task body is: take the lease, call the job core, release, enqueue what comes next.
+A delivery that finds the lease taken does nothing: the holder is alive and working (if it
+dies, its lease expires and the reaper re-enqueues the chunk).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from celery import signals
+
+from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
+from facefleet.distributed import CHUNK_TASK, PLAN_TASK, REAP_TASK, STITCH_TASK, Services, open_services
+from facefleet.jobs import plan_task
+from facefleet.redis_state import Lease
+from worker.app import FaceFleetCelery
+from worker.policy import retry_delay
+from worker.reaper import reap
+
+log = logging.getLogger(__name__)
+
+# per-task caches (probe, chain) kept by each process; older tasks' entries are dropped
+MAX_CACHED_ENTRIES = 16
+
+_lock = threading.Lock()
+_services: tuple[int, Services] | None = None
+
+
+def services(app: FaceFleetCelery) -> Services:
+    """This process's connections and job context, built once per process (after fork)."""
+    global _services
+    with _lock:
+        if _services is None or _services[0] != os.getpid():
+            _services = (os.getpid(), open_services(app.settings))
+            log.info("worker process %d ready (%s)", os.getpid(), _services[1].ctx.worker_name)
+        return _services[1]
+
+
+def register(app: FaceFleetCelery) -> None:
+    @signals.worker_process_init.connect(weak=False)
+    def _init_process(**_: Any) -> None:  # prefork children: connect before taking work
+        services(app)
+
+    @app.task(name=PLAN_TASK)
+    def plan(task_id: str) -> int:
+        return run_plan(app, task_id)
+
+    @app.task(name=CHUNK_TASK)
+    def chunk(task_id: str, chunk_index: int, attempt: int = 1) -> str:
+        return run_chunk(app, task_id, chunk_index, attempt)
+
+    @app.task(name=STITCH_TASK)
+    def stitch(task_id: str) -> str:
+        return run_stitch(app, task_id)
+
+    @app.task(name=REAP_TASK)
+    def reap_expired() -> int:
+        svc = services(app)
+        return reap(
+            svc,
+            lambda t, i: enqueue_chunk(app, t, i),
+            lambda t: enqueue(app, PLAN_TASK, t),
+            lambda t: enqueue(app, STITCH_TASK, t),
+        )
+
+
+def enqueue(app: FaceFleetCelery, name: str, *args: Any, **options: Any) -> None:
+    app.send_task(name, args=list(args), **options)
+
+
+def enqueue_chunk(
+    app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int = 1, countdown: float = 0
+) -> None:
+    app.send_task(
+        CHUNK_TASK, args=[task_id, chunk_index], kwargs={"attempt": attempt}, countdown=countdown or None
+    )
+
+
+def run_plan(app: FaceFleetCelery, task_id: str) -> int:
+    svc = services(app)
+    lease = svc.state.lease(task_id, "plan")
+    if not lease.acquire():
+        log.info("task %s is being planned elsewhere", task_id)
+        return 0
+    try:
+        indices = plan_task(svc.ctx, task_id)
+    finally:
+        lease.release()
+    for index in indices:
+        enqueue_chunk(app, task_id, index)
+    return len(indices)
+
+
+def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int) -> str:
+    svc = services(app)
+    lease = svc.state.chunk_lease(task_id, chunk_index)
+    if not lease.acquire():
+        log.info("chunk %d of task %s is leased elsewhere: this delivery does nothing", chunk_index, task_id)
+        return "leased"
+    try:
+        outcome = process_chunk(svc.ctx, task_id, chunk_index, should_stop=_stopper(app, svc, lease, task_id))
+    finally:
+        lease.release()
+        _trim_cache(svc, task_id)
+    log.info("chunk %d of task %s: %s (attempt %d)", chunk_index, task_id, outcome.value, attempt)
+    if outcome == ChunkOutcome.RETRY:
+        enqueue_chunk(app, task_id, chunk_index, attempt + 1, countdown=retry_delay(attempt))
+    elif outcome == ChunkOutcome.STITCH:
+        enqueue(app, STITCH_TASK, task_id)
+    return outcome.value
+
+
+def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
+    svc = services(app)
+    lease = svc.state.lease(task_id, "stitch")
+    if not lease.acquire():
+        log.info("task %s is being stitched elsewhere", task_id)
+        return "leased"
+    try:
+        stitch_task(svc.ctx, task_id)
+    finally:
+        lease.release()
+    return "done"
+
+
+def _stopper(app: FaceFleetCelery, svc: Services, lease: Lease, task_id: str) -> Callable[[], bool]:
+    """Checked between segments: stop when the lease is lost or the task was cancelled."""
+
+    def should_stop() -> bool:
+        if app.segment_pause_s:
+            time.sleep(
+                app.segment_pause_s
+            )  # fault-injection and demo knob (facefleet worker --segment-pause)
+        if lease.lost:
+            log.warning("lost the lease on %s: stopping", lease.key)
+            return True
+        try:
+            return svc.state.cancel_flags.is_set(task_id)
+        except redis.RedisError:
+            return False  # process_chunk also checks the task's state in PostgreSQL
+
+    return should_stop
+
+
+def _trim_cache(svc: Services, current_task: str) -> None:
+    cache = svc.ctx.cache
+    for key in list(cache)[: max(0, len(cache) - MAX_CACHED_ENTRIES)]:
+        if key[1] != current_task:
+            del cache[key]
