@@ -1,0 +1,48 @@
+"""``facefleet api``: the submission API under gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from facefleet.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("api", help="serve the HTTP API (gunicorn)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker process")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds a request may take (large uploads)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, settings: Settings) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from facefleet.distributed import ConfigurationError, require
+
+    try:
+        require(settings)
+    except ConfigurationError as exc:
+        print(f"facefleet api: {exc}", file=sys.stderr)
+        return 2
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{args.port}")
+            self.cfg.set("workers", args.workers)
+            self.cfg.set("threads", args.threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", args.timeout)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:  # once per gunicorn worker process
+            from api.app import create_app
+
+            return create_app(settings)
+
+    _Server().run()
+    return 0

@@ -1,0 +1,262 @@
+"""``facefleet submit | status | download``: a small client of the HTTP API.
+
+The API's address comes from ``--api`` or FACEFLEET_API_URL. Uploads are streamed (the
+multipart body is generated piece by piece with a known length), never read whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+from tqdm import tqdm
+
+from facefleet.commands.run import _OPTION_FLAGS
+from facefleet.settings import Settings
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+_BLOCK = 1 << 20
+
+
+class ClientError(Exception):
+    """The API refused or could not be reached; the message is for the user."""
+
+
+def register(subparsers: Any) -> None:
+    submit = subparsers.add_parser("submit", help="send a job to the API")
+    submit.add_argument("target", type=Path, help="the video to process")
+    submit.add_argument("--source", type=Path, action="append", default=[], help="a source face (repeatable)")
+    submit.add_argument("--reference", type=Path)
+    submit.add_argument("--options", help="options as a JSON object (flags below override its fields)")
+    submit.add_argument("--processors", default=None, help="comma-separated chain, or none")
+    submit.add_argument("--idempotency-key", help="send twice, get one task")
+    submit.add_argument("--follow", action="store_true", help="then show progress until it ends")
+    for name, kind in _OPTION_FLAGS.items():
+        submit.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    _common(submit)
+    submit.set_defaults(handler=handle_submit)
+
+    status = subparsers.add_parser("status", help="show a task's state and progress")
+    status.add_argument("id")
+    status.add_argument("--follow", action="store_true", help="a progress bar until the task ends")
+    status.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    _common(status)
+    status.set_defaults(handler=handle_status)
+
+    download = subparsers.add_parser("download", help="download a succeeded task's output")
+    download.add_argument("id")
+    download.add_argument("-o", "--output", type=Path, help="file to write (default: ID.mp4)")
+    _common(download)
+    download.set_defaults(handler=handle_download)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api", default=None, help="API base URL (default: FACEFLEET_API_URL)")
+
+
+def _base(args: argparse.Namespace, settings: Settings) -> str:
+    return str(args.api or settings.api_url).rstrip("/")
+
+
+def _check(response: requests.Response) -> dict[str, Any]:
+    if response.ok:
+        body: dict[str, Any] = response.json()
+        return body
+    try:
+        problem = response.json()
+        detail = problem.get("detail") or problem.get("title")
+    except ValueError:
+        detail = response.text[:200]
+    raise ClientError(f"{response.status_code}: {detail}")
+
+
+# ---------------------------------------------------------------------------- streaming upload
+
+
+class MultipartBody:
+    """multipart/form-data generated lazily from fields and files, with its exact length."""
+
+    def __init__(self, fields: list[tuple[str, str]], files: list[tuple[str, Path]]) -> None:
+        self.boundary = uuid.uuid4().hex
+        self._pieces: list[bytes | Path] = []
+        for name, value in fields:
+            self._pieces += [self._head(name, None), value.encode(), b"\r\n"]
+        for name, path in files:
+            self._pieces += [self._head(name, path.name), path, b"\r\n"]
+        self._pieces.append(f"--{self.boundary}--\r\n".encode())
+
+    def _head(self, name: str, filename: str | None) -> bytes:
+        disposition = f'form-data; name="{name}"'
+        if filename is not None:
+            safe = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
+            disposition += f'; filename="{safe}"'
+            kind = "application/octet-stream"
+            return f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {kind}\r\n\r\n".encode()
+        return f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in self._pieces)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self._pieces:
+            if isinstance(piece, bytes):
+                yield piece
+                continue
+            with open(piece, "rb") as handle:
+                while block := handle.read(_BLOCK):
+                    yield block
+
+
+def submit_task(
+    base: str,
+    target: Path,
+    sources: list[Path],
+    options: dict[str, Any],
+    reference: Path | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    files = [("target", target), *[("source", s) for s in sources]]
+    if reference:
+        files.append(("reference", reference))
+    for _, path in files:
+        if not path.is_file():
+            raise ClientError(f"no such file: {path}")
+    body = MultipartBody([("options", json.dumps(options))], files)
+    headers = {"Content-Type": body.content_type, "Content-Length": str(len(body))}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    try:
+        response = requests.post(f"{base}/v1/tasks", data=body, headers=headers, timeout=(10, 3600))
+    except requests.RequestException as exc:
+        raise ClientError(f"cannot reach the API at {base}: {exc}") from None
+    return _check(response)
+
+
+def get_status(base: str, task_id: str) -> dict[str, Any]:
+    try:
+        return _check(requests.get(f"{base}/v1/tasks/{task_id}", timeout=30))
+    except requests.RequestException as exc:
+        raise ClientError(f"cannot reach the API at {base}: {exc}") from None
+
+
+def follow(base: str, task_id: str, interval_s: float = 1.0, show: bool = True) -> dict[str, Any]:
+    """Poll until the task ends, with a progress bar over frames."""
+    bar: tqdm | None = None
+    try:
+        while True:
+            status = get_status(base, task_id)
+            progress = status.get("progress") or {}
+            total, done = progress.get("frames_total") or 0, progress.get("frames_done") or 0
+            if show and total:
+                if bar is None:
+                    bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr)
+                bar.set_postfix_str(status["state"])
+                bar.update(done - bar.n)
+            if status["state"] in TERMINAL:
+                return status
+            time.sleep(interval_s)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def download_output(base: str, task_id: str, output: Path) -> Path:
+    status = get_status(base, task_id)
+    if status["state"] != "succeeded" or not status.get("output_url"):
+        raise ClientError(f"task {task_id} is {status['state']}: no output to download")
+    aside = output.with_name(f".{output.name}.part")
+    try:
+        with requests.get(status["output_url"], stream=True, timeout=(10, 600)) as response:
+            if not response.ok:
+                raise ClientError(f"download failed: {response.status_code}")
+            with open(aside, "wb") as handle:
+                for block in response.iter_content(_BLOCK):
+                    handle.write(block)
+        os.replace(aside, output)
+    except requests.RequestException as exc:
+        raise ClientError(f"download failed: {exc}") from None
+    finally:
+        aside.unlink(missing_ok=True)
+    return output
+
+
+# ---------------------------------------------------------------------------- handlers
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        raw: dict[str, Any] = json.loads(args.options) if args.options else {}
+    except json.JSONDecodeError as exc:
+        raise ClientError(f"--options is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ClientError("--options must be a JSON object")
+    if args.processors is not None:
+        raw["processors"] = args.processors
+    raw.update({name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None})
+    return raw
+
+
+def _run(action: Any) -> int:
+    try:
+        return int(action())
+    except ClientError as exc:
+        print(f"facefleet: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
+    def action() -> int:
+        base = _base(args, settings)
+        task = submit_task(
+            base, args.target, args.source, _options(args), args.reference, args.idempotency_key
+        )
+        print(task["id"])
+        if args.follow:
+            final = follow(base, task["id"])
+            print(final["state"] + (f": {final['error']}" if final.get("error") else ""), file=sys.stderr)
+            return 0 if final["state"] == "succeeded" else 1
+        return 0
+
+    return _run(action)
+
+
+def handle_status(args: argparse.Namespace, settings: Settings) -> int:
+    def action() -> int:
+        base = _base(args, settings)
+        status = follow(base, args.id) if args.follow else get_status(base, args.id)
+        if args.json:
+            print(json.dumps(status, indent=2))
+            return 0
+        progress = status.get("progress") or {}
+        print(
+            f"{status['id']}  {status['state']}  {progress.get('percent', 0)}%  "
+            f"{progress.get('frames_done', 0)}/{progress.get('frames_total', 0)} frames"
+        )
+        if status.get("error"):
+            print(f"error: {status['error']}")
+        return 0 if status["state"] != "failed" else 1
+
+    return _run(action)
+
+
+def handle_download(args: argparse.Namespace, settings: Settings) -> int:
+    def action() -> int:
+        output = download_output(_base(args, settings), args.id, args.output or Path(f"{args.id}.mp4"))
+        print(output)
+        return 0
+
+    return _run(action)

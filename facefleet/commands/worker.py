@@ -1,0 +1,78 @@
+"""``facefleet worker`` and ``facefleet beat``: the Celery worker and the reaper's scheduler."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from typing import Any
+
+from facefleet.distributed import QUEUES, ConfigurationError, require
+from facefleet.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("worker", help="process tasks from the queues (Celery worker)")
+    parser.add_argument(
+        "--queues",
+        default=",".join(QUEUES),
+        help=f"comma-separated, among {', '.join(QUEUES)} (default: all)",
+    )
+    parser.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU is a good start)")
+    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    parser.add_argument("--name", default=None, help="worker node name (default: facefleet@HOST-PID)")
+    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
+    parser.add_argument(
+        "--segment-pause", type=float, default=0.0, help=argparse.SUPPRESS
+    )  # slows each segment (demos, fault-injection tests)
+    parser.set_defaults(handler=handle_worker)
+
+    beat = subparsers.add_parser("beat", help="schedule the reaper (run exactly one per deployment)")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.set_defaults(handler=handle_beat)
+
+
+def _app(settings: Settings, **kwargs: Any) -> Any:
+    require(settings)
+    from worker.app import create_celery
+
+    return create_celery(settings, **kwargs)
+
+
+def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        app = _app(settings, segment_pause_s=args.segment_pause)
+    except ConfigurationError as exc:
+        print(f"facefleet worker: {exc}", file=sys.stderr)
+        return 2
+    from worker.app import worker_queues
+
+    queues = worker_queues(settings, [q.strip() for q in args.queues.split(",") if q.strip()])
+    name = args.name or f"facefleet@{socket.gethostname()}-{__import__('os').getpid()}"
+    argv = [
+        "worker",
+        f"--loglevel={args.loglevel}",
+        f"--queues={','.join(queues)}",
+        f"--concurrency={args.concurrency}",
+        f"--pool={args.pool}",
+        f"--hostname={name}",
+        "--task-events",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if args.beat:
+        argv.append("--beat")
+    app.worker_main(argv)
+    return 0
+
+
+def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        app = _app(settings)
+    except ConfigurationError as exc:
+        print(f"facefleet beat: {exc}", file=sys.stderr)
+        return 2
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", f"--loglevel={args.loglevel}"])
+    return 0
