@@ -69,7 +69,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "task_track_started": True,
         "broker_connection_retry_on_startup": True,
-        "worker_hijack_root_logger": False,
         # the reaper: chunks whose lease expired go back to the queue
         "beat_schedule": {
             "reap-expired-leases": {
