@@ -6,6 +6,7 @@ CI=true, where it fails them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -147,6 +148,7 @@ def s3(tmp_path_factory):
 
     creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     os.environ.update(creds)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,0 +1,138 @@
+"""Faults: a worker killed mid-chunk, Redis losing everything, a chunk delivered twice,
+cancellation, and a chunk that can never succeed."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+from sqlalchemy import select
+
+from facefleet.db import Chunk
+from tests.distributed.conftest import LEASE_TTL_S, REAPER_INTERVAL_S, wait_for
+from tests.distributed.helpers import (
+    FRAMES,
+    JOB,
+    SEGMENTS_PER_CHUNK,
+    bucket_keys,
+    clip,
+    corrupt_keyframe,
+    download,
+    frame_indices,
+    segment_writes,
+    submit,
+    wait_state,
+)
+
+
+def _chunks(services, task_id: str) -> dict[int, Chunk]:
+    with services.sessions() as session:
+        return {c.index: c for c in session.scalars(select(Chunk).where(Chunk.task_id == task_id))}
+
+
+def _chunk_in_progress(services, task_id: str, at_least: int = 2) -> int | None:
+    """A chunk with some (but not all) segments checkpointed."""
+    for index, done in services.state.checkpoints.saved(task_id).items():
+        if at_least <= done < SEGMENTS_PER_CHUNK:
+            return index
+    return None
+
+
+def test_killed_worker_chunk_resumes_on_another(api, fleet, services, s3, tmp_path, reference):
+    task_id = submit(api, clip(tmp_path / "in.mp4"))
+    index = wait_for(lambda: _chunk_in_progress(services, task_id), 60, "a chunk in progress")
+    pid = int(_chunks(services, task_id)[index].worker.rsplit(":", 1)[1])
+    victim = fleet.worker_by_pid(pid)
+    killed_at = time.monotonic()
+    victim.kill()
+    fleet.start_worker(wait=False)
+
+    def resumed() -> bool:
+        chunk = _chunks(services, task_id)[index]
+        return chunk.attempts >= 2 and chunk.worker != f"{chunk.worker.rsplit(':', 1)[0]}:{pid}"
+
+    wait_for(resumed, 30, "the killed chunk to resume on another worker")
+    resume_s = time.monotonic() - killed_at
+    assert resume_s < LEASE_TTL_S + REAPER_INTERVAL_S + 3, resume_s
+
+    body = wait_state(api, task_id, {"succeeded", "failed", "cancelled"})
+    assert body["state"] == "succeeded", body
+    out = tmp_path / "out.mp4"
+    assert download(api, task_id, out) == reference
+    assert frame_indices(out) == list(range(FRAMES))
+    writes = segment_writes(s3, task_id)
+    assert len(writes) == 2 * SEGMENTS_PER_CHUNK
+    redone = {key: count - 1 for key, count in writes.items() if count > 1}
+    assert sum(redone.values()) <= 1, redone  # at most the segment in flight
+    assert all(f"/{index:05d}/" in key for key in redone), redone
+
+
+def test_redis_flushall_mid_job(api, services, tmp_path, reference):
+    task_id = submit(api, clip(tmp_path / "in.mp4"))
+    wait_for(lambda: _chunk_in_progress(services, task_id), 60, "a chunk in progress")
+    services.state.redis.flushall()  # checkpoints, progress and leases: all gone
+    body = wait_state(api, task_id, {"succeeded", "failed", "cancelled"})
+    assert body["state"] == "succeeded", body
+    out = tmp_path / "out.mp4"
+    assert download(api, task_id, out) == reference
+    assert frame_indices(out) == list(range(FRAMES))
+
+
+def test_duplicate_delivery_is_harmless(api, fleet, settings, services, s3, tmp_path):
+    from api.queue import Producer
+
+    options = {**JOB, "chunk_frames": FRAMES}  # one chunk of 12 segments
+    task_id = submit(api, clip(tmp_path / "in.mp4"), options)
+    wait_for(lambda: services.state.checkpoints.saved(task_id).get(0, 0) >= 1, 60, "the chunk to start")
+    logs_before = sum(w.text().count("leased elsewhere") for w in fleet.workers)
+    Producer(settings).chunk(task_id, 0)  # the same chunk, delivered again while it runs
+    wait_for(
+        lambda: sum(w.text().count("leased elsewhere") for w in fleet.workers) > logs_before,
+        30,
+        "the second delivery to be turned away",
+    )
+    assert wait_state(api, task_id, {"succeeded", "failed"})["state"] == "succeeded"
+    assert _chunks(services, task_id)[0].attempts == 1
+    writes = segment_writes(s3, task_id)
+    assert len(writes) == 12 and set(writes.values()) == {1}, writes
+
+
+def test_cancel_stops_workers_within_a_segment(api, services, s3, tmp_path):
+    task_id = submit(api, clip(tmp_path / "in.mp4"))
+    wait_for(lambda: _chunk_in_progress(services, task_id, at_least=1), 60, "a chunk in progress")
+    at_cancel = segment_writes(s3, task_id)
+    response = requests.post(f"{api}/v1/tasks/{task_id}/cancel", timeout=10)
+    assert response.status_code == 200 and response.json()["state"] == "cancelled"
+
+    time.sleep(2.5)  # several segments' worth of time, had the workers not stopped
+    after = segment_writes(s3, task_id)
+    per_chunk_new: dict[str, int] = {}
+    for key in set(after) - set(at_cancel):
+        chunk = key.split("/")[-2]
+        per_chunk_new[chunk] = per_chunk_new.get(chunk, 0) + 1
+    assert all(n <= 1 for n in per_chunk_new.values()), per_chunk_new
+    states = {c.state.value for c in _chunks(services, task_id).values()}
+    assert states <= {"cancelled", "succeeded"}, states
+    assert wait_state(api, task_id, {"cancelled"})["state"] == "cancelled"
+    assert not bucket_keys(s3, f"tasks/{task_id}/output")
+    again = requests.post(f"{api}/v1/tasks/{task_id}/cancel", timeout=10)
+    assert again.status_code == 409
+    assert again.headers["Content-Type"] == "application/problem+json"
+
+
+def test_chunk_that_always_fails_fails_the_task(api, services, tmp_path):
+    bad = corrupt_keyframe(clip(tmp_path / "in.mp4"), tmp_path / "bad.mp4", frame=60)  # in chunk 1
+    task_id = submit(api, bad)
+    body = wait_state(api, task_id, {"failed", "succeeded"}, timeout=90)
+    assert body["state"] == "failed"
+    assert "chunk 1" in body["error"] and "after 3 attempts" in body["error"], body["error"]
+    assert "corrupt" in body["error"]
+    chunks = _chunks(services, task_id)
+    assert chunks[1].state.value == "failed" and chunks[1].attempts == 3
+    time.sleep(2 * REAPER_INTERVAL_S + 1)  # no retry loop: nothing runs it again
+    assert _chunks(services, task_id)[1].attempts == 3
+    assert wait_state(api, task_id, {"failed"})["state"] == "failed"
+
+    retried = requests.post(f"{api}/v1/tasks/{task_id}/retry", timeout=10)
+    assert retried.status_code == 202 and retried.json()["state"] == "running"
+    assert wait_state(api, task_id, {"failed", "succeeded"}, timeout=90)["state"] == "failed"
