@@ -87,7 +87,7 @@ def _form(svc: Services) -> MultipartStream:
     boundary = params.get("boundary")
     if not boundary:
         raise Problem(400, "the multipart Content-Type has no boundary")
-    return MultipartStream(request.stream, boundary.encode(), MAX_OPTIONS_BYTES, max_parts=MAX_SOURCES + 8)
+    return MultipartStream(request.stream, boundary.encode(), max_parts=MAX_SOURCES + 8)
 
 
 def _receive(svc: Services, upload: Upload, target_copy: Path) -> None:

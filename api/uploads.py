@@ -55,9 +55,10 @@ class Part:
 
 
 class MultipartStream:
-    def __init__(self, stream: BinaryIO, boundary: bytes, max_field_bytes: int, max_parts: int) -> None:
+    def __init__(self, stream: BinaryIO, boundary: bytes, max_parts: int) -> None:
         self._stream = stream
-        self._decoder = MultipartDecoder(boundary, max_form_memory_size=max_field_bytes, max_parts=max_parts)
+        # the decoder bounds its own buffer; field sizes are checked by PartReader.read_limited
+        self._decoder = MultipartDecoder(boundary, max_form_memory_size=4 * READ_SIZE, max_parts=max_parts)
         self._eof = False
 
     def _event(self):  # type: ignore[no-untyped-def]

@@ -1,0 +1,121 @@
+"""The adapters on their own: leases, checkpoints, the S3 storage and its cache, backoff."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+
+from facefleet.redis_state import RedisState
+from facefleet.storage.base import StorageError, UploadTooLarge
+from facefleet.storage.s3 import S3Storage
+from worker.policy import retry_delay
+
+
+@pytest.fixture
+def state(redis_url):
+    import uuid
+
+    found = RedisState.from_url(redis_url, f"unit-{uuid.uuid4().hex[:8]}", lease_ttl_s=1)
+    yield found
+    for key in found.redis.scan_iter(f"{found.keys.namespace}:*"):
+        found.redis.delete(key)
+
+
+@pytest.fixture
+def storage(s3, tmp_path):
+    return S3Storage(
+        s3["bucket"],
+        cache_dir=tmp_path / "cache",
+        endpoint_url=s3["endpoint"],
+        multipart_threshold=5 * 1024**2,
+    )
+
+
+def test_only_one_of_many_takes_a_lease(state):
+    leases = [state.chunk_lease("t", 0) for _ in range(8)]
+    barrier = threading.Barrier(len(leases))
+    won = []
+
+    def take(lease):
+        barrier.wait()
+        if lease.acquire(heartbeat=False):
+            won.append(lease)
+
+    threads = [threading.Thread(target=take, args=(lease,)) for lease in leases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    loser = next(lease for lease in leases if lease is not won[0])
+    loser.release()  # compare-and-delete: not the owner, nothing happens
+    assert state.is_leased("t", 0)
+    won[0].release()
+    assert not state.is_leased("t", 0)
+
+
+def test_heartbeat_keeps_a_lease_and_notices_its_loss(state):
+    lease = state.chunk_lease("t", 1)
+    assert lease.acquire()
+    time.sleep(2.5)  # longer than the TTL: the heartbeat renewed it
+    assert state.is_leased("t", 1) and not lease.lost
+    state.redis.delete(state.keys.lease("t", 1))
+    time.sleep(1)
+    assert lease.lost
+    lease.release()
+
+
+def test_checkpoints_and_progress(state):
+    cp = state.checkpoints
+    assert cp.load("t", 0) is None  # unknown: the core falls back to the bucket
+    cp.save("t", 0, 3, 24)
+    cp.report_progress("t", 1, 5)
+    assert cp.load("t", 0) == 3
+    assert cp.progress("t") == {0: 24, 1: 5}
+    cp.clear("t")
+    assert cp.load("t", 0) is None and cp.progress("t") == {}
+
+
+def test_oversized_stream_leaves_nothing(storage, s3):
+    for size in (2000, 12 * 1024**2):  # a single PUT, and a multipart upload
+        with pytest.raises(UploadTooLarge):
+            storage.put_stream(
+                f"unit/too-big-{size}",
+                io.BytesIO(b"x" * size),
+                max_bytes=1000 if size == 2000 else 6 * 1024**2,
+            )
+        assert not storage.exists(f"unit/too-big-{size}")
+    assert not s3["client"].list_multipart_uploads(Bucket=s3["bucket"]).get("Uploads")
+
+
+def test_local_path_downloads_once_per_version(storage):
+    storage.put_stream("unit/a", io.BytesIO(b"first"))
+    first = storage.local_path("unit/a")
+    assert storage.local_path("unit/a") == first and storage.cache.downloads == 1
+    storage.put_stream("unit/a", io.BytesIO(b"second"))
+    assert storage.local_path("unit/a").read_bytes() == b"second" and storage.cache.downloads == 2
+    with pytest.raises(StorageError, match="no object"):
+        storage.local_path("unit/missing")
+    storage.delete_prefix("unit/")
+    assert storage.list("unit/") == []
+
+
+def test_cache_is_bounded(storage, tmp_path):
+    small = S3Storage(storage.bucket, cache_dir=tmp_path / "small", cache_max_bytes=2500, client=storage._s3)
+    for i in range(5):
+        small.put_stream(f"unit/c{i}", io.BytesIO(bytes(1000)))
+        small.local_path(f"unit/c{i}")
+        time.sleep(0.01)
+    cached = [p for p in (tmp_path / "small").iterdir() if not p.name.startswith(".")]
+    assert sum(p.stat().st_size for p in cached) <= 2500
+    small.delete_prefix("unit/")
+
+
+def test_retry_delay_is_exponential_and_capped():
+    assert [retry_delay(n) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert retry_delay(30) == 300.0
+    with pytest.raises(ValueError):
+        retry_delay(0)

@@ -1,0 +1,123 @@
+"""The HTTP API's refusals (problem bodies, nothing left behind), health, readiness, metrics."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from facefleet.db import Task
+from tests.distributed.conftest import MAX_UPLOAD_BYTES
+from tests.distributed.helpers import bucket_keys, clip
+from tests.media import make_text_file
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def nothing_left(services, s3):
+    """Asserts that the test left no task row and no object behind."""
+
+    def snapshot():
+        with services.sessions() as session:
+            rows = session.scalar(select(func.count()).select_from(Task))
+        return rows, bucket_keys(s3)
+
+    before = snapshot()
+    yield
+    assert snapshot() == before
+
+
+def _post(api, files, options=None, **kwargs):
+    data = {"options": json.dumps(options)} if options is not None else {}
+    return requests.post(f"{api}/v1/tasks", files=files, data=data, timeout=30, **kwargs)
+
+
+def _problem(response, status):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == PROBLEM
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["detail"] and body["type"]
+    return body
+
+
+def test_missing_target(api, nothing_left):
+    body = _problem(_post(api, {"source": ("face.png", b"x")}, {"processors": "none"}), 400)
+    assert "target" in body["detail"]
+
+
+def test_unknown_option(api, tmp_path, nothing_left):
+    target = clip(tmp_path / "in.mp4").read_bytes()
+    body = _problem(_post(api, {"target": ("in.mp4", target)}, {"processors": "none", "colour": "red"}), 422)
+    assert "colour" in body["detail"] and "unknown option" in body["detail"]
+
+
+def test_invalid_option_value(api, tmp_path, nothing_left):
+    target = clip(tmp_path / "in.mp4").read_bytes()
+    _problem(_post(api, {"target": ("in.mp4", target)}, {"processors": "none", "crf": 99}), 422)
+
+
+def test_swapper_without_source(api, tmp_path, nothing_left):
+    target = clip(tmp_path / "in.mp4").read_bytes()
+    body = _problem(_post(api, {"target": ("in.mp4", target)}, {"processors": "face_swapper"}), 400)
+    assert "source" in body["detail"]
+
+
+def test_target_that_is_not_a_video(api, tmp_path, nothing_left):
+    text = make_text_file(tmp_path / "notes.mp4").read_bytes()
+    body = _problem(_post(api, {"target": ("notes.mp4", text)}, {"processors": "none"}), 422)
+    assert "notes.mp4" in body["detail"]
+
+
+def test_oversized_upload_is_refused_while_streaming(api, nothing_left):
+    big = io.BytesIO(b"\0" * (MAX_UPLOAD_BYTES + 1024 * 1024))
+    body = _problem(_post(api, {"target": ("big.mp4", big)}, {"processors": "none"}), 413)
+    assert body.get("limit") == MAX_UPLOAD_BYTES, body
+
+
+def test_not_multipart(api, nothing_left):
+    response = requests.post(f"{api}/v1/tasks", json={"target": "x"}, timeout=10)
+    _problem(response, 415)
+
+
+def test_bad_options_json(api, tmp_path, nothing_left):
+    target = clip(tmp_path / "in.mp4").read_bytes()
+    response = requests.post(
+        f"{api}/v1/tasks", files={"target": ("in.mp4", target)}, data={"options": "{nope"}, timeout=10
+    )
+    _problem(response, 400)
+
+
+def test_unknown_field(api, tmp_path, nothing_left):
+    target = clip(tmp_path / "in.mp4").read_bytes()
+    _problem(_post(api, {"target": ("in.mp4", target), "extra": ("x", b"1")}, {}), 400)
+
+
+@pytest.mark.parametrize("method,path", [("get", ""), ("post", "/cancel"), ("post", "/retry")])
+def test_unknown_id(api, method, path, nothing_left):
+    response = getattr(requests, method)(f"{api}/v1/tasks/{'0' * 32}{path}", timeout=10)
+    _problem(response, 404)
+
+
+def test_list_with_bad_state(api):
+    _problem(requests.get(f"{api}/v1/tasks?state=sleeping", timeout=10), 400)
+    _problem(requests.get(f"{api}/v1/tasks?cursor=!!!", timeout=10), 400)
+
+
+def test_health_readiness_metrics(api, reference):
+    assert requests.get(f"{api}/healthz", timeout=10).json() == {"status": "ok"}
+    ready = requests.get(f"{api}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "bucket": "ok"}
+    text = requests.get(f"{api}/metrics", timeout=10).text
+    for name in (
+        "facefleet_http_requests_total",
+        'facefleet_tasks{state="succeeded"}',
+        "facefleet_queue_depth",
+        "facefleet_frames_processed_total",
+        "facefleet_chunk_duration_seconds_bucket",
+    ):
+        assert name in text, name
