@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import cast
 
@@ -36,6 +37,7 @@ from pipeline.probe import VideoProbe
 # Pixel formats whose chroma is halved horizontally / vertically.
 _HALF_WIDTH = ("420", "422", "411", "410", "nv12", "nv21", "nv16")
 _HALF_HEIGHT = ("420", "410", "nv12", "nv21")
+_MIN_TRACK_TIMESCALE = 10_000
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,16 @@ def output_pix_fmt(pix_fmt: str, width: int, height: int) -> str:
     if not (odd_w or odd_h):
         return pix_fmt
     return "yuv444p10le" if pix_fmt.endswith("10le") else "yuv444p"
+
+
+def mp4_options(time_base: Fraction, **extra: str) -> dict[str, str]:
+    """Muxer options that keep timestamps exact: the movie timescale (where edit lists, and so
+    a non-zero start, are counted) is set to the video track's own timescale instead of 1/1000 s,
+    which would round a start such as 1001/400 s."""
+    timescale = time_base.denominator
+    while timescale < _MIN_TRACK_TIMESCALE:  # as the MP4 muxer picks the video track's timescale
+        timescale *= 2
+    return {"fflags": "+bitexact", "movie_timescale": str(timescale), **extra}
 
 
 def encoder_options(settings: EncoderSettings) -> dict[str, str]:
@@ -80,7 +92,7 @@ def encode_segment(frames: Iterable[Frame], out: Path, probe: VideoProbe, settin
     width, height = first.width, first.height
     written = 0
     last_pts: int | None = None
-    container = av.open(str(out), "w", format="mp4", options={"fflags": "+bitexact"})
+    container = av.open(str(out), "w", format="mp4", options=mp4_options(probe.time_base))
     try:
         stream = cast(VideoStream, container.add_stream(settings.codec, options=encoder_options(settings)))
         stream.width, stream.height = width, height

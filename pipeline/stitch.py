@@ -32,6 +32,7 @@ from typing import Any
 import av
 import numpy as np
 
+from pipeline.encode import mp4_options
 from pipeline.errors import InvalidMediaError, PipelineError
 from pipeline.probe import VideoProbe
 
@@ -85,7 +86,7 @@ def _write(
         first = stack.enter_context(av.open(str(segments[0])))
         template = first.streams.video[0]
         output = stack.enter_context(
-            av.open(str(out), "w", format="mp4", options={"movflags": "+faststart", "fflags": "+bitexact"})
+            av.open(str(out), "w", format="mp4", options=mp4_options(probe.time_base, movflags="+faststart"))
         )
         video = output.add_stream_from_template(template)
         if probe.rotation:

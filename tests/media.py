@@ -16,6 +16,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pipeline.encode import mp4_options
+
 BITS = 8  # indices 0..255: clips stay tiny
 BAND = 8  # rows per band
 AUDIO_RATE = 48_000
@@ -85,7 +87,7 @@ def make_clip(
     width: int = 96,
     height: int = 64,
     frames: int = 30,
-    fps: int = 25,
+    fps: int | Fraction = 25,
     vfr: bool = False,
     bframes: bool = False,
     start: Fraction = Fraction(0),
@@ -114,7 +116,8 @@ def make_clip(
     end_seconds = (pts[-1] + (40 if vfr else 1)) * time_base
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
+    muxer_options = mp4_options(time_base) if path.suffix in (".mp4", ".mov") else {}
+    with av.open(str(path), "w", options=muxer_options) as container:
         params = f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}:scenecut=0"
         if open_gop:
             params += ":open-gop=1"

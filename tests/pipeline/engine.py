@@ -35,6 +35,11 @@ KINDS: dict[str, tuple[str, dict]] = {
     ),
     "open_gop": ("open-gop.mp4", {"frames": 40, "bframes": True, "open_gop": True, "gop": 10}),
     "start_no_audio": ("start.mkv", {"frames": 32, "start": Fraction(8, 5), "bframes": True}),
+    # 23.976 fps from a start of 10 frames: segment starts are not whole milliseconds
+    "ntsc_film": (
+        "ntsc.mp4",
+        {"frames": 40, "fps": Fraction(24000, 1001), "start": Fraction(1001, 2400), "audio": "aac"},
+    ),
 }
 
 
