@@ -48,7 +48,7 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):  # t
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
-        if value:
+        if value is not None and value is not False:  # 0 (a chunk index) counts as found
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
