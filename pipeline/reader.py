@@ -9,6 +9,7 @@ the read starts again from an earlier point, and at last from the start of the f
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
@@ -32,6 +33,21 @@ def read_frames(path: Path, probe: VideoProbe, start: int, end: int) -> Iterator
         raise InvalidRangeError(f"frames {start}-{end} are outside the video's 0-{probe.frame_count}")
     if start == end:
         return
+    for back in (*_BACKOFF, None):
+        seek_to = 0 if back is None else max(0, start - back)
+        with _open(path, probe) as (container, stream):
+            try:
+                yield from _read(container, stream, probe, start, end, seek_to)
+                return
+            except _LandedLate:
+                continue
+    raise InvalidMediaError(f"{Path(path).name}: frame {start} cannot be decoded")  # pragma: no cover
+
+
+@contextmanager
+def _open(path: Path, probe: VideoProbe) -> Iterator[tuple[av.container.InputContainer, VideoStream]]:
+    """A fresh demuxer for each attempt: the last one reads from the very start, unseeked
+    (some containers, MPEG-TS among them, deliver nothing after a seek to the first pts)."""
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as exc:
@@ -41,14 +57,7 @@ def read_frames(path: Path, probe: VideoProbe, start: int, end: int) -> Iterator
         if not isinstance(stream, VideoStream):
             raise InvalidMediaError(f"{Path(path).name}: stream {probe.stream_index} is not the probed video")
         stream.thread_type = "AUTO"
-        for back in (*_BACKOFF, None):
-            seek_to = 0 if back is None else max(0, start - back)
-            try:
-                yield from _read(container, stream, probe, start, end, seek_to)
-                return
-            except _LandedLate:
-                continue
-    raise InvalidMediaError(f"{Path(path).name}: frame {start} cannot be decoded")  # pragma: no cover
+        yield container, stream
 
 
 def _read(
@@ -63,7 +72,8 @@ def _read(
     forward. Raises _LandedLate before yielding anything when the seek went too far."""
     pts = probe.frame_pts
     from_start = seek_to == 0  # from the first packet, where every frame counts
-    container.seek(pts[0] if from_start else pts[seek_to], stream=stream, backward=True, any_frame=False)
+    if not from_start:
+        container.seek(pts[seek_to], stream=stream, backward=True, any_frame=False)
     anchor: int | None = -(2**63) if from_start else None
     expected = start
     name = Path(container.name).name
@@ -90,4 +100,6 @@ def _read(
                     return
     except av.FFmpegError as exc:
         raise InvalidMediaError(f"{name}: the video is corrupt at frame {expected} ({exc})") from None
+    if anchor is None:  # no keyframe after the seek point (a long GOP in a byte-seeking container)
+        raise _LandedLate
     raise InvalidMediaError(f"{name}: the video ends before frame {expected} (truncated?)")

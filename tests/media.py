@@ -33,9 +33,10 @@ class Clip:
     frames: int
     time_base: Fraction
     pts: tuple[int, ...]  # in time_base, as written (containers may rescale)
+    shift: Fraction = Fraction(0)  # seconds the container moved every timestamp by (MPEG-TS does)
 
     def seconds(self, i: int) -> Fraction:
-        return self.pts[i] * self.time_base
+        return self.pts[i] * self.time_base + self.shift
 
 
 def stamp(index: int, width: int, height: int, shade: int = 0) -> np.ndarray:
@@ -153,7 +154,17 @@ def make_clip(
                 piece.sample_rate, piece.pts, piece.time_base = AUDIO_RATE, at, Fraction(1, AUDIO_RATE)
                 container.mux(sound.encode(piece))
             container.mux(sound.encode())
-    return Clip(path, frames, time_base, tuple(pts))
+    return Clip(path, frames, time_base, tuple(pts), _container_shift(path, pts[0] * time_base))
+
+
+def _container_shift(path: Path, first: Fraction) -> Fraction:
+    """MPEG-TS adds a mux delay to every timestamp; other containers keep them."""
+    if path.suffix != ".ts":
+        return Fraction(0)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stored = min(p.pts for p in container.demux(stream) if p.pts is not None)
+        return stored * stream.time_base - first
 
 
 # ------------------------------------------------------------------------- hostile inputs

@@ -35,6 +35,8 @@ KINDS: dict[str, tuple[str, dict]] = {
     ),
     "open_gop": ("open-gop.mp4", {"frames": 40, "bframes": True, "open_gop": True, "gop": 10}),
     "start_no_audio": ("start.mkv", {"frames": 32, "start": Fraction(8, 5), "bframes": True}),
+    # MPEG-TS seeks by bytes; one keyframe only, so every seek lands before or after it
+    "mpegts_long_gop": ("long-gop.ts", {"frames": 36, "gop": 250, "audio": "aac"}),
     # 23.976 fps from a start of 10 frames: segment starts are not whole milliseconds
     "ntsc_film": (
         "ntsc.mp4",
