@@ -12,13 +12,15 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import cv2
 
 from facefleet import keys
 from facefleet.checkpoints import SqlCheckpoints
@@ -82,13 +84,40 @@ def _file_digest(path: Path) -> str:
 
 
 def check_inputs(request: JobRequest) -> None:
-    for role, path in [("target", request.target), *[("source", s) for s in request.sources]] + (
-        [("reference", request.reference)] if request.reference else []
-    ):
-        if not path.is_file():
+    """Refuse, before any work, what would only fail later: missing or unreadable inputs and
+    an output path that cannot be written."""
+    named = [("target", request.target), *[("source", s) for s in request.sources]]
+    if request.reference:
+        named.append(("reference", request.reference))
+    for role, path in named:
+        if not path.exists():
             raise EmbeddedJobError(f"{role} not found: {path}")
-    if not request.output.parent.is_dir():
-        raise EmbeddedJobError(f"output folder does not exist: {request.output.parent}")
+        if not path.is_file():
+            raise EmbeddedJobError(f"{role} is not a regular file: {path}")
+    for role, path in named[1:]:
+        if cv2.imread(str(path)) is None:
+            raise EmbeddedJobError(f"{role} cannot be read as an image: {path}")
+    _check_output(request.output)
+
+
+def _check_output(output: Path) -> None:
+    if output.name in ("", ".", "..") or str(output).endswith("/"):
+        raise EmbeddedJobError(f"output must name a file: {str(output)!r}")
+    if output.exists() and not output.is_file():
+        raise EmbeddedJobError(f"output exists and is not a regular file: {output}")
+    if not output.parent.is_dir():
+        raise EmbeddedJobError(f"output folder does not exist: {output.parent}")
+    probe_file = _aside(output)
+    try:
+        probe_file.touch()
+        probe_file.unlink()
+    except OSError as exc:
+        raise EmbeddedJobError(f"cannot write to the output folder {output.parent}: {exc.strerror}") from None
+
+
+def _aside(output: Path) -> Path:
+    """Where the output is written before it is renamed into place."""
+    return output.with_name(f".{output.name}.{os.getpid()}.part")
 
 
 @contextmanager
@@ -181,15 +210,15 @@ def _run_chunks(
             _run_one_chunk(ctx, task_id, index)
             report()
         return
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=spawn, initializer=_init_child, initargs=(settings,)
-    ) as pool:
-        running: set[Future[ChunkOutcome]] = {pool.submit(_child_chunk, task_id, i) for i in todo}
-        while running:
-            finished, running = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
-            for future in finished:
-                future.result()
+    # A pool that is terminated on the way out: Ctrl-C stops every child at once (they
+    # ignore SIGINT themselves), and the rerun resumes from the checkpoints.
+    with multiprocessing.get_context("spawn").Pool(workers, _init_child, (settings,)) as pool:
+        pending = [pool.apply_async(_child_chunk, (task_id, index)) for index in todo]
+        while pending:
+            pending[0].wait(0.5)
+            for result in [r for r in pending if r.ready()]:
+                result.get()  # re-raises a child's error here
+                pending.remove(result)
             report()
 
 
@@ -207,6 +236,7 @@ _child_ctx: JobContext | None = None
 
 def _init_child(settings: Settings) -> None:
     global _child_ctx
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _child_ctx = open_context(settings)
 
 
@@ -218,7 +248,7 @@ def _child_chunk(task_id: str, index: int) -> ChunkOutcome:
 def _deliver(ctx: JobContext, task: Task, output: Path) -> None:
     """Copy the result to ``output`` atomically: written aside, then renamed."""
     assert task.output_key is not None
-    aside = output.with_name(f".{output.name}.{os.getpid()}.part")
+    aside = _aside(output)
     try:
         ctx.storage.get_file(task.output_key, aside)
         os.replace(aside, output)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +32,9 @@ from pipeline.probe import VideoProbe, probe
 from pipeline.processors import Assets, JobInputs, prepare_chain
 
 log = logging.getLogger(__name__)
+
+# "source-0", the bucket name of the first source image, as a user counts it ("#1")
+_SOURCE_KEY_NAME = re.compile(r"\bsource-(\d+)\b")
 
 
 def move_task(session: Session, task_id: str, target: TaskState, **values: Any) -> bool:
@@ -134,7 +138,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
         _store_plan(ctx, task_id, video, assets)
     except (PipelineError, StorageError) as exc:
-        fail_task(ctx, task_id, str(exc))
+        fail_task(ctx, task_id, _SOURCE_KEY_NAME.sub(lambda m: f"#{int(m[1]) + 1}", str(exc)))
         return []
     with ctx.sessions.begin() as session:
         session.execute(delete(Chunk).where(Chunk.task_id == task_id))

@@ -90,6 +90,10 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     except (OptionsError, EmbeddedJobError, PipelineError, StorageError) as exc:
         print(f"facefleet: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the disk, the home folder, the output folder
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"facefleet: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("facefleet: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
