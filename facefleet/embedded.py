@@ -101,7 +101,7 @@ def check_inputs(request: JobRequest) -> None:
 
 
 def _check_output(output: Path) -> None:
-    if output.name in ("", ".", "..") or str(output).endswith("/"):
+    if output.name in ("", ".", ".."):
         raise EmbeddedJobError(f"output must name a file: {str(output)!r}")
     if output.exists() and not output.is_file():
         raise EmbeddedJobError(f"output exists and is not a regular file: {output}")

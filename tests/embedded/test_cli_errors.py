@@ -46,3 +46,41 @@ def test_bad_input_is_one_clear_line(tmp_path, sample, kind, extra, expected):
     assert expected in lines[0].lower()
     assert not output.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.mp4")]
+
+
+@pytest.mark.parametrize(
+    ("make_output", "expected"),
+    [
+        (lambda tmp: tmp / "folder.mp4", "not a regular file"),  # an existing directory
+        (lambda tmp: tmp / "missing" / "out.mp4", "folder does not exist"),
+        (lambda tmp: "", "must name a file"),
+        (lambda tmp: str(tmp) + "/", "not a regular file"),
+    ],
+)
+def test_unusable_output_is_refused_before_any_work(tmp_path, sample, make_output, expected):
+    (tmp_path / "folder.mp4").mkdir()
+    output = make_output(tmp_path)
+    result = run_cli(tmp_path / "home", "run", "--target", str(sample), "--output", str(output))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr
+    assert not (tmp_path / "home" / "facefleet.db").exists()  # refused before a job was created
+
+
+def test_target_folder_and_non_image_source_are_refused(tmp_path, sample):
+    result = run_cli(tmp_path / "home", "run", "--target", str(tmp_path), "--output", str(tmp_path / "o.mp4"))
+    assert "target is not a regular file" in result.stderr
+    result = run_cli(
+        tmp_path / "home",
+        "run",
+        "--target",
+        str(sample),
+        "--source",
+        str(sample),
+        "--output",
+        str(tmp_path / "o.mp4"),
+        "--processors",
+        "face_swapper",
+    )
+    assert result.returncode != 0
+    assert f"source cannot be read as an image: {sample}" in result.stderr
