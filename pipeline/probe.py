@@ -24,6 +24,9 @@ _IMAGE_CODECS = frozenset(
 )
 
 
+MAX_AUDIO_CHANNELS = 8  # what the AAC encoder takes when the audio must be re-encoded
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     codec: str
@@ -220,10 +223,16 @@ def _probe(path: Path, container: Any) -> VideoProbe:
     if audios:
         a = audios[0]
         ctx = a.codec_context
+        channels = int(ctx.channels or 0) if ctx is not None else 0
+        if channels > MAX_AUDIO_CHANNELS:
+            raise InvalidMediaError(
+                f"{name}: the audio has {channels} channels; at most {MAX_AUDIO_CHANNELS} are supported"
+            )
         audio = AudioInfo(
-            codec=ctx.name if ctx is not None else "",
+            # the codec's own name ("mp3"), not its decoder's ("mp3float")
+            codec=ctx.codec.canonical_name if ctx is not None else "",
             sample_rate=int(ctx.sample_rate or 0) if ctx is not None else 0,
-            channels=int(ctx.channels or 0) if ctx is not None else 0,
+            channels=channels,
             time_base=a.time_base or Fraction(1, 1),
             start_pts=a.start_time,
             stream_index=a.index,
