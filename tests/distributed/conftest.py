@@ -284,6 +284,7 @@ class Fleet:
         self.others: list[Proc] = []
         self.api_url = ""
         self._count = 0
+        self.run_id = env["FACEFLEET_QUEUE_PREFIX"].strip("-")  # unique node names per session
 
     def _work_env(self, name: str) -> dict[str, str]:
         return {**self.env, "FACEFLEET_WORK_DIR": str(self.root / "work" / name)}
@@ -291,7 +292,7 @@ class Fleet:
     def start_worker(self, pause: float = SEGMENT_PAUSE_S, wait: bool = True) -> Proc:
         self._count += 1
         name = f"w{self._count}"
-        args = ["worker", "--pool", "solo", "--name", f"{name}@fftest", "--segment-pause", str(pause)]
+        args = ["worker", "--pool", "solo", "--name", f"{name}-{self.run_id}@fftest", "--segment-pause", str(pause)]
         proc = Proc(name, args, self._work_env(name), self.root / f"{name}.log")
         self.workers.append(proc)
         if wait:

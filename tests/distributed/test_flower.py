@@ -23,5 +23,5 @@ def test_flower_lists_the_workers(fleet):
     found = wait_for(
         lambda: [n for n in workers() if n.endswith("@fftest")] or None, 60, "Flower to list a worker"
     )
-    assert any(name in found for name in (f"{w.name}@fftest" for w in fleet.live_workers()))
+    assert any(name in found for name in (f"{w.name}-{fleet.run_id}@fftest" for w in fleet.live_workers()))
     assert requests.get(f"{base}/workers", timeout=10).status_code == 200
