@@ -18,10 +18,12 @@ from typing import Any
 import redis
 from celery import signals
 
+from facefleet import keys
 from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
 from facefleet.distributed import CHUNK_TASK, PLAN_TASK, REAP_TASK, STITCH_TASK, Services, open_services
-from facefleet.jobs import plan_task
+from facefleet.jobs import get_task, plan_task
 from facefleet.redis_state import Lease
+from facefleet.states import TaskState
 from worker.app import FaceFleetCelery
 from worker.policy import retry_delay
 from worker.reaper import reap
@@ -127,6 +129,8 @@ def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
         return "leased"
     try:
         stitch_task(svc.ctx, task_id)
+        if not svc.ctx.keep_work_files and get_task(svc.ctx, task_id).state == TaskState.SUCCEEDED:
+            svc.storage.delete_prefix(f"{keys.task_prefix(task_id)}input/")  # the output stays
     finally:
         lease.release()
     return "done"
