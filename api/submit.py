@@ -100,7 +100,9 @@ def _receive(svc: Services, upload: Upload, target_copy: Path) -> None:
             upload.target_key, upload.target_name = keys.target_key(upload.task_id), part.filename
             with open(target_copy, "wb") as copy:  # probed below, then deleted
                 upload.target_bytes = svc.storage.put_stream(
-                    upload.target_key, TeeReader(part.body, copy), max_bytes=limits.max_upload_bytes
+                    upload.target_key,
+                    TeeReader(part.body, copy),  # type: ignore[arg-type]
+                    max_bytes=limits.max_upload_bytes,
                 )
         elif part.name == "source":
             _need_file(part)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData, Preamble
@@ -55,7 +55,7 @@ class Part:
 
 
 class MultipartStream:
-    def __init__(self, stream: BinaryIO, boundary: bytes, max_parts: int) -> None:
+    def __init__(self, stream: IO[bytes], boundary: bytes, max_parts: int) -> None:
         self._stream = stream
         # the decoder bounds its own buffer; field sizes are checked by PartReader.read_limited
         self._decoder = MultipartDecoder(boundary, max_form_memory_size=4 * READ_SIZE, max_parts=max_parts)

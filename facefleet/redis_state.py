@@ -69,13 +69,13 @@ class RedisCheckpoints:
         pipe = self._redis.pipeline()
         pipe.hset(self._keys.checkpoints(task_id), str(chunk_index), f"{segments_done} {frames_done}")
         pipe.expire(self._keys.checkpoints(task_id), PROGRESS_TTL_S)
-        pipe.hset(self._keys.progress(task_id), str(chunk_index), frames_done)
+        pipe.hset(self._keys.progress(task_id), str(chunk_index), str(frames_done))
         pipe.expire(self._keys.progress(task_id), PROGRESS_TTL_S)
         pipe.execute()
 
     def report_progress(self, task_id: str, chunk_index: int, frames_done: int) -> None:
         pipe = self._redis.pipeline()
-        pipe.hset(self._keys.progress(task_id), str(chunk_index), frames_done)
+        pipe.hset(self._keys.progress(task_id), str(chunk_index), str(frames_done))
         pipe.expire(self._keys.progress(task_id), PROGRESS_TTL_S)
         pipe.execute()
 

@@ -8,6 +8,7 @@ not once per chunk, and the cache is bounded (least recently used files go first
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import os
@@ -152,7 +153,7 @@ class S3Storage:
     def delete_prefix(self, prefix: str) -> None:
         self._delete_keys(self.list(prefix))
 
-    def _delete_keys(self, keys: list[str]) -> None:
+    def _delete_keys(self, keys: builtins.list[str]) -> None:
         try:
             for start in range(0, len(keys), _DELETE_BATCH):
                 batch = [{"Key": k} for k in keys[start : start + _DELETE_BATCH]]
