@@ -56,7 +56,7 @@ def _open(path: Path, probe: VideoProbe) -> Iterator[tuple[av.container.InputCon
         stream = container.streams[probe.stream_index]
         if not isinstance(stream, VideoStream):
             raise InvalidMediaError(f"{Path(path).name}: stream {probe.stream_index} is not the probed video")
-        stream.thread_type = "AUTO"
+        stream.thread_type = "SLICE"
         yield container, stream
 
 
