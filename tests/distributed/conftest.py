@@ -211,10 +211,11 @@ def settings(env):
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        yield Settings()
-    finally:
+        built = Settings()
+    finally:  # restored at once: other test folders run subprocesses with os.environ
         os.environ.clear()
         os.environ.update(saved)
+    return built
 
 
 @pytest.fixture(scope="session")
@@ -292,7 +293,15 @@ class Fleet:
     def start_worker(self, pause: float = SEGMENT_PAUSE_S, wait: bool = True) -> Proc:
         self._count += 1
         name = f"w{self._count}"
-        args = ["worker", "--pool", "solo", "--name", f"{name}-{self.run_id}@fftest", "--segment-pause", str(pause)]
+        args = [
+            "worker",
+            "--pool",
+            "solo",
+            "--name",
+            f"{name}-{self.run_id}@fftest",
+            "--segment-pause",
+            str(pause),
+        ]
         proc = Proc(name, args, self._work_env(name), self.root / f"{name}.log")
         self.workers.append(proc)
         if wait:
