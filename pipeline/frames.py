@@ -67,23 +67,17 @@ class Frame:
         assert self._image is not None
         return int(self._image.shape[0])
 
-    @property
-    def modified(self) -> bool:
-        if self._source is None:
-            return True
-        if self._image is None or self._original is None:
-            return False
-        return not np.array_equal(self._image, self._original)
-
     def to_video_frame(self) -> av.VideoFrame:
         """The frame as PyAV wants it for encoding (the decoder's own frame when untouched)."""
-        if not self.modified:
-            assert self._source is not None
-            return self._source
+        if self._source is not None and (self._image is None or self._original is None):
+            return self._source  # never converted, so never changed
         picture = av.VideoFrame.from_ndarray(self.image, format="bgr24")
         if self._source is None or self._original is None:
             return picture
-        return _keep_unchanged_samples(self._source, picture, np.any(self.image != self._original, axis=2))
+        changed = np.any(self.image != self._original, axis=2)  # one comparison, reused below
+        if not changed.any():
+            return self._source
+        return _keep_unchanged_samples(self._source, picture, changed)
 
 
 def _keep_unchanged_samples(

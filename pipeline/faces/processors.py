@@ -8,7 +8,7 @@ batch of frames go through each model together, in batches of ``face_batch``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,41 +167,34 @@ def prepare_detector_only(options: Mapping[str, Any], inputs: JobInputs, runtime
 
 
 @dataclass
-class FaceAnonymizer:
+class FaceEffect:
+    """Finds the selected faces in each frame and redraws them with ``effect``."""
+
     finder: FaceFinder
-    mode: str
-    name: str = "face_anonymizer"
+    effect: Callable[[np.ndarray, list[Face]], np.ndarray]
+    name: str
 
     def process(self, frames: list[Frame]) -> list[Frame]:
         found = self.finder.find([frame.image for frame in frames])
         for frame, faces in zip(frames, found, strict=True):
             if faces:
-                frame.image = anonymize(frame.image, faces, self.mode)
+                frame.image = self.effect(frame.image, faces)
         return frames
 
 
-def create_anonymizer(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> FaceAnonymizer:
+def create_anonymizer(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> FaceEffect:
     mode = str(options.get("anonymizer_mode", "blur"))
     if mode not in ("blur", "pixelate"):
         raise PipelineError(f"unknown anonymizer_mode {mode!r}; choose blur or pixelate")
-    return FaceAnonymizer(_finder(options, assets, runtime), mode)
+    return FaceEffect(
+        _finder(options, assets, runtime),
+        lambda image, faces: anonymize(image, faces, mode),
+        "face_anonymizer",
+    )
 
 
-@dataclass
-class FaceDebugger:
-    finder: FaceFinder
-    name: str = "face_debugger"
-
-    def process(self, frames: list[Frame]) -> list[Frame]:
-        found = self.finder.find([frame.image for frame in frames])
-        for frame, faces in zip(frames, found, strict=True):
-            if faces:
-                frame.image = draw_faces(frame.image, faces)
-        return frames
-
-
-def create_debugger(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> FaceDebugger:
-    return FaceDebugger(_finder(options, assets, runtime))
+def create_debugger(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> FaceEffect:
+    return FaceEffect(_finder(options, assets, runtime), draw_faces, "face_debugger")
 
 
 FACE_SWAPPER = ProcessorFactory("face_swapper", create=create_swapper, prepare=prepare_swapper)
