@@ -6,15 +6,24 @@ BIN := $(VENV)/bin
 SHARED_MODELS ?= $(abspath ../shared/models)
 export FACEFLEET_MODEL_MIRRORS ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS),)
 
-.PHONY: install run test lint bench api worker beat flower migrate clean
+.PHONY: install lock run test lint bench api worker beat flower migrate clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
+
+# Re-resolve the dependencies to their newest allowed versions and record them.
+lock:
+	rm -rf $(VENV)-lock
+	$(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/python -m pip install --quiet -e ".[dev]"
+	{ sed -n '1,2p' constraints.txt; $(VENV)-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf $(VENV)-lock
 
 run: install
 	$(BIN)/facefleet demo
