@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 import requests
 
 from facefleet import keys
@@ -70,6 +71,26 @@ def download(api: str, task_id: str, out: Path) -> bytes:
 def frame_indices(path: Path) -> list[int]:
     with av.open(str(path)) as container:
         return [frame_index(f) for f in container.decode(video=0)]
+
+
+def assert_identical(out: Path, reference: bytes) -> None:
+    """``out`` holds exactly ``reference``'s bytes; if not, the message says where the pictures part."""
+    data = out.read_bytes()
+    if data == reference:
+        return
+    expected = out.with_name(f"{out.stem}-reference.mp4")
+    expected.write_bytes(reference)
+    with av.open(str(out)) as got, av.open(str(expected)) as want:
+        pairs = zip(got.decode(video=0), want.decode(video=0), strict=False)
+        deltas = [
+            (n, int(np.abs(a.to_ndarray().astype(int) - b.to_ndarray().astype(int)).max()))
+            for n, (a, b) in enumerate(pairs)
+        ]
+    differing = [(n, d) for n, d in deltas if d]
+    raise AssertionError(
+        f"{len(data)} bytes, reference {len(reference)}; frames whose pixels differ (index, max delta): "
+        f"{differing[:12]}{' ...' if len(differing) > 12 else ''}"
+    )
 
 
 def has_audio(path: Path) -> bool:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 import requests
 
 from tests.distributed.helpers import (
     FRAMES,
+    assert_identical,
     clip,
     download,
     frame_indices,
@@ -31,16 +31,11 @@ def test_submitted_task_succeeds_frame_exact(api, tmp_path):
     assert has_audio(out)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect: in Celery workers one segment of a job is now and then encoded from slightly "
-    "different pixels (about 1 job in 10 to 40; seen in chunk 0, pixel deltas up to 17), so distributed "
-    "outputs are frame-exact but not always byte-identical; the embedded mode is. Cause not found yet",
-)
 def test_outputs_are_byte_identical_across_runs(api, tmp_path, reference):
     task_id = submit(api, clip(tmp_path / "in.mp4"))
     assert wait_state(api, task_id, {"succeeded", "failed", "cancelled"})["state"] == "succeeded"
-    assert download(api, task_id, tmp_path / "out.mp4") == reference
+    download(api, task_id, tmp_path / "out.mp4")
+    assert_identical(tmp_path / "out.mp4", reference)
 
 
 def test_list_filters_by_state_and_pages(api, reference):

@@ -14,6 +14,7 @@ from tests.distributed.helpers import (
     FRAMES,
     JOB,
     SEGMENTS_PER_CHUNK,
+    assert_identical,
     bucket_keys,
     clip,
     corrupt_keyframe,
@@ -38,7 +39,7 @@ def _chunk_in_progress(services, task_id: str, at_least: int = 2) -> int | None:
     return None
 
 
-def test_killed_worker_chunk_resumes_on_another(api, fleet, services, s3, tmp_path):
+def test_killed_worker_chunk_resumes_on_another(api, fleet, services, s3, tmp_path, reference):
     task_id = submit(api, clip(tmp_path / "in.mp4"))
     index = wait_for(lambda: _chunk_in_progress(services, task_id), 60, "a chunk in progress")
     pid = int(_chunks(services, task_id)[index].worker.rsplit(":", 1)[1])
@@ -59,6 +60,7 @@ def test_killed_worker_chunk_resumes_on_another(api, fleet, services, s3, tmp_pa
     assert body["state"] == "succeeded", body
     out = tmp_path / "out.mp4"
     download(api, task_id, out)
+    assert_identical(out, reference)  # byte-identical to an uninterrupted run
     assert frame_indices(out) == list(range(FRAMES))
     writes = segment_writes(s3, task_id)
     assert len(writes) == 2 * SEGMENTS_PER_CHUNK
@@ -67,7 +69,7 @@ def test_killed_worker_chunk_resumes_on_another(api, fleet, services, s3, tmp_pa
     assert all(f"/{index:05d}/" in key for key in redone), redone
 
 
-def test_redis_flushall_mid_job(api, services, tmp_path):
+def test_redis_flushall_mid_job(api, services, tmp_path, reference):
     task_id = submit(api, clip(tmp_path / "in.mp4"))
     wait_for(lambda: _chunk_in_progress(services, task_id), 60, "a chunk in progress")
     services.state.redis.flushall()  # checkpoints, progress and leases: all gone
@@ -75,6 +77,7 @@ def test_redis_flushall_mid_job(api, services, tmp_path):
     assert body["state"] == "succeeded", body
     out = tmp_path / "out.mp4"
     download(api, task_id, out)
+    assert_identical(out, reference)
     assert frame_indices(out) == list(range(FRAMES))
 
 
