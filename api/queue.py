@@ -7,7 +7,16 @@ from typing import Any
 
 from celery import Celery
 
-from facefleet.distributed import CHUNK_TASK, CHUNKS, PLAN_TASK, PLANNING, QUEUES, queue_name
+from facefleet.distributed import (
+    CHUNK_TASK,
+    CHUNKS,
+    PLAN_TASK,
+    PLANNING,
+    QUEUES,
+    STITCH_TASK,
+    STITCHING,
+    queue_name,
+)
 from facefleet.settings import Settings
 
 
@@ -37,6 +46,9 @@ class Producer:
 
     def chunk(self, task_id: str, chunk_index: int) -> None:
         self._send(CHUNK_TASK, CHUNKS, [task_id, chunk_index])
+
+    def stitch(self, task_id: str) -> None:
+        self._send(STITCH_TASK, STITCHING, [task_id])
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting per queue (ready, not yet taken by a worker)."""

@@ -98,12 +98,13 @@ def cancel(task_id: str) -> Response:
 def retry(task_id: str) -> tuple[Response, int]:
     api = state()
     svc = api.services
-    chunks = retry_task(svc.ctx, task_id)
-    if chunks is None:
+    plan = retry_task(svc.ctx, task_id)
+    if plan.step == TaskState.QUEUED:
         api.producer.plan(task_id)
-    else:
-        for index in chunks:
-            api.producer.chunk(task_id, index)
+    elif plan.step == TaskState.STITCHING:
+        api.producer.stitch(task_id)
+    for index in plan.chunks:
+        api.producer.chunk(task_id, index)
     return jsonify(_summary(get_task(svc.ctx, task_id))), 202
 
 

@@ -13,6 +13,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -222,29 +223,39 @@ def cancel_task(ctx: JobContext, task_id: str) -> Task:
     return get_task(ctx, task_id)
 
 
-def retry_task(ctx: JobContext, task_id: str) -> list[int] | None:
-    """Run a failed task's unfinished chunks again, from their checkpoints.
+@dataclass(frozen=True)
+class RetryPlan:
+    """What a retried task needs sent: a plan message, chunk messages, or a stitch message."""
 
-    Returns the chunk indices to enqueue, or None when the task failed before it was planned
-    and must be planned again.
-    """
+    step: TaskState  # QUEUED (plan again), RUNNING (the chunks below) or STITCHING
+    chunks: tuple[int, ...] = ()
+
+
+def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
+    """Run a failed task again from where it failed: the plan if it never got one, else its
+    unfinished chunks from their checkpoints, else (every chunk succeeded) the stitch."""
     with ctx.sessions.begin() as session:
         task = session.get(Task, task_id)
         if task is None:
             raise TaskNotFound(task_id)
         if task.state != TaskState.FAILED:
             raise InvalidTransition(f"task {task_id} is {task.state.value}; only failed tasks can be retried")
-        has_chunks = session.scalar(select(Chunk.id).where(Chunk.task_id == task_id).limit(1)) is not None
-        target = TaskState.RUNNING if has_chunks else TaskState.QUEUED
-        move_task(session, task_id, target, error=None, finished_at=None, attempts=Task.attempts + 1)
-        if not has_chunks:
-            return None
+        states = list(session.scalars(select(Chunk.state).where(Chunk.task_id == task_id)))
+        if not states:
+            step = TaskState.QUEUED
+        elif all(state == ChunkState.SUCCEEDED for state in states):
+            step = TaskState.STITCHING
+        else:
+            step = TaskState.RUNNING
+        move_task(session, task_id, step, error=None, finished_at=None, attempts=Task.attempts + 1)
+        if step != TaskState.RUNNING:
+            return RetryPlan(step)
         session.execute(
             update(Chunk)
             .where(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED)
             .values(state=ChunkState.QUEUED, attempts=0, error=None, updated_at=utcnow())
         )
-        return pending_chunks(session, task_id)
+        return RetryPlan(step, tuple(pending_chunks(session, task_id)))
 
 
 def task_progress(ctx: JobContext, task_id: str) -> dict[str, Any]:

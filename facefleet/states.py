@@ -41,8 +41,9 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
         {TaskState.SUCCEEDED, TaskState.RUNNING, TaskState.FAILED, TaskState.CANCELLED}
     ),
     TaskState.SUCCEEDED: frozenset(),
-    # failed -> running: the user retries the failed chunks
-    TaskState.FAILED: frozenset({TaskState.RUNNING, TaskState.QUEUED}),
+    # failed -> queued / running / stitching: the user retries whatever failed (the plan,
+    # some chunks, or the stitch of chunks that all succeeded)
+    TaskState.FAILED: frozenset({TaskState.RUNNING, TaskState.QUEUED, TaskState.STITCHING}),
     TaskState.CANCELLED: frozenset(),
 }
 
