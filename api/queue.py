@@ -12,10 +12,10 @@ from facefleet.distributed import (
     CHUNKS,
     PLAN_TASK,
     PLANNING,
-    QUEUES,
     STITCH_TASK,
     STITCHING,
     queue_name,
+    waiting_messages,
 )
 from facefleet.settings import Settings
 
@@ -52,17 +52,7 @@ class Producer:
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting per queue (ready, not yet taken by a worker)."""
-        depths = {}
-        with self.celery.connection_for_write() as conn:
-            channel = conn.default_channel
-            for queue in QUEUES:
-                name = queue_name(self._settings, queue)
-                try:
-                    depths[queue] = int(channel.queue_declare(queue=name, passive=True).message_count)
-                except Exception:  # a queue no worker declared yet
-                    depths[queue] = 0
-                    channel = conn.channel()
-        return depths
+        return waiting_messages(self.celery, self._settings)
 
     def ping(self) -> None:
         with self.celery.connection_for_write() as conn:

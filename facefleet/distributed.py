@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
@@ -34,6 +35,22 @@ class ConfigurationError(Exception):
 
 def queue_name(settings: Settings, queue: str) -> str:
     return f"{settings.queue_prefix}{queue}"
+
+
+def waiting_messages(app: Any, settings: Settings) -> dict[str, int]:
+    """Messages ready in each of our queues (by short name) on a Celery app's broker; 0 for
+    a queue nobody declared yet."""
+    depths = {}
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in QUEUES:
+            try:
+                declared = channel.queue_declare(queue=queue_name(settings, queue), passive=True)
+                depths[queue] = int(declared.message_count)
+            except Exception:  # not declared: the failed passive declare also closed the channel
+                depths[queue] = 0
+                channel = conn.channel()
+    return depths
 
 
 @dataclass

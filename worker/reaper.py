@@ -7,21 +7,27 @@
   delivery that starts at that moment cannot be set back to queued under its feet.
 * Tasks left in planning or stitching with no lease held get their message sent again
   (at most once per few lease TTLs: a message may simply be waiting in a deep queue).
+* Work whose message was lost gets it again: tasks left queued (the API died between the
+  row and the message) and queued chunks of running tasks (a send that failed after the
+  state changed, or a delivery turned away while an older holder still had the lease).
+  Only when their queue holds fewer messages than there is such work, so a deep backlog
+  is not doubled, and at most once per few lease TTLs; a duplicate is harmless anyway
+  (the lease and the state checks turn it away).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from facefleet.db import Task, utcnow
-from facefleet.distributed import Services
+from facefleet.db import Chunk, Task, utcnow
+from facefleet.distributed import CHUNKS, PLANNING, Services
 from facefleet.jobs import requeue_expired
 from facefleet.redis_state import Lease
-from facefleet.states import TaskState
+from facefleet.states import ChunkState, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,7 @@ def reap(
     enqueue_chunk: Callable[[str, int], None],
     enqueue_plan: Callable[[str], None],
     enqueue_stitch: Callable[[str], None],
+    waiting_messages: Callable[[], Mapping[str, int]],
 ) -> int:
     """One pass; returns the number of messages sent. One reaper at a time (a Redis lock)."""
     state = svc.state
@@ -55,7 +62,8 @@ def reap(
     for task_id, index in requeued:
         log.warning("chunk %d of task %s lost its worker: re-enqueued", index, task_id)
         enqueue_chunk(task_id, index)
-    return len(requeued) + _resend_abandoned(svc, enqueue_plan, enqueue_stitch)
+    sent = _resend_abandoned(svc, enqueue_plan, enqueue_stitch)
+    return len(requeued) + sent + _resend_lost(svc, enqueue_chunk, enqueue_plan, waiting_messages)
 
 
 def _resend_abandoned(
@@ -74,10 +82,51 @@ def _resend_abandoned(
         part, send = (
             ("plan", enqueue_plan) if task_state == TaskState.PLANNING else ("stitch", enqueue_stitch)
         )
-        if svc.state.is_leased(task_id, part):
-            continue
-        if svc.state.mark_once(f"resent:{task_id}:{part}", ttl * RESEND_EVERY_TTLS):
+        if _resend_once(svc, task_id, part):
             log.warning("task %s was left in %s: message sent again", task_id, task_state.value)
             send(task_id)
             sent += 1
     return sent
+
+
+def _resend_lost(
+    svc: Services,
+    enqueue_chunk: Callable[[str, int], None],
+    enqueue_plan: Callable[[str], None],
+    waiting_messages: Callable[[], Mapping[str, int]],
+) -> int:
+    quiet_since = utcnow() - timedelta(seconds=svc.settings.lease_ttl_s * RESEND_EVERY_TTLS)
+    with svc.sessions() as session:
+        tasks = session.execute(select(Task.id, Task.updated_at).where(Task.state == TaskState.QUEUED)).all()
+        chunks = session.execute(
+            select(Chunk.task_id, Chunk.index, Chunk.updated_at)
+            .join(Task, Task.id == Chunk.task_id)
+            .where(Chunk.state == ChunkState.QUEUED, Task.state == TaskState.RUNNING)
+        ).all()
+    quiet_tasks = [task_id for task_id, updated in tasks if updated < quiet_since]
+    quiet_chunks = [(task_id, index) for task_id, index, updated in chunks if updated < quiet_since]
+    if not quiet_tasks and not quiet_chunks:
+        return 0
+    waiting = waiting_messages()
+    sent = 0
+    if waiting.get(PLANNING, 0) < len(tasks):
+        for task_id in quiet_tasks:
+            if _resend_once(svc, task_id, "plan"):
+                log.warning("task %s was left queued: planning message sent again", task_id)
+                enqueue_plan(task_id)
+                sent += 1
+    if waiting.get(CHUNKS, 0) < len(chunks):
+        for task_id, index in quiet_chunks:
+            if _resend_once(svc, task_id, index):
+                log.warning("chunk %d of task %s has no message: sent again", index, task_id)
+                enqueue_chunk(task_id, index)
+                sent += 1
+    return sent
+
+
+def _resend_once(svc: Services, task_id: str, part: int | str) -> bool:
+    """True when nobody holds ``part``'s lease and it was not resent in the last few TTLs."""
+    if svc.state.is_leased(task_id, part):
+        return False
+    ttl = svc.settings.lease_ttl_s * RESEND_EVERY_TTLS
+    return svc.state.mark_once(f"resent:{task_id}:{part}", ttl)

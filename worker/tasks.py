@@ -20,7 +20,15 @@ from celery import signals
 
 from facefleet import keys
 from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
-from facefleet.distributed import CHUNK_TASK, PLAN_TASK, REAP_TASK, STITCH_TASK, Services, open_services
+from facefleet.distributed import (
+    CHUNK_TASK,
+    PLAN_TASK,
+    REAP_TASK,
+    STITCH_TASK,
+    Services,
+    open_services,
+    waiting_messages,
+)
 from facefleet.jobs import get_task, plan_task
 from facefleet.redis_state import Lease
 from facefleet.states import TaskState
@@ -72,6 +80,7 @@ def register(app: FaceFleetCelery) -> None:
             lambda t, i: enqueue_chunk(app, t, i),
             lambda t: enqueue(app, PLAN_TASK, t),
             lambda t: enqueue(app, STITCH_TASK, t),
+            lambda: waiting_messages(app, app.settings),
         )
 
 

@@ -4,6 +4,7 @@ cancellation, and a chunk that can never succeed."""
 from __future__ import annotations
 
 import time
+import uuid
 
 import requests
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from tests.distributed.helpers import (
     submit,
     wait_state,
 )
+from worker.reaper import RESEND_EVERY_TTLS
 
 
 def _chunks(services, task_id: str) -> dict[int, Chunk]:
@@ -139,3 +141,32 @@ def test_chunk_that_always_fails_fails_the_task(api, services, tmp_path):
     retried = requests.post(f"{api}/v1/tasks/{task_id}/retry", timeout=10)
     assert retried.status_code == 202 and retried.json()["state"] == "running"
     assert wait_state(api, task_id, {"failed", "succeeded"}, timeout=90)["state"] == "failed"
+
+
+def test_work_whose_message_was_lost_is_sent_again(api, services, tmp_path):
+    """A task row whose planning message never left (the API died in between), and a planned
+    task whose chunk messages never left (the planner died in between): both finish."""
+    from facefleet import keys
+    from facefleet.jobs import create_task, plan_task
+    from facefleet.options import JobOptions
+
+    target = clip(tmp_path / "in.mp4")
+    task_ids = [uuid.uuid4().hex for _ in range(2)]
+    for task_id in task_ids:
+        services.storage.put_file(keys.target_key(task_id), target)
+        create_task(
+            services.ctx,
+            task_id=task_id,
+            target_key=keys.target_key(task_id),
+            source_keys=[],
+            options=JobOptions(**JOB),
+        )
+    assert plan_task(services.ctx, task_ids[1]) == [0, 1]  # queued chunks, no messages sent
+
+    deadline = LEASE_TTL_S * RESEND_EVERY_TTLS + 3 * REAPER_INTERVAL_S + 60
+    for task_id in task_ids:
+        body = wait_state(api, task_id, {"succeeded", "failed", "cancelled"}, timeout=deadline)
+        assert body["state"] == "succeeded", body
+        out = tmp_path / f"{task_id}.mp4"
+        download(api, task_id, out)
+        assert frame_indices(out) == list(range(FRAMES))
