@@ -22,7 +22,7 @@ from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.jobs import fail_task, load_assets, load_probe, move_task
 from facefleet.options import JobOptions
-from facefleet.states import ChunkState, TaskState
+from facefleet.states import ChunkState, TaskState, chunk_sources
 from pipeline.encode import EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
 from pipeline.plan import SegmentPlan, plan_chunks
@@ -206,7 +206,11 @@ def _finish(ctx: JobContext, task_id: str, chunk_index: int, frames: int) -> Chu
     with ctx.sessions.begin() as session:
         result = session.execute(
             update(Chunk)
-            .where(Chunk.task_id == task_id, Chunk.index == chunk_index, Chunk.state == ChunkState.RUNNING)
+            .where(
+                Chunk.task_id == task_id,
+                Chunk.index == chunk_index,
+                Chunk.state.in_(chunk_sources(ChunkState.SUCCEEDED)),
+            )
             .values(
                 state=ChunkState.SUCCEEDED,
                 frames_done=Chunk.frame_end - Chunk.frame_start,

@@ -48,7 +48,11 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
 }
 
 CHUNK_TRANSITIONS: dict[ChunkState, frozenset[ChunkState]] = {
-    ChunkState.QUEUED: frozenset({ChunkState.RUNNING, ChunkState.CANCELLED, ChunkState.FAILED}),
+    # queued -> succeeded: a holder that was still working when its chunk was set back to
+    # queued (lease lost, or the task retried) finished every segment
+    ChunkState.QUEUED: frozenset(
+        {ChunkState.RUNNING, ChunkState.SUCCEEDED, ChunkState.CANCELLED, ChunkState.FAILED}
+    ),
     # running -> queued: the lease expired or the attempt failed and will be retried
     ChunkState.RUNNING: frozenset(
         {ChunkState.SUCCEEDED, ChunkState.QUEUED, ChunkState.FAILED, ChunkState.CANCELLED}

@@ -23,8 +23,8 @@ def test_finished_tasks_cannot_be_cancelled_or_restarted():
     assert TASK_TRANSITIONS[TaskState.SUCCEEDED] == frozenset()
 
 
-def test_only_a_running_task_moves_to_stitching():
-    assert task_sources(TaskState.STITCHING) == [TaskState.RUNNING]
+def test_stitching_follows_running_or_a_retried_failure_only():
+    assert task_sources(TaskState.STITCHING) == [TaskState.RUNNING, TaskState.FAILED]
 
 
 def test_defaults_are_valid():

@@ -49,3 +49,27 @@ def test_retry_after_a_failed_stitch_only_stitches(sample, tmp_path):
     ctx.storage.get_file(keys.output_key(TASK), out)
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 100
+
+
+def test_a_holder_that_finishes_after_its_chunk_was_set_back_still_counts(sample, tmp_path):
+    """The chunk is set back to queued while its worker is mid-way (its lease was lost, or
+    the task was retried); the worker still finishes every segment: the chunk is done, not
+    left queued with its only message spent."""
+    from sqlalchemy import update
+
+    from facefleet.db import Chunk
+    from facefleet.states import ChunkState
+
+    ctx = open_context(Settings(home=tmp_path / "home"))
+    ctx.storage.put_file(keys.target_key(TASK), sample)
+    options = JobOptions(chunk_frames=100, segment_frames=25)
+    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
+    assert plan_task(ctx, TASK) == [0]
+
+    def set_back() -> bool:
+        with ctx.sessions.begin() as session:
+            session.execute(update(Chunk).where(Chunk.task_id == TASK).values(state=ChunkState.QUEUED))
+        return False
+
+    assert process_chunk(ctx, TASK, 0, should_stop=set_back) == ChunkOutcome.STITCH
+    assert get_task(ctx, TASK).state == TaskState.STITCHING
