@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import and_, or_, select
 
@@ -90,7 +91,10 @@ def index() -> Response:
 def cancel(task_id: str) -> Response:
     svc = state().services
     task = cancel_task(svc.ctx, task_id)
-    svc.state.cancel_flags.set(task_id)  # running chunks stop at their next segment
+    try:
+        svc.state.cancel_flags.set(task_id)  # running chunks stop at their next segment
+    except redis.RedisError as exc:  # they also read the task's state between segments
+        log.warning("cancel flag of task %s not set (%s)", task_id, exc)
     return jsonify(_summary(task))
 
 

@@ -10,6 +10,7 @@ its holder at the next heartbeat (it stops) and by the reaper (it re-enqueues th
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import threading
 import time
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
+
+log = logging.getLogger(__name__)
 
 CANCEL_FLAG_TTL_S = 7 * 24 * 3600
 PROGRESS_TTL_S = 7 * 24 * 3600
@@ -56,13 +59,28 @@ class KeySpace:
 
 class RedisCheckpoints:
     """The Checkpoints protocol in two hashes per task: ``checkpoint`` (chunk -> "segments
-    frames", written after the segment's upload) and ``progress`` (chunk -> live frames)."""
+    frames", written after the segment's upload) and ``progress`` (chunk -> live frames).
+
+    Redis is not the truth here, so an unreachable Redis costs speed, never a chunk
+    attempt: a checkpoint that cannot be read is recovered from the bucket's listing, one
+    that cannot be written means a resume redoes a few stored segments (the same bytes),
+    and live progress is skipped until Redis answers again.
+    """
 
     def __init__(self, client: redis.Redis, keys: KeySpace) -> None:
         self._redis, self._keys = client, keys
 
     def load(self, task_id: str, chunk_index: int) -> int | None:
-        value = self._redis.hget(self._keys.checkpoints(task_id), str(chunk_index))
+        try:
+            value = self._redis.hget(self._keys.checkpoints(task_id), str(chunk_index))
+        except redis.RedisError as exc:
+            log.warning(
+                "checkpoint of chunk %d of task %s unreadable (%s): using the bucket",
+                chunk_index,
+                task_id,
+                exc,
+            )
+            return None
         return int(str(value).split()[0]) if value is not None else None
 
     def save(self, task_id: str, chunk_index: int, segments_done: int, frames_done: int) -> None:
@@ -71,16 +89,23 @@ class RedisCheckpoints:
         pipe.expire(self._keys.checkpoints(task_id), PROGRESS_TTL_S)
         pipe.hset(self._keys.progress(task_id), str(chunk_index), str(frames_done))
         pipe.expire(self._keys.progress(task_id), PROGRESS_TTL_S)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("checkpoint of chunk %d of task %s not saved (%s)", chunk_index, task_id, exc)
 
     def report_progress(self, task_id: str, chunk_index: int, frames_done: int) -> None:
         pipe = self._redis.pipeline()
         pipe.hset(self._keys.progress(task_id), str(chunk_index), str(frames_done))
         pipe.expire(self._keys.progress(task_id), PROGRESS_TTL_S)
-        pipe.execute()
+        with contextlib.suppress(redis.RedisError):
+            pipe.execute()
 
     def progress(self, task_id: str) -> dict[int, int]:
-        raw = self._redis.hgetall(self._keys.progress(task_id))
+        try:
+            raw = self._redis.hgetall(self._keys.progress(task_id))
+        except redis.RedisError:
+            return {}  # the database's per-chunk counts still answer
         return {int(k): int(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
     def saved(self, task_id: str) -> dict[int, int]:
@@ -89,7 +114,10 @@ class RedisCheckpoints:
         return {int(k): int(str(v).split()[0]) for k, v in raw.items()}  # type: ignore[union-attr]
 
     def clear(self, task_id: str) -> None:
-        self._redis.delete(self._keys.checkpoints(task_id), self._keys.progress(task_id))
+        try:
+            self._redis.delete(self._keys.checkpoints(task_id), self._keys.progress(task_id))
+        except redis.RedisError as exc:  # they expire on their own
+            log.warning("checkpoints of task %s not cleared (%s)", task_id, exc)
 
 
 class CancelFlags:

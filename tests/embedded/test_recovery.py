@@ -1,5 +1,6 @@
-"""Retrying a failed task picks up where it failed: a task whose stitch failed (every chunk
-done) is stitched again, without redoing a chunk."""
+"""The job core recovers where it can: a retried task picks up where it failed, a chunk set
+back under a worker that then finishes counts as done, and a chunk whose checkpoint store is
+unreachable still runs (Redis is for speed, not truth)."""
 
 from pathlib import Path
 
@@ -73,3 +74,22 @@ def test_a_holder_that_finishes_after_its_chunk_was_set_back_still_counts(sample
 
     assert process_chunk(ctx, TASK, 0, should_stop=set_back) == ChunkOutcome.STITCH
     assert get_task(ctx, TASK).state == TaskState.STITCHING
+
+
+def test_a_chunk_runs_while_its_checkpoint_store_is_unreachable(sample, tmp_path):
+    import dataclasses
+
+    from facefleet.redis_state import RedisState
+    from tests.distributed.conftest import free_port
+
+    ctx = open_context(Settings(home=tmp_path / "home"))
+    dead = RedisState.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    ctx = dataclasses.replace(ctx, checkpoints=dead.checkpoints)
+    ctx.storage.put_file(keys.target_key(TASK), sample)
+    options = JobOptions(chunk_frames=100, segment_frames=25)
+    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
+    assert plan_task(ctx, TASK) == [0]
+    assert process_chunk(ctx, TASK, 0) == ChunkOutcome.STITCH
+    assert dead.checkpoints.progress(TASK) == {}
+    stitch_task(ctx, TASK)
+    assert get_task(ctx, TASK).state == TaskState.SUCCEEDED
