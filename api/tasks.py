@@ -16,7 +16,7 @@ from api.app import state
 from api.problems import Problem
 from api.submit import submit
 from facefleet.db import Task
-from facefleet.jobs import cancel_task, fail_task, get_task, retry_task, task_progress
+from facefleet.jobs import cancel_task, discard_task_files, fail_task, get_task, retry_task, task_progress
 from facefleet.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ def cancel(task_id: str) -> Response:
         svc.state.cancel_flags.set(task_id)  # running chunks stop at their next segment
     except redis.RedisError as exc:  # they also read the task's state between segments
         log.warning("cancel flag of task %s not set (%s)", task_id, exc)
+    discard_task_files(svc.ctx, task_id)
     return jsonify(_summary(task))
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import and_, exists, func, select, update
 from facefleet import keys
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
-from facefleet.jobs import fail_task, load_assets, load_probe, move_task
+from facefleet.jobs import discard_segments, discard_task_files, fail_task, load_assets, load_probe, move_task
 from facefleet.options import JobOptions
 from facefleet.states import ChunkState, TaskState, chunk_sources
 from pipeline.encode import EncoderSettings, encode_segment
@@ -94,7 +94,10 @@ def process_chunk(
         return _record_failure(ctx, task_id, chunk_index, f"{type(exc).__name__}: {exc}")
     finally:
         _account(ctx, task_id, time.monotonic() - started)
-    if not finished:
+    if not finished:  # cancelled, or the lease was lost (another worker goes on from here)
+        if _task_state(ctx, task_id) == TaskState.CANCELLED:  # its last segment and checkpoint
+            ctx.checkpoints.clear(task_id)  # may have landed after the cancel's sweep
+            discard_segments(ctx, task_id, chunk_index)
         return ChunkOutcome.CANCELLED
     return _finish(ctx, task_id, chunk_index, frames)
 
@@ -197,9 +200,13 @@ def _chain(ctx: JobContext, task_id: str, options: JobOptions) -> Chain:
     return chain
 
 
-def _task_stopped(ctx: JobContext, task_id: str) -> bool:
+def _task_state(ctx: JobContext, task_id: str) -> TaskState | None:
     with ctx.sessions() as session:
-        return session.scalar(select(Task.state).where(Task.id == task_id)) != TaskState.RUNNING
+        return session.scalar(select(Task.state).where(Task.id == task_id))
+
+
+def _task_stopped(ctx: JobContext, task_id: str) -> bool:
+    return _task_state(ctx, task_id) != TaskState.RUNNING
 
 
 def _finish(ctx: JobContext, task_id: str, chunk_index: int, frames: int) -> ChunkOutcome:
@@ -305,7 +312,7 @@ def stitch_task(ctx: JobContext, task_id: str) -> None:
     finally:
         out.unlink(missing_ok=True)
     with ctx.sessions.begin() as session:
-        move_task(
+        succeeded = move_task(
             session,
             task_id,
             TaskState.SUCCEEDED,
@@ -313,6 +320,10 @@ def stitch_task(ctx: JobContext, task_id: str) -> None:
             bytes_out=size,
             finished_at=utcnow(),
         )
+    if not succeeded:  # cancelled while stitching
+        discard_task_files(ctx, task_id)
+        log.info("task %s was cancelled while stitching: output discarded", task_id)
+        return
     if not ctx.keep_work_files:
         ctx.storage.delete_prefix(keys.work_prefix(task_id))
     ctx.checkpoints.clear(task_id)

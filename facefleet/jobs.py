@@ -223,6 +223,16 @@ def cancel_task(ctx: JobContext, task_id: str) -> Task:
     return get_task(ctx, task_id)
 
 
+def discard_task_files(ctx: JobContext, task_id: str) -> None:
+    """Everything a task keeps in the bucket and the checkpoint store (a cancelled task)."""
+    ctx.storage.delete_prefix(keys.task_prefix(task_id))
+    ctx.checkpoints.clear(task_id)
+
+
+def discard_segments(ctx: JobContext, task_id: str, chunk_index: int) -> None:
+    ctx.storage.delete_prefix(keys.segment_prefix(task_id, chunk_index))
+
+
 @dataclass(frozen=True)
 class RetryPlan:
     """What a retried task needs sent: a plan message, chunk messages, or a stitch message."""

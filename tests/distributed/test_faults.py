@@ -120,6 +120,8 @@ def test_cancel_stops_workers_within_a_segment(api, services, s3, tmp_path):
     assert states <= {"cancelled", "succeeded"}, states
     assert wait_state(api, task_id, {"cancelled"})["state"] == "cancelled"
     assert not bucket_keys(s3, f"tasks/{task_id}/output")
+    wait_for(lambda: not bucket_keys(s3, f"tasks/{task_id}/"), 10, "the cancelled task's files to go")
+    assert not services.state.checkpoints.saved(task_id)
     again = requests.post(f"{api}/v1/tasks/{task_id}/cancel", timeout=10)
     assert again.status_code == 409
     assert again.headers["Content-Type"] == "application/problem+json"
