@@ -28,7 +28,7 @@ from facefleet.options import JobOptions
 from facefleet.states import ChunkState, TaskState, chunk_sources, task_sources
 from facefleet.storage.base import StorageError
 from pipeline.errors import PipelineError
-from pipeline.plan import frame_range, plan_chunks
+from pipeline.plan import ChunkPlan, frame_range, plan_chunks
 from pipeline.probe import VideoProbe, probe
 from pipeline.processors import Assets, JobInputs, prepare_chain
 
@@ -141,6 +141,24 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
     except (PipelineError, StorageError) as exc:
         fail_task(ctx, task_id, _SOURCE_KEY_NAME.sub(lambda m: f"#{int(m[1]) + 1}", str(exc)))
         return []
+    try:
+        _commit_plan(ctx, task_id, video, chunk_plans, start, end)
+    except _NoLongerPlanning:  # cancelled meanwhile: no chunk rows, and what planning stored goes
+        discard_task_files(ctx, task_id)
+        return []
+    log.info("task %s planned: frames %d-%d in %d chunks", task_id, start, end, len(chunk_plans))
+    return [plan.index for plan in chunk_plans]
+
+
+class _NoLongerPlanning(Exception):
+    pass
+
+
+def _commit_plan(
+    ctx: JobContext, task_id: str, video: VideoProbe, chunk_plans: list[ChunkPlan], start: int, end: int
+) -> None:
+    """The chunk rows and the move to running, in one transaction (rolled back unless the
+    task is still planning)."""
     with ctx.sessions.begin() as session:
         session.execute(delete(Chunk).where(Chunk.task_id == task_id))
         session.add_all(
@@ -165,9 +183,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
             frames_total=end - start,
             chunks_total=len(chunk_plans),
         ):
-            return []
-    log.info("task %s planned: frames %d-%d in %d chunks", task_id, start, end, len(chunk_plans))
-    return [plan.index for plan in chunk_plans]
+            raise _NoLongerPlanning
 
 
 def _store_plan(ctx: JobContext, task_id: str, video: VideoProbe, assets: Assets) -> None:

@@ -93,3 +93,30 @@ def test_a_chunk_runs_while_its_checkpoint_store_is_unreachable(sample, tmp_path
     assert dead.checkpoints.progress(TASK) == {}
     stitch_task(ctx, TASK)
     assert get_task(ctx, TASK).state == TaskState.SUCCEEDED
+
+
+def test_a_task_cancelled_while_planning_keeps_no_chunks_or_files(sample, tmp_path):
+    import dataclasses
+
+    from facefleet.db import Chunk
+    from facefleet.jobs import cancel_task
+    from facefleet.storage.local import LocalStorage
+
+    ctx = open_context(Settings(home=tmp_path / "home"))
+
+    class CancelOnPlanUpload(LocalStorage):
+        """The user's cancel arrives while the planner stores its probe."""
+
+        def put_file(self, key: str, path: Path) -> None:
+            super().put_file(key, path)
+            if key == keys.probe_key(TASK):
+                cancel_task(ctx, TASK)
+
+    ctx = dataclasses.replace(ctx, storage=CancelOnPlanUpload(tmp_path / "home" / "bucket"))
+    ctx.storage.put_file(keys.target_key(TASK), sample)
+    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=JobOptions())
+    assert plan_task(ctx, TASK) == []
+    assert get_task(ctx, TASK).state == TaskState.CANCELLED
+    with ctx.sessions() as session:
+        assert session.query(Chunk).filter_by(task_id=TASK).count() == 0
+    assert ctx.storage.list(keys.task_prefix(TASK)) == []
