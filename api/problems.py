@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import kombu.exceptions
+import redis
+import sqlalchemy.exc
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from facefleet.errors import InvalidTransition, TaskNotFound
 from facefleet.options import OptionsError
-from facefleet.storage.base import UploadTooLarge
+from facefleet.storage.base import StorageError, UploadTooLarge
 from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://facefleet.dev/problems/"
+RETRY_AFTER_S = 5
 _TITLES = {
     400: "Bad Request",
     404: "Not Found",
@@ -78,7 +82,31 @@ def register_error_handlers(app: Flask) -> None:
     def _media(exc: PipelineError) -> Response:
         return problem_response(422, str(exc), "invalid-media")
 
+    @app.errorhandler(StorageError)
+    @app.errorhandler(redis.RedisError)
+    @app.errorhandler(sqlalchemy.exc.OperationalError)
+    @app.errorhandler(kombu.exceptions.OperationalError)
+    def _unavailable(exc: Exception) -> Response:
+        log.warning("a backing service failed: %s", exc)
+        response = problem_response(
+            503, f"a backing service is unavailable ({_service_of(exc)}); try again shortly", "unavailable"
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         return problem_response(500, "an unexpected error occurred; it has been logged")
+
+
+def _service_of(exc: Exception) -> str:
+    """Which service failed, for the problem body (never the URL or the error text, which may
+    carry credentials or internal addresses)."""
+    if isinstance(exc, StorageError):
+        return "object storage"
+    if isinstance(exc, redis.RedisError):
+        return "redis"
+    if isinstance(exc, sqlalchemy.exc.OperationalError):
+        return "database"
+    return "message broker"

@@ -121,3 +121,36 @@ def test_health_readiness_metrics(api, reference):
         "facefleet_chunk_duration_seconds_bucket",
     ):
         assert name in text, name
+
+
+def _app_with(settings, **dead):
+    """An API app in this process whose named services point at a port nobody listens on."""
+    from api.app import create_app
+    from tests.distributed.conftest import free_port
+
+    urls = {
+        "s3_endpoint_url": f"http://127.0.0.1:{free_port()}",
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    return create_app(settings.model_copy(update={k: urls[k] for k in dead})).test_client()
+
+
+def test_unreachable_storage_is_a_503_problem(settings, tmp_path, nothing_left):
+    client = _app_with(settings, s3_endpoint_url=True)
+    target = clip(tmp_path / "in.mp4")
+    with open(target, "rb") as handle:
+        response = client.post("/v1/tasks", data={"target": (handle, "in.mp4"), "options": "{}"})
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.headers["Content-Type"] == PROBLEM
+    assert "object storage" in response.json["detail"] and "127.0.0.1" not in response.json["detail"]
+
+
+def test_status_answers_while_redis_is_unreachable(settings, services, tmp_path):
+    from facefleet import keys
+    from facefleet.jobs import create_task
+    from facefleet.options import JobOptions
+
+    task = create_task(services.ctx, target_key=keys.target_key("x"), source_keys=[], options=JobOptions())
+    response = _app_with(settings, redis_url=True).get(f"/v1/tasks/{task.id}")
+    assert response.status_code == 200, response.json
+    assert response.json["state"] == "queued" and response.json["progress"]["frames_done"] == 0
