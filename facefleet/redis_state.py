@@ -214,6 +214,16 @@ class RedisState:
         """True the first time ``name`` is marked within ``ttl_s`` (a cheap rate limit)."""
         return bool(self.redis.set(self.keys.marker(name), "1", nx=True, px=max(1, int(ttl_s * 1000))))
 
+    def count_start(self, task_id: str, part: str, generation: int) -> int:
+        """How many times ``part`` ("plan", "stitch") of the task's ``generation`` (its retry
+        count) has been started, this one included."""
+        key = self.keys.marker(f"starts:{task_id}:{part}:{generation}")
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, PROGRESS_TTL_S)
+        count, _ = pipe.execute()
+        return int(count)
+
     def ping(self) -> bool:
         return bool(self.redis.ping())
 

@@ -29,7 +29,7 @@ from facefleet.distributed import (
     open_services,
     waiting_messages,
 )
-from facefleet.jobs import get_task, plan_task
+from facefleet.jobs import fail_task, get_task, plan_task
 from facefleet.redis_state import Lease
 from facefleet.states import TaskState
 from worker.app import FaceFleetCelery
@@ -103,6 +103,8 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
         log.info("task %s is being planned elsewhere", task_id)
         return 0
     try:
+        if _exhausted(svc, task_id, "plan", "planning"):
+            return 0
         indices = plan_task(svc.ctx, task_id)
     finally:
         lease.release()
@@ -137,12 +139,29 @@ def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
         log.info("task %s is being stitched elsewhere", task_id)
         return "leased"
     try:
+        if _exhausted(svc, task_id, "stitch", "stitching"):
+            return "failed"
         stitch_task(svc.ctx, task_id)
         if not svc.ctx.keep_work_files and get_task(svc.ctx, task_id).state == TaskState.SUCCEEDED:
             svc.storage.delete_prefix(f"{keys.task_prefix(task_id)}input/")  # the output stays
     finally:
         lease.release()
     return "done"
+
+
+def _exhausted(svc: Services, task_id: str, part: str, doing: str) -> bool:
+    """Counts this start of the task's planning or stitching; past the attempt limit (each
+    earlier start died: a worker killed by it, say), the task fails instead of looping."""
+    task = get_task(svc.ctx, task_id)
+    if task.state.value != doing and not (part == "plan" and task.state == TaskState.QUEUED):
+        return False  # a duplicate message for work already done: not an attempt
+    starts = svc.state.count_start(task_id, part, task.attempts)
+    if starts <= svc.settings.chunk_max_attempts:
+        return False
+    fail_task(
+        svc.ctx, task_id, f"{doing} did not finish in {starts - 1} attempts (its worker died or failed each time)"
+    )
+    return True
 
 
 def _stopper(app: FaceFleetCelery, svc: Services, lease: Lease, task_id: str) -> Callable[[], bool]:

@@ -172,3 +172,28 @@ def test_work_whose_message_was_lost_is_sent_again(api, services, tmp_path):
         out = tmp_path / f"{task_id}.mp4"
         download(api, task_id, out)
         assert frame_indices(out) == list(range(FRAMES))
+
+
+def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services):
+    """Each start of a task's stitch is counted; when every start dies (a stitch that gets
+    its worker killed, say), the one past the limit fails the task with a reason."""
+    from sqlalchemy import update
+
+    from facefleet import keys
+    from facefleet.db import Task
+    from facefleet.jobs import create_task, get_task
+    from facefleet.options import JobOptions
+    from facefleet.states import TaskState
+    from worker.tasks import _exhausted
+
+    task = create_task(services.ctx, target_key=keys.target_key("x"), source_keys=[], options=JobOptions())
+    with services.sessions.begin() as session:
+        session.execute(update(Task).where(Task.id == task.id).values(state=TaskState.STITCHING))
+    limit = services.settings.chunk_max_attempts
+    assert [_exhausted(services, task.id, "stitch", "stitching") for _ in range(limit)] == [False] * limit
+    assert _exhausted(services, task.id, "stitch", "stitching")
+    failed = get_task(services.ctx, task.id)
+    assert failed.state == TaskState.FAILED
+    assert (
+        failed.error == f"stitching did not finish in {limit} attempts (its worker died or failed each time)"
+    )
