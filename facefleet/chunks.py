@@ -80,9 +80,7 @@ def process_chunk(
 
     started = time.monotonic()
     try:
-        frames, finished = _run_segments(
-            ctx, task_id, chunk_index, options, target_key, start, end, should_stop
-        )
+        finished = _run_segments(ctx, task_id, chunk_index, options, target_key, start, end, should_stop)
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning(
             "chunk %d of task %s failed: %s",
@@ -93,13 +91,13 @@ def process_chunk(
         )
         return _record_failure(ctx, task_id, chunk_index, f"{type(exc).__name__}: {exc}")
     finally:
-        _account(ctx, task_id, time.monotonic() - started)
+        _account(ctx, task_id, seconds=time.monotonic() - started)
     if not finished:  # cancelled, or the lease was lost (another worker goes on from here)
         if _task_state(ctx, task_id) == TaskState.CANCELLED:  # its last segment and checkpoint
             ctx.checkpoints.clear(task_id)  # may have landed after the cancel's sweep
             discard_segments(ctx, task_id, chunk_index)
         return ChunkOutcome.CANCELLED
-    return _finish(ctx, task_id, chunk_index, frames)
+    return _finish(ctx, task_id, chunk_index)
 
 
 def chunk_segments(start: int, end: int, segment_frames: int) -> tuple[SegmentPlan, ...]:
@@ -128,23 +126,24 @@ def _run_segments(
     start: int,
     end: int,
     should_stop: Callable[[], bool],
-) -> tuple[int, bool]:
-    """Encode and store the chunk's remaining segments; returns (frames processed, finished)."""
+) -> bool:
+    """Encode and store the chunk's remaining segments; returns whether all are stored (False:
+    stopped between segments). Each stored segment is counted in the task's usage at once, so
+    an attempt that dies later still has its work accounted for."""
     from pipeline.reader import read_frames
 
     segments = chunk_segments(start, end, options.segment_frames)
     done = resume_point(ctx, task_id, chunk_index, len(segments))
     if done == len(segments):
-        return 0, True
+        return True
     video = load_probe(ctx, task_id)
     chain = _chain(ctx, task_id, options)
     encoder = EncoderSettings(crf=options.crf, preset=options.preset, threads=ctx.encoder_threads)
     progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start)
     frames = prefetch(read_frames(ctx.storage.local_path(target_key), video, segments[done].start, end))
-    processed = 0
     for segment in segments[done:]:
         if should_stop() or _task_stopped(ctx, task_id):
-            return processed, False
+            return False
         count = segment.end - segment.start
         scratch = ctx.scratch / f"{task_id}-{chunk_index:05d}-{segment.index:05d}.mp4"
         try:
@@ -160,8 +159,8 @@ def _run_segments(
         finally:
             scratch.unlink(missing_ok=True)
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-        processed += count
-    return processed, True
+        _account(ctx, task_id, frames=count)
+    return True
 
 
 def _processed(chain: Chain, frames: Iterator[Frame], batch: int) -> Iterator[Frame]:
@@ -209,7 +208,7 @@ def _task_stopped(ctx: JobContext, task_id: str) -> bool:
     return _task_state(ctx, task_id) != TaskState.RUNNING
 
 
-def _finish(ctx: JobContext, task_id: str, chunk_index: int, frames: int) -> ChunkOutcome:
+def _finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
     with ctx.sessions.begin() as session:
         result = session.execute(
             update(Chunk)
@@ -228,9 +227,6 @@ def _finish(ctx: JobContext, task_id: str, chunk_index: int, frames: int) -> Chu
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return ChunkOutcome.SKIPPED  # cancelled meanwhile, or another delivery finished it
-        session.execute(
-            update(Task).where(Task.id == task_id).values(frames_processed=Task.frames_processed + frames)
-        )
         unfinished = exists().where(and_(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED))
         won = session.execute(
             update(Task)
@@ -266,10 +262,15 @@ def _dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -
     return ChunkOutcome.FAILED
 
 
-def _account(ctx: JobContext, task_id: str, seconds: float) -> None:
+def _account(ctx: JobContext, task_id: str, *, seconds: float = 0.0, frames: int = 0) -> None:
+    """Add worker time and frames stored to the task's usage."""
     with ctx.sessions.begin() as session:
         session.execute(
-            update(Task).where(Task.id == task_id).values(worker_seconds=Task.worker_seconds + seconds)
+            update(Task)
+            .where(Task.id == task_id)
+            .values(
+                worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames
+            )
         )
 
 

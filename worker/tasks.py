@@ -159,7 +159,9 @@ def _exhausted(svc: Services, task_id: str, part: str, doing: str) -> bool:
     if starts <= svc.settings.chunk_max_attempts:
         return False
     fail_task(
-        svc.ctx, task_id, f"{doing} did not finish in {starts - 1} attempts (its worker died or failed each time)"
+        svc.ctx,
+        task_id,
+        f"{doing} did not finish in {starts - 1} attempts (its worker died or failed each time)",
     )
     return True
 

@@ -9,7 +9,7 @@ import uuid
 import requests
 from sqlalchemy import select
 
-from facefleet.db import Chunk
+from facefleet.db import Chunk, Task
 from tests.distributed.conftest import LEASE_TTL_S, REAPER_INTERVAL_S, wait_for
 from tests.distributed.helpers import (
     FRAMES,
@@ -68,6 +68,9 @@ def test_killed_worker_chunk_resumes_on_another(api, fleet, services, s3, tmp_pa
     assert len(writes) == 2 * SEGMENTS_PER_CHUNK
     redone = {key: count - 1 for key, count in writes.items() if count > 1}
     assert sum(redone.values()) <= 1, redone  # at most the segment in flight
+    with services.sessions() as session:  # usage: every stored segment, the redone one twice
+        processed = session.get(Task, task_id).frames_processed
+    assert processed == FRAMES + sum(redone.values()) * JOB["segment_frames"], processed
     assert all(f"/{index:05d}/" in key for key in redone), redone
 
 
@@ -180,7 +183,6 @@ def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services
     from sqlalchemy import update
 
     from facefleet import keys
-    from facefleet.db import Task
     from facefleet.jobs import create_task, get_task
     from facefleet.options import JobOptions
     from facefleet.states import TaskState

@@ -29,6 +29,7 @@ def test_retry_after_a_failed_stitch_only_stitches(sample, tmp_path):
     create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
     outcomes = [process_chunk(ctx, TASK, index) for index in plan_task(ctx, TASK)]
     assert outcomes[-1] == ChunkOutcome.STITCH
+    assert get_task(ctx, TASK).frames_processed == 100
 
     segments = _segment_files(bucket)
     missing = next(iter(segments))
