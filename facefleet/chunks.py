@@ -239,8 +239,8 @@ def _finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
 def _record_failure(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:
     with ctx.sessions.begin() as session:
         chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
-        if chunk is None or chunk.state != ChunkState.RUNNING:
-            return ChunkOutcome.SKIPPED
+        if chunk is None or chunk.state != ChunkState.RUNNING or chunk.worker != ctx.worker_name:
+            return ChunkOutcome.SKIPPED  # no longer ours: another worker took it over (lost lease)
         chunk.error = reason
         if chunk.attempts < ctx.max_attempts:
             chunk.state = ChunkState.QUEUED

@@ -121,3 +121,28 @@ def test_a_task_cancelled_while_planning_keeps_no_chunks_or_files(sample, tmp_pa
     with ctx.sessions() as session:
         assert session.query(Chunk).filter_by(task_id=TASK).count() == 0
     assert ctx.storage.list(keys.task_prefix(TASK)) == []
+
+
+def test_a_failure_after_the_chunk_was_taken_over_leaves_the_new_holder_alone(sample, tmp_path):
+    """The old holder of a chunk (its lease lost, another worker took the chunk) then fails:
+    its failure must not set the new holder's running chunk back to queued."""
+    from sqlalchemy import update
+
+    from facefleet.db import Chunk
+    from facefleet.states import ChunkState
+
+    ctx = open_context(Settings(home=tmp_path / "home"))
+    ctx.storage.put_file(keys.target_key(TASK), sample)
+    options = JobOptions(chunk_frames=100, segment_frames=25)
+    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
+    assert plan_task(ctx, TASK) == [0]
+
+    def taken_over_then_failing() -> bool:
+        with ctx.sessions.begin() as session:
+            session.execute(update(Chunk).where(Chunk.task_id == TASK).values(worker="another:1"))
+        raise OSError("the old holder's disk failed")
+
+    assert process_chunk(ctx, TASK, 0, should_stop=taken_over_then_failing) == ChunkOutcome.SKIPPED
+    with ctx.sessions() as session:
+        chunk = session.query(Chunk).filter_by(task_id=TASK).one()
+        assert (chunk.state, chunk.worker, chunk.error) == (ChunkState.RUNNING, "another:1", None)
