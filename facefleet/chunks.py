@@ -50,6 +50,7 @@ def process_chunk(
     chunk_index: int,
     *,
     should_stop: Callable[[], bool] = lambda: False,
+    on_frame: Callable[[], None] = lambda: None,
 ) -> ChunkOutcome:
     """Process one chunk from its resume point. The caller must hold the chunk's lease."""
     with ctx.sessions.begin() as session:
@@ -80,7 +81,9 @@ def process_chunk(
 
     started = time.monotonic()
     try:
-        finished = _run_segments(ctx, task_id, chunk_index, options, target_key, start, end, should_stop)
+        finished = _run_segments(
+            ctx, task_id, chunk_index, options, target_key, start, end, should_stop, on_frame
+        )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning(
             "chunk %d of task %s failed: %s",
@@ -126,6 +129,7 @@ def _run_segments(
     start: int,
     end: int,
     should_stop: Callable[[], bool],
+    on_frame: Callable[[], None],
 ) -> bool:
     """Encode and store the chunk's remaining segments; returns whether all are stored (False:
     stopped between segments). Each stored segment is counted in the task's usage at once, so
@@ -139,7 +143,7 @@ def _run_segments(
     video = load_probe(ctx, task_id)
     chain = _chain(ctx, task_id, options)
     encoder = EncoderSettings(crf=options.crf, preset=options.preset, threads=ctx.encoder_threads)
-    progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start)
+    progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start, on_frame)
     frames = prefetch(read_frames(ctx.storage.local_path(target_key), video, segments[done].start, end))
     for segment in segments[done:]:
         if should_stop() or _task_stopped(ctx, task_id):
@@ -160,6 +164,7 @@ def _run_segments(
             scratch.unlink(missing_ok=True)
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
         _account(ctx, task_id, frames=count)
+        on_frame()  # the upload was progress too
     return True
 
 
@@ -171,16 +176,21 @@ def _processed(chain: Chain, frames: Iterator[Frame], batch: int) -> Iterator[Fr
 
 
 class _ProgressReporter:
-    """Counts frames as they reach the encoder and reports them, at most twice a second."""
+    """Counts frames as they reach the encoder and reports them, at most twice a second;
+    ``on_frame`` hears of every one (the lease's stall watch)."""
 
-    def __init__(self, ctx: JobContext, task_id: str, chunk_index: int, already: int) -> None:
+    def __init__(
+        self, ctx: JobContext, task_id: str, chunk_index: int, already: int, on_frame: Callable[[], None]
+    ) -> None:
         self._ctx, self._task_id, self._chunk_index = ctx, task_id, chunk_index
+        self._on_frame = on_frame
         self.frames = already
         self._last = 0.0
 
     def track(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         for frame in frames:
             yield frame
+            self._on_frame()
             self.frames += 1
             now = time.monotonic()
             if now - self._last >= PROGRESS_INTERVAL_S:

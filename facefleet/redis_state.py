@@ -138,10 +138,18 @@ class Lease:
     renews it every third of the TTL; when a renewal finds the lease gone or taken (Redis
     lost it, or the holder stalled past the TTL) ``lost`` becomes true and the holder must
     stop. ``release`` deletes it only if it is still ours.
+
+    With ``stall_after_s``, the heartbeat also watches the holder: if ``touch`` has not been
+    called for that long (a hung decode or upload), it stops renewing, so the lease expires
+    and the work goes to another worker, and ``lost`` tells the holder if it ever wakes.
     """
 
-    def __init__(self, client: redis.Redis, key: str, ttl_s: float) -> None:
+    def __init__(
+        self, client: redis.Redis, key: str, ttl_s: float, stall_after_s: float | None = None
+    ) -> None:
         self._redis, self.key, self.ttl_ms = client, key, max(1, int(ttl_s * 1000))
+        self.stall_after_s = stall_after_s
+        self._touched = time.monotonic()
         self.token = secrets.token_hex(16)
         self._lost = threading.Event()
         self._stop = threading.Event()
@@ -154,10 +162,15 @@ class Lease:
     def acquire(self, heartbeat: bool = True) -> bool:
         if not self._redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
             return False
+        self.touch()
         if heartbeat:
             self._thread = threading.Thread(target=self._beat, name=f"lease {self.key}", daemon=True)
             self._thread.start()
         return True
+
+    def touch(self) -> None:
+        """The holder made progress (called often: it only stores a time)."""
+        self._touched = time.monotonic()
 
     def renew(self) -> bool:
         return bool(self._redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
@@ -165,6 +178,11 @@ class Lease:
     def _beat(self) -> None:
         interval = self.ttl_ms / 3000
         while not self._stop.wait(interval):
+            stalled_s = time.monotonic() - self._touched
+            if self.stall_after_s is not None and stalled_s > self.stall_after_s:
+                log.warning("no progress under %s for %.0f s: letting the lease expire", self.key, stalled_s)
+                self._lost.set()
+                return
             try:
                 if not self.renew():
                     self._lost.set()
@@ -200,8 +218,8 @@ class RedisState:
     def from_url(cls, url: str, namespace: str = "facefleet", lease_ttl_s: float = 60) -> RedisState:
         return cls(connect(url), namespace, lease_ttl_s)
 
-    def chunk_lease(self, task_id: str, chunk_index: int) -> Lease:
-        return Lease(self.redis, self.keys.lease(task_id, chunk_index), self.lease_ttl_s)
+    def chunk_lease(self, task_id: str, chunk_index: int, stall_after_s: float | None = None) -> Lease:
+        return Lease(self.redis, self.keys.lease(task_id, chunk_index), self.lease_ttl_s, stall_after_s)
 
     def lease(self, task_id: str, part: str) -> Lease:
         """The lease of a task's planning ("plan") or stitching ("stitch")."""

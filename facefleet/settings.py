@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     max_source_bytes: int = 32 * 1024**2
     chunk_max_attempts: int = 3
     lease_ttl_s: int = 60
+    chunk_stall_s: float = 900.0  # a chunk whose frames stop moving this long gives up its lease
     keep_work_files: bool = False
     work_dir: Path | None = None  # scratch space for workers (defaults under home)
     cache_max_bytes: int = 20 * 1024**3

@@ -115,12 +115,18 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
 
 def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int) -> str:
     svc = services(app)
-    lease = svc.state.chunk_lease(task_id, chunk_index)
+    lease = svc.state.chunk_lease(task_id, chunk_index, stall_after_s=svc.settings.chunk_stall_s)
     if not lease.acquire():
         log.info("chunk %d of task %s is leased elsewhere: this delivery does nothing", chunk_index, task_id)
         return "leased"
     try:
-        outcome = process_chunk(svc.ctx, task_id, chunk_index, should_stop=_stopper(app, svc, lease, task_id))
+        outcome = process_chunk(
+            svc.ctx,
+            task_id,
+            chunk_index,
+            should_stop=_stopper(app, svc, lease, task_id),
+            on_frame=lease.touch,
+        )
     finally:
         lease.release()
         _trim_cache(svc, task_id)

@@ -68,6 +68,18 @@ def test_heartbeat_keeps_a_lease_and_notices_its_loss(state):
     lease.release()
 
 
+def test_a_holder_that_stops_making_progress_loses_its_lease(state):
+    lease = state.chunk_lease("t", 2, stall_after_s=2.0)
+    assert lease.acquire()
+    for _ in range(6):  # progress: renewed past the TTL
+        time.sleep(0.5)
+        lease.touch()
+    assert state.is_leased("t", 2) and not lease.lost
+    time.sleep(2.0 + 2 * 1.0 + 0.5)  # stalled: no more renewals, and the TTL runs out
+    assert lease.lost and not state.is_leased("t", 2)
+    lease.release()
+
+
 def test_checkpoints_and_progress(state):
     cp = state.checkpoints
     assert cp.load("t", 0) is None  # unknown: the core falls back to the bucket
