@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.distributed import CHUNKS, PLANNING, Services
@@ -96,26 +96,28 @@ def _resend_lost(
     waiting_messages: Callable[[], Mapping[str, int]],
 ) -> int:
     quiet_since = utcnow() - timedelta(seconds=svc.settings.lease_ttl_s * RESEND_EVERY_TTLS)
+    queued_tasks = select(Task.id).where(Task.state == TaskState.QUEUED)
+    queued_chunks = (
+        select(Chunk.task_id, Chunk.index)
+        .join(Task, Task.id == Chunk.task_id)
+        .where(Chunk.state == ChunkState.QUEUED, Task.state == TaskState.RUNNING)
+    )
     with svc.sessions() as session:
-        tasks = session.execute(select(Task.id, Task.updated_at).where(Task.state == TaskState.QUEUED)).all()
-        chunks = session.execute(
-            select(Chunk.task_id, Chunk.index, Chunk.updated_at)
-            .join(Task, Task.id == Chunk.task_id)
-            .where(Chunk.state == ChunkState.QUEUED, Task.state == TaskState.RUNNING)
-        ).all()
-    quiet_tasks = [task_id for task_id, updated in tasks if updated < quiet_since]
-    quiet_chunks = [(task_id, index) for task_id, index, updated in chunks if updated < quiet_since]
-    if not quiet_tasks and not quiet_chunks:
-        return 0
+        quiet_tasks = list(session.scalars(queued_tasks.where(Task.updated_at < quiet_since)))
+        quiet_chunks = session.execute(queued_chunks.where(Chunk.updated_at < quiet_since)).all()
+        if not quiet_tasks and not quiet_chunks:
+            return 0
+        tasks = session.scalar(select(func.count()).select_from(queued_tasks.subquery())) or 0
+        chunks = session.scalar(select(func.count()).select_from(queued_chunks.subquery())) or 0
     waiting = waiting_messages()
     sent = 0
-    if waiting.get(PLANNING, 0) < len(tasks):
+    if waiting.get(PLANNING, 0) < tasks:
         for task_id in quiet_tasks:
             if _resend_once(svc, task_id, "plan"):
                 log.warning("task %s was left queued: planning message sent again", task_id)
                 enqueue_plan(task_id)
                 sent += 1
-    if waiting.get(CHUNKS, 0) < len(chunks):
+    if waiting.get(CHUNKS, 0) < chunks:
         for task_id, index in quiet_chunks:
             if _resend_once(svc, task_id, index):
                 log.warning("chunk %d of task %s has no message: sent again", index, task_id)

@@ -103,7 +103,7 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
         log.info("task %s is being planned elsewhere", task_id)
         return 0
     try:
-        if _exhausted(svc, task_id, "plan", "planning"):
+        if _exhausted(svc, task_id, TaskState.PLANNING):
             return 0
         indices = plan_task(svc.ctx, task_id)
     finally:
@@ -145,7 +145,7 @@ def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
         log.info("task %s is being stitched elsewhere", task_id)
         return "leased"
     try:
-        if _exhausted(svc, task_id, "stitch", "stitching"):
+        if _exhausted(svc, task_id, TaskState.STITCHING):
             return "failed"
         stitch_task(svc.ctx, task_id)
         if not svc.ctx.keep_work_files and get_task(svc.ctx, task_id).state == TaskState.SUCCEEDED:
@@ -155,19 +155,21 @@ def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
     return "done"
 
 
-def _exhausted(svc: Services, task_id: str, part: str, doing: str) -> bool:
-    """Counts this start of the task's planning or stitching; past the attempt limit (each
-    earlier start died: a worker killed by it, say), the task fails instead of looping."""
+def _exhausted(svc: Services, task_id: str, step: TaskState) -> bool:
+    """Counts this start of the task's planning or stitching (``step``); past the attempt
+    limit (each earlier start died: a worker killed by it, say), the task fails instead of
+    looping."""
     task = get_task(svc.ctx, task_id)
-    if task.state.value != doing and not (part == "plan" and task.state == TaskState.QUEUED):
+    if task.state != step and not (step == TaskState.PLANNING and task.state == TaskState.QUEUED):
         return False  # a duplicate message for work already done: not an attempt
+    part = "plan" if step == TaskState.PLANNING else "stitch"
     starts = svc.state.count_start(task_id, part, task.attempts)
     if starts <= svc.settings.chunk_max_attempts:
         return False
     fail_task(
         svc.ctx,
         task_id,
-        f"{doing} did not finish in {starts - 1} attempts (its worker died or failed each time)",
+        f"{step.value} did not finish in {starts - 1} attempts (its worker died or failed each time)",
     )
     return True
 

@@ -192,8 +192,8 @@ def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services
     with services.sessions.begin() as session:
         session.execute(update(Task).where(Task.id == task.id).values(state=TaskState.STITCHING))
     limit = services.settings.chunk_max_attempts
-    assert [_exhausted(services, task.id, "stitch", "stitching") for _ in range(limit)] == [False] * limit
-    assert _exhausted(services, task.id, "stitch", "stitching")
+    assert [_exhausted(services, task.id, TaskState.STITCHING) for _ in range(limit)] == [False] * limit
+    assert _exhausted(services, task.id, TaskState.STITCHING)
     failed = get_task(services.ctx, task.id)
     assert failed.state == TaskState.FAILED
     assert (

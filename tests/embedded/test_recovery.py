@@ -1,20 +1,39 @@
 """The job core recovers where it can: a retried task picks up where it failed, a chunk set
-back under a worker that then finishes counts as done, and a chunk whose checkpoint store is
-unreachable still runs (Redis is for speed, not truth)."""
+back under a worker that then finishes counts as done, an old holder's failure leaves the
+chunk's new holder alone, a chunk whose checkpoint store is unreachable still runs (Redis is
+for speed, not truth), and a task cancelled while planning leaves nothing behind."""
 
+import dataclasses
 from pathlib import Path
 
 import av
+from sqlalchemy import update
 
 from facefleet import keys
 from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
+from facefleet.context import JobContext
+from facefleet.db import Chunk
 from facefleet.embedded import open_context
-from facefleet.jobs import create_task, get_task, plan_task, retry_task
+from facefleet.jobs import cancel_task, create_task, get_task, plan_task, retry_task
 from facefleet.options import JobOptions
+from facefleet.redis_state import RedisState
 from facefleet.settings import Settings
-from facefleet.states import TaskState
+from facefleet.states import ChunkState, TaskState
+from facefleet.storage.local import LocalStorage
+from tests.distributed.conftest import free_port
 
-TASK = "retry-after-stitch"
+TASK = "recovery"
+
+
+def _create(ctx: JobContext, sample: Path, options: JobOptions) -> None:
+    ctx.storage.put_file(keys.target_key(TASK), sample)
+    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
+
+
+def _planned_one_chunk(ctx: JobContext, sample: Path) -> None:
+    """The sample's 100 frames as one chunk of four segments, planned, not yet processed."""
+    _create(ctx, sample, JobOptions(chunk_frames=100, segment_frames=25))
+    assert plan_task(ctx, TASK) == [0]
 
 
 def _segment_files(bucket: Path) -> dict[Path, int]:
@@ -24,9 +43,7 @@ def _segment_files(bucket: Path) -> dict[Path, int]:
 def test_retry_after_a_failed_stitch_only_stitches(sample, tmp_path):
     ctx = open_context(Settings(home=tmp_path / "home", keep_work_files=True))
     bucket = tmp_path / "home" / "bucket"
-    ctx.storage.put_file(keys.target_key(TASK), sample)
-    options = JobOptions(chunk_frames=50, segment_frames=10)
-    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
+    _create(ctx, sample, JobOptions(chunk_frames=50, segment_frames=10))
     outcomes = [process_chunk(ctx, TASK, index) for index in plan_task(ctx, TASK)]
     assert outcomes[-1] == ChunkOutcome.STITCH
     assert get_task(ctx, TASK).frames_processed == 100
@@ -57,16 +74,8 @@ def test_a_holder_that_finishes_after_its_chunk_was_set_back_still_counts(sample
     """The chunk is set back to queued while its worker is mid-way (its lease was lost, or
     the task was retried); the worker still finishes every segment: the chunk is done, not
     left queued with its only message spent."""
-    from sqlalchemy import update
-
-    from facefleet.db import Chunk
-    from facefleet.states import ChunkState
-
     ctx = open_context(Settings(home=tmp_path / "home"))
-    ctx.storage.put_file(keys.target_key(TASK), sample)
-    options = JobOptions(chunk_frames=100, segment_frames=25)
-    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
-    assert plan_task(ctx, TASK) == [0]
+    _planned_one_chunk(ctx, sample)
 
     def set_back() -> bool:
         with ctx.sessions.begin() as session:
@@ -78,18 +87,10 @@ def test_a_holder_that_finishes_after_its_chunk_was_set_back_still_counts(sample
 
 
 def test_a_chunk_runs_while_its_checkpoint_store_is_unreachable(sample, tmp_path):
-    import dataclasses
-
-    from facefleet.redis_state import RedisState
-    from tests.distributed.conftest import free_port
-
     ctx = open_context(Settings(home=tmp_path / "home"))
     dead = RedisState.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     ctx = dataclasses.replace(ctx, checkpoints=dead.checkpoints)
-    ctx.storage.put_file(keys.target_key(TASK), sample)
-    options = JobOptions(chunk_frames=100, segment_frames=25)
-    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
-    assert plan_task(ctx, TASK) == [0]
+    _planned_one_chunk(ctx, sample)
     assert process_chunk(ctx, TASK, 0) == ChunkOutcome.STITCH
     assert dead.checkpoints.progress(TASK) == {}
     stitch_task(ctx, TASK)
@@ -97,12 +98,6 @@ def test_a_chunk_runs_while_its_checkpoint_store_is_unreachable(sample, tmp_path
 
 
 def test_a_task_cancelled_while_planning_keeps_no_chunks_or_files(sample, tmp_path):
-    import dataclasses
-
-    from facefleet.db import Chunk
-    from facefleet.jobs import cancel_task
-    from facefleet.storage.local import LocalStorage
-
     ctx = open_context(Settings(home=tmp_path / "home"))
 
     class CancelOnPlanUpload(LocalStorage):
@@ -114,8 +109,7 @@ def test_a_task_cancelled_while_planning_keeps_no_chunks_or_files(sample, tmp_pa
                 cancel_task(ctx, TASK)
 
     ctx = dataclasses.replace(ctx, storage=CancelOnPlanUpload(tmp_path / "home" / "bucket"))
-    ctx.storage.put_file(keys.target_key(TASK), sample)
-    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=JobOptions())
+    _create(ctx, sample, JobOptions())
     assert plan_task(ctx, TASK) == []
     assert get_task(ctx, TASK).state == TaskState.CANCELLED
     with ctx.sessions() as session:
@@ -126,16 +120,8 @@ def test_a_task_cancelled_while_planning_keeps_no_chunks_or_files(sample, tmp_pa
 def test_a_failure_after_the_chunk_was_taken_over_leaves_the_new_holder_alone(sample, tmp_path):
     """The old holder of a chunk (its lease lost, another worker took the chunk) then fails:
     its failure must not set the new holder's running chunk back to queued."""
-    from sqlalchemy import update
-
-    from facefleet.db import Chunk
-    from facefleet.states import ChunkState
-
     ctx = open_context(Settings(home=tmp_path / "home"))
-    ctx.storage.put_file(keys.target_key(TASK), sample)
-    options = JobOptions(chunk_frames=100, segment_frames=25)
-    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
-    assert plan_task(ctx, TASK) == [0]
+    _planned_one_chunk(ctx, sample)
 
     def taken_over_then_failing() -> bool:
         with ctx.sessions.begin() as session:
