@@ -12,12 +12,12 @@ from flask import Flask, current_app, g, request
 from api.metrics import Metrics
 from api.problems import register_error_handlers
 from api.queue import Producer
+from api.submit import MAX_SOURCES
 from facefleet.distributed import Services, open_services, require
 from facefleet.settings import Settings
 
 # multipart overhead allowed on top of the files' own limits
 _FORM_SLACK = 1024 * 1024
-MAX_SOURCES = 8
 
 
 @dataclass
@@ -47,8 +47,6 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     app = Flask("facefleet")
     limit = settings.max_upload_bytes + MAX_SOURCES * settings.max_source_bytes * 2 + _FORM_SLACK
     app.config.update(MAX_CONTENT_LENGTH=limit, MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
-    if settings.api_secret_key is not None:
-        app.config["SECRET_KEY"] = settings.api_secret_key.get_secret_value()
     app.extensions["facefleet"] = ApiState(settings, _producer=producer)
     app.extensions["facefleet.metrics"] = metrics = Metrics(app.extensions["facefleet"])
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,12 @@ from api.uploads import MultipartStream, Part, TeeReader
 from facefleet import keys
 from facefleet.db import Task, new_id
 from facefleet.distributed import Services
+from facefleet.failures import scrub
 from facefleet.jobs import create_task
-from facefleet.options import JobOptions, OptionsError, parse_options
+from facefleet.options import JobOptions, OptionsError, check_plan_size, parse_options
+from facefleet.scratch import scratch_dir
 from pipeline.errors import PipelineError
+from pipeline.plan import frame_range
 from pipeline.probe import probe
 
 log = logging.getLogger(__name__)
@@ -61,12 +63,18 @@ def submit(svc: Services, idempotency_key: str | None) -> tuple[Task, bool]:
     if idempotency_key and (existing := find_by_idempotency_key(svc, idempotency_key)):
         return existing, False
     upload = Upload(task_id=new_id())
-    with tempfile.TemporaryDirectory(dir=svc.ctx.scratch, prefix="upload-") as tmp:
-        target_copy = Path(tmp) / "target"
+    with scratch_dir(svc.ctx.scratch, "upload") as tmp:
+        target_copy = tmp / "target"
         try:
             _receive(svc, upload, target_copy)
-            options = _check(upload)
-            _probe_target(target_copy, upload.target_name or "target")
+            options = _check(upload, svc.settings.job_defaults())
+            frames = _probe_target(target_copy, upload.target_name or "target", options)
+            check_plan_size(
+                options,
+                frames,
+                max_chunks=svc.settings.max_chunks_per_task,
+                max_segments=svc.settings.max_segments_per_task,
+            )
             task = _create(svc, upload, options, idempotency_key)
         except BaseException:
             svc.storage.delete_prefix(keys.task_prefix(upload.task_id))
@@ -128,7 +136,7 @@ def _need_file(part: Part) -> None:
         raise Problem(400, f"field {part.name!r} must be a file")
 
 
-def _check(upload: Upload) -> JobOptions:
+def _check(upload: Upload, defaults: dict[str, Any]) -> JobOptions:
     if upload.target_key is None:
         raise Problem(400, "missing field: target (the video to process)", "missing-field", field="target")
     raw: Any = {}
@@ -139,7 +147,7 @@ def _check(upload: Upload) -> JobOptions:
             raise Problem(400, f"options is not valid JSON: {exc}") from None
         if not isinstance(raw, dict):
             raise Problem(400, "options must be a JSON object")
-    options = parse_options(raw)
+    options = parse_options(raw, defaults)
     if NEEDS_SOURCE & set(options.processors) and not upload.source_keys:
         raise Problem(
             400,
@@ -152,12 +160,15 @@ def _check(upload: Upload) -> JobOptions:
     return options
 
 
-def _probe_target(path: Path, name: str) -> None:
-    """Refuse a target that is not a usable video (InvalidMediaError -> 422)."""
+def _probe_target(path: Path, name: str, options: JobOptions) -> int:
+    """Refuse a target that is not a usable video or range (-> 422); returns the number of
+    frames the task will process."""
     try:
-        probe(path)
+        video = probe(path)
+        start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
     except PipelineError as exc:  # name the user's file, not the scratch copy
-        raise type(exc)(str(exc).replace(f"{path.name}:", f"{name}:", 1)) from None
+        raise type(exc)(scrub(str(exc), {path.name: name})) from None
+    return end - start
 
 
 def _create(svc: Services, upload: Upload, options: JobOptions, idempotency_key: str | None) -> Task | None:

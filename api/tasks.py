@@ -15,8 +15,10 @@ from sqlalchemy import and_, or_, select
 from api.app import state
 from api.problems import Problem
 from api.submit import submit
+from facefleet.cleanup import clean_up
 from facefleet.db import Task
-from facefleet.jobs import cancel_task, discard_task_files, fail_task, get_task, retry_task, task_progress
+from facefleet.distributed import Services
+from facefleet.jobs import cancel_task, delete_task, fail_task, get_task, retry_task, task_progress
 from facefleet.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,6 @@ tasks = Blueprint("tasks", __name__)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
-OUTPUT_URL_TTL_S = 3600
 
 
 @tasks.post("/tasks")
@@ -58,14 +59,14 @@ def show(task_id: str) -> Response:
     body["chunks"] = progress.pop("chunks")
     body["progress"] = progress
     if task.state == TaskState.SUCCEEDED and task.output_key:
-        body["output_url"] = svc.storage.presign(task.output_key, OUTPUT_URL_TTL_S)
+        body["output_url"] = svc.storage.presign(task.output_key, svc.settings.presign_ttl_s)
     return jsonify(body)
 
 
 @tasks.get("/tasks")
 def index() -> Response:
     svc = state().services
-    query = select(Task)
+    query = select(Task).where(Task.deleted_at.is_(None))
     if wanted := request.args.get("state"):
         try:
             query = query.where(Task.state.in_([TaskState(s) for s in wanted.split(",")]))
@@ -91,12 +92,27 @@ def index() -> Response:
 def cancel(task_id: str) -> Response:
     svc = state().services
     task = cancel_task(svc.ctx, task_id)
+    _stop_holders(svc, task_id)
+    clean_up(svc.ctx, task_id)  # at once if nothing runs; else the reaper, once the holders stopped
+    return jsonify(_summary(task))
+
+
+@tasks.delete("/tasks/<task_id>")
+def remove(task_id: str) -> tuple[str, int]:
+    """Delete a task in any state (a running one is cancelled first): every object and row
+    of it goes (its usage stays counted); from now on it answers 404."""
+    svc = state().services
+    if delete_task(svc.ctx, task_id):
+        _stop_holders(svc, task_id)
+    clean_up(svc.ctx, task_id)
+    return "", 204
+
+
+def _stop_holders(svc: Services, task_id: str) -> None:
     try:
         svc.state.cancel_flags.set(task_id)  # running chunks stop at their next segment
     except redis.RedisError as exc:  # they also read the task's state between segments
         log.warning("cancel flag of task %s not set (%s)", task_id, exc)
-    discard_task_files(svc.ctx, task_id)
-    return jsonify(_summary(task))
 
 
 @tasks.post("/tasks/<task_id>/retry")
@@ -126,6 +142,7 @@ def _summary(task: Task) -> dict[str, Any]:
         "updated_at": _iso(task.updated_at),
         "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at),
+        "output_expired_at": _iso(task.output_expired_at),
     }
 
 

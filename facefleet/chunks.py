@@ -11,18 +11,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing
+from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 
 from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.orm import Session
 
 from facefleet import keys
+from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, utcnow
-from facefleet.jobs import discard_segments, discard_task_files, fail_task, load_assets, load_probe, move_task
+from facefleet.db import Chunk, Task, add_usage, utcnow
+from facefleet.failures import describe
+from facefleet.jobs import fail_task, load_assets, load_probe, move_task
 from facefleet.options import JobOptions
-from facefleet.states import ChunkState, TaskState, chunk_sources
+from facefleet.scratch import scratch_file
+from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources
 from pipeline.encode import EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
 from pipeline.plan import SegmentPlan, plan_chunks
@@ -40,8 +46,22 @@ class ChunkOutcome(StrEnum):
     STITCH = "stitch"  # this call finished the task's last chunk: the caller stitches, once
     RETRY = "retry"  # the attempt failed; the chunk is queued again
     FAILED = "failed"  # attempts exhausted; chunk and task failed with a reason
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # the task was cancelled or deleted: stopped between segments
+    TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
+    LEASE_LOST = "lease-lost"  # another worker holds the chunk now and goes on from here
     SKIPPED = "skipped"  # nothing to do: already done, or the task is no longer running
+
+
+@dataclass
+class ChunkHooks:
+    """Test-only seams in the job core (no effect unless set)."""
+
+    # called inside the transaction that marks a chunk succeeded, before the task's row is
+    # locked: a test holds two finishing transactions here and lets them go together
+    chunk_marked: Callable[[str, int], None] | None = None
+
+
+hooks = ChunkHooks()
 
 
 def process_chunk(
@@ -58,14 +78,14 @@ def process_chunk(
         chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
         if task is None or chunk is None or task.state != TaskState.RUNNING:
             return ChunkOutcome.SKIPPED
-        if chunk.state not in (ChunkState.QUEUED, ChunkState.RUNNING):
+        if chunk.state not in UNFINISHED_CHUNK_STATES:
             return ChunkOutcome.SKIPPED
         exhausted = chunk.attempts >= ctx.max_attempts
-        last_error = chunk.error or "the worker was lost"
+        last_error = chunk.error or "its worker was lost (killed or out of memory) each time"
         if not exhausted:
             session.execute(
                 update(Chunk)
-                .where(Chunk.id == chunk.id, Chunk.state.in_([ChunkState.QUEUED, ChunkState.RUNNING]))
+                .where(Chunk.id == chunk.id, Chunk.state.in_(UNFINISHED_CHUNK_STATES))
                 .values(
                     state=ChunkState.RUNNING,
                     attempts=Chunk.attempts + 1,
@@ -85,22 +105,25 @@ def process_chunk(
             ctx, task_id, chunk_index, options, target_key, start, end, should_stop, on_frame
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
-        log.warning(
-            "chunk %d of task %s failed: %s",
-            chunk_index,
-            task_id,
-            exc,
-            exc_info=log.isEnabledFor(logging.DEBUG),
-        )
-        return _record_failure(ctx, task_id, chunk_index, f"{type(exc).__name__}: {exc}")
+        log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
+        return _record_failure(ctx, task_id, chunk_index, describe(exc))
     finally:
         _account(ctx, task_id, seconds=time.monotonic() - started)
-    if not finished:  # cancelled, or the lease was lost (another worker goes on from here)
-        if _task_state(ctx, task_id) == TaskState.CANCELLED:  # its last segment and checkpoint
-            ctx.checkpoints.clear(task_id)  # may have landed after the cancel's sweep
-            discard_segments(ctx, task_id, chunk_index)
-        return ChunkOutcome.CANCELLED
+    if not finished:
+        return _why_stopped(ctx, task_id)
     return _finish(ctx, task_id, chunk_index)
+
+
+def _why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:
+    """The chunk stopped between segments: its task ended, or its lease was lost (the only
+    other reason a holder is told to stop)."""
+    with ctx.sessions() as session:
+        task = session.get(Task, task_id)
+    if task is None or task.deleted_at is not None or task.state == TaskState.CANCELLED:
+        return ChunkOutcome.CANCELLED  # what it stored goes with the task's clean-up
+    if task.state != TaskState.RUNNING:
+        return ChunkOutcome.TASK_ENDED
+    return ChunkOutcome.LEASE_LOST
 
 
 def chunk_segments(start: int, end: int, segment_frames: int) -> tuple[SegmentPlan, ...]:
@@ -144,27 +167,28 @@ def _run_segments(
     chain = _chain(ctx, task_id, options)
     encoder = EncoderSettings(crf=options.crf, preset=options.preset, threads=ctx.encoder_threads)
     progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start, on_frame)
-    frames = prefetch(read_frames(ctx.storage.local_path(target_key), video, segments[done].start, end))
-    for segment in segments[done:]:
-        if should_stop() or _task_stopped(ctx, task_id):
-            return False
-        count = segment.end - segment.start
-        scratch = ctx.scratch / f"{task_id}-{chunk_index:05d}-{segment.index:05d}.mp4"
-        try:
-            written = encode_segment(
-                progress.track(_processed(chain, islice(frames, count), options.face_batch)),
-                scratch,
-                video,
-                encoder,
-            )
-            if written != count:
-                raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
-            ctx.storage.put_file(keys.segment_key(task_id, chunk_index, segment.index), scratch)
-        finally:
-            scratch.unlink(missing_ok=True)
-        ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-        _account(ctx, task_id, frames=count)
-        on_frame()  # the upload was progress too
+    with (
+        ctx.storage.hold(target_key) as target,
+        closing(prefetch(read_frames(target, video, segments[done].start, end))) as frames,
+    ):
+        for segment in segments[done:]:
+            if should_stop() or _task_stopped(ctx, task_id):
+                return False
+            count = segment.end - segment.start
+            stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
+            with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
+                written = encode_segment(
+                    progress.track(_processed(chain, islice(frames, count), options.face_batch)),
+                    path,
+                    video,
+                    encoder,
+                )
+                if written != count:
+                    raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
+                ctx.storage.put_file(keys.segment_key(task_id, chunk_index, segment.index), path)
+            ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
+            _account(ctx, task_id, frames=count)
+            on_frame()  # the upload was progress too
     return True
 
 
@@ -219,6 +243,11 @@ def _task_stopped(ctx: JobContext, task_id: str) -> bool:
 
 
 def _finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
+    """Mark the chunk succeeded; whichever transaction marks a task's last chunk moves the
+    task to stitching, however the finishing chunks' commits interleave: the task's row is
+    locked before the count, so the second of two concurrent finishers waits for the first
+    to commit and then sees its chunk as succeeded (READ COMMITTED takes a fresh snapshot
+    per statement)."""
     with ctx.sessions.begin() as session:
         result = session.execute(
             update(Chunk)
@@ -237,13 +266,44 @@ def _finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return ChunkOutcome.SKIPPED  # cancelled meanwhile, or another delivery finished it
-        unfinished = exists().where(and_(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED))
-        won = session.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.state == TaskState.RUNNING, ~unfinished)
-            .values(state=TaskState.STITCHING, updated_at=utcnow())
+        if hooks.chunk_marked is not None:
+            hooks.chunk_marked(task_id, chunk_index)
+        won = move_to_stitching_if_done(session, task_id)
+        return ChunkOutcome.STITCH if won else ChunkOutcome.SUCCEEDED
+
+
+def move_to_stitching_if_done(session: Session, task_id: str) -> bool:
+    """In the caller's transaction: a running task whose chunks all succeeded moves to
+    stitching (True: the caller sends the stitch, once)."""
+    state = session.scalar(select(Task.state).where(Task.id == task_id).with_for_update())
+    if state != TaskState.RUNNING:
+        return False
+    unfinished = exists().where(and_(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED))
+    has_chunks = exists().where(Chunk.task_id == task_id)
+    won = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.state == TaskState.RUNNING, has_chunks, ~unfinished)
+        .values(state=TaskState.STITCHING, updated_at=utcnow())
+    )
+    return bool(won.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def stitch_finished(ctx: JobContext) -> list[str]:
+    """Running tasks whose chunks have all succeeded move to stitching (a finisher that died
+    between its chunk and the task, or any other way a task fell between the two steps);
+    returns those this call moved, whose stitch the caller sends."""
+    unfinished = exists().where(and_(Chunk.task_id == Task.id, Chunk.state != ChunkState.SUCCEEDED))
+    has_chunks = exists().where(Chunk.task_id == Task.id)
+    with ctx.sessions() as session:
+        candidates = list(
+            session.scalars(select(Task.id).where(Task.state == TaskState.RUNNING, has_chunks, ~unfinished))
         )
-        return ChunkOutcome.STITCH if won.rowcount == 1 else ChunkOutcome.SUCCEEDED  # type: ignore[attr-defined]
+    moved = []
+    for task_id in candidates:
+        with ctx.sessions.begin() as session:
+            if move_to_stitching_if_done(session, task_id):
+                moved.append(task_id)
+    return moved
 
 
 def _record_failure(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:
@@ -273,7 +333,7 @@ def _dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -
 
 
 def _account(ctx: JobContext, task_id: str, *, seconds: float = 0.0, frames: int = 0) -> None:
-    """Add worker time and frames stored to the task's usage."""
+    """Add worker time and frames stored to the task's usage and its month's."""
     with ctx.sessions.begin() as session:
         session.execute(
             update(Task)
@@ -282,60 +342,87 @@ def _account(ctx: JobContext, task_id: str, *, seconds: float = 0.0, frames: int
                 worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames
             )
         )
+        add_usage(session, frames=frames, worker_seconds=seconds)
 
 
 # ---------------------------------------------------------------------------- stitching
 
 
-def stitch_task(ctx: JobContext, task_id: str) -> None:
-    """Join the segments by stream copy, mux the audio, verify, store; exactly once per task
-    (the caller won the running -> stitching update). Safe to redo if interrupted."""
+def stitch_task(
+    ctx: JobContext,
+    task_id: str,
+    *,
+    still_ours: Callable[[], bool] = lambda: True,
+    on_progress: Callable[[], None] = lambda: None,
+) -> bool:
+    """Join the segments by stream copy, mux the audio, verify, store; returns whether this
+    call moved the task to ``succeeded``. Only a task in ``stitching`` is touched: a task
+    that already succeeded (a second stitcher) is left exactly as it is. ``still_ours`` (the
+    stitch lease) is checked before the output is stored and before the final state change,
+    so a stitcher that lost its lease changes nothing. Segments are read one at a time, so
+    beyond the output this needs one segment and the target on local disk."""
     with ctx.sessions() as session:
         task = session.get(Task, task_id)
         if task is None or task.state != TaskState.STITCHING:
-            return
+            return False
         chunks = list(session.scalars(select(Chunk).where(Chunk.task_id == task_id).order_by(Chunk.index)))
         options = JobOptions.model_validate(task.options)
         target_key = task.target_key
         frame_start, frame_end = task.frame_start, task.frame_end
     assert frame_start is not None and frame_end is not None
-    out = ctx.scratch / f"{task_id}-output.mp4"
+    segment_keys = [
+        keys.segment_key(task_id, chunk.index, segment.index)
+        for chunk in chunks
+        for segment in chunk_segments(chunk.frame_start, chunk.frame_end, options.segment_frames)
+    ]
+
+    def segment(key: str) -> Callable[[], AbstractContextManager[Path]]:
+        def fetch() -> AbstractContextManager[Path]:
+            on_progress()
+            return ctx.storage.fetch_once(key, ctx.scratch)
+
+        return fetch
+
     try:
-        segment_paths: list[Path] = [
-            ctx.storage.local_path(keys.segment_key(task_id, chunk.index, segment.index))
-            for chunk in chunks
-            for segment in chunk_segments(chunk.frame_start, chunk.frame_end, options.segment_frames)
-        ]
-        stitch(
-            segment_paths,
-            ctx.storage.local_path(target_key),
-            load_probe(ctx, task_id),
-            frame_start,
-            frame_end,
-            out,
-        )
-        ctx.storage.put_file(keys.output_key(task_id), out)
-        size = out.stat().st_size
+        with (
+            scratch_file(ctx.scratch, f"out-{task_id}", ".mp4") as out,
+            ctx.storage.hold(target_key) as target,
+        ):
+            stitch(
+                [segment(key) for key in segment_keys],
+                target,
+                load_probe(ctx, task_id),
+                frame_start,
+                frame_end,
+                out,
+            )
+            if not still_ours():
+                log.warning("stitch of task %s lost its lease: another stitcher goes on", task_id)
+                return False
+            ctx.storage.put_file(keys.output_key(task_id), out)
+            size = out.stat().st_size
     except Exception as exc:
-        log.warning("stitching task %s failed: %s", task_id, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-        fail_task(ctx, task_id, f"stitch failed: {exc}")
-        return
-    finally:
-        out.unlink(missing_ok=True)
+        log.warning("stitching task %s failed: %r", task_id, exc, exc_info=True)
+        if still_ours():
+            fail_task(ctx, task_id, f"stitch failed: {describe(exc)}")
+        return False
+    if not still_ours():
+        return False
     with ctx.sessions.begin() as session:
-        succeeded = move_task(
+        won = move_task(
             session,
             task_id,
             TaskState.SUCCEEDED,
             output_key=keys.output_key(task_id),
             bytes_out=size,
             finished_at=utcnow(),
+            cleanup=None if ctx.keep_work_files else Cleanup.WORK,
         )
-    if not succeeded:  # cancelled while stitching
-        discard_task_files(ctx, task_id)
-        log.info("task %s was cancelled while stitching: output discarded", task_id)
-        return
-    if not ctx.keep_work_files:
-        ctx.storage.delete_prefix(keys.work_prefix(task_id))
-    ctx.checkpoints.clear(task_id)
+        if won:
+            add_usage(session, bytes_out=size)
+    if not won:  # cancelled or deleted while stitching: its clean-up removes the output too
+        log.info("task %s ended while stitching: output left to its clean-up", task_id)
+        return False
     log.info("task %s succeeded", task_id)
+    clean_up(ctx, task_id)
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,10 @@ class JobContext:
     encoder_threads: int = 4
     max_attempts: int = 3
     keep_work_files: bool = False
+    max_chunks_per_task: int = 5000
+    max_segments_per_task: int = 50000
+    # whether any process holds a lease on part of the task (its files may still change)
+    task_busy: Callable[[str], bool] = lambda _task_id: False
     # per-process caches (probe, chain) keyed by task id; models themselves are cached by pipeline.faces
     cache: dict[tuple[str, str], Any] = field(default_factory=dict)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,9 +22,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 from facefleet.states import ChunkState, TaskState
 
@@ -88,12 +92,21 @@ class Task(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # files still to remove (a Cleanup value), recorded with the state change that calls for
+    # it and cleared by whoever removed them; the reaper retries until the bucket agrees
+    cleanup: Mapped[str | None] = mapped_column(String(16))
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # DELETE: gone for users
+    output_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    inputs_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     chunks: Mapped[list[Chunk]] = relationship(
         back_populates="task", cascade="all, delete-orphan", order_by="Chunk.index"
     )
 
-    __table_args__ = (Index("ix_tasks_created", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_tasks_created", "created_at", "id"),
+        Index("ix_tasks_cleanup", "cleanup", postgresql_where=text("cleanup IS NOT NULL")),
+    )
 
 
 class Chunk(Base):
@@ -125,7 +138,62 @@ class Chunk(Base):
         return self.frame_end - self.frame_start
 
 
-def make_engine(url: str) -> Engine:
+class Usage(Base):
+    """Work done, summed per tenant and calendar month (UTC). Kept when tasks are deleted."""
+
+    __tablename__ = "usage"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True, default="default")
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-12"
+    tasks: Mapped[int] = mapped_column(BigInteger, default=0)
+    frames: Mapped[int] = mapped_column(BigInteger, default=0)
+    worker_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+USAGE_FIELDS = ("tasks", "frames", "worker_seconds", "bytes_in", "bytes_out")
+
+
+def add_usage(session: Session, tenant: str = "default", **amounts: float) -> None:
+    """Add to this month's usage row (an upsert, so concurrent writers never lose a count)."""
+    unknown = set(amounts) - set(USAGE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown usage fields: {sorted(unknown)}")
+    month = utcnow().strftime("%Y-%m")
+    values = {"tenant": tenant, "month": month, **{f: 0 for f in USAGE_FIELDS}, **amounts}
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    statement = insert(Usage).values(**values)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["tenant", "month"],
+            set_={f: getattr(Usage, f) + statement.excluded[f] for f in amounts},
+        )
+    )
+
+
+def normalize_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` mean the installed driver (psycopg2), not
+    SQLAlchemy's default guess (psycopg 3, which is not installed)."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """Bounds on every PostgreSQL connection, so a dead peer or a stuck transaction costs
+    seconds, not a worker (0 turns one off)."""
+
+    connect_s: float = 10.0
+    statement_s: float = 120.0
+    idle_in_transaction_s: float = 300.0
+    lock_s: float = 60.0
+
+
+def make_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
+    url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -138,7 +206,19 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    limits = timeouts or DatabaseTimeouts()
+    options = " ".join(
+        f"-c {name}={int(seconds * 1000)}"
+        for name, seconds in (
+            ("statement_timeout", limits.statement_s),
+            ("idle_in_transaction_session_timeout", limits.idle_in_transaction_s),
+            ("lock_timeout", limits.lock_s),
+        )
+    )
+    connect_args: dict[str, Any] = {"options": options}
+    if limits.connect_s:
+        connect_args["connect_timeout"] = max(1, round(limits.connect_s))
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

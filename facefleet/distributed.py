@@ -78,7 +78,7 @@ def require(settings: Settings) -> tuple[str, str]:
 def open_services(settings: Settings, worker_name: str | None = None) -> Services:
     """Connections for this process (call after fork, never at import time)."""
     database_url, bucket = require(settings)
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, settings.database_timeouts())
     sessions = make_sessionmaker(engine)
     scratch = settings.scratch_dir
     storage = S3Storage(
@@ -88,6 +88,7 @@ def open_services(settings: Settings, worker_name: str | None = None) -> Service
         endpoint_url=settings.s3_endpoint_url,
         region=settings.s3_region,
         multipart_threshold=settings.s3_multipart_threshold,
+        public_endpoint_url=settings.s3_public_endpoint_url,
     )
     state = RedisState.from_url(settings.redis_url, settings.redis_namespace, settings.lease_ttl_s)
     ctx = JobContext(
@@ -100,5 +101,8 @@ def open_services(settings: Settings, worker_name: str | None = None) -> Service
         encoder_threads=settings.encoder_threads,
         max_attempts=settings.chunk_max_attempts,
         keep_work_files=settings.keep_work_files,
+        max_chunks_per_task=settings.max_chunks_per_task,
+        max_segments_per_task=settings.max_segments_per_task,
+        task_busy=state.task_busy,
     )
     return Services(settings, engine, sessions, storage, state, ctx)

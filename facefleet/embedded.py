@@ -66,6 +66,8 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
         encoder_threads=settings.encoder_threads,
         max_attempts=settings.chunk_max_attempts,
         keep_work_files=settings.keep_work_files,
+        max_chunks_per_task=settings.max_chunks_per_task,
+        max_segments_per_task=settings.max_segments_per_task,
     )
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,21 +21,19 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from facefleet import keys
+from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, utcnow
+from facefleet.db import Chunk, Task, add_usage, utcnow
 from facefleet.errors import InvalidTransition, TaskNotFound
-from facefleet.options import JobOptions
-from facefleet.states import ChunkState, TaskState, chunk_sources, task_sources
-from facefleet.storage.base import StorageError
-from pipeline.errors import PipelineError
+from facefleet.failures import describe
+from facefleet.options import JobOptions, check_plan_size
+from facefleet.scratch import scratch_dir
+from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources, task_sources
 from pipeline.plan import ChunkPlan, frame_range, plan_chunks
 from pipeline.probe import VideoProbe, probe
 from pipeline.processors import Assets, JobInputs, prepare_chain
 
 log = logging.getLogger(__name__)
-
-# "source-0", the bucket name of the first source image, as a user counts it ("#1")
-_SOURCE_KEY_NAME = re.compile(r"\bsource-(\d+)\b")
 
 
 def move_task(session: Session, task_id: str, target: TaskState, **values: Any) -> bool:
@@ -49,26 +47,45 @@ def move_task(session: Session, task_id: str, target: TaskState, **values: Any) 
 
 
 def move_chunks(session: Session, task_id: str, target: ChunkState, **values: Any) -> int:
+    """Move the task's chunks that may go to ``target`` there (a stopped or cancelled task's
+    chunks: only the unfinished ones)."""
+    sources = chunk_sources(target)
+    if target in (ChunkState.STOPPED, ChunkState.CANCELLED):
+        sources = [s for s in sources if s in UNFINISHED_CHUNK_STATES]
     result = session.execute(
         update(Chunk)
-        .where(Chunk.task_id == task_id, Chunk.state.in_(chunk_sources(target)))
+        .where(Chunk.task_id == task_id, Chunk.state.in_(sources))
         .values(state=target, updated_at=utcnow(), **values)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def get_task(ctx: JobContext, task_id: str) -> Task:
+    """The task; a deleted one (its clean-up may still be running) is not found."""
     with ctx.sessions() as session:
         task = session.get(Task, task_id)
-        if task is None:
+        if task is None or task.deleted_at is not None:
             raise TaskNotFound(task_id)
         return task
 
 
-def fail_task(ctx: JobContext, task_id: str, reason: str) -> None:
-    with ctx.sessions.begin() as session:
-        if move_task(session, task_id, TaskState.FAILED, error=reason, finished_at=utcnow()):
-            log.warning("task %s failed: %s", task_id, reason)
+def fail_task(ctx: JobContext, task_id: str, reason: str) -> bool:
+    """Fail the task with ``reason``; its unfinished chunks stop (state ``stopped``), so no
+    row says ``running`` for work nobody does. Chunk rows are locked before the task's,
+    the order every transaction that changes both keeps."""
+    try:
+        with ctx.sessions.begin() as session:
+            move_chunks(session, task_id, ChunkState.STOPPED, finished_at=utcnow())
+            if not move_task(session, task_id, TaskState.FAILED, error=reason, finished_at=utcnow()):
+                raise _Unchanged
+    except _Unchanged:  # already ended: the chunks' update is rolled back with it
+        return False
+    log.warning("task %s failed: %s", task_id, reason)
+    return True
+
+
+class _Unchanged(Exception):
+    pass
 
 
 def create_task(
@@ -82,6 +99,7 @@ def create_task(
     idempotency_key: str | None = None,
     target_name: str | None = None,
     bytes_in: int = 0,
+    tenant: str = "default",
 ) -> Task:
     """A new task in state ``queued``; its inputs must already be in the bucket."""
     task = Task(
@@ -98,6 +116,7 @@ def create_task(
         task.id = task_id
     with ctx.sessions.begin() as session:
         session.add(task)
+        add_usage(session, tenant, tasks=1, bytes_in=bytes_in)
     return task
 
 
@@ -124,27 +143,34 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         options = JobOptions.model_validate(task.options)
         source_keys, ref_key, target = list(task.source_keys), task.reference_key, task.target_key
         target_name = task.target_name or "target"
+    names: dict[str, str] = {}
     try:
-        target_path = ctx.storage.local_path(target)
-        try:
+        with ExitStack() as held:
+            target_path = held.enter_context(ctx.storage.hold(target))
+            names[target_path.name] = target_name
             video = probe(target_path)
-        except PipelineError as exc:  # name the user's file, not the bucket key
-            raise type(exc)(str(exc).replace(f"{target_path.name}:", f"{target_name}:", 1)) from None
-        start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
-        chunk_plans = plan_chunks(start, end, options.chunk_frames, options.segment_frames)
-        inputs = JobInputs(
-            sources=tuple(ctx.storage.local_path(k) for k in source_keys),
-            reference=ctx.storage.local_path(ref_key) if ref_key else None,
-        )
-        assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
-        _store_plan(ctx, task_id, video, assets)
-    except (PipelineError, StorageError) as exc:
-        fail_task(ctx, task_id, _SOURCE_KEY_NAME.sub(lambda m: f"#{int(m[1]) + 1}", str(exc)))
+            start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
+            check_plan_size(
+                options,
+                end - start,
+                max_chunks=ctx.max_chunks_per_task,
+                max_segments=ctx.max_segments_per_task,
+            )
+            chunk_plans = plan_chunks(start, end, options.chunk_frames, options.segment_frames)
+            inputs = JobInputs(
+                sources=tuple(held.enter_context(ctx.storage.hold(k)) for k in source_keys),
+                reference=held.enter_context(ctx.storage.hold(ref_key)) if ref_key else None,
+            )
+            assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
+            _store_plan(ctx, task_id, video, assets)
+    except Exception as exc:  # a bad input, a full disk, an unreachable bucket: the task says so
+        log.warning("planning task %s failed: %r", task_id, exc, exc_info=True)
+        fail_task(ctx, task_id, describe(exc, names))
         return []
     try:
         _commit_plan(ctx, task_id, video, chunk_plans, start, end)
     except _NoLongerPlanning:  # cancelled meanwhile: no chunk rows, and what planning stored goes
-        discard_task_files(ctx, task_id)
+        clean_up(ctx, task_id, busy=lambda _task_id: False)  # nothing else writes its files
         return []
     log.info("task %s planned: frames %d-%d in %d chunks", task_id, start, end, len(chunk_plans))
     return [plan.index for plan in chunk_plans]
@@ -187,38 +213,35 @@ def _commit_plan(
 
 
 def _store_plan(ctx: JobContext, task_id: str, video: VideoProbe, assets: Assets) -> None:
-    scratch = ctx.scratch / f"plan-{task_id}"
-    scratch.mkdir(parents=True, exist_ok=True)
-    probe_file, assets_file = scratch / "probe.json", scratch / "assets.npz"
-    probe_file.write_text(json.dumps(video.to_dict()))
-    buffer = io.BytesIO()
-    np.savez(buffer, allow_pickle=False, **assets)
-    assets_file.write_bytes(buffer.getvalue())
-    ctx.storage.put_file(keys.probe_key(task_id), probe_file)
-    ctx.storage.put_file(keys.assets_key(task_id), assets_file)
-    probe_file.unlink()
-    assets_file.unlink()
-    scratch.rmdir()
+    with scratch_dir(ctx.scratch, f"plan-{task_id}") as scratch:
+        probe_file, assets_file = scratch / "probe.json", scratch / "assets.npz"
+        probe_file.write_text(json.dumps(video.to_dict()))
+        buffer = io.BytesIO()
+        np.savez(buffer, allow_pickle=False, **assets)
+        assets_file.write_bytes(buffer.getvalue())
+        ctx.storage.put_file(keys.probe_key(task_id), probe_file)
+        ctx.storage.put_file(keys.assets_key(task_id), assets_file)
 
 
 def load_probe(ctx: JobContext, task_id: str) -> VideoProbe:
     cache_key = ("probe", task_id)
     if cache_key not in ctx.cache:
-        text = ctx.storage.local_path(keys.probe_key(task_id)).read_text()
+        with ctx.storage.hold(keys.probe_key(task_id)) as path:
+            text = path.read_text()
         ctx.cache[cache_key] = VideoProbe.from_dict(json.loads(text))
     found: VideoProbe = ctx.cache[cache_key]
     return found
 
 
 def load_assets(ctx: JobContext, task_id: str) -> Assets:
-    with np.load(ctx.storage.local_path(keys.assets_key(task_id))) as archive:
+    with ctx.storage.hold(keys.assets_key(task_id)) as path, np.load(path) as archive:
         return {name: archive[name] for name in archive.files}
 
 
 def pending_chunks(session: Session, task_id: str) -> list[int]:
     rows = session.scalars(
         select(Chunk.index)
-        .where(Chunk.task_id == task_id, Chunk.state.in_([ChunkState.QUEUED, ChunkState.RUNNING]))
+        .where(Chunk.task_id == task_id, Chunk.state.in_(UNFINISHED_CHUNK_STATES))
         .order_by(Chunk.index)
     )
     return list(rows)
@@ -228,25 +251,37 @@ def pending_chunks(session: Session, task_id: str) -> list[int]:
 
 
 def cancel_task(ctx: JobContext, task_id: str) -> Task:
-    """Cancel a task that has not finished; running chunks stop at their next segment."""
+    """Cancel a task that has not finished; running chunks stop at their next segment. Its
+    files go by its clean-up (recorded here, done when no holder can still write)."""
     with ctx.sessions.begin() as session:
         task = session.get(Task, task_id)
-        if task is None:
+        if task is None or task.deleted_at is not None:
             raise TaskNotFound(task_id)
-        if not move_task(session, task_id, TaskState.CANCELLED, finished_at=utcnow()):
+        move_chunks(session, task_id, ChunkState.CANCELLED, finished_at=utcnow())
+        if not move_task(
+            session, task_id, TaskState.CANCELLED, finished_at=utcnow(), cleanup=Cleanup.ALL.value
+        ):
             raise InvalidTransition(f"task {task_id} is {task.state.value} and cannot be cancelled")
-        move_chunks(session, task_id, ChunkState.CANCELLED)
     return get_task(ctx, task_id)
 
 
-def discard_task_files(ctx: JobContext, task_id: str) -> None:
-    """Everything a task keeps in the bucket and the checkpoint store (a cancelled task)."""
-    ctx.storage.delete_prefix(keys.task_prefix(task_id))
-    ctx.checkpoints.clear(task_id)
-
-
-def discard_segments(ctx: JobContext, task_id: str, chunk_index: int) -> None:
-    ctx.storage.delete_prefix(keys.segment_prefix(task_id, chunk_index))
+def delete_task(ctx: JobContext, task_id: str) -> bool:
+    """Delete a task in any state (an unfinished one is cancelled first): from now on it is
+    not found; its files and rows go by its clean-up. Returns whether it was running."""
+    with ctx.sessions.begin() as session:
+        task = session.get(Task, task_id)
+        if task is None or task.deleted_at is not None:
+            raise TaskNotFound(task_id)
+        was_running = not task.state.terminal
+        if was_running:
+            move_chunks(session, task_id, ChunkState.CANCELLED, finished_at=utcnow())
+            move_task(session, task_id, TaskState.CANCELLED, finished_at=utcnow())
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(deleted_at=utcnow(), cleanup=Cleanup.DELETE.value, idempotency_key=None)
+        )
+    return was_running
 
 
 @dataclass(frozen=True)
@@ -264,8 +299,12 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
         task = session.get(Task, task_id)
         if task is None:
             raise TaskNotFound(task_id)
+        if task.deleted_at is not None:
+            raise TaskNotFound(task_id)
         if task.state != TaskState.FAILED:
             raise InvalidTransition(f"task {task_id} is {task.state.value}; only failed tasks can be retried")
+        if task.inputs_expired_at is not None:
+            raise InvalidTransition(f"task {task_id} cannot be retried: its inputs were removed (retention)")
         states = list(session.scalars(select(Chunk.state).where(Chunk.task_id == task_id)))
         if not states:
             step = TaskState.QUEUED
@@ -273,14 +312,18 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
             step = TaskState.STITCHING
         else:
             step = TaskState.RUNNING
-        move_task(session, task_id, step, error=None, finished_at=None, attempts=Task.attempts + 1)
+        if step == TaskState.RUNNING:  # chunk rows first, then the task's (the lock order)
+            session.execute(
+                update(Chunk)
+                .where(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED)
+                .values(
+                    state=ChunkState.QUEUED, attempts=0, error=None, finished_at=None, updated_at=utcnow()
+                )
+            )
+        if not move_task(session, task_id, step, error=None, finished_at=None, attempts=Task.attempts + 1):
+            raise InvalidTransition(f"task {task_id} changed meanwhile; look it up again")
         if step != TaskState.RUNNING:
             return RetryPlan(step)
-        session.execute(
-            update(Chunk)
-            .where(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED)
-            .values(state=ChunkState.QUEUED, attempts=0, error=None, updated_at=utcnow())
-        )
         return RetryPlan(step, tuple(pending_chunks(session, task_id)))
 
 

@@ -7,6 +7,10 @@ def task_prefix(task_id: str) -> str:
     return f"tasks/{task_id}/"
 
 
+def input_prefix(task_id: str) -> str:
+    return f"tasks/{task_id}/input/"
+
+
 def target_key(task_id: str) -> str:
     return f"tasks/{task_id}/input/target"
 

@@ -60,10 +60,11 @@ class JobOptions(BaseModel):
         return self.model_dump(exclude={"processors", "chunk_frames", "segment_frames", "priority"})
 
 
-def parse_options(data: dict[str, Any]) -> JobOptions:
-    """Validate raw options; errors name the offending field in one line."""
+def parse_options(data: dict[str, Any], defaults: dict[str, Any] | None = None) -> JobOptions:
+    """Validate raw options (``defaults`` fill the fields they leave out: the deployment's
+    chunk and segment sizes); errors name the offending field in one line."""
     try:
-        return JobOptions.model_validate(data)
+        return JobOptions.model_validate({**(defaults or {}), **data})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "options"
@@ -71,3 +72,22 @@ def parse_options(data: dict[str, Any]) -> JobOptions:
         if first["type"] == "extra_forbidden":
             message = "unknown option"
         raise OptionsError(f"{where}: {message}") from exc
+
+
+def check_plan_size(options: JobOptions, frames: int, *, max_chunks: int, max_segments: int) -> None:
+    """Refuse a task whose chunking of ``frames`` frames would make too many rows and files
+    (``chunk_frames: 1`` on an hour of video would be 90,000 rows, messages and files)."""
+    chunk, segment = options.chunk_frames, options.segment_frames
+    full, rest = divmod(frames, chunk)
+    chunks = full + (rest > 0)
+    segments = full * -(-chunk // segment) + -(-rest // segment)
+    if chunks > max_chunks:
+        raise OptionsError(
+            f"chunk_frames: {frames} frames in chunks of {chunk} make {chunks} chunks; "
+            f"at most {max_chunks} are allowed (raise chunk_frames)"
+        )
+    if segments > max_segments:
+        raise OptionsError(
+            f"segment_frames: {frames} frames make {segments} segments; at most "
+            f"{max_segments} are allowed (raise segment_frames)"
+        )

@@ -14,7 +14,6 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -221,12 +220,20 @@ class RedisState:
     def chunk_lease(self, task_id: str, chunk_index: int, stall_after_s: float | None = None) -> Lease:
         return Lease(self.redis, self.keys.lease(task_id, chunk_index), self.lease_ttl_s, stall_after_s)
 
-    def lease(self, task_id: str, part: str) -> Lease:
+    def lease(self, task_id: str, part: str, stall_after_s: float | None = None) -> Lease:
         """The lease of a task's planning ("plan") or stitching ("stitch")."""
-        return Lease(self.redis, self.keys.lease(task_id, part), self.lease_ttl_s)
+        return Lease(self.redis, self.keys.lease(task_id, part), self.lease_ttl_s, stall_after_s)
 
     def is_leased(self, task_id: str, part: int | str) -> bool:
         return bool(self.redis.exists(self.keys.lease(task_id, part)))
+
+    def task_busy(self, task_id: str) -> bool:
+        """Whether anyone holds a lease on part of the task (its planning, a chunk, its
+        stitch). An unreachable Redis answers yes: files are then left for a later pass."""
+        try:
+            return any(True for _ in self.redis.scan_iter(match=self.keys.lease(task_id, "*"), count=1000))
+        except redis.RedisError:
+            return True
 
     def mark_once(self, name: str, ttl_s: float) -> bool:
         """True the first time ``name`` is marked within ``ttl_s`` (a cheap rate limit)."""
@@ -244,13 +251,3 @@ class RedisState:
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
-    """Poll ``predicate`` until true or ``timeout_s`` passed (a small helper for callers)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from facefleet.db import DatabaseTimeouts
 from pipeline.runtime import Runtime
 
 
@@ -28,21 +29,33 @@ class Settings(BaseSettings):
     s3_bucket: str | None = None
     s3_region: str = "us-east-1"
     s3_multipart_threshold: int = 16 * 1024 * 1024
-    api_secret_key: SecretStr | None = None
-    api_public_url: str = "http://127.0.0.1:8000"
+    # the address users reach the bucket at, for download links (defaults to s3_endpoint_url)
+    s3_public_endpoint_url: str | None = None
+    presign_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # PostgreSQL timeouts (seconds; 0 turns one off)
+    db_connect_timeout_s: float = Field(default=10.0, ge=0)
+    db_statement_timeout_s: float = Field(default=120.0, ge=0)
+    db_idle_in_transaction_timeout_s: float = Field(default=300.0, ge=0)
+    db_lock_timeout_s: float = Field(default=60.0, ge=0)
     redis_namespace: str = "facefleet"  # prefix of every Redis key (checkpoints, leases, flags)
     queue_prefix: str = ""  # prefix of the Celery queue names (isolates deployments on one broker)
     reaper_interval_s: float = 10.0  # how often expired chunk leases are looked for
     api_url: str = "http://127.0.0.1:8000"  # where `facefleet submit|status|download` find the API
 
-    # jobs
-    chunk_frames: int = 600
-    segment_frames: int = 60
+    # jobs: defaults of every task's options (CLI and API), and what a task may ask for
+    chunk_frames: int = Field(default=600, ge=1)
+    segment_frames: int = Field(default=60, ge=1)
+    max_chunks_per_task: int = Field(default=5000, ge=1)
+    max_segments_per_task: int = Field(default=50000, ge=1)
     max_upload_bytes: int = 4 * 1024**3
     max_source_bytes: int = 32 * 1024**2
     chunk_max_attempts: int = 3
     lease_ttl_s: int = 60
-    chunk_stall_s: float = 900.0  # a chunk whose frames stop moving this long gives up its lease
+    # a chunk whose frames stop moving this long gives up its lease (planning and stitching too)
+    chunk_stall_s: float = 900.0
+    # retention: the reaper removes outputs / inputs this many days after the task ended (0: never)
+    retention_output_days: float = Field(default=0, ge=0)
+    retention_input_days: float = Field(default=0, ge=0)
     keep_work_files: bool = False
     work_dir: Path | None = None  # scratch space for workers (defaults under home)
     cache_max_bytes: int = 20 * 1024**3
@@ -62,6 +75,18 @@ class Settings(BaseSettings):
     @property
     def scratch_dir(self) -> Path:
         return self.work_dir or self.home / "work"
+
+    def database_timeouts(self) -> DatabaseTimeouts:
+        return DatabaseTimeouts(
+            connect_s=self.db_connect_timeout_s,
+            statement_s=self.db_statement_timeout_s,
+            idle_in_transaction_s=self.db_idle_in_transaction_timeout_s,
+            lock_s=self.db_lock_timeout_s,
+        )
+
+    def job_defaults(self) -> dict[str, int]:
+        """Option defaults that come from the deployment rather than JobOptions itself."""
+        return {"chunk_frames": self.chunk_frames, "segment_frames": self.segment_frames}
 
     def runtime(self) -> Runtime:
         defaults = Runtime()

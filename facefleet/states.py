@@ -25,6 +25,7 @@ class ChunkState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    STOPPED = "stopped"  # not failed itself: its task failed (another chunk, a deadline) and it stopped
 
 
 TERMINAL_TASK_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
@@ -51,16 +52,32 @@ CHUNK_TRANSITIONS: dict[ChunkState, frozenset[ChunkState]] = {
     # queued -> succeeded: a holder that was still working when its chunk was set back to
     # queued (lease lost, or the task retried) finished every segment
     ChunkState.QUEUED: frozenset(
-        {ChunkState.RUNNING, ChunkState.SUCCEEDED, ChunkState.CANCELLED, ChunkState.FAILED}
+        {
+            ChunkState.RUNNING,
+            ChunkState.SUCCEEDED,
+            ChunkState.CANCELLED,
+            ChunkState.FAILED,
+            ChunkState.STOPPED,
+        }
     ),
     # running -> queued: the lease expired or the attempt failed and will be retried
     ChunkState.RUNNING: frozenset(
-        {ChunkState.SUCCEEDED, ChunkState.QUEUED, ChunkState.FAILED, ChunkState.CANCELLED}
+        {
+            ChunkState.SUCCEEDED,
+            ChunkState.QUEUED,
+            ChunkState.FAILED,
+            ChunkState.CANCELLED,
+            ChunkState.STOPPED,
+        }
     ),
     ChunkState.SUCCEEDED: frozenset(),
+    # failed / stopped -> queued: the user retries the task
     ChunkState.FAILED: frozenset({ChunkState.QUEUED}),
+    ChunkState.STOPPED: frozenset({ChunkState.QUEUED}),
     ChunkState.CANCELLED: frozenset(),
 }
+
+UNFINISHED_CHUNK_STATES = frozenset({ChunkState.QUEUED, ChunkState.RUNNING})
 
 
 def task_sources(target: TaskState) -> list[TaskState]:

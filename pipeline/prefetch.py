@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -21,7 +21,7 @@ class _Failure:
         self.error = error
 
 
-def prefetch(source: Iterator[T], depth: int = 8) -> Iterator[T]:
+def prefetch(source: Iterator[T], depth: int = 8) -> Generator[T, None, None]:
     """Yield what ``source`` yields, produced up to ``depth`` items ahead in another thread.
 
     An exception in the producer is raised in the consumer. Closing the returned generator

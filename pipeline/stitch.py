@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,14 @@ COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opu
 _SEEK_MARGIN = Fraction(1)  # seconds of audio read before t0, so the seek never lands late
 
 
+# A segment to read: a file, or a function that makes one available for the duration of a
+# ``with`` block (a download that goes away afterwards), so that the stitch holds one segment
+# at a time on disk however long the video is.
+SegmentSource = Path | Callable[[], AbstractContextManager[Path]]
+
+
 def stitch(
-    segments: Sequence[Path], target: Path, probe: VideoProbe, start: int, end: int, out: Path
+    segments: Sequence[SegmentSource], target: Path, probe: VideoProbe, start: int, end: int, out: Path
 ) -> None:
     """Join ``segments`` (frames [start, end) of ``target``, in order) into ``out``."""
     if not segments:
@@ -49,8 +55,8 @@ def stitch(
     if not 0 <= start < end <= probe.frame_count:
         raise PipelineError(f"frames {start}-{end} are outside the video's 0-{probe.frame_count}")
     for path in segments:
-        if not Path(path).is_file():
-            raise PipelineError(f"segment {Path(path).name} is missing")
+        if isinstance(path, Path) and not path.is_file():
+            raise PipelineError(f"segment {path.name} is missing")
     out = Path(out)
     t0, t1 = probe.seconds(start), probe.seconds(end)
     try:
@@ -72,8 +78,12 @@ def count_video_frames(path: Path) -> int:
         return sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
 
 
+def _opened(source: SegmentSource) -> AbstractContextManager[Path]:
+    return nullcontext(source) if isinstance(source, Path) else source()
+
+
 def _write(
-    segments: Sequence[Path],
+    segments: Sequence[SegmentSource],
     target: Path,
     probe: VideoProbe,
     start: int,
@@ -83,7 +93,8 @@ def _write(
     out: Path,
 ) -> None:
     with ExitStack() as stack:
-        first = stack.enter_context(av.open(str(segments[0])))
+        first_files = stack.enter_context(ExitStack())  # closed as soon as its packets are out
+        first = first_files.enter_context(av.open(str(first_files.enter_context(_opened(segments[0])))))
         template = first.streams.video[0]
         output = stack.enter_context(
             av.open(str(out), "w", format="mp4", options=mp4_options(probe.time_base, movflags="+faststart"))
@@ -92,7 +103,9 @@ def _write(
         if probe.rotation:
             video.set_display_rotation(probe.rotation)
         streams: list[Iterator[tuple[Fraction, int, Any]]] = [
-            _video_packets(segments, template.codec_context.extradata, probe, start, end, video)
+            _video_packets(
+                (first, first_files), segments[1:], template.codec_context.extradata, probe, start, end, video
+            )
         ]
         if probe.audio is not None:
             source = stack.enter_context(av.open(str(target), metadata_errors="ignore"))
@@ -102,20 +115,29 @@ def _write(
 
 
 def _video_packets(
-    segments: Sequence[Path],
+    first: tuple[Any, ExitStack],
+    rest: Sequence[SegmentSource],
     extradata: bytes | None,
     probe: VideoProbe,
     start: int,
     end: int,
     video: Any,
 ) -> Iterator[tuple[Fraction, int, Any]]:
+    """Every packet of the segments in order: ``first`` (already open, with what closes it),
+    then each of ``rest``, opened only when the one before is used up."""
     index = start
-    for number, path in enumerate(segments):
-        with av.open(str(path)) as container:
+    for number in range(1 + len(rest)):
+        with first[1] if number == 0 else ExitStack() as stack:
+            if number == 0:
+                container = first[0]
+            else:
+                path = stack.enter_context(_opened(rest[number - 1]))
+                container = stack.enter_context(av.open(str(path)))
             stream = container.streams.video[0]
+            name = Path(container.name).name
             if stream.codec_context.extradata != extradata:
                 raise PipelineError(
-                    f"segment {number} ({Path(path).name}) was encoded with other settings than segment 0"
+                    f"segment {number} ({name}) was encoded with other settings than segment 0"
                 )
             time_base = Fraction(stream.time_base or 0)
             for packet in container.demux(stream):
@@ -126,8 +148,7 @@ def _video_packets(
                 if packet.pts is None or packet.pts * time_base != probe.seconds(index):
                     got = None if packet.pts is None else packet.pts * time_base
                     raise PipelineError(
-                        f"segment {number} ({Path(path).name}): frame {index} is at {got}s, "
-                        f"expected {probe.seconds(index)}s"
+                        f"segment {number} ({name}): frame {index} is at {got}s, expected {probe.seconds(index)}s"
                     )
                 dts = packet.dts if packet.dts is not None else packet.pts
                 packet.stream = video

@@ -7,6 +7,10 @@
   delivery that starts at that moment cannot be set back to queued under its feet.
 * Tasks left in planning or stitching with no lease held get their message sent again
   (at most once per few lease TTLs: a message may simply be waiting in a deep queue).
+* Running tasks whose chunks have all succeeded, yet which never moved on to stitching, get
+  moved and their stitch sent.
+* Pending clean-ups (files of cancelled, deleted and succeeded tasks) are retried until the
+  bucket agrees, and retention removes old outputs and inputs.
 * Work whose message was lost gets it again: tasks left queued (the API died between the
   row and the message) and queued chunks of running tasks (a send that failed after the
   state changed, or a delivery turned away while an older holder still had the lease).
@@ -23,6 +27,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from facefleet.chunks import stitch_finished
+from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.distributed import CHUNKS, PLANNING, Services
 from facefleet.jobs import requeue_expired
@@ -62,8 +68,25 @@ def reap(
     for task_id, index in requeued:
         log.warning("chunk %d of task %s lost its worker: re-enqueued", index, task_id)
         enqueue_chunk(task_id, index)
+    stitched = stitch_finished(svc.ctx)
+    for task_id in stitched:
+        log.warning("task %s had every chunk done but no stitch: stitch sent", task_id)
+        enqueue_stitch(task_id)
     sent = _resend_abandoned(svc, enqueue_plan, enqueue_stitch)
-    return len(requeued) + sent + _resend_lost(svc, enqueue_chunk, enqueue_plan, waiting_messages)
+    sent += _resend_lost(svc, enqueue_chunk, enqueue_plan, waiting_messages)
+    _tidy(svc)
+    return len(requeued) + len(stitched) + sent
+
+
+def _tidy(svc: Services) -> None:
+    """Clean-ups that are due, then retention."""
+    for task_id in pending_cleanups(svc.ctx):
+        clean_up(svc.ctx, task_id)
+    settings = svc.settings
+    if settings.retention_output_days:
+        expire_outputs(svc.ctx, settings.retention_output_days)
+    if settings.retention_input_days:
+        expire_inputs(svc.ctx, settings.retention_input_days)
 
 
 def _resend_abandoned(

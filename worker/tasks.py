@@ -18,8 +18,8 @@ from typing import Any
 import redis
 from celery import signals
 
-from facefleet import keys
 from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
+from facefleet.cleanup import clean_up
 from facefleet.distributed import (
     CHUNK_TASK,
     PLAN_TASK,
@@ -29,8 +29,10 @@ from facefleet.distributed import (
     open_services,
     waiting_messages,
 )
+from facefleet.errors import TaskNotFound
 from facefleet.jobs import fail_task, get_task, plan_task
 from facefleet.redis_state import Lease
+from facefleet.scratch import sweep
 from facefleet.states import TaskState
 from worker.app import FaceFleetCelery
 from worker.policy import retry_delay
@@ -56,6 +58,10 @@ def services(app: FaceFleetCelery) -> Services:
 
 
 def register(app: FaceFleetCelery) -> None:
+    @signals.worker_init.connect(weak=False)
+    def _sweep_scratch(**_: Any) -> None:  # before the pool starts: what dead processes left
+        sweep(app.settings.scratch_dir, time.time())
+
     @signals.worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:  # prefork children: connect before taking work
         services(app)
@@ -98,7 +104,7 @@ def enqueue_chunk(
 
 def run_plan(app: FaceFleetCelery, task_id: str) -> int:
     svc = services(app)
-    lease = svc.state.lease(task_id, "plan")
+    lease = svc.state.lease(task_id, "plan", stall_after_s=svc.settings.chunk_stall_s)
     if not lease.acquire():
         log.info("task %s is being planned elsewhere", task_id)
         return 0
@@ -108,6 +114,9 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
         indices = plan_task(svc.ctx, task_id)
     finally:
         lease.release()
+    if lease.lost:  # stalled or lost: the plan may have been taken over, chunks are sent there
+        log.warning("planning lease of task %s was lost: its chunks are sent by the reaper", task_id)
+        return 0
     for index in indices:
         enqueue_chunk(app, task_id, index)
     return len(indices)
@@ -135,31 +144,34 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int
         enqueue_chunk(app, task_id, chunk_index, attempt + 1, countdown=retry_delay(attempt))
     elif outcome == ChunkOutcome.STITCH:
         enqueue(app, STITCH_TASK, task_id)
+    elif outcome == ChunkOutcome.CANCELLED:
+        clean_up(svc.ctx, task_id)  # done now if this was the last holder, else by the reaper
     return outcome.value
 
 
 def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
     svc = services(app)
-    lease = svc.state.lease(task_id, "stitch")
+    lease = svc.state.lease(task_id, "stitch", stall_after_s=svc.settings.chunk_stall_s)
     if not lease.acquire():
         log.info("task %s is being stitched elsewhere", task_id)
         return "leased"
     try:
         if _exhausted(svc, task_id, TaskState.STITCHING):
             return "failed"
-        stitch_task(svc.ctx, task_id)
-        if not svc.ctx.keep_work_files and get_task(svc.ctx, task_id).state == TaskState.SUCCEEDED:
-            svc.storage.delete_prefix(f"{keys.task_prefix(task_id)}input/")  # the output stays
+        done = stitch_task(svc.ctx, task_id, still_ours=lambda: not lease.lost, on_progress=lease.touch)
     finally:
         lease.release()
-    return "done"
+    return "done" if done else "skipped"
 
 
 def _exhausted(svc: Services, task_id: str, step: TaskState) -> bool:
     """Counts this start of the task's planning or stitching (``step``); past the attempt
     limit (each earlier start died: a worker killed by it, say), the task fails instead of
     looping."""
-    task = get_task(svc.ctx, task_id)
+    try:
+        task = get_task(svc.ctx, task_id)
+    except TaskNotFound:
+        return False  # deleted: plan_task and stitch_task find nothing to do
     if task.state != step and not (step == TaskState.PLANNING and task.state == TaskState.QUEUED):
         return False  # a duplicate message for work already done: not an attempt
     part = "plan" if step == TaskState.PLANNING else "stitch"

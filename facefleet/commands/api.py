@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
+from facefleet.scratch import sweep
 from facefleet.settings import Settings
 
 
@@ -29,6 +31,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigurationError as exc:
         print(f"facefleet api: {exc}", file=sys.stderr)
         return 2
+    sweep(settings.scratch_dir, time.time())  # uploads of API processes that died
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

@@ -57,6 +57,16 @@ def register(subparsers: Any) -> None:
     _common(download)
     download.set_defaults(handler=handle_download)
 
+    for name, help_text in (
+        ("cancel", "stop a task that has not finished (its files are removed)"),
+        ("retry", "run a failed task again from where it failed"),
+        ("delete", "delete a task in any state: every file and row of it (usage stays counted)"),
+    ):
+        action = subparsers.add_parser(name, help=help_text)
+        action.add_argument("id")
+        _common(action)
+        action.set_defaults(handler=handle_action, action=name)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", default=None, help="API base URL (default: FACEFLEET_API_URL)")
@@ -249,6 +259,30 @@ def handle_status(args: argparse.Namespace, settings: Settings) -> int:
         if status.get("error"):
             print(f"error: {status['error']}")
         return 0 if status["state"] != "failed" else 1
+
+    return _run(action)
+
+
+def task_action(base: str, task_id: str, action: str) -> dict[str, Any] | None:
+    """POST /cancel or /retry, or DELETE; the task's summary (None once deleted)."""
+    url = f"{base}/v1/tasks/{task_id}"
+    try:
+        if action == "delete":
+            response = requests.delete(url, timeout=30)
+        else:
+            response = requests.post(f"{url}/{action}", timeout=30)
+    except requests.RequestException as exc:
+        raise ClientError(f"cannot reach the API at {base}: {type(exc).__name__}") from None
+    if response.status_code == 204:
+        return None
+    return _check(response)
+
+
+def handle_action(args: argparse.Namespace, settings: Settings) -> int:
+    def action() -> int:
+        body = task_action(_base(args, settings), args.id, args.action)
+        print(f"{args.id}  deleted" if body is None else f"{body['id']}  {body['state']}")
+        return 0
 
     return _run(action)
 

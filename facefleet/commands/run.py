@@ -65,13 +65,9 @@ def build_parser_namespace(**values: Any) -> argparse.Namespace:
 
 
 def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOptions:
-    raw: dict[str, Any] = {
-        "processors": args.processors,
-        "chunk_frames": settings.chunk_frames,
-        "segment_frames": settings.segment_frames,
-    }
+    raw: dict[str, Any] = {"processors": args.processors}
     raw.update({name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None})
-    return parse_options(raw)
+    return parse_options(raw, settings.job_defaults())
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 
 class StorageError(Exception):
-    """The bucket refused or lost something."""
+    """The bucket refused or lost something. The message names the object and the kind of
+    failure, never the endpoint; ``transient`` says whether trying again later may help
+    (unreachable, 5xx, throttled)."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class ObjectMissing(StorageError):
+    """No object under that key."""
 
 
 class UploadTooLarge(StorageError):
@@ -31,6 +42,14 @@ class Storage(Protocol):
         """A local, read-only path holding the object's bytes (the file itself for a folder,
         a cached copy keyed by the object's version for a remote bucket)."""
 
+    def hold(self, key: str) -> AbstractContextManager[Path]:
+        """Like ``local_path``, and the file stays on disk (is not evicted) until the block ends."""
+
+    def fetch_once(self, key: str, scratch_root: Path) -> AbstractContextManager[Path]:
+        """A local path with the object's bytes for one read: the file itself for a folder,
+        a private download under ``scratch_root`` that goes at the end of the block for a
+        remote bucket (so a one-time read never pushes shared files out of the cache)."""
+
     def exists(self, key: str) -> bool: ...
 
     def size(self, key: str) -> int: ...
@@ -39,6 +58,9 @@ class Storage(Protocol):
         """Keys under ``prefix``, sorted."""
 
     def delete_prefix(self, prefix: str) -> None: ...
+
+    def delete(self, key: str) -> None:
+        """Remove one object (nothing happens if it is absent)."""
 
     def presign(self, key: str, expires_s: int = 3600) -> str | None:
         """A URL that downloads ``key`` without credentials, where the backend has one."""

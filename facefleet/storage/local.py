@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from facefleet.storage.base import StorageError, UploadTooLarge
+from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 
 _COPY_BUFFER = 1 << 20
 
@@ -65,8 +68,15 @@ class LocalStorage:
     def local_path(self, key: str) -> Path:
         path = self._path(key)
         if not path.is_file():
-            raise StorageError(f"no object {key!r} in the bucket")
+            raise ObjectMissing(f"no object {key!r} in the bucket")
         return path
+
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[Path]:
+        yield self.local_path(key)
+
+    def fetch_once(self, key: str, scratch_root: Path) -> AbstractContextManager[Path]:
+        return self.hold(key)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -90,6 +100,22 @@ class LocalStorage:
     def delete_prefix(self, prefix: str) -> None:
         for key in self.list(prefix):
             self._path(key).unlink(missing_ok=True)
+        _remove_empty_folders(self._path(prefix) if prefix else self.root, self.root)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def presign(self, key: str, expires_s: int = 3600) -> str | None:
         return self.local_path(key).as_uri()
+
+
+def _remove_empty_folders(top: Path, root: Path) -> None:
+    """Remove ``top`` and the folders under it that are now empty (never ``root`` itself)."""
+    if not top.is_dir():
+        top = top.parent
+    for folder in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    if top.resolve() != root.resolve():
+        with contextlib.suppress(OSError):
+            top.rmdir()

@@ -9,11 +9,14 @@ not once per chunk, and the cache is bounded (least recently used files go first
 from __future__ import annotations
 
 import builtins
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,7 +25,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from facefleet.storage.base import StorageError, UploadTooLarge
+from facefleet import scratch
+from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +64,17 @@ class S3Storage:
         endpoint_url: str | None = None,
         region: str = "us-east-1",
         multipart_threshold: int = 16 * 1024 * 1024,
+        public_endpoint_url: str | None = None,
         client: Any = None,
     ) -> None:
         self.bucket = bucket
-        self._s3 = client or boto3.client(
-            "s3",
-            endpoint_url=endpoint_url,
-            region_name=region,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+        config = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
+        self._s3 = client or boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        # download links are signed for the address users reach (signing needs no connection)
+        self._presigner = (
+            boto3.client("s3", endpoint_url=public_endpoint_url, region_name=region, config=config)
+            if public_endpoint_url and public_endpoint_url != endpoint_url
+            else self._s3
         )
         self._transfer = TransferConfig(
             multipart_threshold=multipart_threshold,
@@ -86,7 +93,7 @@ class S3Storage:
         try:
             self._s3.upload_file(str(path), self.bucket, key, Config=self._transfer)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot store {key!r}: {exc}") from exc
+            raise _failure("store", key, exc) from exc
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         reader = _LimitedReader(stream, max_bytes)
@@ -96,7 +103,7 @@ class S3Storage:
             self._delete_keys([key])  # a single-part PUT may have gone through before the limit
             raise
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot store {key!r}: {exc}") from exc
+            raise _failure("store", key, exc) from exc
         except Exception as exc:  # s3transfer wraps errors raised by the stream
             if isinstance(exc.__cause__, UploadTooLarge) or "exceeds the limit" in str(exc):
                 self._delete_keys([key])
@@ -109,33 +116,37 @@ class S3Storage:
     def get_file(self, key: str, dest: Path) -> None:
         try:
             self._s3.download_file(self.bucket, key, str(dest), Config=self._transfer)
-        except ClientError as exc:
-            raise StorageError(f"cannot read {key!r}: {_reason(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"cannot read {key!r}: {exc}") from exc
+        except (BotoCoreError, ClientError) as exc:
+            raise _failure("read", key, exc) from exc
 
     def local_path(self, key: str) -> Path:
         etag = self._head(key)["ETag"].strip('"')
         return self.cache.fetch(f"{key}@{etag}", lambda dest: self.get_file(key, dest))
 
+    @contextlib.contextmanager
+    def hold(self, key: str) -> Iterator[Path]:
+        etag = self._head(key)["ETag"].strip('"')
+        with self.cache.hold(f"{key}@{etag}", lambda dest: self.get_file(key, dest)) as path:
+            yield path
+
+    @contextlib.contextmanager
+    def fetch_once(self, key: str, scratch_root: Path) -> Iterator[Path]:
+        with scratch.scratch_file(scratch_root, "read") as path:
+            self.get_file(key, path)
+            yield path
+
     def _head(self, key: str) -> dict[str, Any]:
         try:
             head: dict[str, Any] = self._s3.head_object(Bucket=self.bucket, Key=key)
             return head
-        except ClientError as exc:
-            if _reason(exc) in ("404", "NoSuchKey", "NotFound"):
-                raise StorageError(f"no object {key!r} in the bucket") from exc
-            raise StorageError(f"cannot read {key!r}: {_reason(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"cannot read {key!r}: {exc}") from exc
+        except (BotoCoreError, ClientError) as exc:
+            raise _failure("read", key, exc) from exc
 
     def exists(self, key: str) -> bool:
         try:
             self._head(key)
-        except StorageError as exc:
-            if "no object" in str(exc):
-                return False
-            raise
+        except ObjectMissing:
+            return False
         return True
 
     def size(self, key: str) -> int:
@@ -147,22 +158,31 @@ class S3Storage:
             for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 keys.extend(item["Key"] for item in page.get("Contents", []))
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot list {prefix!r}: {exc}") from exc
+            raise _failure("list", prefix, exc) from exc
         return sorted(keys)
 
     def delete_prefix(self, prefix: str) -> None:
         self._delete_keys(self.list(prefix))
 
+    def delete(self, key: str) -> None:
+        self._delete_keys([key])
+
     def _delete_keys(self, keys: builtins.list[str]) -> None:
         try:
             for start in range(0, len(keys), _DELETE_BATCH):
                 batch = [{"Key": k} for k in keys[start : start + _DELETE_BATCH]]
-                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                answer = self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    raise StorageError(
+                        f"object storage refused to delete {first.get('Key')!r} ({first.get('Code')})",
+                        transient=True,
+                    )
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"cannot delete {len(keys)} objects: {exc}") from exc
+            raise _failure("delete", f"{len(keys)} objects", exc) from exc
 
     def presign(self, key: str, expires_s: int = 3600) -> str | None:
-        url: str = self._s3.generate_presigned_url(
+        url: str = self._presigner.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
         )
         return url
@@ -172,7 +192,38 @@ class S3Storage:
         try:
             self._s3.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as exc:
-            raise StorageError(f"bucket {self.bucket!r} is not reachable: {exc}") from exc
+            raise _failure("reach", f"bucket {self.bucket}", exc) from exc
+
+
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+_TRANSIENT_CODES = frozenset(
+    {
+        "500",
+        "502",
+        "503",
+        "504",
+        "InternalError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "RequestTimeout",
+    }
+)
+
+
+def _failure(action: str, what: str, exc: BotoCoreError | ClientError) -> StorageError:
+    """A boto error as a StorageError that names the object and the kind of failure, never
+    the endpoint (the full error stays chained for the log)."""
+    if isinstance(exc, ClientError):
+        code = _reason(exc)
+        if code in _MISSING:
+            return ObjectMissing(f"no object {what!r} in the bucket")
+        return StorageError(
+            f"object storage refused to {action} {what!r} ({code})", transient=code in _TRANSIENT_CODES
+        )
+    return StorageError(
+        f"object storage is unreachable (could not {action} {what!r}: {type(exc).__name__})", transient=True
+    )
 
 
 def _reason(exc: ClientError) -> str:
@@ -182,7 +233,8 @@ def _reason(exc: ClientError) -> str:
 class FileCache:
     """Files on local disk named by a digest of their identity (key and version), bounded
     in total size; the least recently used go first. Safe across processes on one host:
-    entries appear by atomic rename, and a reader holding an evicted file keeps its bytes."""
+    entries appear by atomic rename, a file that a running step holds (``hold``: a shared
+    flock) is never evicted, and downloads in progress count towards the bound."""
 
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root, self.max_bytes = Path(root), max_bytes
@@ -191,38 +243,79 @@ class FileCache:
         self.downloads = 0
 
     def fetch(self, identity: str, download: Any) -> Path:
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:40]
-        path = self.root / digest
-        if path.is_file():
-            os.utime(path)  # most recently used
+        """The file for ``identity``, downloaded (``download(dest)``) if it is not here."""
+        with self.hold(identity, download) as path:
             return path
+
+    @contextlib.contextmanager
+    def hold(self, identity: str, download: Any) -> Iterator[Path]:
+        """The file for ``identity``, pinned against eviction until the block ends."""
+        path = self.root / hashlib.sha256(identity.encode()).hexdigest()[:40]
+        for _ in range(5):
+            try:
+                fd: int | None = scratch.hold(path)
+            except FileNotFoundError:
+                fd = self._download(path, download)
+            if fd is not None and not _still_named(fd, path):
+                os.close(fd)
+                fd = None
+            if fd is None:
+                continue  # evicted between the lookup and the lock: fetch it again
+            try:
+                os.utime(path)  # most recently used
+                yield path
+            finally:
+                os.close(fd)
+            return
+        raise StorageError(
+            f"the file cache at its bound ({self.max_bytes} bytes) keeps evicting {identity!r}"
+        )
+
+    def _download(self, path: Path, download: Any) -> int | None:
+        """Download into a held ``.part-`` file and rename it into place; returns the held
+        descriptor (the lock follows the file through the rename), or None if it vanished."""
         with self._lock:
             if path.is_file():
-                return path
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".part-")
-            os.close(fd)
+                try:
+                    return scratch.hold(path)
+                except FileNotFoundError:
+                    return None
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=scratch.PART_PREFIX)
             try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
                 download(Path(tmp))
                 os.replace(tmp, path)
-            finally:
+            except BaseException:
+                os.close(fd)
                 Path(tmp).unlink(missing_ok=True)
+                raise
             self.downloads += 1
-            self._evict(keep=path)
-        return path
+            self._evict()
+            return fd
 
-    def _evict(self, keep: Path) -> None:
+    def _evict(self) -> None:
         entries = []
         for entry in self.root.iterdir():
-            if entry.name.startswith(".part-") or not entry.is_file():
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:
                 continue
-            stat = entry.stat()
-            entries.append((stat.st_mtime, stat.st_size, entry))
+            if entry.is_file():
+                entries.append((stat.st_mtime, stat.st_size, entry))
         total = sum(size for _, size, _ in entries)
         for _, size, entry in sorted(entries, key=lambda e: e[0]):
             if total <= self.max_bytes:
                 break
-            if entry == keep:
-                continue
+            if entry.name.startswith(scratch.PART_PREFIX) or scratch.is_held(entry):
+                continue  # in use: a download in progress, or a file a running step reads
             entry.unlink(missing_ok=True)
             total -= size
             log.debug("cache: evicted %s", entry.name)
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not evicted meanwhile)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
