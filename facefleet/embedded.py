@@ -22,12 +22,21 @@ from pathlib import Path
 
 import cv2
 
-from facefleet import keys
+from facefleet import keys, scratch
 from facefleet.checkpoints import SqlCheckpoints
 from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
+from facefleet.cleanup import clean_up
 from facefleet.context import JobContext
 from facefleet.db import Base, Task, make_engine, make_sessionmaker
-from facefleet.jobs import create_task, get_task, pending_chunks, plan_task, retry_task, task_progress
+from facefleet.jobs import (
+    create_task,
+    delete_task,
+    get_task,
+    pending_chunks,
+    plan_task,
+    retry_task,
+    task_progress,
+)
 from facefleet.options import JobOptions
 from facefleet.settings import Settings
 from facefleet.states import TaskState
@@ -142,7 +151,9 @@ def run_job(
 ) -> str:
     """Run (or resume) a job to completion and write its output; returns the task id."""
     check_inputs(request)
+    started = time.time()
     ctx = open_context(settings)
+    scratch.sweep(settings.scratch_dir, started)  # what killed runs left (live ones hold theirs)
     task_id = job_id(request)
     with _job_lock(settings, task_id):
         _ensure_task(ctx, request, task_id)
@@ -158,23 +169,35 @@ def run_job(
         if task.state != TaskState.SUCCEEDED:
             raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
         _deliver(ctx, task, request.output)
+        if not settings.keep_work_files:  # the output is where the user wants it: nothing else stays
+            delete_task(ctx, task_id)
+            clean_up(ctx, task_id)
     return task_id
 
 
 def _ensure_task(ctx: JobContext, request: JobRequest, task_id: str) -> None:
     with ctx.sessions() as session:
         task = session.get(Task, task_id)
+    if (
+        task is not None
+        and task.state == TaskState.SUCCEEDED
+        and not ctx.storage.exists(keys.output_key(task_id))
+    ):
+        delete_task(ctx, task_id)  # finished once, its files since removed: run it afresh
+        clean_up(ctx, task_id)
+        task = None
     if task is None:
-        storage = ctx.storage
-        storage.put_file(keys.target_key(task_id), request.target)
+        storage = ctx.storage  # inputs are linked into the bucket, not copied, where the disk allows
+        assert isinstance(storage, LocalStorage)
+        storage.adopt(keys.target_key(task_id), request.target)
         source_keys = []
         for number, source in enumerate(request.sources):
-            storage.put_file(keys.source_key(task_id, number), source)
+            storage.adopt(keys.source_key(task_id, number), source)
             source_keys.append(keys.source_key(task_id, number))
         reference = None
         if request.reference:
             reference = keys.reference_key(task_id)
-            storage.put_file(reference, request.reference)
+            storage.adopt(reference, request.reference)
         create_task(
             ctx,
             task_id=task_id,
@@ -187,8 +210,6 @@ def _ensure_task(ctx: JobContext, request: JobRequest, task_id: str) -> None:
         )
     elif task.state == TaskState.FAILED:
         retry_task(ctx, task_id)
-    elif task.state == TaskState.SUCCEEDED and not ctx.storage.exists(keys.output_key(task_id)):
-        raise EmbeddedJobError(f"job {task_id} finished but its output is gone from {ctx.storage}")
 
 
 def _run_chunks(

@@ -9,7 +9,7 @@ display matrix (FFmpeg hands the stream's display matrix to decoded frames).
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,6 @@ class VideoProbe:
     last_duration: int = 0  # pts duration of the last frame, 0 when the container gave none
     stream_index: int = 0  # index of the video stream in the container
     pix_fmt: str = ""
-    _index: dict[int, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def frame_count(self) -> int:
@@ -101,12 +100,6 @@ class VideoProbe:
         if i == self.frame_count:
             return (self.frame_pts[-1] + self.frame_duration(i - 1)) * self.time_base
         return self.frame_pts[i] * self.time_base
-
-    def index_of(self, pts: int) -> int | None:
-        """The frame index with this pts, or None."""
-        if not self._index:
-            self._index.update((p, i) for i, p in enumerate(self.frame_pts))
-        return self._index.get(pts)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -49,6 +49,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--processors", default="none", help="comma-separated chain, or none")
     parser.add_argument("--workers", type=int, default=1, help="chunks processed in parallel processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="keep the job's files under FACEFLEET_HOME after the output is written (a rerun then reuses it)",
+    )
     for name, kind in _OPTION_FLAGS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
     parser.set_defaults(handler=handle)
@@ -81,6 +86,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             output=args.output,
             options=options_from_args(args, settings),
         )
+        if args.keep_work:
+            settings = settings.model_copy(update={"keep_work_files": True})
         with _ProgressBar(enabled=not args.no_progress) as bar:
             run_job(settings, request, workers=args.workers, on_progress=bar.update)
     except (OptionsError, EmbeddedJobError, PipelineError, StorageError) as exc:

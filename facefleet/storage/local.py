@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
+from facefleet.scratch import PART_PREFIX
 from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 
 _COPY_BUFFER = 1 << 20
@@ -30,7 +31,7 @@ class LocalStorage:
     def _atomic_write(self, key: str, write) -> int:  # type: ignore[no-untyped-def]
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=PART_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 size = int(write(out))
@@ -49,6 +50,20 @@ class LocalStorage:
             return out.tell()
 
         self._atomic_write(key, write)
+
+    def adopt(self, key: str, path: Path) -> None:
+        """Store a local file under ``key`` without copying its bytes where the file system
+        allows (a hard link, put in place atomically); else a copy."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        link = target.with_name(f"{PART_PREFIX}{target.name}.{os.getpid()}")
+        link.unlink(missing_ok=True)
+        try:
+            os.link(path, link)
+        except OSError:  # another file system, or links not allowed: copy
+            self.put_file(key, path)
+            return
+        os.replace(link, target)
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         def write(out: BinaryIO) -> int:
@@ -93,7 +108,7 @@ class LocalStorage:
         keys = (
             p.relative_to(root).as_posix()
             for p in directory.rglob("*")
-            if p.is_file() and not p.name.startswith(".part-")
+            if p.is_file() and not p.name.startswith(PART_PREFIX)
         )
         return sorted(k for k in keys if k.startswith(prefix))
 

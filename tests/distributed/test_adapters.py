@@ -121,8 +121,25 @@ def test_cache_is_bounded(storage, tmp_path):
         small.put_stream(f"unit/c{i}", io.BytesIO(bytes(1000)))
         small.local_path(f"unit/c{i}")
         time.sleep(0.01)
-    cached = [p for p in (tmp_path / "small").iterdir() if not p.name.startswith(".")]
+    cached = list((tmp_path / "small").iterdir())  # downloads in progress count too
+    assert not [p for p in cached if p.name.startswith(".part-")], cached  # none left behind
     assert sum(p.stat().st_size for p in cached) <= 2500
+    small.delete_prefix("unit/")
+
+
+def test_cache_never_evicts_a_file_a_step_holds(storage, tmp_path):
+    small = S3Storage(storage.bucket, cache_dir=tmp_path / "small", cache_max_bytes=2500, client=storage._s3)
+    for i in range(4):
+        small.put_stream(f"unit/h{i}", io.BytesIO(bytes([i]) * 1000))
+    with small.hold("unit/h0") as held:
+        for i in range(1, 4):  # each download would push the oldest file out
+            small.local_path(f"unit/h{i}")
+            time.sleep(0.01)
+        assert held.read_bytes() == bytes([0]) * 1000
+    small.local_path("unit/h3")
+    small.put_stream("unit/h4", io.BytesIO(bytes(1000)))
+    small.local_path("unit/h4")  # released: now it may go
+    assert not held.exists()
     small.delete_prefix("unit/")
 
 

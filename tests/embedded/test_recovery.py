@@ -10,7 +10,7 @@ import av
 from sqlalchemy import update
 
 from facefleet import keys
-from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
+from facefleet.chunks import ChunkOutcome, process_chunk, resume_point, stitch_task
 from facefleet.context import JobContext
 from facefleet.db import Chunk
 from facefleet.embedded import open_context
@@ -92,7 +92,10 @@ def test_a_chunk_runs_while_its_checkpoint_store_is_unreachable(sample, tmp_path
     ctx = dataclasses.replace(ctx, checkpoints=dead.checkpoints)
     _planned_one_chunk(ctx, sample)
     assert process_chunk(ctx, TASK, 0) == ChunkOutcome.STITCH
-    assert dead.checkpoints.progress(TASK) == {}
+    assert len(_segment_files(tmp_path / "home" / "bucket")) == 4  # every segment stored
+    # nothing the store says can be read: the resume point comes from the bucket's listing
+    assert dead.checkpoints.load(TASK, 0) is None
+    assert resume_point(ctx, TASK, 0, 4) == 4
     stitch_task(ctx, TASK)
     assert get_task(ctx, TASK).state == TaskState.SUCCEEDED
 

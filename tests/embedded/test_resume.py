@@ -78,13 +78,28 @@ def test_output_does_not_depend_on_worker_count(sample, tmp_path, reference):
     assert out.read_bytes() == reference
 
 
-def test_rerun_of_a_finished_job_reuses_it(sample, tmp_path):
+def test_rerun_of_a_job_kept_with_keep_work_reuses_it(sample, tmp_path):
     home, out = tmp_path / "home", tmp_path / "out.mp4"
-    args = ["run", "--target", str(sample), "--output", str(out), *JOB]
+    args = ["run", "--target", str(sample), "--output", str(out), "--keep-work", *JOB]
     assert run_cli(home, *args).returncode == 0
     first = out.read_bytes()
+    (target,) = (home / "bucket").glob("tasks/*/input/target")
+    assert target.stat().st_ino == sample.stat().st_ino  # the input was linked, not copied
     out.unlink()
     started = time.monotonic()
     assert run_cli(home, *args).returncode == 0
     assert out.read_bytes() == first
     assert time.monotonic() - started < 10
+
+
+def test_a_run_leaves_nothing_behind_but_its_output(sample, tmp_path, reference):
+    home, out = tmp_path / "home", tmp_path / "out.mp4"
+    args = ["run", "--target", str(sample), "--output", str(out), *JOB]
+    assert run_cli(home, *args).returncode == 0
+    assert out.read_bytes() == reference
+    assert not [p for p in (home / "bucket").rglob("*") if p.is_file()]
+    assert not [p for p in (home / "work").rglob("*") if p.is_file()]
+    assert sample.exists()  # the input itself is the user's
+    out.unlink()
+    assert run_cli(home, *args).returncode == 0  # run again: done afresh, the same bytes
+    assert out.read_bytes() == reference
