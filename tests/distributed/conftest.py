@@ -6,6 +6,7 @@ CI=true, where it fails them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -30,6 +31,15 @@ REAPER_INTERVAL_S = 1
 SEGMENT_PAUSE_S = 0.3  # each worker sleeps this long per segment, so tests can act mid-chunk
 MAX_UPLOAD_BYTES = 3_000_000
 WORKERS = 2
+MAX_CHUNKS_PER_TASK = 50
+
+
+# what no task error or problem body may show: the deployment's addresses, users and paths
+FORBIDDEN_IN_ERRORS = ("127.0.0.1", "localhost", "postgres", "/tmp/", "pytest-of", "amqp://", "redis://")
+
+
+def leaks(text: str | None) -> list[str]:
+    return [needle for needle in FORBIDDEN_IN_ERRORS if text and needle in text]
 
 
 def unavailable(what: str) -> None:
@@ -78,10 +88,52 @@ def pg_url():
     try:
         upgrade(url)
         yield url
+        _check_recorded_errors(url)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _check_recorded_errors(url: str) -> None:
+    """Every error the suite's tasks and chunks recorded is fit for a user to read."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            errors = [
+                row[0]
+                for table in ("tasks", "chunks")
+                for row in conn.execute(text(f"SELECT error FROM {table} WHERE error IS NOT NULL"))
+            ]
+    finally:
+        engine.dispose()
+    leaking = [(error, leaks(error)) for error in errors if leaks(error)]
+    assert not leaking, f"errors that show internal details: {leaking[:5]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def problem_bodies_show_no_internals():
+    """Every problem body an API answered during the session is fit for a user to read."""
+    import requests
+
+    seen: list[str] = []
+    original = requests.Session.send
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        response = original(self, request, **kwargs)
+        if response.headers.get("Content-Type", "").startswith("application/problem+json"):
+            seen.append(response.text)
+        return response
+
+    requests.Session.send = send  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        requests.Session.send = original  # type: ignore[method-assign]
+    leaking = [(body, leaks(body)) for body in seen if leaks(body)]
+    assert not leaking, f"problem bodies that show internal details: {leaking[:5]}"
 
 
 @pytest.fixture(scope="session")
@@ -157,10 +209,22 @@ def s3(tmp_path_factory):
     bucket = f"ff-test-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    servers = [server]
+
+    @contextlib.contextmanager
+    def outage():  # type: ignore[no-untyped-def]
+        """The S3 endpoint refuses connections until the block ends (its objects stay)."""
+        servers[-1].stop()
+        try:
+            yield
+        finally:
+            servers.append(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False))
+            servers[-1].start()
+
     try:
-        yield {"endpoint": endpoint, "bucket": bucket, "client": client, "env": creds}
+        yield {"endpoint": endpoint, "bucket": bucket, "client": client, "env": creds, "outage": outage}
     finally:
-        server.stop()
+        servers[-1].stop()
 
 
 @pytest.fixture(scope="session")
@@ -184,6 +248,7 @@ def env(pg_url, redis_url, broker_url, s3, tmp_path_factory):
         "FACEFLEET_MAX_SOURCE_BYTES": "1000000",
         "FACEFLEET_CHUNK_MAX_ATTEMPTS": "3",
         "FACEFLEET_ENCODER_THREADS": "1",
+        "FACEFLEET_MAX_CHUNKS_PER_TASK": str(MAX_CHUNKS_PER_TASK),
         "FLOWER_UNAUTHENTICATED_API": "true",
     }
     yield values
@@ -290,7 +355,12 @@ class Fleet:
     def _work_env(self, name: str) -> dict[str, str]:
         return {**self.env, "FACEFLEET_WORK_DIR": str(self.root / "work" / name)}
 
-    def start_worker(self, pause: float = SEGMENT_PAUSE_S, wait: bool = True) -> Proc:
+    def work_dir(self, proc: Proc) -> Path:
+        return self.root / "work" / proc.name
+
+    def start_worker(
+        self, pause: float = SEGMENT_PAUSE_S, wait: bool = True, extra_env: dict[str, str] | None = None
+    ) -> Proc:
         self._count += 1
         name = f"w{self._count}"
         args = [
@@ -302,11 +372,21 @@ class Fleet:
             "--segment-pause",
             str(pause),
         ]
-        proc = Proc(name, args, self._work_env(name), self.root / f"{name}.log")
+        proc = Proc(name, args, {**self._work_env(name), **(extra_env or {})}, self.root / f"{name}.log")
         self.workers.append(proc)
         if wait:
             proc.wait_for_log("ready.")
         return proc
+
+    def only_worker(self, extra_env: dict[str, str], work_dir: Path | None = None) -> Proc:
+        """Stop every worker and start one with ``extra_env``, so that it takes all the work
+        (the next test's ``api`` fixture starts the usual workers again)."""
+        for proc in self.live_workers():
+            proc.stop()
+        env = dict(extra_env)
+        if work_dir is not None:
+            env["FACEFLEET_WORK_DIR"] = str(work_dir)
+        return self.start_worker(extra_env=env)
 
     def live_workers(self) -> list[Proc]:
         return [w for w in self.workers if w.alive()]
