@@ -25,9 +25,11 @@ def register(subparsers: Any) -> None:
 def alembic_config(database_url: str) -> Any:
     from alembic.config import Config
 
+    from facefleet.db import normalize_url
+
     config = Config(str(REPO / "alembic.ini"))
     config.set_main_option("script_location", str(REPO / "migrations"))
-    config.attributes["database_url"] = database_url
+    config.attributes["database_url"] = normalize_url(database_url)
     return config
 
 
@@ -41,7 +43,9 @@ def wait_for_database(database_url: str, seconds: float) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
-    engine = create_engine(database_url)
+    from facefleet.db import normalize_url
+
+    engine = create_engine(normalize_url(database_url))
     deadline = time.monotonic() + seconds
     try:
         while True:
@@ -59,7 +63,7 @@ def wait_for_database(database_url: str, seconds: float) -> None:
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import NoSuchModuleError, OperationalError
 
     if not settings.database_url:
         print("facefleet migrate: FACEFLEET_DATABASE_URL is not set", file=sys.stderr)
@@ -72,5 +76,11 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     except OperationalError as exc:
         print(f"facefleet migrate: cannot reach {shown}: {exc.orig}", file=sys.stderr)
         return 1
+    except (ImportError, NoSuchModuleError) as exc:  # a driver named in the URL is not installed
+        print(
+            f"facefleet migrate: {shown} needs a database driver that is not installed ({exc})",
+            file=sys.stderr,
+        )
+        return 2
     print(f"database {shown} is at revision {args.revision}")
     return 0

@@ -148,3 +148,15 @@ def test_retry_delay_is_exponential_and_capped():
     assert retry_delay(30) == 300.0
     with pytest.raises(ValueError):
         retry_delay(0)
+
+
+def test_download_links_are_signed_for_the_public_endpoint(storage):
+    public = S3Storage(
+        storage.bucket,
+        cache_dir=storage.cache.root,
+        endpoint_url=storage._s3.meta.endpoint_url,
+        public_endpoint_url="https://files.example.com",
+    )
+    url = public.presign("tasks/x/output.mp4", 600)
+    assert url is not None and url.startswith("https://files.example.com/")
+    assert "Expires=" in url or "X-Amz-Expires=600" in url
