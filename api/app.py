@@ -3,43 +3,22 @@ connections are opened on first use in each (gunicorn) worker process."""
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
+from api.health import health
 from api.metrics import Metrics
 from api.problems import register_error_handlers
 from api.queue import Producer
+from api.state import ApiState
 from api.submit import MAX_SOURCES
-from facefleet.distributed import Services, open_services, require
+from api.tasks import tasks
+from facefleet.distributed import require
 from facefleet.settings import Settings
 
 # multipart overhead allowed on top of the files' own limits
 _FORM_SLACK = 1024 * 1024
-
-
-@dataclass
-class ApiState:
-    settings: Settings
-    _services: Services | None = None
-    _producer: Producer | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def services(self) -> Services:
-        with self._lock:
-            if self._services is None:
-                self._services = open_services(self.settings, worker_name="api")
-            return self._services
-
-    @property
-    def producer(self) -> Producer:
-        with self._lock:
-            if self._producer is None:
-                self._producer = Producer(self.settings)
-            return self._producer
 
 
 def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask:
@@ -49,9 +28,6 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     app.config.update(MAX_CONTENT_LENGTH=limit, MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
     app.extensions["facefleet"] = ApiState(settings, _producer=producer)
     app.extensions["facefleet.metrics"] = metrics = Metrics(app.extensions["facefleet"])
-
-    from api.health import health
-    from api.tasks import tasks
 
     app.register_blueprint(health)
     app.register_blueprint(tasks, url_prefix="/v1")
@@ -70,8 +46,3 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
         return response
 
     return app
-
-
-def state() -> ApiState:
-    found: ApiState = current_app.extensions["facefleet"]
-    return found

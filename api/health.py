@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
-from api.app import state
+from api.state import state
 
 health = Blueprint("health", __name__)
 

@@ -16,7 +16,7 @@ from facefleet.db import Chunk, Task, utcnow
 from facefleet.states import ChunkState, TaskState
 
 if TYPE_CHECKING:
-    from api.app import ApiState
+    from api.state import ApiState
 
 log = logging.getLogger(__name__)
 

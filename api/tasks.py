@@ -12,8 +12,8 @@ import redis
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import and_, or_, select
 
-from api.app import state
 from api.problems import Problem
+from api.state import state
 from api.submit import submit
 from facefleet.cleanup import clean_up
 from facefleet.db import Task

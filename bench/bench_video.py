@@ -82,7 +82,7 @@ def facefleet_run(src: Path, dst: Path, home: Path) -> int:
     cmd = [
         sys.executable,
         "-m",
-        "facefleet.cli",
+        "cli",
         "run",
         "--target",
         str(src),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
 from kombu import Queue
 
 from facefleet.distributed import (
@@ -26,13 +25,7 @@ from facefleet.distributed import (
     queue_name,
 )
 from facefleet.settings import Settings
-
-
-class FaceFleetCelery(Celery):
-    """A Celery app that carries the settings it was built from."""
-
-    settings: Settings
-    segment_pause_s: float = 0.0
+from worker.base import FaceFleetCelery
 
 
 def create_celery(settings: Settings, *, segment_pause_s: float = 0.0) -> FaceFleetCelery:

@@ -34,7 +34,7 @@ from facefleet.jobs import fail_task, get_task, plan_task
 from facefleet.redis_state import Lease
 from facefleet.scratch import sweep
 from facefleet.states import TaskState
-from worker.app import FaceFleetCelery
+from worker.base import FaceFleetCelery
 from worker.policy import retry_delay
 from worker.reaper import reap
 

@@ -72,7 +72,7 @@ def pg_url():
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from facefleet.commands.migrate import upgrade
+    from cli.commands.migrate import upgrade
 
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -300,7 +300,7 @@ class Proc:
         self.name, self.log = name, log
         with open(log, "wb") as handle:  # the child keeps its own copy of the descriptor
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "facefleet.cli", *args],
+                [sys.executable, "-m", "cli", *args],
                 env={**os.environ, **env},
                 cwd=REPO,
                 stdout=handle,

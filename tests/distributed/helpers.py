@@ -11,8 +11,8 @@ import av
 import numpy as np
 import requests
 
+from cli.commands.client import download_output, submit_task
 from facefleet import keys
-from facefleet.commands.client import download_output, submit_task
 from tests.media import frame_index, make_clip
 
 FRAMES = 96

@@ -13,7 +13,7 @@ from tests.distributed.helpers import FRAMES, clip, frame_indices
 def _cli(api: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, FACEFLEET_API_URL=api)
     return subprocess.run(
-        [sys.executable, "-m", "facefleet.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

@@ -22,7 +22,7 @@ def test_models_and_migrations_agree(pg_url):
 def test_downgrade_and_upgrade_again(pg_url):
     from alembic import command
 
-    from facefleet.commands.migrate import alembic_config
+    from cli.commands.migrate import alembic_config
 
     config = alembic_config(pg_url)
     command.downgrade(config, "base")

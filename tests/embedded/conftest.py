@@ -19,7 +19,7 @@ def sample(tmp_path_factory) -> Path:
 
 
 def facefleet_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "facefleet.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 def run_cli(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180):

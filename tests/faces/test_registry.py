@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from facefleet.commands import models as models_command
+from cli.commands import models as models_command
 from facefleet.settings import Settings
 from pipeline.errors import ModelError, ProviderError
 from pipeline.faces.processors import FACE_ENHANCER, FACE_SWAPPER

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 from tqdm import tqdm
 
-from facefleet.commands.run import _OPTION_FLAGS
+from cli.commands.run import _OPTION_FLAGS
 from facefleet.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled"}

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from facefleet.commands import run
+from cli.commands import run
 from facefleet.demo import make_sample_video, source_face
 from facefleet.settings import Settings
 

@@ -1,0 +1,41 @@
+"""What the API's views use, kept on the app (``app.extensions["facefleet"]``): settings,
+connections opened on first use in each (gunicorn) worker process, and the producer."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from api.queue import Producer
+from facefleet.distributed import Services, open_services
+from facefleet.settings import Settings
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    _services: Services | None = None
+    _producer: Producer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def services(self) -> Services:
+        with self._lock:
+            if self._services is None:
+                self._services = open_services(self.settings, worker_name="api")
+            return self._services
+
+    @property
+    def producer(self) -> Producer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = Producer(self.settings)
+            return self._producer
+
+
+def state() -> ApiState:
+    """The running app's ApiState (views call this; nothing is kept at module level)."""
+    found: ApiState = current_app.extensions["facefleet"]
+    return found
