@@ -4,6 +4,7 @@ connections are opened on first use in each (gunicorn) worker process."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from flask import Flask, g, request
 
@@ -33,8 +34,8 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     app.register_blueprint(tasks, url_prefix="/v1")
     register_error_handlers(app)
 
-    @app.before_request
-    def _start_timer() -> None:
+    @app.url_value_preprocessor  # the first hook of a request: before the blueprints' checks
+    def _start_timer(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
         g.started = time.perf_counter()
 
     @app.after_request

@@ -11,6 +11,7 @@ import sqlalchemy.exc
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
+from facefleet.egress import EgressRefused
 from facefleet.errors import InvalidTransition, TaskNotFound
 from facefleet.options import OptionsError
 from facefleet.storage.base import StorageError, UploadTooLarge
@@ -22,12 +23,15 @@ PROBLEM_TYPE = "https://facefleet.dev/problems/"
 RETRY_AFTER_S = 5
 _TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -36,9 +40,17 @@ _TITLES = {
 class Problem(Exception):
     """Raise from a view to answer with a problem body."""
 
-    def __init__(self, status: int, detail: str, slug: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        slug: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.slug, self.extra = status, detail, slug, extra
+        self.headers = headers or {}
 
 
 def problem_response(status: int, detail: str, slug: str | None = None, **extra: Any) -> Response:
@@ -55,7 +67,9 @@ def problem_response(status: int, detail: str, slug: str | None = None, **extra:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
-        return problem_response(exc.status, exc.detail, exc.slug, **exc.extra)
+        response = problem_response(exc.status, exc.detail, exc.slug, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
@@ -77,6 +91,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(UploadTooLarge)
     def _too_large(exc: UploadTooLarge) -> Response:
         return problem_response(413, str(exc), "upload-too-large", limit=exc.limit)
+
+    @app.errorhandler(EgressRefused)
+    def _refused_url(exc: EgressRefused) -> Response:
+        return problem_response(422, str(exc), "refused-url")
 
     @app.errorhandler(PipelineError)
     def _media(exc: PipelineError) -> Response:

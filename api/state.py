@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from api.queue import Producer
+from api.quotas import SubmitLimiter
 from facefleet.distributed import Services, open_services
 from facefleet.settings import Settings
 
@@ -18,6 +19,7 @@ class ApiState:
     settings: Settings
     _services: Services | None = None
     _producer: Producer | None = None
+    _limiter: SubmitLimiter | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -26,6 +28,13 @@ class ApiState:
             if self._services is None:
                 self._services = open_services(self.settings, worker_name="api")
             return self._services
+
+    @property
+    def limiter(self) -> SubmitLimiter:
+        with self._lock:
+            if self._limiter is None:
+                self._limiter = SubmitLimiter(self.settings.redis_url, self.settings.redis_namespace)
+            return self._limiter
 
     @property
     def producer(self) -> Producer:

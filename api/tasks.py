@@ -12,7 +12,9 @@ import redis
 from flask import Blueprint, Response, jsonify, request, url_for
 from sqlalchemy import and_, or_, select
 
+from api.auth import principal, protect
 from api.problems import Problem
+from api.quotas import admit_submission
 from api.state import state
 from api.submit import submit
 from facefleet.cleanup import clean_up
@@ -24,6 +26,7 @@ from facefleet.states import TaskState
 log = logging.getLogger(__name__)
 
 tasks = Blueprint("tasks", __name__)
+protect(tasks)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -33,7 +36,9 @@ MAX_PAGE = 200
 def create() -> tuple[Response, int, dict[str, str]]:
     api = state()
     svc = api.services
-    task, created = submit(svc, request.headers.get("Idempotency-Key"))
+    tenant = principal().tenant
+    admit_submission(svc, api.limiter, tenant)
+    task, created = submit(svc, request.headers.get("Idempotency-Key"), tenant)
     if created:
         try:
             api.producer.plan(task.id)
@@ -67,6 +72,11 @@ def show(task_id: str) -> Response:
 def index() -> Response:
     svc = state().services
     query = select(Task).where(Task.deleted_at.is_(None))
+    caller = principal()
+    if not caller.admin:
+        query = query.where(Task.tenant == caller.tenant)
+    elif wanted_tenant := request.args.get("tenant"):
+        query = query.where(Task.tenant == wanted_tenant)
     if wanted := request.args.get("state"):
         try:
             query = query.where(Task.state.in_([TaskState(s) for s in wanted.split(",")]))
@@ -132,6 +142,7 @@ def retry(task_id: str) -> tuple[Response, int]:
 def _summary(task: Task) -> dict[str, Any]:
     return {
         "id": task.id,
+        "tenant": task.tenant,
         "state": task.state.value,
         "target_name": task.target_name,
         "options": task.options,

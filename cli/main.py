@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from facefleet.settings import Settings
 
-COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client")
+COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -96,19 +96,20 @@ def process_chunk(
             )
         options = JobOptions.model_validate(task.options)
         target_key, start, end = task.target_key, chunk.frame_start, chunk.frame_end
+        task_keys = keys.of(task)
     if exhausted:
         return _dead_letter(ctx, task_id, chunk_index, last_error)
 
     started = time.monotonic()
     try:
         finished = _run_segments(
-            ctx, task_id, chunk_index, options, target_key, start, end, should_stop, on_frame
+            ctx, task_keys, chunk_index, options, target_key, start, end, should_stop, on_frame
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
         return _record_failure(ctx, task_id, chunk_index, describe(exc))
     finally:
-        _account(ctx, task_id, seconds=time.monotonic() - started)
+        _account(ctx, task_keys, seconds=time.monotonic() - started)
     if not finished:
         return _why_stopped(ctx, task_id)
     return _finish(ctx, task_id, chunk_index)
@@ -130,22 +131,22 @@ def chunk_segments(start: int, end: int, segment_frames: int) -> tuple[SegmentPl
     return plan_chunks(start, end, end - start, segment_frames)[0].segments
 
 
-def resume_point(ctx: JobContext, task_id: str, chunk_index: int, segments_total: int) -> int:
+def resume_point(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int, segments_total: int) -> int:
     """Segments of the chunk already stored: the checkpoint if the store has one, else the
     contiguous run of segment objects found in the bucket."""
-    saved = ctx.checkpoints.load(task_id, chunk_index)
+    saved = ctx.checkpoints.load(task_keys.task_id, chunk_index)
     if saved is not None:
         return min(saved, segments_total)
-    stored = set(ctx.storage.list(keys.segment_prefix(task_id, chunk_index)))
+    stored = set(ctx.storage.list(task_keys.segment_prefix(chunk_index)))
     done = 0
-    while done < segments_total and keys.segment_key(task_id, chunk_index, done) in stored:
+    while done < segments_total and task_keys.segment(chunk_index, done) in stored:
         done += 1
     return done
 
 
 def _run_segments(
     ctx: JobContext,
-    task_id: str,
+    task_keys: keys.TaskKeys,
     chunk_index: int,
     options: JobOptions,
     target_key: str,
@@ -160,11 +161,12 @@ def _run_segments(
     from pipeline.reader import read_frames
 
     segments = chunk_segments(start, end, options.segment_frames)
-    done = resume_point(ctx, task_id, chunk_index, len(segments))
+    task_id = task_keys.task_id
+    done = resume_point(ctx, task_keys, chunk_index, len(segments))
     if done == len(segments):
         return True
-    video = load_probe(ctx, task_id)
-    chain = _chain(ctx, task_id, options)
+    video = load_probe(ctx, task_keys)
+    chain = _chain(ctx, task_keys, options)
     encoder = EncoderSettings(crf=options.crf, preset=options.preset, threads=ctx.encoder_threads)
     progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start, on_frame)
     with (
@@ -185,9 +187,9 @@ def _run_segments(
                 )
                 if written != count:
                     raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
-                ctx.storage.put_file(keys.segment_key(task_id, chunk_index, segment.index), path)
+                ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
             ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-            _account(ctx, task_id, frames=count)
+            _account(ctx, task_keys, frames=count)
             on_frame()  # the upload was progress too
     return True
 
@@ -222,10 +224,10 @@ class _ProgressReporter:
                 self._ctx.checkpoints.report_progress(self._task_id, self._chunk_index, self.frames)
 
 
-def _chain(ctx: JobContext, task_id: str, options: JobOptions) -> Chain:
-    cache_key = ("chain", task_id)
+def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Chain:
+    cache_key = ("chain", task_keys.task_id)
     if cache_key not in ctx.cache:
-        assets = load_assets(ctx, task_id) if options.processors else {}
+        assets = load_assets(ctx, task_keys) if options.processors else {}
         ctx.cache[cache_key] = build_chain(
             options.processors, options.processor_options(), assets, ctx.runtime
         )
@@ -332,17 +334,17 @@ def _dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -
     return ChunkOutcome.FAILED
 
 
-def _account(ctx: JobContext, task_id: str, *, seconds: float = 0.0, frames: int = 0) -> None:
-    """Add worker time and frames stored to the task's usage and its month's."""
+def _account(ctx: JobContext, task_keys: keys.TaskKeys, *, seconds: float = 0.0, frames: int = 0) -> None:
+    """Add worker time and frames stored to the task's usage and its tenant's month."""
     with ctx.sessions.begin() as session:
         session.execute(
             update(Task)
-            .where(Task.id == task_id)
+            .where(Task.id == task_keys.task_id)
             .values(
                 worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames
             )
         )
-        add_usage(session, frames=frames, worker_seconds=seconds)
+        add_usage(session, task_keys.tenant, frames=frames, worker_seconds=seconds)
 
 
 # ---------------------------------------------------------------------------- stitching
@@ -367,11 +369,11 @@ def stitch_task(
             return False
         chunks = list(session.scalars(select(Chunk).where(Chunk.task_id == task_id).order_by(Chunk.index)))
         options = JobOptions.model_validate(task.options)
-        target_key = task.target_key
+        target_key, task_keys = task.target_key, keys.of(task)
         frame_start, frame_end = task.frame_start, task.frame_end
     assert frame_start is not None and frame_end is not None
     segment_keys = [
-        keys.segment_key(task_id, chunk.index, segment.index)
+        task_keys.segment(chunk.index, segment.index)
         for chunk in chunks
         for segment in chunk_segments(chunk.frame_start, chunk.frame_end, options.segment_frames)
     ]
@@ -391,7 +393,7 @@ def stitch_task(
             stitch(
                 [segment(key) for key in segment_keys],
                 target,
-                load_probe(ctx, task_id),
+                load_probe(ctx, task_keys),
                 frame_start,
                 frame_end,
                 out,
@@ -399,7 +401,7 @@ def stitch_task(
             if not still_ours():
                 log.warning("stitch of task %s lost its lease: another stitcher goes on", task_id)
                 return False
-            ctx.storage.put_file(keys.output_key(task_id), out)
+            ctx.storage.put_file(task_keys.output, out)
             size = out.stat().st_size
     except Exception as exc:
         log.warning("stitching task %s failed: %r", task_id, exc, exc_info=True)
@@ -413,13 +415,13 @@ def stitch_task(
             session,
             task_id,
             TaskState.SUCCEEDED,
-            output_key=keys.output_key(task_id),
+            output_key=task_keys.output,
             bytes_out=size,
             finished_at=utcnow(),
             cleanup=None if ctx.keep_work_files else Cleanup.WORK,
         )
         if won:
-            add_usage(session, bytes_out=size)
+            add_usage(session, task_keys.tenant, bytes_out=size)
     if not won:  # cancelled or deleted while stitching: its clean-up removes the output too
         log.info("task %s ended while stitching: output left to its clean-up", task_id)
         return False

@@ -39,15 +39,15 @@ def clean_up(ctx: JobContext, task_id: str, busy: Callable[[str], bool] | None =
         task = session.get(Task, task_id)
         if task is None or task.cleanup is None:
             return True
-        what = Cleanup(task.cleanup)
+        what, task_keys = Cleanup(task.cleanup), keys.of(task)
     if what != Cleanup.WORK and (busy or ctx.task_busy)(task_id):
         return False
     try:
         if what == Cleanup.WORK:
-            ctx.storage.delete_prefix(keys.work_prefix(task_id))
-            ctx.storage.delete_prefix(keys.input_prefix(task_id))
+            ctx.storage.delete_prefix(task_keys.work_prefix)
+            ctx.storage.delete_prefix(task_keys.input_prefix)
         else:
-            ctx.storage.delete_prefix(keys.task_prefix(task_id))
+            ctx.storage.delete_prefix(task_keys.prefix)
     except StorageError as exc:
         log.warning("clean-up of task %s put off (%s): the reaper tries again", task_id, exc)
         return False
@@ -109,8 +109,8 @@ def expire_inputs(ctx: JobContext, older_than_days: float, limit: int = 100) -> 
     ``older_than_days`` ago (a failed task can then no longer be retried)."""
     cutoff = utcnow() - timedelta(days=older_than_days)
     with ctx.sessions() as session:
-        rows = session.scalars(
-            select(Task.id)
+        rows = session.execute(
+            select(Task.id, Task.tenant)
             .where(
                 Task.state.in_([TaskState.SUCCEEDED, TaskState.FAILED]),
                 Task.finished_at < cutoff,
@@ -120,10 +120,11 @@ def expire_inputs(ctx: JobContext, older_than_days: float, limit: int = 100) -> 
             .limit(limit)
         ).all()
     removed = 0
-    for task_id in rows:
+    for task_id, tenant in rows:
+        task_keys = keys.TaskKeys(task_id, tenant)
         try:
-            ctx.storage.delete_prefix(keys.input_prefix(task_id))
-            ctx.storage.delete_prefix(keys.work_prefix(task_id))
+            ctx.storage.delete_prefix(task_keys.input_prefix)
+            ctx.storage.delete_prefix(task_keys.work_prefix)
         except StorageError as exc:
             log.warning("retention: inputs of task %s not removed yet (%s)", task_id, exc)
             continue

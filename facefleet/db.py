@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
     Float,
@@ -60,10 +61,42 @@ _task_state = Enum(TaskState, name="task_state", values_callable=lambda e: [m.va
 _chunk_state = Enum(ChunkState, name="chunk_state", values_callable=lambda e: [m.value for m in e])
 
 
+class Tenant(Base):
+    """A customer: owns tasks, keys and usage; its limits are enforced by the API and the planner."""
+
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    submit_rate: Mapped[str | None] = mapped_column(String(32))  # "10/minute"
+    max_queued: Mapped[int | None] = mapped_column(Integer)
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    monthly_frames: Mapped[int | None] = mapped_column(BigInteger)
+    webhook_secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key; only a hash of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the key's public part
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.name"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(200))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class Task(Base):
     __tablename__ = "tasks"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant: Mapped[str] = mapped_column(
+        ForeignKey("tenants.name"), default="default", server_default="default"
+    )
     state: Mapped[TaskState] = mapped_column(_task_state, default=TaskState.QUEUED, index=True)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -105,6 +138,8 @@ class Task(Base):
 
     __table_args__ = (
         Index("ix_tasks_created", "created_at", "id"),
+        Index("ix_tasks_tenant_created", "tenant", "created_at", "id"),
+        Index("ix_tasks_tenant_state", "tenant", "state", "created_at", "id"),
         Index("ix_tasks_cleanup", "cleanup", postgresql_where=text("cleanup IS NOT NULL")),
     )
 
@@ -143,7 +178,7 @@ class Usage(Base):
 
     __tablename__ = "usage"
 
-    tenant: Mapped[str] = mapped_column(String(64), primary_key=True, default="default")
+    tenant: Mapped[str] = mapped_column(ForeignKey("tenants.name"), primary_key=True, default="default")
     month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-12"
     tasks: Mapped[int] = mapped_column(BigInteger, default=0)
     frames: Mapped[int] = mapped_column(BigInteger, default=0)

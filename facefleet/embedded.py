@@ -41,6 +41,7 @@ from facefleet.options import JobOptions
 from facefleet.settings import Settings
 from facefleet.states import TaskState
 from facefleet.storage.local import LocalStorage
+from facefleet.tenancy import ensure_default_tenant
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
     engine = make_engine(f"sqlite:///{settings.home / 'facefleet.db'}")
     Base.metadata.create_all(engine)
     sessions = make_sessionmaker(engine)
+    ensure_default_tenant(sessions)
     return JobContext(
         sessions=sessions,
         storage=LocalStorage(settings.home / "bucket"),
@@ -181,7 +183,7 @@ def _ensure_task(ctx: JobContext, request: JobRequest, task_id: str) -> None:
     if (
         task is not None
         and task.state == TaskState.SUCCEEDED
-        and not ctx.storage.exists(keys.output_key(task_id))
+        and not ctx.storage.exists(keys.TaskKeys(task_id).output)
     ):
         delete_task(ctx, task_id)  # finished once, its files since removed: run it afresh
         clean_up(ctx, task_id)
@@ -189,19 +191,19 @@ def _ensure_task(ctx: JobContext, request: JobRequest, task_id: str) -> None:
     if task is None:
         storage = ctx.storage  # inputs are linked into the bucket, not copied, where the disk allows
         assert isinstance(storage, LocalStorage)
-        storage.adopt(keys.target_key(task_id), request.target)
+        storage.adopt(keys.TaskKeys(task_id).target, request.target)
         source_keys = []
         for number, source in enumerate(request.sources):
-            storage.adopt(keys.source_key(task_id, number), source)
-            source_keys.append(keys.source_key(task_id, number))
+            storage.adopt(keys.TaskKeys(task_id).source(number), source)
+            source_keys.append(keys.TaskKeys(task_id).source(number))
         reference = None
         if request.reference:
-            reference = keys.reference_key(task_id)
+            reference = keys.TaskKeys(task_id).reference
             storage.adopt(reference, request.reference)
         create_task(
             ctx,
             task_id=task_id,
-            target_key=keys.target_key(task_id),
+            target_key=keys.TaskKeys(task_id).target,
             target_name=request.target.name,
             source_keys=source_keys,
             reference_key=reference,

@@ -17,18 +17,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from facefleet import keys
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, add_usage, utcnow
+from facefleet.db import Chunk, Task, Tenant, add_usage, utcnow
 from facefleet.errors import InvalidTransition, TaskNotFound
 from facefleet.failures import describe
 from facefleet.options import JobOptions, check_plan_size
 from facefleet.scratch import scratch_dir
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources, task_sources
+from facefleet.tenancy import ACTIVE_STATES, count_tasks
 from pipeline.plan import ChunkPlan, frame_range, plan_chunks
 from pipeline.probe import VideoProbe, probe
 from pipeline.processors import Assets, JobInputs, prepare_chain
@@ -99,10 +100,11 @@ def create_task(
     idempotency_key: str | None = None,
     target_name: str | None = None,
     bytes_in: int = 0,
-    tenant: str = "default",
+    tenant: str = keys.DEFAULT_TENANT,
 ) -> Task:
     """A new task in state ``queued``; its inputs must already be in the bucket."""
     task = Task(
+        tenant=tenant,
         target_key=target_key,
         target_name=target_name,
         source_keys=list(source_keys),
@@ -135,6 +137,9 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
             raise TaskNotFound(task_id)
         if task.state == TaskState.RUNNING:  # a redelivered planning message
             return pending_chunks(session, task_id)
+        if task.state == TaskState.QUEUED and not _admitted(session, task):
+            log.info("task %s waits: its tenant runs as many tasks as it may", task_id)
+            return []  # stays queued; the reaper releases it when a running task ends
         # planning -> planning: the planner died mid-plan; the plan is simply redone
         if task.state != TaskState.PLANNING and not move_task(
             session, task_id, TaskState.PLANNING, started_at=utcnow()
@@ -142,6 +147,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
             return []
         options = JobOptions.model_validate(task.options)
         source_keys, ref_key, target = list(task.source_keys), task.reference_key, task.target_key
+        task_keys = keys.of(task)
         target_name = task.target_name or "target"
     names: dict[str, str] = {}
     try:
@@ -162,7 +168,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
                 reference=held.enter_context(ctx.storage.hold(ref_key)) if ref_key else None,
             )
             assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
-            _store_plan(ctx, task_id, video, assets)
+            _store_plan(ctx, task_keys, video, assets)
     except Exception as exc:  # a bad input, a full disk, an unreachable bucket: the task says so
         log.warning("planning task %s failed: %r", task_id, exc, exc_info=True)
         fail_task(ctx, task_id, describe(exc, names))
@@ -174,6 +180,43 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         return []
     log.info("task %s planned: frames %d-%d in %d chunks", task_id, start, end, len(chunk_plans))
     return [plan.index for plan in chunk_plans]
+
+
+def _admitted(session: Session, task: Task) -> bool:
+    """Whether the task's tenant may start one more task (``max_running``). The tenant's row
+    is locked first, so two planners of one tenant decide one after the other."""
+    tenant = session.get(Tenant, task.tenant, with_for_update=True)
+    if tenant is None or tenant.max_running is None:
+        return True
+    active = session.scalar(
+        select(func.count())
+        .select_from(Task)
+        .where(Task.tenant == task.tenant, Task.state.in_(ACTIVE_STATES), Task.id != task.id)
+    )
+    return int(active or 0) < tenant.max_running
+
+
+def waiting_for_capacity(ctx: JobContext, limit: int = 100) -> list[str]:
+    """Queued tasks of tenants with a ``max_running`` that now have room, in the order they
+    should start (priority, then age), at most as many per tenant as it has room for."""
+    with ctx.sessions() as session:
+        tenants = session.execute(
+            select(Tenant.name, Tenant.max_running).where(Tenant.max_running.is_not(None))
+        ).all()
+        ready: list[str] = []
+        for name, max_running in tenants:
+            active = count_tasks(session, name, ACTIVE_STATES)
+            room = max(0, max_running - active)
+            if room:
+                ready.extend(
+                    session.scalars(
+                        select(Task.id)
+                        .where(Task.tenant == name, Task.state == TaskState.QUEUED, Task.deleted_at.is_(None))
+                        .order_by(Task.priority.desc(), Task.created_at)
+                        .limit(min(room, limit))
+                    )
+                )
+    return ready
 
 
 class _NoLongerPlanning(Exception):
@@ -212,29 +255,29 @@ def _commit_plan(
             raise _NoLongerPlanning
 
 
-def _store_plan(ctx: JobContext, task_id: str, video: VideoProbe, assets: Assets) -> None:
-    with scratch_dir(ctx.scratch, f"plan-{task_id}") as scratch:
+def _store_plan(ctx: JobContext, task_keys: keys.TaskKeys, video: VideoProbe, assets: Assets) -> None:
+    with scratch_dir(ctx.scratch, f"plan-{task_keys.task_id}") as scratch:
         probe_file, assets_file = scratch / "probe.json", scratch / "assets.npz"
         probe_file.write_text(json.dumps(video.to_dict()))
         buffer = io.BytesIO()
         np.savez(buffer, allow_pickle=False, **assets)
         assets_file.write_bytes(buffer.getvalue())
-        ctx.storage.put_file(keys.probe_key(task_id), probe_file)
-        ctx.storage.put_file(keys.assets_key(task_id), assets_file)
+        ctx.storage.put_file(task_keys.probe, probe_file)
+        ctx.storage.put_file(task_keys.assets, assets_file)
 
 
-def load_probe(ctx: JobContext, task_id: str) -> VideoProbe:
-    cache_key = ("probe", task_id)
+def load_probe(ctx: JobContext, task_keys: keys.TaskKeys) -> VideoProbe:
+    cache_key = ("probe", task_keys.task_id)
     if cache_key not in ctx.cache:
-        with ctx.storage.hold(keys.probe_key(task_id)) as path:
+        with ctx.storage.hold(task_keys.probe) as path:
             text = path.read_text()
         ctx.cache[cache_key] = VideoProbe.from_dict(json.loads(text))
     found: VideoProbe = ctx.cache[cache_key]
     return found
 
 
-def load_assets(ctx: JobContext, task_id: str) -> Assets:
-    with ctx.storage.hold(keys.assets_key(task_id)) as path, np.load(path) as archive:
+def load_assets(ctx: JobContext, task_keys: keys.TaskKeys) -> Assets:
+    with ctx.storage.hold(task_keys.assets) as path, np.load(path) as archive:
         return {name: archive[name] for name in archive.files}
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facefleet.db import DatabaseTimeouts
+from facefleet.egress import EgressPolicy, parse_allow
 from pipeline.runtime import Runtime
 
 
@@ -41,6 +43,14 @@ class Settings(BaseSettings):
     queue_prefix: str = ""  # prefix of the Celery queue names (isolates deployments on one broker)
     reaper_interval_s: float = 10.0  # how often expired chunk leases are looked for
     api_url: str = "http://127.0.0.1:8000"  # where `facefleet submit|status|download` find the API
+    api_key: SecretStr | None = None  # the key those commands send (FACEFLEET_API_KEY)
+    # every /v1/ request needs a key; "off": one user, everything belongs to the default tenant
+    auth: Literal["on", "off"] = "on"
+
+    # inputs by URL: the guard for every outbound fetch (http:// only inside egress_allow)
+    egress_allow: str = ""  # comma-separated CIDRs opened to fetches (tests, private deployments)
+    egress_s3_buckets: str = ""  # comma-separated buckets that s3:// inputs may name
+    egress_timeout_s: float = Field(default=120.0, gt=0)
 
     # jobs: defaults of every task's options (CLI and API), and what a task may ask for
     chunk_frames: int = Field(default=600, ge=1)
@@ -82,6 +92,14 @@ class Settings(BaseSettings):
             statement_s=self.db_statement_timeout_s,
             idle_in_transaction_s=self.db_idle_in_transaction_timeout_s,
             lock_s=self.db_lock_timeout_s,
+        )
+
+    def egress_policy(self, max_bytes: int) -> EgressPolicy:
+        return EgressPolicy(
+            max_bytes=max_bytes,
+            allow=parse_allow(self.egress_allow),
+            timeout_s=self.egress_timeout_s,
+            allowed_s3_buckets=frozenset(b.strip() for b in self.egress_s3_buckets.split(",") if b.strip()),
         )
 
     def job_defaults(self) -> dict[str, int]:

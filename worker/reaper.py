@@ -31,7 +31,7 @@ from facefleet.chunks import stitch_finished
 from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.distributed import CHUNKS, PLANNING, Services
-from facefleet.jobs import requeue_expired
+from facefleet.jobs import requeue_expired, waiting_for_capacity
 from facefleet.redis_state import Lease
 from facefleet.states import ChunkState, TaskState
 
@@ -72,10 +72,22 @@ def reap(
     for task_id in stitched:
         log.warning("task %s had every chunk done but no stitch: stitch sent", task_id)
         enqueue_stitch(task_id)
-    sent = _resend_abandoned(svc, enqueue_plan, enqueue_stitch)
+    sent = _release_waiting(svc, enqueue_plan)
+    sent += _resend_abandoned(svc, enqueue_plan, enqueue_stitch)
     sent += _resend_lost(svc, enqueue_chunk, enqueue_plan, waiting_messages)
     _tidy(svc)
     return len(requeued) + len(stitched) + sent
+
+
+def _release_waiting(svc: Services, enqueue_plan: Callable[[str], None]) -> int:
+    """Queued tasks held back by their tenant's ``max_running`` get their planning message
+    once the tenant has room (at most once a lease TTL each: the planner decides again)."""
+    sent = 0
+    for task_id in waiting_for_capacity(svc.ctx):
+        if svc.state.mark_once(f"released:{task_id}", svc.settings.lease_ttl_s):
+            enqueue_plan(task_id)
+            sent += 1
+    return sent
 
 
 def _tidy(svc: Services) -> None:

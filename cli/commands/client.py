@@ -76,6 +76,14 @@ def _base(args: argparse.Namespace, settings: Settings) -> str:
     return str(args.api or settings.api_url).rstrip("/")
 
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _key(settings: Settings) -> str | None:
+    return settings.api_key.get_secret_value() if settings.api_key else None
+
+
 def _check(response: requests.Response) -> dict[str, Any]:
     if response.ok:
         body: dict[str, Any] = response.json()
@@ -136,6 +144,7 @@ def submit_task(
     options: dict[str, Any],
     reference: Path | None = None,
     idempotency_key: str | None = None,
+    api_key: str | None = None,
 ) -> dict[str, Any]:
     files = [("target", target), *[("source", s) for s in sources]]
     if reference:
@@ -144,7 +153,7 @@ def submit_task(
         if not path.is_file():
             raise ClientError(f"no such file: {path}")
     body = MultipartBody([("options", json.dumps(options))], files)
-    headers = {"Content-Type": body.content_type, "Content-Length": str(len(body))}
+    headers = {"Content-Type": body.content_type, "Content-Length": str(len(body)), **auth_headers(api_key)}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     try:
@@ -154,19 +163,21 @@ def submit_task(
     return _check(response)
 
 
-def get_status(base: str, task_id: str) -> dict[str, Any]:
+def get_status(base: str, task_id: str, api_key: str | None = None) -> dict[str, Any]:
     try:
-        return _check(requests.get(f"{base}/v1/tasks/{task_id}", timeout=30))
+        return _check(requests.get(f"{base}/v1/tasks/{task_id}", headers=auth_headers(api_key), timeout=30))
     except requests.RequestException as exc:
         raise ClientError(f"cannot reach the API at {base}: {exc}") from None
 
 
-def follow(base: str, task_id: str, interval_s: float = 1.0, show: bool = True) -> dict[str, Any]:
+def follow(
+    base: str, task_id: str, interval_s: float = 1.0, show: bool = True, api_key: str | None = None
+) -> dict[str, Any]:
     """Poll until the task ends, with a progress bar over frames."""
     bar: tqdm | None = None
     try:
         while True:
-            status = get_status(base, task_id)
+            status = get_status(base, task_id, api_key)
             progress = status.get("progress") or {}
             total, done = progress.get("frames_total") or 0, progress.get("frames_done") or 0
             if show and total:
@@ -182,8 +193,8 @@ def follow(base: str, task_id: str, interval_s: float = 1.0, show: bool = True) 
             bar.close()
 
 
-def download_output(base: str, task_id: str, output: Path) -> Path:
-    status = get_status(base, task_id)
+def download_output(base: str, task_id: str, output: Path, api_key: str | None = None) -> Path:
+    status = get_status(base, task_id, api_key)
     if status["state"] != "succeeded" or not status.get("output_url"):
         raise ClientError(f"task {task_id} is {status['state']}: no output to download")
     aside = output.with_name(f".{output.name}.part")
@@ -232,11 +243,17 @@ def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
         base = _base(args, settings)
         task = submit_task(
-            base, args.target, args.source, _options(args), args.reference, args.idempotency_key
+            base,
+            args.target,
+            args.source,
+            _options(args),
+            args.reference,
+            args.idempotency_key,
+            _key(settings),
         )
         print(task["id"])
         if args.follow:
-            final = follow(base, task["id"])
+            final = follow(base, task["id"], api_key=_key(settings))
             print(final["state"] + (f": {final['error']}" if final.get("error") else ""), file=sys.stderr)
             return 0 if final["state"] == "succeeded" else 1
         return 0
@@ -247,7 +264,8 @@ def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
 def handle_status(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
         base = _base(args, settings)
-        status = follow(base, args.id) if args.follow else get_status(base, args.id)
+        key = _key(settings)
+        status = follow(base, args.id, api_key=key) if args.follow else get_status(base, args.id, key)
         if args.json:
             print(json.dumps(status, indent=2))
             return 0
@@ -263,14 +281,14 @@ def handle_status(args: argparse.Namespace, settings: Settings) -> int:
     return _run(action)
 
 
-def task_action(base: str, task_id: str, action: str) -> dict[str, Any] | None:
+def task_action(base: str, task_id: str, action: str, api_key: str | None = None) -> dict[str, Any] | None:
     """POST /cancel or /retry, or DELETE; the task's summary (None once deleted)."""
     url = f"{base}/v1/tasks/{task_id}"
     try:
         if action == "delete":
-            response = requests.delete(url, timeout=30)
+            response = requests.delete(url, headers=auth_headers(api_key), timeout=30)
         else:
-            response = requests.post(f"{url}/{action}", timeout=30)
+            response = requests.post(f"{url}/{action}", headers=auth_headers(api_key), timeout=30)
     except requests.RequestException as exc:
         raise ClientError(f"cannot reach the API at {base}: {type(exc).__name__}") from None
     if response.status_code == 204:
@@ -280,7 +298,7 @@ def task_action(base: str, task_id: str, action: str) -> dict[str, Any] | None:
 
 def handle_action(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        body = task_action(_base(args, settings), args.id, args.action)
+        body = task_action(_base(args, settings), args.id, args.action, _key(settings))
         print(f"{args.id}  deleted" if body is None else f"{body['id']}  {body['state']}")
         return 0
 
@@ -289,7 +307,9 @@ def handle_action(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_download(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        output = download_output(_base(args, settings), args.id, args.output or Path(f"{args.id}.mp4"))
+        output = download_output(
+            _base(args, settings), args.id, args.output or Path(f"{args.id}.mp4"), _key(settings)
+        )
         print(output)
         return 0
 

@@ -119,6 +119,18 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise _failure("read", key, exc) from exc
 
+    def get_external(self, bucket: str, key: str, dest: Path, max_bytes: int) -> int:
+        """Copy an object of another bucket (an ``s3://`` input the deployment allows) to a
+        local file with this deployment's credentials; refuses more than ``max_bytes``."""
+        try:
+            size = int(self._s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+            if size > max_bytes:
+                raise UploadTooLarge(max_bytes)
+            self._s3.download_file(bucket, key, str(dest), Config=self._transfer)
+        except (BotoCoreError, ClientError) as exc:
+            raise _failure("read", f"s3://{bucket}/{key}", exc) from exc
+        return size
+
     def local_path(self, key: str) -> Path:
         etag = self._head(key)["ETag"].strip('"')
         return self.cache.fetch(f"{key}@{etag}", lambda dest: self.get_file(key, dest))

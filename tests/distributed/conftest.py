@@ -35,7 +35,8 @@ MAX_CHUNKS_PER_TASK = 50
 
 
 # what no task error or problem body may show: the deployment's addresses, users and paths
-FORBIDDEN_IN_ERRORS = ("127.0.0.1", "localhost", "postgres", "/tmp/", "pytest-of", "amqp://", "redis://")
+# (each service fixture adds its own address; a user's own URL may of course be quoted back)
+FORBIDDEN_IN_ERRORS = ["postgres", ":5432", "/tmp/", "pytest-of", "amqp://", "redis://", ":5672"]
 
 
 def leaks(text: str | None) -> list[str]:
@@ -164,6 +165,7 @@ def redis_url(tmp_path_factory):
         stderr=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
+    FORBIDDEN_IN_ERRORS.append(f"127.0.0.1:{port}")
     try:
         client = redis.Redis.from_url(url)
         wait_for(lambda: _pings(client), 10, "redis-server")
@@ -205,6 +207,7 @@ def s3(tmp_path_factory):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    FORBIDDEN_IN_ERRORS.append(f"127.0.0.1:{port}")
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     bucket = f"ff-test-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
@@ -250,6 +253,8 @@ def env(pg_url, redis_url, broker_url, s3, tmp_path_factory):
         "FACEFLEET_ENCODER_THREADS": "1",
         "FACEFLEET_MAX_CHUNKS_PER_TASK": str(MAX_CHUNKS_PER_TASK),
         "FLOWER_UNAUTHENTICATED_API": "true",
+        # the fleet's main API serves one user; tests of tenants start an API with keys
+        "FACEFLEET_AUTH": "off",
     }
     yield values
     _delete_queues(broker_url, values["FACEFLEET_QUEUE_PREFIX"])
@@ -399,8 +404,8 @@ class Fleet:
     def worker_by_pid(self, pid: int) -> Proc:
         return next(w for w in self.workers if w.pid == pid)
 
-    def start(self, name: str, args: list[str], ready: str) -> Proc:
-        proc = Proc(name, args, self._work_env(name), self.root / f"{name}.log")
+    def start(self, name: str, args: list[str], ready: str, env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(name, args, {**self._work_env(name), **(env or {})}, self.root / f"{name}.log")
         self.others.append(proc)
         proc.wait_for_log(ready)
         return proc

@@ -101,7 +101,7 @@ def has_audio(path: Path) -> bool:
 def segment_writes(s3: dict[str, Any], task_id: str) -> Counter[str]:
     """How many times each segment object was written (the bucket keeps every version)."""
     counts: Counter[str] = Counter()
-    prefix = f"{keys.work_prefix(task_id)}segments/"
+    prefix = f"{keys.TaskKeys(task_id).work_prefix}segments/"
     paginator = s3["client"].get_paginator("list_object_versions")
     for page in paginator.paginate(Bucket=s3["bucket"], Prefix=prefix):
         for version in page.get("Versions", []):

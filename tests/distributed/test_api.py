@@ -150,7 +150,9 @@ def test_status_answers_while_redis_is_unreachable(settings, services, tmp_path)
     from facefleet.jobs import create_task
     from facefleet.options import JobOptions
 
-    task = create_task(services.ctx, target_key=keys.target_key("x"), source_keys=[], options=JobOptions())
+    task = create_task(
+        services.ctx, target_key=keys.TaskKeys("x").target, source_keys=[], options=JobOptions()
+    )
     response = _app_with(settings, redis_url=True).get(f"/v1/tasks/{task.id}")
     assert response.status_code == 200, response.json
     assert response.json["state"] == "queued" and response.json["progress"]["frames_done"] == 0

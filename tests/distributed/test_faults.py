@@ -158,11 +158,11 @@ def test_work_whose_message_was_lost_is_sent_again(api, services, tmp_path):
     target = clip(tmp_path / "in.mp4")
     task_ids = [uuid.uuid4().hex for _ in range(2)]
     for task_id in task_ids:
-        services.storage.put_file(keys.target_key(task_id), target)
+        services.storage.put_file(keys.TaskKeys(task_id).target, target)
         create_task(
             services.ctx,
             task_id=task_id,
-            target_key=keys.target_key(task_id),
+            target_key=keys.TaskKeys(task_id).target,
             source_keys=[],
             options=JobOptions(**JOB),
         )
@@ -188,7 +188,9 @@ def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services
     from facefleet.states import TaskState
     from worker.tasks import _exhausted
 
-    task = create_task(services.ctx, target_key=keys.target_key("x"), source_keys=[], options=JobOptions())
+    task = create_task(
+        services.ctx, target_key=keys.TaskKeys("x").target, source_keys=[], options=JobOptions()
+    )
     with services.sessions.begin() as session:
         session.execute(update(Task).where(Task.id == task.id).values(state=TaskState.STITCHING))
     limit = services.settings.chunk_max_attempts

@@ -113,7 +113,7 @@ def test_a_second_stitch_after_success_leaves_the_output_alone(api, fleet, setti
         "the second stitch to run",
     )
     time.sleep(REAPER_INTERVAL_S * 2)
-    assert keys.output_key(task_id) in bucket_keys(s3, keys.task_prefix(task_id))
+    assert keys.TaskKeys(task_id).output in bucket_keys(s3, keys.TaskKeys(task_id).prefix)
     assert status(api, task_id)["state"] == "succeeded"
     out = tmp_path / "out.mp4"
     download(api, task_id, out)
@@ -127,8 +127,10 @@ def test_a_cancel_while_storage_is_down_cleans_up_once_it_is_back(api, services,
         response = requests.post(f"{api}/v1/tasks/{task_id}/cancel", timeout=60)
         assert response.status_code == 200, response.text
         assert response.json()["state"] == "cancelled"
-    assert bucket_keys(s3, keys.task_prefix(task_id))  # nothing could be removed meanwhile
-    wait_for(lambda: not bucket_keys(s3, keys.task_prefix(task_id)), 15, "the cancelled task's files to go")
+    assert bucket_keys(s3, keys.TaskKeys(task_id).prefix)  # nothing could be removed meanwhile
+    wait_for(
+        lambda: not bucket_keys(s3, keys.TaskKeys(task_id).prefix), 15, "the cancelled task's files to go"
+    )
     with services.sessions() as session:
         assert session.get(Task, task_id).cleanup is None
         states = set(session.scalars(select(Chunk.state).where(Chunk.task_id == task_id)))
@@ -151,7 +153,7 @@ def test_delete_removes_every_object_and_row(api, services, s3, tmp_path, when):
     assert gone.status_code == 404 and gone.headers["Content-Type"] == "application/problem+json"
     assert task_id not in {t["id"] for t in requests.get(f"{api}/v1/tasks", timeout=10).json()["items"]}
     assert requests.post(f"{api}/v1/tasks/{task_id}/retry", timeout=10).status_code == 404
-    wait_for(lambda: not bucket_keys(s3, keys.task_prefix(task_id)), 20, "the task's objects to go")
+    wait_for(lambda: not bucket_keys(s3, keys.TaskKeys(task_id).prefix), 20, "the task's objects to go")
 
     def rows_gone() -> bool:
         with services.sessions() as session:
@@ -179,10 +181,10 @@ def test_retention_removes_outputs_older_than_the_setting(api, services, setting
         )
     keeping = dataclasses.replace(services, settings=settings.model_copy(update={"retention_output_days": 2}))
     _tidy(keeping)
-    assert keys.output_key(task_id) not in bucket_keys(s3, keys.task_prefix(task_id))
+    assert keys.TaskKeys(task_id).output not in bucket_keys(s3, keys.TaskKeys(task_id).prefix)
     body = status(api, task_id)
     assert body["state"] == "succeeded" and body["output_expired_at"] and "output_url" not in body
-    assert keys.output_key(fresh) in bucket_keys(s3, keys.task_prefix(fresh))  # younger: kept
+    assert keys.TaskKeys(fresh).output in bucket_keys(s3, keys.TaskKeys(fresh).prefix)  # younger: kept
     assert "output_url" in status(api, fresh)
 
 

@@ -27,3 +27,59 @@ def test_downgrade_and_upgrade_again(pg_url):
     config = alembic_config(pg_url)
     command.downgrade(config, "base")
     command.upgrade(config, "head")
+
+
+def test_migrate_keeps_the_tasks_of_an_earlier_revision(pg_url):
+    """`facefleet migrate` (with a plain postgresql:// URL) upgrades a database that holds
+    tasks from before tenants: they are kept, and belong to the default tenant."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from cli.commands.migrate import alembic_config
+    from tests.distributed.conftest import PG_ADMIN_URL, REPO
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"ff_migrate_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name)
+    try:
+        command.upgrade(alembic_config(url.render_as_string(hide_password=False)), "0002")
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            for n in range(3):
+                conn.execute(
+                    text(
+                        "INSERT INTO tasks (id, state, options, priority, target_key, source_keys, attempts,"
+                        " frames_processed, worker_seconds, bytes_in, bytes_out, created_at, updated_at)"
+                        " VALUES (:id, 'succeeded', '{}', 5, 'tasks/x/input/target', '[]', 0, 10, 1.5, 7, 9,"
+                        " now(), now())"
+                    ),
+                    {"id": f"{n:032d}"},
+                )
+        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", "migrate"],
+            env={**os.environ, "FACEFLEET_DATABASE_URL": plain},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT tenant, frames_processed FROM tasks ORDER BY id")).all()
+            tenants = conn.execute(text("SELECT name FROM tenants")).scalars().all()
+        assert rows == [("default", 10)] * 3
+        assert tenants == ["default"]
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

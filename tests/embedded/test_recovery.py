@@ -26,8 +26,8 @@ TASK = "recovery"
 
 
 def _create(ctx: JobContext, sample: Path, options: JobOptions) -> None:
-    ctx.storage.put_file(keys.target_key(TASK), sample)
-    create_task(ctx, task_id=TASK, target_key=keys.target_key(TASK), source_keys=[], options=options)
+    ctx.storage.put_file(keys.TaskKeys(TASK).target, sample)
+    create_task(ctx, task_id=TASK, target_key=keys.TaskKeys(TASK).target, source_keys=[], options=options)
 
 
 def _planned_one_chunk(ctx: JobContext, sample: Path) -> None:
@@ -65,7 +65,7 @@ def test_retry_after_a_failed_stitch_only_stitches(sample, tmp_path):
     assert done.state == TaskState.SUCCEEDED and done.error is None
     assert _segment_files(bucket) == segments  # no segment written again
     out = tmp_path / "out.mp4"
-    ctx.storage.get_file(keys.output_key(TASK), out)
+    ctx.storage.get_file(keys.TaskKeys(TASK).output, out)
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 100
 
@@ -95,7 +95,7 @@ def test_a_chunk_runs_while_its_checkpoint_store_is_unreachable(sample, tmp_path
     assert len(_segment_files(tmp_path / "home" / "bucket")) == 4  # every segment stored
     # nothing the store says can be read: the resume point comes from the bucket's listing
     assert dead.checkpoints.load(TASK, 0) is None
-    assert resume_point(ctx, TASK, 0, 4) == 4
+    assert resume_point(ctx, keys.TaskKeys(TASK), 0, 4) == 4
     stitch_task(ctx, TASK)
     assert get_task(ctx, TASK).state == TaskState.SUCCEEDED
 
@@ -108,7 +108,7 @@ def test_a_task_cancelled_while_planning_keeps_no_chunks_or_files(sample, tmp_pa
 
         def put_file(self, key: str, path: Path) -> None:
             super().put_file(key, path)
-            if key == keys.probe_key(TASK):
+            if key == keys.TaskKeys(TASK).probe:
                 cancel_task(ctx, TASK)
 
     ctx = dataclasses.replace(ctx, storage=CancelOnPlanUpload(tmp_path / "home" / "bucket"))
@@ -117,7 +117,7 @@ def test_a_task_cancelled_while_planning_keeps_no_chunks_or_files(sample, tmp_pa
     assert get_task(ctx, TASK).state == TaskState.CANCELLED
     with ctx.sessions() as session:
         assert session.query(Chunk).filter_by(task_id=TASK).count() == 0
-    assert ctx.storage.list(keys.task_prefix(TASK)) == []
+    assert ctx.storage.list(keys.TaskKeys(TASK).prefix) == []
 
 
 def test_a_failure_after_the_chunk_was_taken_over_leaves_the_new_holder_alone(sample, tmp_path):
