@@ -4,14 +4,20 @@ connections are opened on first use in each (gunicorn) worker process."""
 from __future__ import annotations
 
 import time
+from importlib.metadata import version
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, g, redirect, request
+from flask.typing import ResponseReturnValue
+from flask_openapi3 import Info, OpenAPI
+from flask_openapi3.models import Schema
+from pydantic import BaseModel, ValidationError
 
 from api.health import health
 from api.metrics import Metrics
-from api.problems import register_error_handlers
+from api.problems import problem_response, register_error_handlers
 from api.queue import Producer
+from api.schemas import ProblemBody, SubmitForm, SubmitJson
 from api.state import ApiState
 from api.submit import MAX_SOURCES
 from api.tasks import tasks
@@ -24,14 +30,28 @@ _FORM_SLACK = 1024 * 1024
 
 def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask:
     require(settings)  # fail at start, not at the first request
-    app = Flask("facefleet")
+    app = OpenAPI(
+        "facefleet",
+        info=Info(title="FaceFleet", version=version("facefleet"), description=DESCRIPTION),
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer", "description": "an API key: ffk_..."}
+        },
+        validation_error_status="400",  # a string: the documented responses are keyed so
+        validation_error_model=ProblemBody,
+        validation_error_callback=_invalid_request,
+        doc_prefix="/docs",  # the docs page (Swagger UI, served from the package: no CDN)
+        doc_url="/openapi.json",
+    )
+    _document(app, SubmitJson, SubmitForm)
+    app.add_url_rule("/openapi.json", "openapi_document", lambda: app.api_doc)
+    app.add_url_rule("/docs", "docs", lambda: redirect("/docs/swagger"))
     limit = settings.max_upload_bytes + MAX_SOURCES * settings.max_source_bytes * 2 + _FORM_SLACK
     app.config.update(MAX_CONTENT_LENGTH=limit, MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
     app.extensions["facefleet"] = ApiState(settings, _producer=producer)
     app.extensions["facefleet.metrics"] = metrics = Metrics(app.extensions["facefleet"])
 
-    app.register_blueprint(health)
-    app.register_blueprint(tasks, url_prefix="/v1")
+    app.register_api(health)
+    app.register_api(tasks)
     register_error_handlers(app)
 
     @app.url_value_preprocessor  # the first hook of a request: before the blueprints' checks
@@ -47,3 +67,24 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
         return response
 
     return app
+
+
+DESCRIPTION = (
+    "Face-swap pipelines over long videos as a resumable job service. Every /v1/ request needs "
+    "`Authorization: Bearer KEY`; errors are RFC 9457 problem bodies (application/problem+json)."
+)
+
+
+def _document(app: OpenAPI, *models: type[BaseModel]) -> None:
+    """Add models the views validate themselves (the streamed submission) to the document."""
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            app.components_schemas[name] = Schema(**definition)
+        app.components_schemas[model.__name__] = Schema(**schema)
+
+
+def _invalid_request(error: ValidationError) -> ResponseReturnValue:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "request"
+    return problem_response(400, f"{where}: {first['msg']}", "invalid-request")

@@ -1,21 +1,23 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics (open: no key needed)."""
 
-from __future__ import annotations
-
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Response, current_app, jsonify
+from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import text
 
+from api.schemas import Health, Readiness
 from api.state import state
 
-health = Blueprint("health", __name__)
+health = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations")])
 
 
-@health.get("/healthz")
+@health.get("/healthz", summary="the process answers", responses={200: Health})
 def healthz() -> Response:
     return jsonify(status="ok")
 
 
-@health.get("/readyz")
+@health.get(
+    "/readyz", summary="the database, broker and bucket answer", responses={200: Readiness, 503: Readiness}
+)
 def readyz() -> tuple[Response, int]:
     api = state()
     checks: dict[str, str] = {}
@@ -39,7 +41,16 @@ def readyz() -> tuple[Response, int]:
     return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
 
 
-@health.get("/metrics")
+@health.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    responses={
+        200: {
+            "description": "text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def metrics() -> Response:
     body = current_app.extensions["facefleet.metrics"].render()
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")

@@ -29,8 +29,9 @@ from facefleet.jobs import create_task
 from facefleet.options import JobOptions, OptionsError, check_plan_size, parse_options
 from facefleet.scratch import scratch_dir
 from pipeline.errors import PipelineError
+from pipeline.images import check_image
 from pipeline.plan import frame_range
-from pipeline.probe import probe
+from pipeline.sandbox import probe_untrusted
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ def submit(svc: Services, idempotency_key: str | None, tenant: str) -> tuple[Tas
                 _receive(svc, upload, target_copy)
             _fetch_urls(svc, upload, target_copy, tmp)
             options = _check(upload, svc.settings.job_defaults())
-            frames = _probe_target(target_copy, upload.target_name or "target", options)
+            frames = _probe_target(svc, target_copy, upload.target_name or "target", options)
+            _check_images(svc, upload, tmp)
             check_plan_size(
                 options,
                 frames,
@@ -267,15 +269,37 @@ def _check(upload: Upload, defaults: dict[str, Any]) -> JobOptions:
     return options
 
 
-def _probe_target(path: Path, name: str, options: JobOptions) -> int:
-    """Refuse a target that is not a usable video or range (-> 422); returns the number of
-    frames the task will process."""
+def _probe_target(svc: Services, path: Path, name: str, options: JobOptions) -> int:
+    """Refuse a target that is not a usable video, is past a media limit, or whose range is
+    impossible (-> 422); returns the number of frames the task will process. The probe runs
+    in a child process with memory and CPU limits: a file that crashes or hangs FFmpeg costs
+    that child, never the API."""
+    settings = svc.settings
     try:
-        video = probe(path)
+        video = probe_untrusted(
+            path,
+            settings.media_limits(),
+            timeout_s=settings.probe_timeout_s,
+            memory_bytes=settings.probe_memory_bytes,
+        )
         start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
     except PipelineError as exc:  # name the user's file, not the scratch copy
         raise type(exc)(scrub(str(exc), {path.name: name})) from None
     return end - start
+
+
+def _check_images(svc: Services, upload: Upload, scratch: Path) -> None:
+    """Source and reference images: real images within the pixel limit, read from their
+    headers (a decompression bomb is never decoded)."""
+    named = [(key, f"source image #{n + 1}") for n, key in enumerate(upload.source_keys)]
+    if upload.reference_key:
+        named.append((upload.reference_key, "the reference image"))
+    for key, name in named:
+        with svc.storage.fetch_once(key, scratch) as path:
+            try:
+                check_image(path, svc.settings.media_limits())
+            except PipelineError as exc:
+                raise type(exc)(scrub(str(exc), {path.name: name})) from None
 
 
 def _create(svc: Services, upload: Upload, options: JobOptions, idempotency_key: str | None) -> Task | None:

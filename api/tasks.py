@@ -1,6 +1,7 @@
-"""/v1/tasks: submit, look up, list, cancel, retry. Thin routes over the job core."""
+"""/v1/tasks: submit, look up, list, cancel, retry, delete. Thin routes over the job core.
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: flask-openapi3 reads the views' parameter
+types at import time to validate requests and document them.)"""
 
 import base64
 import binascii
@@ -9,12 +10,23 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Response, jsonify, request, url_for
+from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import and_, or_, select
 
 from api.auth import principal, protect
 from api.problems import Problem
 from api.quotas import admit_submission
+from api.schemas import (
+    Created,
+    ListQuery,
+    TaskPage,
+    TaskPath,
+    TaskStatus,
+    TaskSummary,
+    problems,
+    submission_body,
+)
 from api.state import state
 from api.submit import submit
 from facefleet.cleanup import clean_up
@@ -25,14 +37,39 @@ from facefleet.states import TaskState
 
 log = logging.getLogger(__name__)
 
-tasks = Blueprint("tasks", __name__)
+TAG = Tag(name="tasks", description="face-swap jobs on videos: submit, follow, download")
+SECURITY: list[dict[str, list[Any]]] = [{"bearer": []}]
+PROBLEMS = problems(400, 401, 503)
+
+tasks = APIBlueprint(
+    "tasks", __name__, url_prefix="/v1", abp_tags=[TAG], abp_security=SECURITY, abp_responses=PROBLEMS
+)
 protect(tasks)
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
 
-
-@tasks.post("/tasks")
+@tasks.post(
+    "/tasks",
+    summary="submit a task",
+    description="Upload the target video and source faces (multipart), or name them by URL (multipart or "
+    "JSON); answers at once with the task's id. `Idempotency-Key` makes a repeated submission return the "
+    "first task (200).",
+    responses={
+        200: Created,
+        201: Created,
+        **problems(403, 409, 413, 415, 422, 429),
+    },
+    openapi_extensions={
+        "requestBody": submission_body(),
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 150},
+            }
+        ],
+    },
+)
 def create() -> tuple[Response, int, dict[str, str]]:
     api = state()
     svc = api.services
@@ -55,8 +92,11 @@ def create() -> tuple[Response, int, dict[str, str]]:
     return jsonify(id=task.id, state=task.state.value), 201 if created else 200, headers
 
 
-@tasks.get("/tasks/<task_id>")
-def show(task_id: str) -> Response:
+@tasks.get(
+    "/tasks/<task_id>", summary="a task's state and progress", responses={200: TaskStatus, **problems(404)}
+)
+def show(path: TaskPath) -> Response:
+    task_id = path.task_id
     svc = state().services
     task = get_task(svc.ctx, task_id)
     body = _summary(task)
@@ -68,29 +108,29 @@ def show(task_id: str) -> Response:
     return jsonify(body)
 
 
-@tasks.get("/tasks")
-def index() -> Response:
+@tasks.get("/tasks", summary="the caller's tasks, newest first", responses={200: TaskPage})
+def index(query: ListQuery) -> Response:
     svc = state().services
-    query = select(Task).where(Task.deleted_at.is_(None))
+    wanted, cursor, limit = query.state, query.cursor, query.limit
+    rows_query = select(Task).where(Task.deleted_at.is_(None))
     caller = principal()
     if not caller.admin:
-        query = query.where(Task.tenant == caller.tenant)
-    elif wanted_tenant := request.args.get("tenant"):
-        query = query.where(Task.tenant == wanted_tenant)
-    if wanted := request.args.get("state"):
+        rows_query = rows_query.where(Task.tenant == caller.tenant)
+    elif query.tenant:
+        rows_query = rows_query.where(Task.tenant == query.tenant)
+    if wanted:
         try:
-            query = query.where(Task.state.in_([TaskState(s) for s in wanted.split(",")]))
+            rows_query = rows_query.where(Task.state.in_([TaskState(s) for s in wanted.split(",")]))
         except ValueError:
             raise Problem(400, f"state must be among {', '.join(s.value for s in TaskState)}") from None
-    limit = _int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE)
-    if cursor := request.args.get("cursor"):
+    if cursor:
         created, last_id = _decode_cursor(cursor)
-        query = query.where(
+        rows_query = rows_query.where(
             or_(Task.created_at < created, and_(Task.created_at == created, Task.id < last_id))
         )
-    query = query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
+    rows_query = rows_query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
     with svc.sessions() as session:
-        rows = list(session.scalars(query))
+        rows = list(session.scalars(rows_query))
     page, more = rows[:limit], len(rows) > limit
     return jsonify(
         items=[_summary(t) for t in page],
@@ -98,8 +138,13 @@ def index() -> Response:
     )
 
 
-@tasks.post("/tasks/<task_id>/cancel")
-def cancel(task_id: str) -> Response:
+@tasks.post(
+    "/tasks/<task_id>/cancel",
+    summary="stop a task that has not finished (its files are removed)",
+    responses={200: TaskSummary, **problems(404, 409)},
+)
+def cancel(path: TaskPath) -> Response:
+    task_id = path.task_id
     svc = state().services
     task = cancel_task(svc.ctx, task_id)
     _stop_holders(svc, task_id)
@@ -107,10 +152,15 @@ def cancel(task_id: str) -> Response:
     return jsonify(_summary(task))
 
 
-@tasks.delete("/tasks/<task_id>")
-def remove(task_id: str) -> tuple[str, int]:
-    """Delete a task in any state (a running one is cancelled first): every object and row
-    of it goes (its usage stays counted); from now on it answers 404."""
+@tasks.delete(
+    "/tasks/<task_id>",
+    summary="delete a task in any state",
+    description="An unfinished task is cancelled first. Every object and row of the task goes (its usage "
+    "stays counted); from now on it answers 404.",
+    responses={204: None, **problems(404)},
+)
+def remove(path: TaskPath) -> tuple[str, int]:
+    task_id = path.task_id
     svc = state().services
     if delete_task(svc.ctx, task_id):
         _stop_holders(svc, task_id)
@@ -125,8 +175,13 @@ def _stop_holders(svc: Services, task_id: str) -> None:
         log.warning("cancel flag of task %s not set (%s)", task_id, exc)
 
 
-@tasks.post("/tasks/<task_id>/retry")
-def retry(task_id: str) -> tuple[Response, int]:
+@tasks.post(
+    "/tasks/<task_id>/retry",
+    summary="run a failed task again from where it failed",
+    responses={202: TaskSummary, **problems(404, 409, 503)},
+)
+def retry(path: TaskPath) -> tuple[Response, int]:
+    task_id = path.task_id
     api = state()
     svc = api.services
     plan = retry_task(svc.ctx, task_id)
@@ -159,19 +214,6 @@ def _summary(task: Task) -> dict[str, Any]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Problem(400, f"{name} must be an integer") from None
-    if not low <= value <= high:
-        raise Problem(400, f"{name} must be between {low} and {high}")
-    return value
 
 
 def _encode_cursor(task: Task) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 from facefleet.checkpoints import Checkpoints
 from facefleet.storage.base import Storage
+from pipeline.limits import MediaLimits
 from pipeline.runtime import Runtime
 
 
@@ -27,6 +28,7 @@ class JobContext:
     keep_work_files: bool = False
     max_chunks_per_task: int = 5000
     max_segments_per_task: int = 50000
+    limits: MediaLimits = field(default_factory=MediaLimits)
     # whether any process holds a lease on part of the task (its files may still change)
     task_busy: Callable[[str], bool] = lambda _task_id: False
     # per-process caches (probe, chain) keyed by task id; models themselves are cached by pipeline.faces

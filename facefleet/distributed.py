@@ -103,6 +103,7 @@ def open_services(settings: Settings, worker_name: str | None = None) -> Service
         keep_work_files=settings.keep_work_files,
         max_chunks_per_task=settings.max_chunks_per_task,
         max_segments_per_task=settings.max_segments_per_task,
+        limits=settings.media_limits(),
         task_busy=state.task_busy,
     )
     return Services(settings, engine, sessions, storage, state, ctx)

@@ -79,6 +79,7 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
         keep_work_files=settings.keep_work_files,
         max_chunks_per_task=settings.max_chunks_per_task,
         max_segments_per_task=settings.max_segments_per_task,
+        limits=settings.media_limits(),
     )
 
 

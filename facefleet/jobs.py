@@ -154,7 +154,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         with ExitStack() as held:
             target_path = held.enter_context(ctx.storage.hold(target))
             names[target_path.name] = target_name
-            video = probe(target_path)
+            video = probe(target_path, ctx.limits)
             start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
             check_plan_size(
                 options,
@@ -166,6 +166,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
             inputs = JobInputs(
                 sources=tuple(held.enter_context(ctx.storage.hold(k)) for k in source_keys),
                 reference=held.enter_context(ctx.storage.hold(ref_key)) if ref_key else None,
+                limits=ctx.limits,
             )
             assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
             _store_plan(ctx, task_keys, video, assets)

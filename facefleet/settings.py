@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facefleet.db import DatabaseTimeouts
 from facefleet.egress import EgressPolicy, parse_allow
+from pipeline.limits import MediaLimits
 from pipeline.runtime import Runtime
 
 
@@ -46,6 +47,14 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None  # the key those commands send (FACEFLEET_API_KEY)
     # every /v1/ request needs a key; "off": one user, everything belongs to the default tenant
     auth: Literal["on", "off"] = "on"
+
+    # media limits: a target or image past one is refused (422 at submission, else the task fails)
+    max_pixels: int = Field(default=7680 * 4320, ge=1)
+    max_frames: int | None = Field(default=None, ge=1)
+    max_duration_s: float | None = Field(default=None, gt=0)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    probe_timeout_s: float = Field(default=30.0, gt=0)  # the API's sandboxed probe of an upload
+    probe_memory_bytes: int = Field(default=2 * 1024**3, ge=64 * 1024**2)
 
     # inputs by URL: the guard for every outbound fetch (http:// only inside egress_allow)
     egress_allow: str = ""  # comma-separated CIDRs opened to fetches (tests, private deployments)
@@ -100,6 +109,14 @@ class Settings(BaseSettings):
             allow=parse_allow(self.egress_allow),
             timeout_s=self.egress_timeout_s,
             allowed_s3_buckets=frozenset(b.strip() for b in self.egress_s3_buckets.split(",") if b.strip()),
+        )
+
+    def media_limits(self) -> MediaLimits:
+        return MediaLimits(
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            max_duration_s=self.max_duration_s,
+            max_image_pixels=self.max_image_pixels,
         )
 
     def job_defaults(self) -> dict[str, int]:

@@ -4,10 +4,15 @@ The frame list comes from demuxing every video packet (a count, never ``duration
 packets that carry no frame (empty, or marked discard by an edit list) are skipped. The
 first frame is decoded too, which proves the stream decodes and gives the rotation of the
 display matrix (FFmpeg hands the stream's display matrix to decoded frames).
+
+Limits (``MediaLimits``) are checked as early as each can be: the frame size from the header,
+before any packet is demuxed; the frame count and the duration while demuxing, which stops
+as soon as either is past its limit.
 """
 
 from __future__ import annotations
 
+import errno
 import statistics
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,13 +21,19 @@ from typing import Any
 
 import av
 
+from pipeline.demux import open_input
 from pipeline.errors import InvalidMediaError
+from pipeline.limits import MediaLimits
 
 # Demuxers that read single still images (FFmpeg's image2 family and its *_pipe probes).
 _IMAGE_CODECS = frozenset(
     {"png", "mjpeg", "jpegls", "bmp", "tiff", "webp", "gif", "jpeg2000", "ppm", "pgm", "pam", "qoi", "jpegxl"}
 )
 
+
+# The decoders count a picture's rows padded to 64 bytes, so their own ceiling (the safety
+# net while the file is opened) sits above the limit; the header's size is checked exactly.
+_DECODER_HEADROOM = 2
 
 MAX_AUDIO_CHANNELS = 8  # what the AAC encoder takes when the audio must be re-encoded
 
@@ -143,19 +154,23 @@ def _fraction_text(value: Fraction) -> str:
     return f"{value.numerator}/{value.denominator}"
 
 
-def probe(path: Path) -> VideoProbe:
-    """Probe ``path``; raises InvalidMediaError with a one-line reason when it is not a usable video."""
+def probe(path: Path, limits: MediaLimits | None = None) -> VideoProbe:
+    """Probe ``path``; raises InvalidMediaError with a one-line reason when it is not a usable
+    video or is past one of ``limits`` (default: ``MediaLimits()``)."""
     path = Path(path)
+    limits = limits or MediaLimits()
     if not path.is_file():
         raise InvalidMediaError(f"{path.name}: no such file")
     if path.stat().st_size == 0:
         raise InvalidMediaError(f"{path.name}: the file is empty")
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = open_input(path, max_pixels=_DECODER_HEADROOM * limits.max_pixels)
+    except MemoryError:  # the machine ran short, not a fault of the file: pipeline.sandbox says so
+        raise
     except av.FFmpegError as exc:
         raise InvalidMediaError(f"{path.name}: {_open_failure(path, exc)}") from None
     try:
-        return _probe(path, container)
+        return _probe(path, container, limits)
     finally:
         container.close()
 
@@ -181,9 +196,11 @@ def _looks_like_video(path: Path) -> bool:
     )
 
 
-def _open_failure(path: Path, exc: Exception) -> str:
+def _open_failure(path: Path, exc: av.FFmpegError) -> str:
     if isinstance(exc, av.error.EOFError):
         return "the video has no frames, or the file is truncated"
+    if exc.errno == errno.EINVAL:  # what FFmpeg answers for a demuxer off the whitelist
+        return "not a supported media type (playlists, concat scripts and the like are refused)"
     if _looks_like_video(path):
         return f"the file is truncated or corrupt ({_reason(exc)})"
     return f"not a readable video file ({_reason(exc)})"
@@ -196,7 +213,30 @@ def _reason(exc: Exception) -> str:
     return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
 
 
-def _probe(path: Path, container: Any) -> VideoProbe:
+def _check_size(name: str, video: Any, limits: MediaLimits) -> None:
+    """The header's frame size against ``limits.max_pixels``. A decoder that refused the
+    picture while the file was opened (see ``pipeline.demux``) has left the size at 0x0."""
+    allowed = f"more than the {limits.max_pixels} pixels allowed (FACEFLEET_MAX_PIXELS)"
+    width, height = int(video.width or 0), int(video.height or 0)
+    if width <= 0 or height <= 0:
+        raise InvalidMediaError(f"{name}: the video's frame size is unknown or {allowed}")
+    if width * height > limits.max_pixels:
+        raise InvalidMediaError(f"{name}: {width}x{height} is {allowed}")
+
+
+def _check_length(name: str, frames: int, seconds: float, limits: MediaLimits) -> None:
+    if limits.max_frames is not None and frames > limits.max_frames:
+        raise InvalidMediaError(
+            f"{name}: the video has more than the {limits.max_frames} frames allowed (FACEFLEET_MAX_FRAMES)"
+        )
+    if limits.max_duration_s is not None and seconds > limits.max_duration_s:
+        raise InvalidMediaError(
+            f"{name}: the video lasts at least {seconds:.2f}s, more than the {limits.max_duration_s:g}s "
+            "allowed (FACEFLEET_MAX_DURATION_S)"
+        )
+
+
+def _probe(path: Path, container: Any, limits: MediaLimits) -> VideoProbe:
     name = path.name
     format_name = container.format.name or ""
     videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
@@ -210,6 +250,7 @@ def _probe(path: Path, container: Any) -> VideoProbe:
         raise InvalidMediaError(f"{name}: an image, not a video")
     if video.time_base is None:
         raise InvalidMediaError(f"{name}: the video stream has no time base")
+    _check_size(name, video, limits)
 
     audios = list(container.streams.audio)
     audio = None
@@ -237,6 +278,9 @@ def _probe(path: Path, container: Any) -> VideoProbe:
     last_duration = 0
     first_frame = None
     missing_pts = False
+    tick = float(video.time_base)
+    lowest: int | None = None
+    highest: int | None = None
     try:
         for packet in container.demux(video):
             if packet.size == 0 or packet.is_discard:
@@ -247,11 +291,16 @@ def _probe(path: Path, container: Any) -> VideoProbe:
                 missing_pts = True
             else:
                 pts_list.append(packet.pts)
+                lowest = packet.pts if lowest is None else min(lowest, packet.pts)
+                highest = packet.pts if highest is None else max(highest, packet.pts)
+                _check_length(name, len(pts_list), (highest - lowest) * tick, limits)
             last_duration = packet.duration or 0
             if first_frame is None:
                 frames = video.decode(packet)
                 if frames:
                     first_frame = frames[0]
+    except MemoryError:  # FFmpeg's ENOMEM is one too
+        raise
     except av.FFmpegError as exc:
         raise InvalidMediaError(
             f"{name}: the video is truncated or corrupt after frame {len(pts_list)} ({_reason(exc)})"
@@ -277,6 +326,8 @@ def _probe(path: Path, container: Any) -> VideoProbe:
             f"{len(pts_list)} are present"
         )
     pts_list.sort()
+    span = (pts_list[-1] + last_duration - pts_list[0]) * Fraction(video.time_base)
+    _check_length(name, len(pts_list), float(span), limits)
     declared = _declared_duration(video.metadata)
     if declared is not None and len(pts_list) > 1:
         found = (pts_list[-1] + (last_duration or 0)) * Fraction(video.time_base)  # the tag counts from 0

@@ -24,6 +24,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError
 from pipeline.frames import Frame
+from pipeline.limits import MediaLimits
 from pipeline.runtime import Runtime
 
 Assets = dict[str, np.ndarray]
@@ -37,10 +38,11 @@ class Processor(Protocol):
 
 @dataclass(frozen=True)
 class JobInputs:
-    """Local files a job's processors may need at planning time."""
+    """Local files a job's processors may need at planning time, and the limits on them."""
 
     sources: tuple[Path, ...] = ()
     reference: Path | None = None
+    limits: MediaLimits = MediaLimits()
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,16 @@ from pathlib import Path
 import av
 from av.video.stream import VideoStream
 
+from pipeline.demux import open_input
 from pipeline.errors import InvalidMediaError, InvalidRangeError
 from pipeline.frames import Frame
 from pipeline.probe import VideoProbe
 
 # How many frames before the wanted one each retry seeks to; then the start of the file.
 _BACKOFF = (0, 32, 256)
+# Rows and columns a decoder may add to the probed size (coding-block padding); a picture
+# larger than that (a parameter set that changes mid-stream) is refused, not allocated.
+_PADDING = 64
 
 
 class _LandedLate(Exception):
@@ -49,7 +53,7 @@ def _open(path: Path, probe: VideoProbe) -> Iterator[tuple[av.container.InputCon
     """A fresh demuxer for each attempt: the last one reads from the very start, unseeked
     (some containers, MPEG-TS among them, deliver nothing after a seek to the first pts)."""
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        container = open_input(path, max_pixels=(probe.width + _PADDING) * (probe.height + _PADDING))
     except av.FFmpegError as exc:
         raise InvalidMediaError(f"{Path(path).name}: cannot open the video ({exc})") from None
     with container:

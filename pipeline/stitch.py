@@ -32,6 +32,7 @@ from typing import Any
 import av
 import numpy as np
 
+from pipeline.demux import open_input
 from pipeline.encode import mp4_options
 from pipeline.errors import InvalidMediaError, PipelineError
 from pipeline.probe import VideoProbe
@@ -73,7 +74,7 @@ def stitch(
 
 
 def count_video_frames(path: Path) -> int:
-    with av.open(str(path)) as container:
+    with open_input(path) as container:
         stream = container.streams.video[0]
         return sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
 
@@ -94,7 +95,7 @@ def _write(
 ) -> None:
     with ExitStack() as stack:
         first_files = stack.enter_context(ExitStack())  # closed as soon as its packets are out
-        first = first_files.enter_context(av.open(str(first_files.enter_context(_opened(segments[0])))))
+        first = first_files.enter_context(open_input(first_files.enter_context(_opened(segments[0]))))
         template = first.streams.video[0]
         output = stack.enter_context(
             av.open(str(out), "w", format="mp4", options=mp4_options(probe.time_base, movflags="+faststart"))
@@ -108,7 +109,7 @@ def _write(
             )
         ]
         if probe.audio is not None:
-            source = stack.enter_context(av.open(str(target), metadata_errors="ignore"))
+            source = stack.enter_context(open_input(target))
             streams.append(_audio_packets(source, probe, t0, t1, output))
         for _, _, packet in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
             output.mux(packet)
@@ -132,7 +133,7 @@ def _video_packets(
                 container = first[0]
             else:
                 path = stack.enter_context(_opened(rest[number - 1]))
-                container = stack.enter_context(av.open(str(path)))
+                container = stack.enter_context(open_input(path))
             stream = container.streams.video[0]
             name = Path(container.name).name
             if stream.codec_context.extradata != extradata:

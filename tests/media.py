@@ -9,6 +9,8 @@ blocks are large enough to survive lossy H.264 at the default settings and at od
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -119,7 +121,8 @@ def make_clip(
     path.parent.mkdir(parents=True, exist_ok=True)
     muxer_options = mp4_options(time_base) if path.suffix in (".mp4", ".mov") else {}
     with av.open(str(path), "w", options=muxer_options) as container:
-        params = f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}:scenecut=0"
+        # mbtree=0: x264's MB-tree makes repeated encodes in one process differ now and then
+        params = f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}:scenecut=0:mbtree=0"
         if open_gop:
             params += ":open-gop=1"
         video = container.add_stream(
@@ -224,4 +227,49 @@ def make_png(path: Path, width: int = 64, height: int = 48) -> Path:
         frame = av.VideoFrame.from_ndarray(stamp(0, width, height)[:, :, ::-1].copy(), format="rgb24")
         container.mux(video.encode(frame))
         container.mux(video.encode())
+    return path
+
+
+def make_huge_png(path: Path, width: int = 16000, height: int = 16000) -> Path:
+    """A PNG whose header claims ``width`` x ``height`` but holds a few rows of data (a few KB)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(b"\x00" * (width * 3 + 1) * 8, 9)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def make_huge_header_avi(path: Path, width: int = 16000, height: int = 16000) -> Path:
+    """An AVI of three 16x16 raw frames whose headers (avih, strf) claim ``width`` x ``height``."""
+    with av.open(str(path), "w", format="avi") as container:
+        video = container.add_stream("rawvideo", rate=25)
+        video.width, video.height, video.pix_fmt = 16, 16, "yuv420p"
+        for index in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="bgr24")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+    data = bytearray(path.read_bytes())
+    main_header = data.index(b"avih") + 8  # dwWidth, dwHeight are its 9th and 10th fields
+    struct.pack_into("<II", data, main_header + 32, width, height)
+    bitmap_info = data.index(b"strf") + 8  # BITMAPINFOHEADER: biSize, biWidth, biHeight
+    struct.pack_into("<ii", data, bitmap_info + 4, width, height)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def make_playlist(path: Path, segment: Path) -> Path:
+    """An HLS playlist naming ``segment`` (a local MPEG-TS file) by its relative name."""
+    path.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:2.0,\n{segment.name}\n#EXT-X-ENDLIST\n")
+    return path
+
+
+def make_concat_script(path: Path, clip: Path) -> Path:
+    """An FFmpeg concat script naming ``clip``; FFmpeg detects it by content, whatever the name."""
+    path.write_text(f"ffconcat version 1.0\nfile {clip.name}\n")
     return path

@@ -43,7 +43,7 @@ def _reference_assets(options: Mapping[str, Any], inputs: JobInputs, runtime: Ru
     if inputs.reference is None:
         raise PipelineError("face_selector reference needs a reference image (--reference)")
     detector, recognizer = load_detector(options, runtime), load_recognizer(options, runtime)
-    return {REFERENCE_ASSET: identity_of(inputs.reference, "reference", detector, recognizer)}
+    return {REFERENCE_ASSET: identity_of(inputs.reference, "reference", detector, recognizer, inputs.limits)}
 
 
 def _finder(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> FaceFinder:
@@ -90,7 +90,7 @@ def prepare_swapper(options: Mapping[str, Any], inputs: JobInputs, runtime: Runt
         raise PipelineError("face_swapper needs at least one source face image (--source)")
     load_swapper(options, runtime)  # a model problem shows now, not in the first chunk
     detector, recognizer = load_detector(options, runtime), load_recognizer(options, runtime)
-    identities = [identity_of(path, "source", detector, recognizer) for path in inputs.sources]
+    identities = [identity_of(path, "source", detector, recognizer, inputs.limits) for path in inputs.sources]
     return {SOURCE_ASSET: average_identity(identities), **_reference_assets(options, inputs, runtime)}
 
 

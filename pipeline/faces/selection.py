@@ -10,9 +10,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.errors import PipelineError
+from pipeline.errors import InvalidMediaError, PipelineError
 from pipeline.faces.models import ArcFaceRecognizer, normalise
 from pipeline.faces.types import Face, FaceDetector
+from pipeline.images import check_image
+from pipeline.limits import MediaLimits
 
 SELECTOR_MODES = ("all", "largest", "leftmost", "reference")
 
@@ -45,16 +47,24 @@ def select_faces(
     raise PipelineError(f"unknown face_selector {mode!r}; choose from {', '.join(SELECTOR_MODES)}")
 
 
-def read_image(path: Path, role: str) -> np.ndarray:
+def read_image(path: Path, role: str, limits: MediaLimits) -> np.ndarray:
+    """Decode the image at ``path`` once its header has passed ``check_image``, so that an
+    image too large for ``limits`` is never decoded."""
+    try:
+        check_image(path, limits)
+    except InvalidMediaError as exc:
+        raise InvalidMediaError(f"the {role} image {exc}") from None
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise PipelineError(f"the {role} image {path} cannot be read as an image")
     return image
 
 
-def identity_of(path: Path, role: str, detector: FaceDetector, recognizer: ArcFaceRecognizer) -> np.ndarray:
+def identity_of(
+    path: Path, role: str, detector: FaceDetector, recognizer: ArcFaceRecognizer, limits: MediaLimits
+) -> np.ndarray:
     """The normalised embedding of the largest face in the image at ``path``."""
-    image = read_image(path, role)
+    image = read_image(path, role, limits)
     faces = detector.detect(image)
     if not faces:
         raise PipelineError(f"no face found in the {role} image {path.name}")

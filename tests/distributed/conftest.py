@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 REPO = Path(__file__).resolve().parents[2]
 CI = os.environ.get("CI", "").lower() == "true"
@@ -117,7 +118,6 @@ def _check_recorded_errors(url: str) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def problem_bodies_show_no_internals():
     """Every problem body an API answered during the session is fit for a user to read."""
-    import requests
 
     seen: list[str] = []
     original = requests.Session.send
@@ -423,7 +423,7 @@ def fleet(env, tmp_path_factory):
         port = free_port()
         fleet.start("api", ["api", "--port", str(port), "--workers", "2"], "Booting worker")
         fleet.api_url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _http_ok(f"{fleet.api_url}/healthz"), 30, "the API")
+        wait_for(lambda: http_ok(f"{fleet.api_url}/healthz"), 30, "the API")
         fleet.start("beat", ["beat"], "beat: Starting")
         fleet.ensure_workers()
         yield fleet
@@ -431,8 +431,7 @@ def fleet(env, tmp_path_factory):
         fleet.stop_all()
 
 
-def _http_ok(url: str) -> bool:
-    import requests
+def http_ok(url: str) -> bool:
 
     try:
         return requests.get(url, timeout=2).ok
@@ -456,3 +455,57 @@ def reference(fleet, tmp_path_factory) -> bytes:
     body = wait_state(fleet.api_url, task_id, {"succeeded", "failed", "cancelled"})
     assert body["state"] == "succeeded", body
     return download(fleet.api_url, task_id, tmp / "out.mp4")
+
+
+# ---------------------------------------------------------------------------- tenants
+
+
+class Operator:
+    """`facefleet` commands with the fleet's settings."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cli", *args],
+            env={**os.environ, **self.env},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def tenant(self, *limits: str) -> str:
+        name = f"t{uuid.uuid4().hex[:10]}"
+        done = self.run("tenants", "create", name, *limits)
+        assert done.returncode == 0, done.stderr
+        return name
+
+    def key(self, tenant: str, *flags: str) -> str:
+        done = self.run("keys", "create", "--tenant", tenant, *flags)
+        assert done.returncode == 0, done.stderr
+        secret = done.stdout.strip().splitlines()[-1]
+        assert secret.startswith("ffk_") and " " not in secret
+        return secret
+
+
+@pytest.fixture(scope="session")
+def operator(env) -> Operator:
+    return Operator(env)
+
+
+@pytest.fixture(scope="session")
+def keyed_api(fleet) -> str:
+    """A second API deployment, keys required (the distributed default), two processes."""
+    port = free_port()
+    proc = fleet.start(
+        "api-keys",
+        ["api", "--port", str(port), "--workers", "2"],
+        "Booting worker",
+        env={"FACEFLEET_AUTH": "on"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http_ok(f"{url}/healthz"), 30, "the keyed API")
+    yield url
+    proc.stop()

@@ -78,9 +78,14 @@ def test_oversized_upload_is_refused_while_streaming(api, nothing_left):
     assert body.get("limit") == MAX_UPLOAD_BYTES, body
 
 
-def test_not_multipart(api, nothing_left):
-    response = requests.post(f"{api}/v1/tasks", json={"target": "x"}, timeout=10)
+def test_neither_multipart_nor_json(api, nothing_left):
+    response = requests.post(
+        f"{api}/v1/tasks", data=b"target=x", headers={"Content-Type": "text/plain"}, timeout=10
+    )
     _problem(response, 415)
+    # JSON names its inputs by URL; a file field there is refused with the fields it takes
+    response = requests.post(f"{api}/v1/tasks", json={"target": "x"}, timeout=10)
+    assert "target_url" in _problem(response, 400)["detail"]
 
 
 def test_bad_options_json(api, tmp_path, nothing_left):

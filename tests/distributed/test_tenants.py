@@ -5,9 +5,6 @@ keys made with the `facefleet tenants` and `facefleet keys` commands."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
@@ -16,69 +13,11 @@ import pytest
 import requests
 
 from cli.commands.client import download_output, submit_task
-from tests.distributed.conftest import REPO, free_port, wait_for
+from tests.distributed.conftest import Operator, wait_for
 from tests.distributed.helpers import JOB, bucket_keys, clip
 
 DONE = {"succeeded", "failed", "cancelled"}
 ACTIVE = {"planning", "running", "stitching"}
-
-
-class Operator:
-    """`facefleet` commands with the fleet's settings."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cli", *args],
-            env={**os.environ, **self.env},
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def tenant(self, *limits: str) -> str:
-        name = f"t{uuid.uuid4().hex[:10]}"
-        done = self.run("tenants", "create", name, *limits)
-        assert done.returncode == 0, done.stderr
-        return name
-
-    def key(self, tenant: str, *flags: str) -> str:
-        done = self.run("keys", "create", "--tenant", tenant, *flags)
-        assert done.returncode == 0, done.stderr
-        secret = done.stdout.strip().splitlines()[-1]
-        assert secret.startswith("ffk_") and " " not in secret
-        return secret
-
-
-@pytest.fixture(scope="module")
-def operator(env) -> Operator:
-    return Operator(env)
-
-
-@pytest.fixture(scope="module")
-def keyed_api(fleet) -> str:
-    """A second API deployment, keys required (the distributed default), two processes."""
-    port = free_port()
-    proc = fleet.start(
-        "api-keys",
-        ["api", "--port", str(port), "--workers", "2"],
-        "Booting worker",
-        env={"FACEFLEET_AUTH": "on"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _up(url), 30, "the keyed API")
-    yield url
-    proc.stop()
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=2).ok
-    except requests.RequestException:
-        return False
 
 
 def _auth(key: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import func, select
 
 from facefleet.db import Task
-from tests.distributed.conftest import MAX_UPLOAD_BYTES, free_port, wait_for
+from tests.distributed.conftest import MAX_UPLOAD_BYTES, free_port, http_ok, wait_for
 from tests.distributed.helpers import FRAMES, JOB, clip, download, frame_indices, wait_state
 
 
@@ -62,16 +62,9 @@ def allowing_api(fleet) -> Iterator[str]:
         env={"FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32"},
     )
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _up(url), 30, "the API that may fetch from loopback")
+    wait_for(lambda: http_ok(f"{url}/healthz"), 30, "the API that may fetch from loopback")
     yield url
     proc.stop()
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=2).ok
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture

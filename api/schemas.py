@@ -1,0 +1,148 @@
+"""The API's request and response models: flask-openapi3 validates requests with them and
+builds the OpenAPI 3.1 document (``/openapi.json``) from them, so the two never disagree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from facefleet.options import JobOptions
+from facefleet.states import TaskState
+
+
+class ProblemBody(BaseModel):
+    """An RFC 9457 problem; some problems add fields (``limit``, ``field``, ``id``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["https://facefleet.dev/problems/task-not-found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["no task '0af3…'"])
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """A documented error response: a ProblemBody as application/problem+json."""
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemBody"}}},
+    }
+
+
+PROBLEM_STATUSES = {
+    400: "the request is malformed",
+    401: "no key, or a wrong or revoked one",
+    403: "the tenant's quota is used up",
+    404: "no such task for this caller",
+    409: "the task's state does not allow this",
+    413: "an upload is larger than allowed",
+    415: "the body is neither multipart/form-data nor JSON",
+    422: "an input, option or URL that cannot be used",
+    429: "too many submissions or queued tasks: see Retry-After",
+    503: "a backing service is unavailable: see Retry-After",
+}
+
+
+def problems(*statuses: int) -> dict[Any, Any]:
+    return {status: problem_response(PROBLEM_STATUSES[status]) for status in statuses}
+
+
+class TaskPath(BaseModel):
+    task_id: str = Field(max_length=64, description="the id the submission answered")
+
+
+class ListQuery(BaseModel):
+    state: str | None = Field(default=None, description="comma-separated states, e.g. running,queued")
+    cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+    limit: int = Field(default=50, ge=1, le=200)
+    tenant: str | None = Field(default=None, description="admin keys only: one tenant's tasks")
+
+
+class SubmitJson(BaseModel):
+    """A submission whose inputs are fetched by URL (https://, s3:// of allowed buckets,
+    http:// only inside FACEFLEET_EGRESS_ALLOW)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_url: str = Field(examples=["https://media.example.com/talk.mp4"])
+    source_url: list[str] | str = Field(
+        default_factory=list, examples=[["https://media.example.com/face.jpg"]]
+    )
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class SubmitForm(BaseModel):
+    """multipart/form-data: the target (a file or target_url), sources, options as JSON. The
+    body is streamed to the bucket as it arrives, never held whole."""
+
+    target: bytes | None = Field(default=None, json_schema_extra={"format": "binary"})
+    target_url: str | None = None
+    source: list[bytes] = Field(default_factory=list, json_schema_extra={"items": {"format": "binary"}})
+    source_url: list[str] = Field(default_factory=list)
+    reference: bytes | None = Field(default=None, json_schema_extra={"format": "binary"})
+    options: str | None = Field(default=None, description="JSON object with the fields of JobOptions")
+
+
+class Created(BaseModel):
+    id: str
+    state: TaskState
+
+
+class TaskSummary(BaseModel):
+    id: str
+    tenant: str
+    state: TaskState
+    target_name: str | None
+    options: dict[str, Any]
+    frames_total: int | None
+    chunks_total: int | None
+    error: str | None
+    created_at: str | None
+    updated_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    output_expired_at: str | None
+
+
+class Progress(BaseModel):
+    frames_done: int
+    frames_total: int
+    percent: float
+    fps: float
+    eta_s: float | None
+
+
+class TaskStatus(TaskSummary):
+    chunks: dict[str, int] = Field(description="chunks per state")
+    progress: Progress
+    output_url: str | None = Field(default=None, description="a presigned download link, once succeeded")
+
+
+class TaskPage(BaseModel):
+    items: list[TaskSummary]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+def submission_body() -> dict[str, Any]:
+    """The requestBody of POST /v1/tasks (documented here: the view streams it itself)."""
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": SubmitForm.model_json_schema(ref_template="#/components/schemas/{model}")
+            },
+            "application/json": {
+                "schema": SubmitJson.model_json_schema(ref_template="#/components/schemas/{model}")
+            },
+        },
+    }

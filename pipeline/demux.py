@@ -1,0 +1,51 @@
+"""Opening an input for demuxing: local files only, read by the demuxers of plain media only.
+
+Some FFmpeg demuxers follow references inside the file: an HLS playlist or a concat script
+names other files or URLs, and FFmpeg opens them. ``format_whitelist`` refuses any other
+demuxer before it reads a byte (FFmpeg answers EINVAL), and ``protocol_whitelist`` keeps
+every open, nested ones included, to local files. ``max_pixels`` makes the decoders refuse
+a larger picture instead of allocating it, also those that ``avformat_find_stream_info``
+runs while opening; a stream it refused reports a size of 0x0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+from av.container import InputContainer
+
+DEMUXERS = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "mpegts",
+    "mpeg",
+    "flv",
+    "ogg",
+    "wav",
+    "mp3",
+    "aac",
+    # still images, so that probe can say "an image, not a video"; each reads one file
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "bmp_pipe",
+)
+_CONTAINER_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(DEMUXERS)}
+
+
+def open_input(path: Path, *, max_pixels: int | None = None) -> InputContainer:
+    """Open ``path`` for reading; FFmpeg's errors pass through for the caller to word.
+    The path is made absolute so that no part of its name can be read as a protocol."""
+    decoder = {} if max_pixels is None else {"max_pixels": str(max_pixels)}
+    container = av.open(
+        str(Path(path).absolute()),
+        options=decoder,
+        container_options=_CONTAINER_OPTIONS,
+        metadata_errors="ignore",
+    )
+    for stream in container.streams.video:
+        if stream.codec_context is not None:
+            stream.codec_context.options = {**stream.codec_context.options, **decoder}
+    return container

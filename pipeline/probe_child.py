@@ -1,0 +1,50 @@
+"""The child process of ``pipeline.sandbox``: probe one file under resource limits, print JSON.
+
+It reads ``{"path", "limits", "memory_bytes", "cpu_s"}`` on stdin and writes one of
+``{"probe": ...}``, ``{"error": message}`` or ``{"out_of_memory": true}`` on stdout. The
+limits are set before FFmpeg is loaded, so they hold for everything it does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+CRASH_SWITCH = "FACEFLEET_TEST_PROBER_CRASH"  # tests: "1" makes the child abort, as a crash would
+
+
+def _limit(request: dict[str, Any]) -> None:
+    memory, cpu = int(request["memory_bytes"]), int(request["cpu_s"])
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))  # SIGXCPU, then SIGKILL
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file behind
+
+
+def _run(request: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from pipeline.errors import InvalidMediaError
+        from pipeline.limits import MediaLimits
+        from pipeline.probe import probe
+
+        try:
+            return {"probe": probe(Path(request["path"]), MediaLimits(**request["limits"])).to_dict()}
+        except InvalidMediaError as exc:
+            return {"error": str(exc)}
+    except MemoryError:
+        return {"out_of_memory": True}
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    _limit(request)
+    if os.environ.get(CRASH_SWITCH) == "1":
+        os.abort()
+    json.dump(_run(request), sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
