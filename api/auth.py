@@ -46,7 +46,7 @@ def _authenticate() -> None:
         raise _unauthorized("send an API key: Authorization: Bearer KEY", "invalid_request")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("the Authorization header must be: Bearer KEY", "invalid_request")
-    found = authenticate(api.services.sessions, token.strip())
+    found = authenticate(api.services.ctx.read_sessions, token.strip(), writes=api.services.sessions)
     if found is None:
         raise _unauthorized("the API key is not valid (unknown, malformed or revoked)", "invalid_token")
     g.principal = found
@@ -61,7 +61,14 @@ def _scope_task(_endpoint: str | None, values: dict[str, Any] | None) -> None:
     if task_id is None:
         return
     _authenticate()  # url value preprocessors run before before_request functions
-    with state().services.sessions() as session:
-        tenant = session.scalar(select(Task.tenant).where(Task.id == task_id, Task.deleted_at.is_(None)))
-    if tenant is None or not principal().sees(tenant):
+    with state().services.ctx.read_sessions() as session:
+        task = session.scalar(select(Task).where(Task.id == task_id, Task.deleted_at.is_(None)))
+    if task is None or not principal().sees(task.tenant):
         raise TaskNotFound(task_id)
+    g.task = task  # the view reads it instead of loading it again
+
+
+def scoped_task() -> Task:
+    """The task named in the URL, as loaded (and checked) for this request."""
+    found: Task = g.task
+    return found

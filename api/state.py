@@ -26,7 +26,7 @@ class ApiState:
     def services(self) -> Services:
         with self._lock:
             if self._services is None:
-                self._services = open_services(self.settings, worker_name="api")
+                self._services = open_services(self.settings, worker_name="api", pre_ping=False)
             return self._services
 
     @property

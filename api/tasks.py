@@ -14,7 +14,7 @@ from flask import Response, jsonify, request, url_for
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import and_, or_, select
 
-from api.auth import principal, protect
+from api.auth import principal, protect, scoped_task
 from api.problems import Problem
 from api.quotas import admit_submission
 from api.schemas import (
@@ -98,9 +98,9 @@ def create() -> tuple[Response, int, dict[str, str]]:
 def show(path: TaskPath) -> Response:
     task_id = path.task_id
     svc = state().services
-    task = get_task(svc.ctx, task_id)
+    task = scoped_task()
     body = _summary(task)
-    progress = task_progress(svc.ctx, task_id)
+    progress = task_progress(svc.ctx, task_id, task)
     body["chunks"] = progress.pop("chunks")
     body["progress"] = progress
     if task.state == TaskState.SUCCEEDED and task.output_key:
@@ -112,7 +112,7 @@ def show(path: TaskPath) -> Response:
 def index(query: ListQuery) -> Response:
     svc = state().services
     wanted, cursor, limit = query.state, query.cursor, query.limit
-    rows_query = select(Task).where(Task.deleted_at.is_(None))
+    rows_query = select(*SUMMARY_COLUMNS).where(Task.deleted_at.is_(None))
     caller = principal()
     if not caller.admin:
         rows_query = rows_query.where(Task.tenant == caller.tenant)
@@ -129,8 +129,8 @@ def index(query: ListQuery) -> Response:
             or_(Task.created_at < created, and_(Task.created_at == created, Task.id < last_id))
         )
     rows_query = rows_query.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
-    with svc.sessions() as session:
-        rows = list(session.scalars(rows_query))
+    with svc.ctx.read_sessions() as session:
+        rows = list(session.execute(rows_query))  # plain rows: no ORM objects to build
     page, more = rows[:limit], len(rows) > limit
     return jsonify(
         items=[_summary(t) for t in page],
@@ -194,7 +194,25 @@ def retry(path: TaskPath) -> tuple[Response, int]:
     return jsonify(_summary(get_task(svc.ctx, task_id))), 202
 
 
-def _summary(task: Task) -> dict[str, Any]:
+SUMMARY_COLUMNS = (
+    Task.id,
+    Task.tenant,
+    Task.state,
+    Task.target_name,
+    Task.options,
+    Task.frames_total,
+    Task.chunks_total,
+    Task.error,
+    Task.created_at,
+    Task.updated_at,
+    Task.started_at,
+    Task.finished_at,
+    Task.output_expired_at,
+)
+
+
+def _summary(task: Any) -> dict[str, Any]:
+    """A task's summary, from its row (an ORM object or a row of SUMMARY_COLUMNS)."""
     return {
         "id": task.id,
         "tenant": task.tenant,
@@ -216,7 +234,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _encode_cursor(task: Task) -> str:
+def _encode_cursor(task: Any) -> str:
     return base64.urlsafe_b64encode(f"{task.created_at.isoformat()}|{task.id}".encode()).decode()
 
 

@@ -29,6 +29,8 @@ class JobContext:
     max_chunks_per_task: int = 5000
     max_segments_per_task: int = 50000
     limits: MediaLimits = field(default_factory=MediaLimits)
+    # sessions for reads outside any transaction (the API's status and listing); default: sessions
+    reads: sessionmaker | None = None
     # whether any process holds a lease on part of the task (its files may still change)
     task_busy: Callable[[str], bool] = lambda _task_id: False
     # per-process caches (probe, chain) keyed by task id; models themselves are cached by pipeline.faces
@@ -36,3 +38,7 @@ class JobContext:
 
     def __post_init__(self) -> None:
         self.scratch.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def read_sessions(self) -> sessionmaker:
+        return self.reads or self.sessions

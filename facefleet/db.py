@@ -227,7 +227,13 @@ class DatabaseTimeouts:
     lock_s: float = 60.0
 
 
-def make_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
+def make_engine(
+    url: str, timeouts: DatabaseTimeouts | None = None, *, pre_ping: bool = True, autocommit: bool = False
+) -> Engine:
+    """``pre_ping`` costs a round trip per checkout: right for workers (a few long steps),
+    wrong for the API's many short reads (there a connection lost to a database restart
+    fails one request and the pool is renewed). ``autocommit``: a pool for reads that need
+    no transaction (no BEGIN, no ROLLBACK round trips)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -253,7 +259,16 @@ def make_engine(url: str, timeouts: DatabaseTimeouts | None = None) -> Engine:
     connect_args: dict[str, Any] = {"options": options}
     if limits.connect_s:
         connect_args["connect_timeout"] = max(1, round(limits.connect_s))
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+    extra: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    return create_engine(
+        url,
+        pool_pre_ping=pre_ping,
+        pool_size=5,
+        max_overflow=5,
+        pool_recycle=600,
+        connect_args=connect_args,
+        **extra,
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -61,9 +61,12 @@ class Services:
     storage: S3Storage
     state: RedisState
     ctx: JobContext
+    read_engine: Engine | None = None
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()
         self.state.redis.close()
 
 
@@ -75,10 +78,11 @@ def require(settings: Settings) -> tuple[str, str]:
     return settings.database_url, settings.s3_bucket
 
 
-def open_services(settings: Settings, worker_name: str | None = None) -> Services:
+def open_services(settings: Settings, worker_name: str | None = None, *, pre_ping: bool = True) -> Services:
     """Connections for this process (call after fork, never at import time)."""
     database_url, bucket = require(settings)
-    engine = make_engine(database_url, settings.database_timeouts())
+    engine = make_engine(database_url, settings.database_timeouts(), pre_ping=pre_ping)
+    read_engine = make_engine(database_url, settings.database_timeouts(), pre_ping=pre_ping, autocommit=True)
     sessions = make_sessionmaker(engine)
     scratch = settings.scratch_dir
     storage = S3Storage(
@@ -93,6 +97,7 @@ def open_services(settings: Settings, worker_name: str | None = None) -> Service
     state = RedisState.from_url(settings.redis_url, settings.redis_namespace, settings.lease_ttl_s)
     ctx = JobContext(
         sessions=sessions,
+        reads=make_sessionmaker(read_engine),
         storage=storage,
         checkpoints=state.checkpoints,
         runtime=settings.runtime(),
@@ -106,4 +111,4 @@ def open_services(settings: Settings, worker_name: str | None = None) -> Service
         limits=settings.media_limits(),
         task_busy=state.task_busy,
     )
-    return Services(settings, engine, sessions, storage, state, ctx)
+    return Services(settings, engine, sessions, storage, state, ctx, read_engine)

@@ -371,17 +371,22 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
         return RetryPlan(step, tuple(pending_chunks(session, task_id)))
 
 
-def task_progress(ctx: JobContext, task_id: str) -> dict[str, Any]:
-    """Frames done (live, from the checkpoint store), percent, average fps and ETA."""
-    with ctx.sessions() as session:
-        task = session.get(Task, task_id)
+def task_progress(ctx: JobContext, task_id: str, task: Task | None = None) -> dict[str, Any]:
+    """Frames done (live, from the checkpoint store), percent, average fps and ETA (``task``:
+    the row, when the caller has it already)."""
+    with ctx.read_sessions() as session:
+        task = task or session.get(Task, task_id)
         if task is None:
             raise TaskNotFound(task_id)
-        chunks = list(session.scalars(select(Chunk).where(Chunk.task_id == task_id)))
-    live = ctx.checkpoints.progress(task_id)
+        chunks = session.execute(
+            select(Chunk.index, Chunk.state, Chunk.frame_start, Chunk.frame_end, Chunk.frames_done).where(
+                Chunk.task_id == task_id
+            )
+        ).all()
+    live = ctx.checkpoints.progress(task_id) if task.state == TaskState.RUNNING else {}
     done = sum(
-        c.frame_count if c.state == ChunkState.SUCCEEDED else max(c.frames_done, live.get(c.index, 0))
-        for c in chunks
+        end - start if state == ChunkState.SUCCEEDED else max(frames_done, live.get(index, 0))
+        for index, state, start, end, frames_done in chunks
     )
     total = task.frames_total or 0
     if task.state == TaskState.SUCCEEDED:
@@ -394,7 +399,7 @@ def task_progress(ctx: JobContext, task_id: str) -> dict[str, Any]:
         "percent": round(100.0 * done / total, 2) if total else 0.0,
         "fps": round(fps, 2),
         "eta_s": round((total - done) / fps, 1) if fps > 0 and not task.state.terminal else None,
-        "chunks": dict(Counter(c.state.value for c in chunks)),
+        "chunks": dict(Counter(state.value for _, state, _, _, _ in chunks)),
     }
 
 

@@ -177,8 +177,9 @@ def revoke_key(sessions: sessionmaker, id_or_prefix: str) -> ApiKey:
     return key
 
 
-def authenticate(sessions: sessionmaker, secret: str) -> Principal | None:
-    """The caller a key stands for, or None for a malformed, unknown or revoked key."""
+def authenticate(sessions: sessionmaker, secret: str, writes: sessionmaker | None = None) -> Principal | None:
+    """The caller a key stands for, or None for a malformed, unknown or revoked key
+    (``writes``: the sessions that record when the key was last used, if not ``sessions``)."""
     match = _KEY.match(secret)
     if match is None:
         return None
@@ -193,7 +194,7 @@ def authenticate(sessions: sessionmaker, secret: str) -> Principal | None:
         principal = Principal(tenant=key.tenant, admin=key.admin, key_id=key.id)
         stale = key.last_used_at is None or key.last_used_at < utcnow() - LAST_USED_EVERY
     if stale:
-        with sessions.begin() as session:
+        with (writes or sessions).begin() as session:
             session.execute(
                 update(ApiKey)
                 .where(ApiKey.id == principal.key_id)

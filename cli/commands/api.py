@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker process")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
     parser.add_argument("--timeout", type=int, default=600, help="seconds a request may take (large uploads)")
     parser.set_defaults(handler=handle)
 

@@ -16,6 +16,8 @@ import logging
 import os
 import tempfile
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,6 +33,8 @@ from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 log = logging.getLogger(__name__)
 
 _PART_SIZE = 8 * 1024 * 1024
+_PRESIGN_REUSE_S = 60.0
+_PRESIGNED_KEPT = 10_000
 _DELETE_BATCH = 1000
 
 
@@ -83,6 +87,8 @@ class S3Storage:
             use_threads=True,
         )
         self.cache = FileCache(cache_dir, cache_max_bytes)
+        self._presigned: OrderedDict[tuple[str, int], tuple[str, float]] = OrderedDict()
+        self._presigned_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3Storage(bucket={self.bucket!r})"
@@ -194,9 +200,22 @@ class S3Storage:
             raise _failure("delete", f"{len(keys)} objects", exc) from exc
 
     def presign(self, key: str, expires_s: int = 3600) -> str | None:
+        """A download link valid for ``expires_s`` (give or take the minute a link is reused
+        for: signing costs more than the rest of a status request)."""
+        now = time.monotonic()
+        reuse_s = min(_PRESIGN_REUSE_S, expires_s / 10)
+        with self._presigned_lock:
+            found = self._presigned.get((key, expires_s))
+            if found is not None and now - found[1] < reuse_s:
+                return found[0]
         url: str = self._presigner.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
         )
+        with self._presigned_lock:
+            self._presigned[(key, expires_s)] = (url, now)
+            self._presigned.move_to_end((key, expires_s))
+            while len(self._presigned) > _PRESIGNED_KEPT:
+                self._presigned.popitem(last=False)
         return url
 
     def ping(self) -> None:
