@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-
 from facefleet import keys, scratch
 from facefleet.checkpoints import SqlCheckpoints
 from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
@@ -42,6 +40,9 @@ from facefleet.settings import Settings
 from facefleet.states import TaskState
 from facefleet.storage.local import LocalStorage
 from facefleet.tenancy import ensure_default_tenant
+from pipeline.errors import InvalidMediaError
+from pipeline.images import check_image
+from pipeline.limits import MediaLimits
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def check_inputs(request: JobRequest) -> None:
+def check_inputs(request: JobRequest, limits: MediaLimits | None = None) -> None:
     """Refuse, before any work, what would only fail later: missing or unreadable inputs and
     an output path that cannot be written."""
     named = [("target", request.target), *[("source", s) for s in request.sources]]
@@ -109,8 +110,13 @@ def check_inputs(request: JobRequest) -> None:
         if not path.is_file():
             raise EmbeddedJobError(f"{role} is not a regular file: {path}")
     for role, path in named[1:]:
-        if cv2.imread(str(path)) is None:
-            raise EmbeddedJobError(f"{role} cannot be read as an image: {path}")
+        try:
+            check_image(path, limits or MediaLimits())  # from the header: no bomb is decoded
+        except InvalidMediaError as exc:
+            reason = str(exc).removeprefix(f"{path.name}: ")
+            if reason.startswith("cannot be read as an image"):
+                raise EmbeddedJobError(f"{role} cannot be read as an image: {path}") from None
+            raise EmbeddedJobError(f"{role} {path}: {reason}") from None
     _check_output(request.output)
 
 
@@ -153,7 +159,7 @@ def run_job(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> str:
     """Run (or resume) a job to completion and write its output; returns the task id."""
-    check_inputs(request)
+    check_inputs(request, settings.media_limits())
     started = time.time()
     ctx = open_context(settings)
     scratch.sweep(settings.scratch_dir, started)  # what killed runs left (live ones hold theirs)
