@@ -53,10 +53,12 @@ class TaskPath(BaseModel):
 
 
 class ListQuery(BaseModel):
-    state: str | None = Field(default=None, description="comma-separated states, e.g. running,queued")
-    cursor: str | None = Field(default=None, description="next_cursor of the previous page")
+    state: str | None = Field(
+        default=None, max_length=100, description="comma-separated states, e.g. running,queued"
+    )
+    cursor: str | None = Field(default=None, max_length=200, description="next_cursor of the previous page")
     limit: int = Field(default=50, ge=1, le=200)
-    tenant: str | None = Field(default=None, description="admin keys only: one tenant's tasks")
+    tenant: str | None = Field(default=None, max_length=64, description="admin keys only: one tenant's tasks")
 
 
 class SubmitJson(BaseModel):

@@ -24,7 +24,8 @@ from facefleet import keys
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
-from facefleet.failures import describe
+from facefleet.errors import TryLater
+from facefleet.failures import describe, infrastructure
 from facefleet.jobs import fail_task, load_assets, load_probe, move_task
 from facefleet.options import JobOptions
 from facefleet.scratch import scratch_file
@@ -45,6 +46,7 @@ class ChunkOutcome(StrEnum):
     SUCCEEDED = "succeeded"
     STITCH = "stitch"  # this call finished the task's last chunk: the caller stitches, once
     RETRY = "retry"  # the attempt failed; the chunk is queued again
+    RETRY_LATER = "retry-later"  # a service was unavailable: queued again, no attempt spent
     FAILED = "failed"  # attempts exhausted; chunk and task failed with a reason
     CANCELLED = "cancelled"  # the task was cancelled or deleted: stopped between segments
     TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
@@ -80,8 +82,10 @@ def process_chunk(
             return ChunkOutcome.SKIPPED
         if chunk.state not in UNFINISHED_CHUNK_STATES:
             return ChunkOutcome.SKIPPED
-        exhausted = chunk.attempts >= ctx.max_attempts
+        exhausted = chunk.attempts >= ctx.max_attempts or chunk.lost >= ctx.lost_worker_budget
         last_error = chunk.error or "its worker was lost (killed or out of memory) each time"
+        if chunk.lost >= ctx.lost_worker_budget:
+            last_error = f"its worker was lost {chunk.lost} times (killed, out of memory or preempted)"
         if not exhausted:
             session.execute(
                 update(Chunk)
@@ -107,7 +111,7 @@ def process_chunk(
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
-        return _record_failure(ctx, task_id, chunk_index, describe(exc))
+        return _record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
     finally:
         _account(ctx, task_keys, seconds=time.monotonic() - started)
     if not finished:
@@ -262,6 +266,7 @@ def _finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
                 state=ChunkState.SUCCEEDED,
                 frames_done=Chunk.frame_end - Chunk.frame_start,
                 error=None,
+                infra_failing_since=None,
                 finished_at=utcnow(),
                 updated_at=utcnow(),
             )
@@ -308,13 +313,26 @@ def stitch_finished(ctx: JobContext) -> list[str]:
     return moved
 
 
-def _record_failure(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:
+def _record_failure(
+    ctx: JobContext, task_id: str, chunk_index: int, reason: str, service: str | None = None
+) -> ChunkOutcome:
+    """An attempt failed with ``reason``. A failure of the work spends the attempt; one of a
+    service (``service``: its role) gives the attempt back and spends time instead, up to
+    ``infra_retry_s`` from the first such failure in a row."""
     with ctx.sessions.begin() as session:
         chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
         if chunk is None or chunk.state != ChunkState.RUNNING or chunk.worker != ctx.worker_name:
             return ChunkOutcome.SKIPPED  # no longer ours: another worker took it over (lost lease)
         chunk.error = reason
-        if chunk.attempts < ctx.max_attempts:
+        if service is not None:
+            since = chunk.infra_failing_since or utcnow()
+            waited = (utcnow() - since).total_seconds()
+            if waited <= ctx.infra_retry_s:
+                chunk.state, chunk.infra_failing_since = ChunkState.QUEUED, since
+                chunk.attempts = max(0, chunk.attempts - 1)
+                return ChunkOutcome.RETRY_LATER
+            reason = f"{service} was unavailable for {waited:.0f} s: {reason}"
+        elif chunk.attempts < ctx.max_attempts:
             chunk.state = ChunkState.QUEUED
             return ChunkOutcome.RETRY
     return _dead_letter(ctx, task_id, chunk_index, reason)
@@ -370,6 +388,7 @@ def stitch_task(
         chunks = list(session.scalars(select(Chunk).where(Chunk.task_id == task_id).order_by(Chunk.index)))
         options = JobOptions.model_validate(task.options)
         target_key, task_keys = task.target_key, keys.of(task)
+        stitching_since = max((c.finished_at for c in chunks if c.finished_at), default=utcnow())
         frame_start, frame_end = task.frame_start, task.frame_end
     assert frame_start is not None and frame_end is not None
     segment_keys = [
@@ -405,6 +424,9 @@ def stitch_task(
             size = out.stat().st_size
     except Exception as exc:
         log.warning("stitching task %s failed: %r", task_id, exc, exc_info=True)
+        service = infrastructure(exc)
+        if service is not None and (utcnow() - stitching_since).total_seconds() <= ctx.infra_retry_s:
+            raise TryLater(service) from exc
         if still_ours():
             fail_task(ctx, task_id, f"stitch failed: {describe(exc)}")
         return False

@@ -25,6 +25,8 @@ class JobContext:
     worker_name: str
     encoder_threads: int = 4
     max_attempts: int = 3
+    infra_retry_s: float = 900.0
+    lost_worker_budget: int = 10
     keep_work_files: bool = False
     max_chunks_per_task: int = 5000
     max_segments_per_task: int = 50000

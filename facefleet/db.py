@@ -158,6 +158,10 @@ class Chunk(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     frames_done: Mapped[int] = mapped_column(Integer, default=0)
     segments_done: Mapped[int] = mapped_column(Integer, default=0)
+    # times its worker was lost (killed, out of memory, preempted): a budget of its own
+    lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # since when its attempts fail for infrastructure reasons (None: they do not)
+    infra_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

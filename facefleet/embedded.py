@@ -26,6 +26,7 @@ from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
 from facefleet.cleanup import clean_up
 from facefleet.context import JobContext
 from facefleet.db import Base, Task, make_engine, make_sessionmaker
+from facefleet.errors import TryLater
 from facefleet.jobs import (
     create_task,
     delete_task,
@@ -77,6 +78,8 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
         worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
         encoder_threads=settings.encoder_threads,
         max_attempts=settings.chunk_max_attempts,
+        infra_retry_s=settings.infra_retry_s,
+        lost_worker_budget=settings.lost_worker_budget,
         keep_work_files=settings.keep_work_files,
         max_chunks_per_task=settings.max_chunks_per_task,
         max_segments_per_task=settings.max_segments_per_task,
@@ -168,12 +171,12 @@ def run_job(
         _ensure_task(ctx, request, task_id)
         task = get_task(ctx, task_id)
         if task.state in (TaskState.QUEUED, TaskState.PLANNING):
-            plan_task(ctx, task_id)
+            _until_done(lambda: plan_task(ctx, task_id))
         task = get_task(ctx, task_id)
         if task.state == TaskState.RUNNING:
             _run_chunks(settings, ctx, task_id, workers, on_progress)
         if get_task(ctx, task_id).state == TaskState.STITCHING:
-            stitch_task(ctx, task_id)
+            _until_done(lambda: stitch_task(ctx, task_id))
         task = get_task(ctx, task_id)
         if task.state != TaskState.SUCCEEDED:
             raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
@@ -182,6 +185,18 @@ def run_job(
             delete_task(ctx, task_id)
             clean_up(ctx, task_id)
     return task_id
+
+
+def _until_done(step: Callable[[], object]) -> None:
+    """Run a planning or stitching step, again after a pause while it meets an unavailable
+    service (its own deadline, ``infra_retry_s``, ends that)."""
+    while True:
+        try:
+            step()
+            return
+        except TryLater as later:
+            log.warning("%s; trying again in 5 s", later)
+            time.sleep(5)
 
 
 def _ensure_task(ctx: JobContext, request: JobRequest, task_id: str) -> None:
@@ -258,9 +273,9 @@ def _run_one_chunk(ctx: JobContext, task_id: str, index: int) -> ChunkOutcome:
     """A chunk with its retries (the embedded stand-in for the broker's redelivery)."""
     while True:
         outcome = process_chunk(ctx, task_id, index)
-        if outcome != ChunkOutcome.RETRY:
+        if outcome not in (ChunkOutcome.RETRY, ChunkOutcome.RETRY_LATER):
             return outcome
-        time.sleep(0.1)
+        time.sleep(0.1 if outcome == ChunkOutcome.RETRY else 1.0)
 
 
 _child_ctx: JobContext | None = None

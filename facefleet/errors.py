@@ -13,3 +13,12 @@ class TaskNotFound(JobError):
 
 class InvalidTransition(JobError):
     """The task is not in a state that allows this (cancel a finished task, retry a running one)."""
+
+
+class TryLater(JobError):
+    """A service the step needs is unavailable (``service``, by role); the step is to be
+    tried again later, and nothing was spent or recorded as failed."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"{service} is unavailable")
+        self.service = service

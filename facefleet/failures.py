@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from functools import partial
 
 import redis
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from facefleet.options import OptionsError
 from facefleet.storage.base import StorageError
@@ -45,6 +45,20 @@ def scrub(text: str, names: Mapping[str, str] | None = None) -> str:
     text = _PATH.sub("a work file", text)
     text = _CACHE_NAME.sub("the input file", text)
     return _SCRATCH_NAME.sub("a work file", text)
+
+
+def infrastructure(exc: BaseException) -> str | None:
+    """The service, by role, when ``exc`` is an infrastructure failure (it says nothing about
+    the work: waiting and trying again may help); None for a failure of the work itself."""
+    if isinstance(exc, StorageError):
+        return "object storage" if exc.transient else None
+    if isinstance(exc, OperationalError | DisconnectionError | InterfaceError):
+        return "the database"
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return "Redis"
+    if isinstance(exc, ConnectionError | TimeoutError):  # the broker, or any socket we did not wrap
+        return "a backing service"
+    return None
 
 
 def _fill(role: str, match: re.Match[str]) -> str:

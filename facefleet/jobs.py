@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from facefleet import keys
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, Tenant, add_usage, utcnow
-from facefleet.errors import InvalidTransition, TaskNotFound
-from facefleet.failures import describe
+from facefleet.errors import InvalidTransition, TaskNotFound, TryLater
+from facefleet.failures import describe, infrastructure
 from facefleet.options import JobOptions, check_plan_size
 from facefleet.scratch import scratch_dir
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources, task_sources
@@ -149,6 +149,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         source_keys, ref_key, target = list(task.source_keys), task.reference_key, task.target_key
         task_keys = keys.of(task)
         target_name = task.target_name or "target"
+        planning_since = task.started_at or utcnow()
     names: dict[str, str] = {}
     try:
         with ExitStack() as held:
@@ -170,9 +171,13 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
             )
             assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
             _store_plan(ctx, task_keys, video, assets)
-    except Exception as exc:  # a bad input, a full disk, an unreachable bucket: the task says so
+    except Exception as exc:  # a bad input, a full disk, a bucket down for too long: the task says so
         log.warning("planning task %s failed: %r", task_id, exc, exc_info=True)
-        fail_task(ctx, task_id, describe(exc, names))
+        service = infrastructure(exc)
+        if service is not None and (utcnow() - planning_since).total_seconds() <= ctx.infra_retry_s:
+            raise TryLater(service) from exc
+        reason = describe(exc, names)
+        fail_task(ctx, task_id, f"{service} was unavailable too long: {reason}" if service else reason)
         return []
     try:
         _commit_plan(ctx, task_id, video, chunk_plans, start, end)
@@ -419,7 +424,12 @@ def requeue_expired(ctx: JobContext, chunk_is_leased: Callable[[str, int], bool]
             result = session.execute(
                 update(Chunk)
                 .where(Chunk.task_id == task_id, Chunk.index == index, Chunk.state == ChunkState.RUNNING)
-                .values(state=ChunkState.QUEUED, updated_at=utcnow())
+                .values(  # the start that was lost gives its attempt back: it counts as lost
+                    state=ChunkState.QUEUED,
+                    lost=Chunk.lost + 1,
+                    attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
+                    updated_at=utcnow(),
+                )
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 requeued.append((task_id, index))

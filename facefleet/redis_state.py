@@ -249,5 +249,10 @@ class RedisState:
         count, _ = pipe.execute()
         return int(count)
 
+    def uncount_start(self, task_id: str, part: str, generation: int) -> None:
+        """Take back a start that was put off (a service was unavailable): it is no attempt."""
+        with contextlib.suppress(redis.RedisError):
+            self.redis.decr(self.keys.marker(f"starts:{task_id}:{part}:{generation}"))
+
     def ping(self) -> bool:
         return bool(self.redis.ping())

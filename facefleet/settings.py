@@ -68,7 +68,10 @@ class Settings(BaseSettings):
     max_segments_per_task: int = Field(default=50000, ge=1)
     max_upload_bytes: int = 4 * 1024**3
     max_source_bytes: int = 32 * 1024**2
-    chunk_max_attempts: int = 3
+    chunk_max_attempts: int = 3  # attempts a chunk's work may fail (the input, a model)
+    # infrastructure failures (storage, database, Redis, broker) spend time, not attempts
+    infra_retry_s: float = Field(default=900.0, gt=0)
+    lost_worker_budget: int = Field(default=10, ge=1)  # times a chunk's worker may be lost
     lease_ttl_s: int = 60
     # a chunk whose frames stop moving this long gives up its lease (planning and stitching too)
     chunk_stall_s: float = 900.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 RETRY_BASE_S = 1.0
 RETRY_CAP_S = 300.0
 
@@ -12,3 +14,14 @@ def retry_delay(attempt: int, base_s: float = RETRY_BASE_S, cap_s: float = RETRY
     if attempt < 1:
         raise ValueError("attempts are counted from 1")
     return min(cap_s, base_s * 2 ** (attempt - 1))
+
+
+INFRA_RETRY_CAP_S = 30.0
+
+
+def infra_retry_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds before trying again after a service was unavailable: exponential from 1 s,
+    capped at 30 s so work resumes soon after an outage ends, with +-20 % jitter so that the
+    chunks of a fleet do not all return at the same moment."""
+    delay = retry_delay(attempt, cap_s=INFRA_RETRY_CAP_S)
+    return delay * (rng or random).uniform(0.8, 1.2)

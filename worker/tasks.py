@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -29,13 +30,13 @@ from facefleet.distributed import (
     open_services,
     waiting_messages,
 )
-from facefleet.errors import TaskNotFound
+from facefleet.errors import TaskNotFound, TryLater
 from facefleet.jobs import fail_task, get_task, plan_task
 from facefleet.redis_state import Lease
 from facefleet.scratch import sweep
 from facefleet.states import TaskState
 from worker.base import FaceFleetCelery
-from worker.policy import retry_delay
+from worker.policy import infra_retry_delay, retry_delay
 from worker.reaper import reap
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,9 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
         if _exhausted(svc, task_id, TaskState.PLANNING):
             return 0
         indices = plan_task(svc.ctx, task_id)
+    except TryLater as later:
+        _put_off(app, svc, task_id, "plan", PLAN_TASK, later)
+        return 0
     finally:
         lease.release()
     if lease.lost:  # stalled or lost: the plan may have been taken over, chunks are sent there
@@ -134,7 +138,7 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int
             task_id,
             chunk_index,
             should_stop=_stopper(app, svc, lease, task_id),
-            on_frame=lease.touch,
+            on_frame=_poisoned(svc, task_id) or lease.touch,
         )
     finally:
         lease.release()
@@ -142,6 +146,8 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int
     log.info("chunk %d of task %s: %s (attempt %d)", chunk_index, task_id, outcome.value, attempt)
     if outcome == ChunkOutcome.RETRY:
         enqueue_chunk(app, task_id, chunk_index, attempt + 1, countdown=retry_delay(attempt))
+    elif outcome == ChunkOutcome.RETRY_LATER:
+        enqueue_chunk(app, task_id, chunk_index, attempt + 1, countdown=infra_retry_delay(attempt))
     elif outcome == ChunkOutcome.STITCH:
         enqueue(app, STITCH_TASK, task_id)
     elif outcome == ChunkOutcome.CANCELLED:
@@ -159,9 +165,24 @@ def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
         if _exhausted(svc, task_id, TaskState.STITCHING):
             return "failed"
         done = stitch_task(svc.ctx, task_id, still_ours=lambda: not lease.lost, on_progress=lease.touch)
+    except TryLater as later:
+        _put_off(app, svc, task_id, "stitch", STITCH_TASK, later)
+        return "later"
     finally:
         lease.release()
     return "done" if done else "skipped"
+
+
+def _put_off(
+    app: FaceFleetCelery, svc: Services, task_id: str, part: str, name: str, later: TryLater
+) -> None:
+    """A step that met an unavailable service: its start is given back and it is sent again
+    after a while (with jitter), so an outage costs time, never the step's attempts."""
+    generation = get_task(svc.ctx, task_id).attempts
+    svc.state.uncount_start(task_id, part, generation)
+    delay = infra_retry_delay(min(6, svc.state.count_start(task_id, f"{part}-later", generation)))
+    log.warning("%s of task %s put off %.0f s: %s", part, task_id, delay, later)
+    enqueue(app, name, task_id, countdown=delay)
 
 
 def _exhausted(svc: Services, task_id: str, step: TaskState) -> bool:
@@ -203,6 +224,15 @@ def _stopper(app: FaceFleetCelery, svc: Services, lease: Lease, task_id: str) ->
             return False  # process_chunk also checks the task's state in PostgreSQL
 
     return should_stop
+
+
+def _poisoned(svc: Services, task_id: str) -> Callable[[], None] | None:
+    """Test-only: with FACEFLEET_TEST_POISON_NAME set, a task whose target has that name
+    kills its worker at its first frame, as an input that crashes a decoder would."""
+    poison = os.environ.get("FACEFLEET_TEST_POISON_NAME")
+    if not poison or get_task(svc.ctx, task_id).target_name != poison:
+        return None
+    return lambda: os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _trim_cache(svc: Services, current_task: str) -> None:

@@ -41,6 +41,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("limit_request_line", 8190)  # gunicorn's most; longer gets its own 400
 
         def load(self) -> Any:  # once per gunicorn worker process
             from api.app import create_app

@@ -72,7 +72,14 @@ class S3Storage:
         client: Any = None,
     ) -> None:
         self.bucket = bucket
-        config = Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"})
+        # adaptive retries back off on throttling; a bucket that does not answer fails in
+        # seconds (our callers then wait out the outage, with their own deadline)
+        config = Config(
+            retries={"max_attempts": 5, "mode": "adaptive"},
+            connect_timeout=5,
+            read_timeout=60,
+            s3={"addressing_style": "path"},
+        )
         self._s3 = client or boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
         # download links are signed for the address users reach (signing needs no connection)
         self._presigner = (

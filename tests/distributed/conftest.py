@@ -33,6 +33,8 @@ SEGMENT_PAUSE_S = 0.3  # each worker sleeps this long per segment, so tests can 
 MAX_UPLOAD_BYTES = 3_000_000
 WORKERS = 2
 MAX_CHUNKS_PER_TASK = 50
+LOST_WORKER_BUDGET = 6
+POISON_NAME = "poison.mp4"  # a target of this name kills its worker (worker/tasks.py, test-only)
 
 
 # what no task error or problem body may show: the deployment's addresses, users and paths
@@ -252,6 +254,8 @@ def env(pg_url, redis_url, broker_url, s3, tmp_path_factory):
         "FACEFLEET_CHUNK_MAX_ATTEMPTS": "3",
         "FACEFLEET_ENCODER_THREADS": "1",
         "FACEFLEET_MAX_CHUNKS_PER_TASK": str(MAX_CHUNKS_PER_TASK),
+        "FACEFLEET_LOST_WORKER_BUDGET": str(LOST_WORKER_BUDGET),
+        "FACEFLEET_TEST_POISON_NAME": POISON_NAME,
         "FLOWER_UNAUTHENTICATED_API": "true",
         # the fleet's main API serves one user; tests of tenants start an API with keys
         "FACEFLEET_AUTH": "off",

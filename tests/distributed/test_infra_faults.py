@@ -1,0 +1,91 @@
+"""Infrastructure faults cost time, never a job: object storage down for a minute mid-job,
+the same chunk's worker killed again and again; and a chunk that kills its worker every
+time still ends, with a reason, after its lost-worker budget, while other work goes on."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from facefleet.db import Chunk
+from tests.distributed.conftest import LOST_WORKER_BUDGET, POISON_NAME, wait_for
+from tests.distributed.helpers import (
+    FRAMES,
+    assert_identical,
+    clip,
+    download,
+    frame_indices,
+    submit,
+    wait_state,
+)
+
+DONE = {"succeeded", "failed", "cancelled"}
+
+
+def _chunks(services, task_id: str) -> dict[int, Chunk]:  # type: ignore[no-untyped-def]
+    with services.sessions() as session:
+        return {c.index: c for c in session.scalars(select(Chunk).where(Chunk.task_id == task_id))}
+
+
+def test_object_storage_down_for_a_minute_mid_job(api, services, s3, tmp_path, reference):
+    running = submit(api, clip(tmp_path / "in.mp4"))
+    wait_for(lambda: services.state.checkpoints.saved(running), 60, "a chunk in progress")
+    just_before = submit(api, clip(tmp_path / "in.mp4"))  # accepted, not yet planned
+    with s3["outage"]():
+        time.sleep(60)
+    for task_id in (running, just_before):
+        body = wait_state(api, task_id, DONE, timeout=180)
+        assert body["state"] == "succeeded", body
+        out = tmp_path / f"{task_id}.mp4"
+        download(api, task_id, out)
+        assert_identical(out, reference)
+    attempts = [c.attempts for c in _chunks(services, running).values()]
+    assert max(attempts) <= 2, attempts  # an outage spends no attempts (2: one lost lease at most)
+
+
+def test_the_same_chunks_worker_killed_five_times(api, fleet, services, tmp_path, reference):
+    task_id = submit(api, clip(tmp_path / "in.mp4"))
+    victim_chunk: int | None = None
+    killed: set[int] = set()
+    while len(killed) < 5:
+
+        def holder(victim_chunk: int | None = victim_chunk):  # type: ignore[no-untyped-def]
+            """The victim chunk, running on a live worker not killed yet."""
+            for chunk in _chunks(services, task_id).values():
+                if chunk.state.value != "running" or not chunk.worker:
+                    continue
+                pid = int(chunk.worker.rsplit(":", 1)[1])
+                live = {w.pid for w in fleet.live_workers()}
+                if pid in live and pid not in killed and victim_chunk in (None, chunk.index):
+                    return chunk.index, pid
+            return None
+
+        victim_chunk, pid = wait_for(holder, 60, "the chunk running on a live worker")
+        fleet.worker_by_pid(pid).kill()
+        killed.add(pid)
+        fleet.ensure_workers()
+    body = wait_state(api, task_id, DONE, timeout=180)
+    assert body["state"] == "succeeded", body
+    out = tmp_path / "out.mp4"
+    download(api, task_id, out)
+    assert_identical(out, reference)
+    assert frame_indices(out) == list(range(FRAMES))
+    chunk = _chunks(services, task_id)[victim_chunk]
+    assert chunk.lost >= 3 and chunk.attempts <= 2, (chunk.lost, chunk.attempts)
+
+
+def test_a_chunk_that_kills_its_worker_every_time_ends_with_a_reason(api, fleet, services, tmp_path):
+    poison = submit(api, clip(tmp_path / POISON_NAME))
+    healthy = submit(api, clip(tmp_path / "in.mp4"))
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        fleet.ensure_workers()  # as an orchestrator restarts killed pods
+        body = wait_state(api, poison, DONE | {"running", "planning", "queued"}, timeout=10)
+        if body["state"] in DONE:
+            break
+        time.sleep(0.5)
+    assert body["state"] == "failed", body
+    assert f"lost {LOST_WORKER_BUDGET} times" in body["error"], body["error"]
+    assert wait_state(api, healthy, DONE, timeout=120)["state"] == "succeeded"
+    fleet.ensure_workers()
