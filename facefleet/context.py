@@ -26,6 +26,7 @@ class JobContext:
     encoder_threads: int = 4
     max_attempts: int = 3
     infra_retry_s: float = 900.0
+    max_chunk_s: float = 600.0
     lost_worker_budget: int = 10
     keep_work_files: bool = False
     max_chunks_per_task: int = 5000

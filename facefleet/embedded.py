@@ -79,6 +79,7 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
         encoder_threads=settings.encoder_threads,
         max_attempts=settings.chunk_max_attempts,
         infra_retry_s=settings.infra_retry_s,
+        max_chunk_s=settings.max_chunk_s,
         lost_worker_budget=settings.lost_worker_budget,
         keep_work_files=settings.keep_work_files,
         max_chunks_per_task=settings.max_chunks_per_task,

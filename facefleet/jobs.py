@@ -163,7 +163,8 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
                 max_chunks=ctx.max_chunks_per_task,
                 max_segments=ctx.max_segments_per_task,
             )
-            chunk_plans = plan_chunks(start, end, options.chunk_frames, options.segment_frames)
+            chunk_frames = _chunk_frames(video, start, end, options.chunk_frames, ctx.max_chunk_s)
+            chunk_plans = plan_chunks(start, end, chunk_frames, options.segment_frames)
             inputs = JobInputs(
                 sources=tuple(held.enter_context(ctx.storage.hold(k)) for k in source_keys),
                 reference=held.enter_context(ctx.storage.hold(ref_key)) if ref_key else None,
@@ -186,6 +187,17 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         return []
     log.info("task %s planned: frames %d-%d in %d chunks", task_id, start, end, len(chunk_plans))
     return [plan.index for plan in chunk_plans]
+
+
+def _chunk_frames(video: VideoProbe, start: int, end: int, asked: int, max_chunk_s: float) -> int:
+    """``asked``, or fewer frames where that many would last longer than ``max_chunk_s``
+    (so a long video is always spread over workers, and one chunk never holds one for
+    hours); measured on the range's own timestamps, so variable frame rates count right."""
+    seconds = float(video.seconds(end) - video.seconds(start))
+    if seconds <= 0:
+        return asked
+    per_second = (end - start) / seconds
+    return max(1, min(asked, int(per_second * max_chunk_s + 1e-6)))
 
 
 def _admitted(session: Session, task: Task) -> bool:

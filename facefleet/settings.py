@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     chunk_frames: int = Field(default=600, ge=1)
     segment_frames: int = Field(default=60, ge=1)
     max_chunks_per_task: int = Field(default=5000, ge=1)
+    max_chunk_s: float = Field(default=600.0, gt=0)  # seconds of video a chunk may hold at most
     max_segments_per_task: int = Field(default=50000, ge=1)
     max_upload_bytes: int = 4 * 1024**3
     max_source_bytes: int = 32 * 1024**2

@@ -135,3 +135,16 @@ def test_a_failure_after_the_chunk_was_taken_over_leaves_the_new_holder_alone(sa
     with ctx.sessions() as session:
         chunk = session.query(Chunk).filter_by(task_id=TASK).one()
         assert (chunk.state, chunk.worker, chunk.error) == (ChunkState.RUNNING, "another:1", None)
+
+
+def test_chunks_hold_at_most_max_chunk_s_of_video(sample, tmp_path):
+    """A chunk size asking for the whole video is cut to FACEFLEET_MAX_CHUNK_S of it, so a
+    long video is always spread over workers."""
+    ctx = open_context(Settings(home=tmp_path / "home", max_chunk_s=1.0))
+    _create(ctx, sample, JobOptions(chunk_frames=100_000, segment_frames=10))
+    chunks = plan_task(ctx, TASK)
+    fps = 25  # the sample's rate
+    assert len(chunks) == -(-100 // fps)  # 100 frames in chunks of one second
+    with ctx.sessions() as session:
+        sizes = [c.frame_count for c in session.query(Chunk).filter_by(task_id=TASK).order_by(Chunk.index)]
+    assert sizes == [25, 25, 25, 25]
