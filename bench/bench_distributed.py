@@ -156,7 +156,7 @@ def _kill_to_resume(fleet, pg_url: str, src: Path) -> float:  # type: ignore[no-
     victim = fleet.worker_by_pid(pid)
     killed = time.monotonic()
     victim.kill()
-    while not ((c := chunk()) and c.attempts >= 2):
+    while not ((c := chunk()) and c.lost >= 1 and c.worker and c.worker.rsplit(":", 1)[1] != str(pid)):
         if time.monotonic() > deadline:
             raise SystemExit("the chunk never resumed")
         time.sleep(0.05)

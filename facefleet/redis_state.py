@@ -249,6 +249,10 @@ class RedisState:
         count, _ = pipe.execute()
         return int(count)
 
+    def mark_new_epoch(self) -> bool:
+        """True when Redis held no epoch marker (first pass, or Redis lost its data); sets one."""
+        return bool(self.redis.set(self.keys.marker("epoch"), secrets.token_hex(8), nx=True))
+
     def uncount_start(self, task_id: str, part: str, generation: int) -> None:
         """Take back a start that was put off (a service was unavailable): it is no attempt."""
         with contextlib.suppress(redis.RedisError):

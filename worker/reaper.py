@@ -74,7 +74,12 @@ def reap(
         enqueue_stitch(task_id)
     sent = _release_waiting(svc, enqueue_plan)
     sent += _resend_abandoned(svc, enqueue_plan, enqueue_stitch)
-    sent += _resend_lost(svc, enqueue_chunk, enqueue_plan, waiting_messages)
+    # Redis lost everything (a flush, a restart without persistence): a Redis broker lost its
+    # messages with it, so queued work is sent again now rather than after a quiet spell
+    flushed = state.mark_new_epoch()
+    if flushed:
+        log.warning("Redis holds no epoch marker (flushed or restarted): looking for lost messages now")
+    sent += _resend_lost(svc, enqueue_chunk, enqueue_plan, waiting_messages, at_once=flushed)
     _tidy(svc)
     return len(requeued) + len(stitched) + sent
 
@@ -129,8 +134,10 @@ def _resend_lost(
     enqueue_chunk: Callable[[str, int], None],
     enqueue_plan: Callable[[str], None],
     waiting_messages: Callable[[], Mapping[str, int]],
+    at_once: bool = False,
 ) -> int:
-    quiet_since = utcnow() - timedelta(seconds=svc.settings.lease_ttl_s * RESEND_EVERY_TTLS)
+    quiet_s = 0 if at_once else svc.settings.lease_ttl_s * RESEND_EVERY_TTLS
+    quiet_since = utcnow() - timedelta(seconds=quiet_s)
     queued_tasks = select(Task.id).where(Task.state == TaskState.QUEUED)
     queued_chunks = (
         select(Chunk.task_id, Chunk.index)

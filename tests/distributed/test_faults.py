@@ -50,9 +50,9 @@ def test_killed_worker_chunk_resumes_on_another(api, fleet, services, s3, tmp_pa
     victim.kill()
     fleet.start_worker(wait=False)
 
-    def resumed() -> bool:
+    def resumed() -> bool:  # taken again by another worker; the lost start spent no attempt
         chunk = _chunks(services, task_id)[index]
-        return chunk.attempts >= 2 and chunk.worker != f"{chunk.worker.rsplit(':', 1)[0]}:{pid}"
+        return chunk.lost >= 1 and chunk.worker != f"{chunk.worker.rsplit(':', 1)[0]}:{pid}"
 
     wait_for(resumed, 30, "the killed chunk to resume on another worker")
     resume_s = time.monotonic() - killed_at
@@ -201,3 +201,30 @@ def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services
     assert (
         failed.error == f"stitching did not finish in {limit} attempts (its worker died or failed each time)"
     )
+
+
+def test_after_redis_loses_everything_lost_work_is_sent_at_once(api, services, tmp_path):
+    """A Redis broker loses its messages with its data: work left queued must not wait out
+    the quiet spell (5 lease TTLs) before the reaper sends it again."""
+    from facefleet import keys
+    from facefleet.jobs import create_task
+    from facefleet.options import JobOptions
+
+    task_id = uuid.uuid4().hex
+    services.storage.put_file(keys.TaskKeys(task_id).target, clip(tmp_path / "in.mp4"))
+    create_task(
+        services.ctx,
+        task_id=task_id,
+        target_key=keys.TaskKeys(task_id).target,
+        source_keys=[],
+        options=JobOptions(**JOB),
+    )  # recorded, its planning message never sent
+    services.state.redis.flushall()
+    flushed = time.monotonic()
+    wait_for(
+        lambda: requests.get(f"{api}/v1/tasks/{task_id}", timeout=10).json()["state"] != "queued",
+        LEASE_TTL_S * RESEND_EVERY_TTLS - 2,
+        "the lost planning message to be sent again",
+    )
+    assert time.monotonic() - flushed < LEASE_TTL_S * RESEND_EVERY_TTLS
+    assert wait_state(api, task_id, {"succeeded", "failed", "cancelled"})["state"] == "succeeded"
