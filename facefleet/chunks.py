@@ -82,7 +82,12 @@ def process_chunk(
             return ChunkOutcome.SKIPPED
         if chunk.state not in UNFINISHED_CHUNK_STATES:
             return ChunkOutcome.SKIPPED
-        exhausted = chunk.attempts >= ctx.max_attempts or chunk.lost >= ctx.lost_worker_budget
+        # the same worker taking up its own attempt that could not be recorded (the database
+        # went away mid-chunk): it goes on, it is no new attempt
+        continuing = chunk.state == ChunkState.RUNNING and chunk.worker == ctx.worker_name
+        exhausted = (
+            chunk.attempts >= ctx.max_attempts and not continuing
+        ) or chunk.lost >= ctx.lost_worker_budget
         last_error = chunk.error or "its worker was lost (killed or out of memory) each time"
         if chunk.lost >= ctx.lost_worker_budget:
             last_error = f"its worker was lost {chunk.lost} times (killed, out of memory or preempted)"
@@ -92,7 +97,7 @@ def process_chunk(
                 .where(Chunk.id == chunk.id, Chunk.state.in_(UNFINISHED_CHUNK_STATES))
                 .values(
                     state=ChunkState.RUNNING,
-                    attempts=Chunk.attempts + 1,
+                    attempts=Chunk.attempts + (0 if continuing else 1),
                     worker=ctx.worker_name,
                     started_at=func.coalesce(Chunk.started_at, utcnow()),
                     updated_at=utcnow(),

@@ -14,10 +14,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from celery import signals
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
 from facefleet.cleanup import clean_up
@@ -31,6 +33,7 @@ from facefleet.distributed import (
     waiting_messages,
 )
 from facefleet.errors import TaskNotFound, TryLater
+from facefleet.failures import infrastructure
 from facefleet.jobs import fail_task, get_task, plan_task
 from facefleet.redis_state import Lease
 from facefleet.scratch import sweep
@@ -40,6 +43,8 @@ from worker.policy import infra_retry_delay, retry_delay
 from worker.reaper import reap
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # per-task caches (probe, chain) kept by each process; older tasks' entries are dropped
 MAX_CACHED_ENTRIES = 16
@@ -112,7 +117,7 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
     try:
         if _exhausted(svc, task_id, TaskState.PLANNING):
             return 0
-        indices = plan_task(svc.ctx, task_id)
+        indices = _holding_on(svc, lease, lambda: plan_task(svc.ctx, task_id))
     except TryLater as later:
         _put_off(app, svc, task_id, "plan", PLAN_TASK, later)
         return 0
@@ -133,12 +138,16 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int
         log.info("chunk %d of task %s is leased elsewhere: this delivery does nothing", chunk_index, task_id)
         return "leased"
     try:
-        outcome = process_chunk(
-            svc.ctx,
-            task_id,
-            chunk_index,
-            should_stop=_stopper(app, svc, lease, task_id),
-            on_frame=_poisoned(svc, task_id) or lease.touch,
+        outcome = _holding_on(
+            svc,
+            lease,
+            lambda: process_chunk(
+                svc.ctx,
+                task_id,
+                chunk_index,
+                should_stop=_stopper(app, svc, lease, task_id),
+                on_frame=_poisoned(svc, task_id) or lease.touch,
+            ),
         )
     finally:
         lease.release()
@@ -164,13 +173,48 @@ def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
     try:
         if _exhausted(svc, task_id, TaskState.STITCHING):
             return "failed"
-        done = stitch_task(svc.ctx, task_id, still_ours=lambda: not lease.lost, on_progress=lease.touch)
+        done = _holding_on(
+            svc,
+            lease,
+            lambda: stitch_task(svc.ctx, task_id, still_ours=lambda: not lease.lost, on_progress=lease.touch),
+        )
     except TryLater as later:
         _put_off(app, svc, task_id, "stitch", STITCH_TASK, later)
         return "later"
     finally:
         lease.release()
     return "done" if done else "skipped"
+
+
+def _holding_on(svc: Services, lease: Lease, step: Callable[[], T]) -> T:
+    """Run ``step``; while the database does not answer, keep the message and the lease and
+    wait for it (a breaker: this process takes no other work meanwhile), then run the step
+    again, up to FACEFLEET_INFRA_RETRY_S. So an outage spends no message and no attempt."""
+    waited_s, delay_s = 0.0, 1.0
+    while True:
+        try:
+            return step()
+        except Exception as exc:
+            if infrastructure(exc) != "the database" or lease.lost or waited_s > svc.settings.infra_retry_s:
+                raise
+            log.warning(
+                "the database does not answer (%s): holding %s and waiting", type(exc).__name__, lease.key
+            )
+        while waited_s <= svc.settings.infra_retry_s and not lease.lost:
+            time.sleep(delay_s)
+            waited_s, delay_s = waited_s + delay_s, min(2 * delay_s, 5.0)
+            lease.touch()  # waiting is not stalling
+            if _database_answers(svc):
+                break
+
+
+def _database_answers(svc: Services) -> bool:
+    try:
+        with svc.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError:
+        return False
 
 
 def _put_off(

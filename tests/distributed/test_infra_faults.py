@@ -19,6 +19,7 @@ from tests.distributed.helpers import (
     submit,
     wait_state,
 )
+from tests.distributed.proxy import TcpProxy
 
 DONE = {"succeeded", "failed", "cancelled"}
 
@@ -89,3 +90,40 @@ def test_a_chunk_that_kills_its_worker_every_time_ends_with_a_reason(api, fleet,
     assert f"lost {LOST_WORKER_BUDGET} times" in body["error"], body["error"]
     assert wait_state(api, healthy, DONE, timeout=120)["state"] == "succeeded"
     fleet.ensure_workers()
+
+
+def test_database_down_for_half_a_minute_mid_job(api, fleet, services, settings, tmp_path, reference):
+    """The worker reaches PostgreSQL through a proxy that is cut for 30 s mid-chunk: it holds
+    its message and lease and waits, no attempt and no message is spent, and the job ends no
+    later than an uninterrupted one plus the outage plus 30 s."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    worker = fleet.only_worker({"FACEFLEET_DATABASE_URL": through_proxy})
+    try:
+        started = time.monotonic()
+        plain = submit(api, clip(tmp_path / "in.mp4"))
+        assert wait_state(api, plain, DONE)["state"] == "succeeded"
+        uninterrupted = time.monotonic() - started
+
+        started = time.monotonic()
+        task_id = submit(api, clip(tmp_path / "in.mp4"))
+        wait_for(lambda: services.state.checkpoints.saved(task_id), 60, "a chunk in progress")
+        with proxy.outage():
+            time.sleep(30)
+        body = wait_state(api, task_id, DONE, timeout=180)
+        elapsed = time.monotonic() - started
+        assert body["state"] == "succeeded", body
+        assert elapsed <= uninterrupted + 30 + 30, (elapsed, uninterrupted)
+        chunks = _chunks(services, task_id).values()
+        assert [c.attempts for c in chunks] == [1, 1], [(c.attempts, c.lost) for c in chunks]
+        assert [c.lost for c in chunks] == [0, 0]  # nothing waited for the reaper
+        assert "holding" in worker.text()
+        out = tmp_path / "out.mp4"
+        download(api, task_id, out)
+        assert_identical(out, reference)
+    finally:
+        worker.stop()
+        proxy.down()
