@@ -395,7 +395,9 @@ def stitch_task(
         target_key, task_keys = task.target_key, keys.of(task)
         stitching_since = max((c.finished_at for c in chunks if c.finished_at), default=utcnow())
         frame_start, frame_end = task.frame_start, task.frame_end
-    assert frame_start is not None and frame_end is not None
+    if frame_start is None or frame_end is None:  # a task in stitching without a plan: nothing to join
+        fail_task(ctx, task_id, "stitch failed: the task has no plan (no frame range)")
+        return False
     segment_keys = [
         task_keys.segment(chunk.index, segment.index)
         for chunk in chunks

@@ -1,17 +1,20 @@
 """A TCP forwarder on loopback that the tests put in front of a service to cut it off:
 ``down()`` refuses new connections and drops the open ones (as a crashed server or a
-broken network does), ``up()`` serves again on the same port."""
+broken network does), ``up()`` serves again on the same port; ``latency_s`` delays every
+piece of every answer (a slow or distant service)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import threading
+import time
 
 
 class TcpProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1", latency_s: float = 0.0) -> None:
         self.target = (target_host, target_port)
+        self.latency_s = latency_s
         self.port = 0
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
@@ -61,12 +64,14 @@ class TcpProxy:
                 continue
             with self._lock:
                 self._open.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, delay in ((client, upstream, 0.0), (upstream, client, self.latency_s)):
+                threading.Thread(target=self._pump, args=(source, sink, delay), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, delay_s: float) -> None:
         try:
             while data := source.recv(65536):
+                if delay_s:
+                    time.sleep(delay_s)
                 sink.sendall(data)
         except OSError:
             pass
