@@ -1,0 +1,167 @@
+"""A longer mixed fault scenario on a real fleet, printing per fault how long the work took
+to move again and what was redone.
+
+One job (``--seconds`` of 720p, 100 segments in 25 chunks by default) runs on two workers that reach
+PostgreSQL and the S3 server through TCP proxies. While it runs, one fault at a time:
+object storage cut off, PostgreSQL cut off, a worker SIGKILLed, Redis FLUSHALL. For each:
+the seconds from the end of the fault until frames move again, and at the end the
+segments written more than once and the attempts the chunks spent (none should be).
+Services are started like the tests do (a database, a private redis-server, moto, RabbitMQ
+queues of its own) and removed afterwards.
+
+Usage: python bench/chaos.py [--seconds 20] [--outage 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_distributed import _fixture  # noqa: E402
+from facefleet.demo import make_sample_video  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=30, help="length of the generated input")
+    parser.add_argument("--outage", type=float, default=10, help="seconds each service is cut off")
+    parser.add_argument("--pause", type=float, default=0.2, help="seconds each worker waits per segment")
+    args = parser.parse_args()
+
+    import redis
+    import requests
+    from sqlalchemy import select
+    from sqlalchemy.engine import make_url
+
+    from facefleet.db import Chunk, make_engine, make_sessionmaker
+    from facefleet.states import ChunkState
+    from tests.distributed import conftest as services
+    from tests.distributed.helpers import segment_writes, submit, wait_state
+    from tests.distributed.proxy import TcpProxy
+
+    finalisers: list[Callable[[], object]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-chaos-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        made = iter(range(1000))
+
+        class Factory:
+            def mktemp(self, name: str) -> Path:
+                path = tmp / f"{name}{next(made)}"
+                path.mkdir()
+                return path
+
+        factory = Factory()
+        try:
+            src = make_sample_video(tmp / "input.mp4", seconds=args.seconds, width=1280, height=720)
+            pg_url, fin = _fixture(services.pg_url)
+            finalisers.append(fin)
+            redis_url, fin = _fixture(services.redis_url, factory)
+            finalisers.append(fin)
+            s3, fin = _fixture(services.s3, factory)
+            finalisers.append(fin)
+            env, fin = _fixture(services.env, pg_url, redis_url, services.BROKER_URL, s3, factory)
+            finalisers.append(fin)
+            env.update(
+                FACEFLEET_MAX_UPLOAD_BYTES=str(1024**3),
+                FACEFLEET_LEASE_TTL_S="5",
+                FACEFLEET_ENCODER_THREADS="2",
+            )
+            url = make_url(pg_url)
+            pg_proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
+            s3_proxy = TcpProxy(int(s3["endpoint"].rsplit(":", 1)[1]))
+            finalisers += [pg_proxy.down, s3_proxy.down]
+            through = {
+                "FACEFLEET_DATABASE_URL": url.set(host="127.0.0.1", port=pg_proxy.port).render_as_string(
+                    hide_password=False
+                ),
+                "FACEFLEET_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_proxy.port}",
+            }
+            fleet = services.Fleet(env, factory.mktemp("fleet"))
+            finalisers.append(fleet.stop_all)
+            port = services.free_port()
+            fleet.start("api", ["api", "--port", str(port), "--workers", "1"], "Booting worker")
+            fleet.api_url = f"http://127.0.0.1:{port}"
+            fleet.start("beat", ["beat"], "beat: Starting")
+            for _ in range(2):
+                fleet.start_worker(pause=args.pause, extra_env=through)
+
+            sessions = make_sessionmaker(make_engine(pg_url))
+            options = {"processors": "none", "chunk_frames": 60, "segment_frames": 15}
+            task_id = submit(fleet.api_url, src, options)
+
+            def progress() -> tuple[int, str]:
+                body = requests.get(f"{fleet.api_url}/v1/tasks/{task_id}", timeout=10).json()
+                return int(body["progress"]["frames_done"]), str(body["state"])
+
+            def moving_again(after: float) -> float:
+                start, _ = progress()
+                deadline = time.monotonic() + 600
+                while (now := progress())[0] == start and now[1] not in ("succeeded", "failed", "cancelled"):
+                    if time.monotonic() > deadline:
+                        return float("inf")
+                    time.sleep(0.2)
+                return time.monotonic() - after
+
+            def kill_a_worker() -> None:
+                with sessions() as session:
+                    busy = session.scalars(
+                        select(Chunk.worker).where(
+                            Chunk.task_id == task_id, Chunk.state == ChunkState.RUNNING
+                        )
+                    ).all()
+                for worker in busy:
+                    pid = int(str(worker).rsplit(":", 1)[1])
+                    if any(w.pid == pid for w in fleet.live_workers()):
+                        fleet.worker_by_pid(pid).kill()
+                        fleet.start_worker(pause=args.pause, extra_env=through, wait=False)
+                        return
+
+            faults: list[tuple[str, Callable[[], None]]] = [
+                ("object storage cut off", lambda: _cut(s3_proxy, args.outage)),
+                ("PostgreSQL cut off", lambda: _cut(pg_proxy, args.outage)),
+                ("a worker SIGKILLed", kill_a_worker),
+                ("Redis FLUSHALL", lambda: redis.Redis.from_url(redis_url).flushall()),
+            ]
+            time.sleep(3)
+            print(f"{'fault':<26} {'frames moving again after':>26}")
+            for name, fault in faults:
+                if progress()[1] in ("succeeded", "failed", "cancelled"):
+                    print(f"{name:<26} {'(the job had ended)':>26}")
+                    continue
+                fault()
+                print(f"{name:<26} {moving_again(time.monotonic()):>24.1f} s", flush=True)
+                time.sleep(2)
+            body = wait_state(fleet.api_url, task_id, {"succeeded", "failed", "cancelled"}, timeout=1800)
+            writes = segment_writes(s3, task_id)
+            redone = sum(count - 1 for count in writes.values())
+            with sessions() as session:
+                chunks = session.scalars(select(Chunk).where(Chunk.task_id == task_id)).all()
+                attempts = sum(max(0, c.attempts - 1) for c in chunks)
+                lost = sum(c.lost for c in chunks)
+            print(
+                f"task {body['state']}; segments {len(writes)}, redone {redone}; "
+                f"attempts spent beyond the first {attempts}; workers lost {lost}"
+            )
+        finally:
+            for finalise in reversed(finalisers):
+                try:
+                    finalise()
+                except Exception as exc:  # keep cleaning up
+                    print(f"cleanup: {exc}", file=sys.stderr)
+
+
+def _cut(proxy, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    with proxy.outage():
+        time.sleep(seconds)
+
+
+if __name__ == "__main__":
+    main()
