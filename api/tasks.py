@@ -32,7 +32,8 @@ from api.submit import submit
 from facefleet.cleanup import clean_up
 from facefleet.db import Task
 from facefleet.distributed import Services
-from facefleet.jobs import cancel_task, delete_task, fail_task, get_task, retry_task, task_progress
+from facefleet.jobs import cancel_task, delete_task, fail_task, get_task, retry_task
+from facefleet.progress import task_progress
 from facefleet.states import TaskState
 
 log = logging.getLogger(__name__)

@@ -11,22 +11,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing
+from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import islice
-from pathlib import Path
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from facefleet import keys
-from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
-from facefleet.errors import TryLater
 from facefleet.failures import describe, infrastructure
-from facefleet.jobs import fail_task, load_assets, load_probe, move_task
+from facefleet.jobs import fail_task, load_assets, load_probe
 from facefleet.options import JobOptions
 from facefleet.scratch import scratch_file
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources
@@ -35,7 +32,6 @@ from pipeline.frames import Frame, batched
 from pipeline.plan import SegmentPlan, plan_chunks
 from pipeline.prefetch import prefetch
 from pipeline.processors import Chain, build_chain
-from pipeline.stitch import stitch
 
 log = logging.getLogger(__name__)
 
@@ -368,92 +364,3 @@ def _account(ctx: JobContext, task_keys: keys.TaskKeys, *, seconds: float = 0.0,
             )
         )
         add_usage(session, task_keys.tenant, frames=frames, worker_seconds=seconds)
-
-
-# ---------------------------------------------------------------------------- stitching
-
-
-def stitch_task(
-    ctx: JobContext,
-    task_id: str,
-    *,
-    still_ours: Callable[[], bool] = lambda: True,
-    on_progress: Callable[[], None] = lambda: None,
-) -> bool:
-    """Join the segments by stream copy, mux the audio, verify, store; returns whether this
-    call moved the task to ``succeeded``. Only a task in ``stitching`` is touched: a task
-    that already succeeded (a second stitcher) is left exactly as it is. ``still_ours`` (the
-    stitch lease) is checked before the output is stored and before the final state change,
-    so a stitcher that lost its lease changes nothing. Segments are read one at a time, so
-    beyond the output this needs one segment and the target on local disk."""
-    with ctx.sessions() as session:
-        task = session.get(Task, task_id)
-        if task is None or task.state != TaskState.STITCHING:
-            return False
-        chunks = list(session.scalars(select(Chunk).where(Chunk.task_id == task_id).order_by(Chunk.index)))
-        options = JobOptions.model_validate(task.options)
-        target_key, task_keys = task.target_key, keys.of(task)
-        stitching_since = max((c.finished_at for c in chunks if c.finished_at), default=utcnow())
-        frame_start, frame_end = task.frame_start, task.frame_end
-    if frame_start is None or frame_end is None:  # a task in stitching without a plan: nothing to join
-        fail_task(ctx, task_id, "stitch failed: the task has no plan (no frame range)")
-        return False
-    segment_keys = [
-        task_keys.segment(chunk.index, segment.index)
-        for chunk in chunks
-        for segment in chunk_segments(chunk.frame_start, chunk.frame_end, options.segment_frames)
-    ]
-
-    def segment(key: str) -> Callable[[], AbstractContextManager[Path]]:
-        def fetch() -> AbstractContextManager[Path]:
-            on_progress()
-            return ctx.storage.fetch_once(key, ctx.scratch)
-
-        return fetch
-
-    try:
-        with (
-            scratch_file(ctx.scratch, f"out-{task_id}", ".mp4") as out,
-            ctx.storage.hold(target_key) as target,
-        ):
-            stitch(
-                [segment(key) for key in segment_keys],
-                target,
-                load_probe(ctx, task_keys),
-                frame_start,
-                frame_end,
-                out,
-            )
-            if not still_ours():
-                log.warning("stitch of task %s lost its lease: another stitcher goes on", task_id)
-                return False
-            ctx.storage.put_file(task_keys.output, out)
-            size = out.stat().st_size
-    except Exception as exc:
-        log.warning("stitching task %s failed: %r", task_id, exc, exc_info=True)
-        service = infrastructure(exc)
-        if service is not None and (utcnow() - stitching_since).total_seconds() <= ctx.infra_retry_s:
-            raise TryLater(service) from exc
-        if still_ours():
-            fail_task(ctx, task_id, f"stitch failed: {describe(exc)}")
-        return False
-    if not still_ours():
-        return False
-    with ctx.sessions.begin() as session:
-        won = move_task(
-            session,
-            task_id,
-            TaskState.SUCCEEDED,
-            output_key=task_keys.output,
-            bytes_out=size,
-            finished_at=utcnow(),
-            cleanup=None if ctx.keep_work_files else Cleanup.WORK,
-        )
-        if won:
-            add_usage(session, task_keys.tenant, bytes_out=size)
-    if not won:  # cancelled or deleted while stitching: its clean-up removes the output too
-        log.info("task %s ended while stitching: output left to its clean-up", task_id)
-        return False
-    log.info("task %s succeeded", task_id)
-    clean_up(ctx, task_id)
-    return True

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from facefleet import keys, scratch
 from facefleet.checkpoints import SqlCheckpoints
-from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
+from facefleet.chunks import ChunkOutcome, process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.context import JobContext
 from facefleet.db import Base, Task, make_engine, make_sessionmaker
@@ -34,11 +34,12 @@ from facefleet.jobs import (
     pending_chunks,
     plan_task,
     retry_task,
-    task_progress,
 )
 from facefleet.options import JobOptions
+from facefleet.progress import task_progress
 from facefleet.settings import Settings
 from facefleet.states import TaskState
+from facefleet.stitching import stitch_task
 from facefleet.storage.local import LocalStorage
 from facefleet.tenancy import ensure_default_tenant
 from pipeline.errors import InvalidMediaError

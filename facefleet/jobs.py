@@ -10,26 +10,25 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
 from facefleet import keys
+from facefleet.admission import admitted
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, Tenant, add_usage, utcnow
+from facefleet.db import Chunk, Task, add_usage, utcnow
 from facefleet.errors import InvalidTransition, TaskNotFound, TryLater
 from facefleet.failures import describe, infrastructure
 from facefleet.options import JobOptions, check_plan_size
 from facefleet.scratch import scratch_dir
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources, task_sources
-from facefleet.tenancy import ACTIVE_STATES, count_tasks
 from pipeline.plan import ChunkPlan, frame_range, plan_chunks
 from pipeline.probe import VideoProbe, probe
 from pipeline.processors import Assets, JobInputs, prepare_chain
@@ -137,7 +136,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
             raise TaskNotFound(task_id)
         if task.state == TaskState.RUNNING:  # a redelivered planning message
             return pending_chunks(session, task_id)
-        if task.state == TaskState.QUEUED and not _admitted(session, task):
+        if task.state == TaskState.QUEUED and not admitted(session, task):
             log.info("task %s waits: its tenant runs as many tasks as it may", task_id)
             return []  # stays queued; the reaper releases it when a running task ends
         # planning -> planning: the planner died mid-plan; the plan is simply redone
@@ -198,43 +197,6 @@ def _chunk_frames(video: VideoProbe, start: int, end: int, asked: int, max_chunk
         return asked
     per_second = (end - start) / seconds
     return max(1, min(asked, int(per_second * max_chunk_s + 1e-6)))
-
-
-def _admitted(session: Session, task: Task) -> bool:
-    """Whether the task's tenant may start one more task (``max_running``). The tenant's row
-    is locked first, so two planners of one tenant decide one after the other."""
-    tenant = session.get(Tenant, task.tenant, with_for_update=True)
-    if tenant is None or tenant.max_running is None:
-        return True
-    active = session.scalar(
-        select(func.count())
-        .select_from(Task)
-        .where(Task.tenant == task.tenant, Task.state.in_(ACTIVE_STATES), Task.id != task.id)
-    )
-    return int(active or 0) < tenant.max_running
-
-
-def waiting_for_capacity(ctx: JobContext, limit: int = 100) -> list[str]:
-    """Queued tasks of tenants with a ``max_running`` that now have room, in the order they
-    should start (priority, then age), at most as many per tenant as it has room for."""
-    with ctx.sessions() as session:
-        tenants = session.execute(
-            select(Tenant.name, Tenant.max_running).where(Tenant.max_running.is_not(None))
-        ).all()
-        ready: list[str] = []
-        for name, max_running in tenants:
-            active = count_tasks(session, name, ACTIVE_STATES)
-            room = max(0, max_running - active)
-            if room:
-                ready.extend(
-                    session.scalars(
-                        select(Task.id)
-                        .where(Task.tenant == name, Task.state == TaskState.QUEUED, Task.deleted_at.is_(None))
-                        .order_by(Task.priority.desc(), Task.created_at)
-                        .limit(min(room, limit))
-                    )
-                )
-    return ready
 
 
 class _NoLongerPlanning(Exception):
@@ -386,38 +348,6 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
         if step != TaskState.RUNNING:
             return RetryPlan(step)
         return RetryPlan(step, tuple(pending_chunks(session, task_id)))
-
-
-def task_progress(ctx: JobContext, task_id: str, task: Task | None = None) -> dict[str, Any]:
-    """Frames done (live, from the checkpoint store), percent, average fps and ETA (``task``:
-    the row, when the caller has it already)."""
-    with ctx.read_sessions() as session:
-        task = task or session.get(Task, task_id)
-        if task is None:
-            raise TaskNotFound(task_id)
-        chunks = session.execute(
-            select(Chunk.index, Chunk.state, Chunk.frame_start, Chunk.frame_end, Chunk.frames_done).where(
-                Chunk.task_id == task_id
-            )
-        ).all()
-    live = ctx.checkpoints.progress(task_id) if task.state == TaskState.RUNNING else {}
-    done = sum(
-        end - start if state == ChunkState.SUCCEEDED else max(frames_done, live.get(index, 0))
-        for index, state, start, end, frames_done in chunks
-    )
-    total = task.frames_total or 0
-    if task.state == TaskState.SUCCEEDED:
-        done = total
-    elapsed = ((task.finished_at or utcnow()) - task.started_at).total_seconds() if task.started_at else 0.0
-    fps = done / elapsed if elapsed > 0 else 0.0
-    return {
-        "frames_done": done,
-        "frames_total": total,
-        "percent": round(100.0 * done / total, 2) if total else 0.0,
-        "fps": round(fps, 2),
-        "eta_s": round((total - done) / fps, 1) if fps > 0 and not task.state.terminal else None,
-        "chunks": dict(Counter(state.value for _, state, _, _, _ in chunks)),
-    }
 
 
 def requeue_expired(ctx: JobContext, chunk_is_leased: Callable[[str, int], bool]) -> list[tuple[str, int]]:

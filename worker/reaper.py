@@ -27,11 +27,12 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from facefleet.admission import waiting_for_capacity
 from facefleet.chunks import stitch_finished
 from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.distributed import CHUNKS, PLANNING, Services
-from facefleet.jobs import requeue_expired, waiting_for_capacity
+from facefleet.jobs import requeue_expired
 from facefleet.redis_state import Lease
 from facefleet.states import ChunkState, TaskState
 

@@ -21,7 +21,7 @@ from celery import signals
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from facefleet.chunks import ChunkOutcome, process_chunk, stitch_task
+from facefleet.chunks import ChunkOutcome, process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.distributed import (
     CHUNK_TASK,
@@ -38,6 +38,7 @@ from facefleet.jobs import fail_task, get_task, plan_task
 from facefleet.redis_state import Lease
 from facefleet.scratch import sweep
 from facefleet.states import TaskState
+from facefleet.stitching import stitch_task
 from worker.base import FaceFleetCelery
 from worker.policy import infra_retry_delay, retry_delay
 from worker.reaper import reap

@@ -414,6 +414,16 @@ class Fleet:
         proc.wait_for_log(ready)
         return proc
 
+    def start_api(self, name: str, env: dict[str, str], workers: int = 1) -> tuple[Proc, str]:
+        """Another API deployment over the same services (its own settings); (process, URL)."""
+        port = free_port()
+        proc = self.start(
+            name, ["api", "--port", str(port), "--workers", str(workers)], "Booting worker", env=env
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_ok(f"{url}/healthz"), 30, f"the API {name}")
+        return proc, url
+
     def stop_all(self) -> None:
         for proc in [*self.workers, *self.others]:
             proc.stop()
@@ -502,14 +512,6 @@ def operator(env) -> Operator:
 @pytest.fixture(scope="session")
 def keyed_api(fleet) -> str:
     """A second API deployment, keys required (the distributed default), two processes."""
-    port = free_port()
-    proc = fleet.start(
-        "api-keys",
-        ["api", "--port", str(port), "--workers", "2"],
-        "Booting worker",
-        env={"FACEFLEET_AUTH": "on"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: http_ok(f"{url}/healthz"), 30, "the keyed API")
+    proc, url = fleet.start_api("api-keys", {"FACEFLEET_AUTH": "on"}, workers=2)
     yield url
     proc.stop()

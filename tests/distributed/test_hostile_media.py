@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.distributed.conftest import free_port, http_ok, wait_for
 from tests.distributed.helpers import clip
 from tests.media import make_huge_header_avi, make_huge_png, make_playlist
 
@@ -52,15 +51,7 @@ def test_a_playlist_is_not_followed(api, tmp_path):
 @pytest.fixture
 def crashing_api(fleet) -> Iterator[str]:
     """An API whose prober child aborts on every file (the test-only switch)."""
-    port = free_port()
-    proc = fleet.start(
-        "api-crash",
-        ["api", "--port", str(port), "--workers", "1"],
-        "Booting worker",
-        env={"FACEFLEET_TEST_PROBER_CRASH": "1"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: http_ok(f"{url}/healthz"), 30, "the API")
+    proc, url = fleet.start_api("api-crash", {"FACEFLEET_TEST_PROBER_CRASH": "1"})
     yield url
     proc.stop()
 

@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import func, select
 
 from facefleet.db import Task
-from tests.distributed.conftest import MAX_UPLOAD_BYTES, free_port, http_ok, wait_for
+from tests.distributed.conftest import MAX_UPLOAD_BYTES
 from tests.distributed.helpers import FRAMES, JOB, clip, download, frame_indices, wait_state
 
 
@@ -54,15 +54,7 @@ class Served:
 @pytest.fixture(scope="module")
 def allowing_api(fleet) -> Iterator[str]:
     """An API that may fetch from 127.0.0.1 (only)."""
-    port = free_port()
-    proc = fleet.start(
-        "api-egress",
-        ["api", "--port", str(port), "--workers", "1"],
-        "Booting worker",
-        env={"FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: http_ok(f"{url}/healthz"), 30, "the API that may fetch from loopback")
+    proc, url = fleet.start_api("api-egress", {"FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32"})
     yield url
     proc.stop()
 

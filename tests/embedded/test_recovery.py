@@ -10,7 +10,7 @@ import av
 from sqlalchemy import update
 
 from facefleet import keys
-from facefleet.chunks import ChunkOutcome, process_chunk, resume_point, stitch_task
+from facefleet.chunks import ChunkOutcome, process_chunk, resume_point
 from facefleet.context import JobContext
 from facefleet.db import Chunk
 from facefleet.embedded import open_context
@@ -19,6 +19,7 @@ from facefleet.options import JobOptions
 from facefleet.redis_state import RedisState
 from facefleet.settings import Settings
 from facefleet.states import ChunkState, TaskState
+from facefleet.stitching import stitch_task
 from facefleet.storage.local import LocalStorage
 from tests.distributed.conftest import free_port
 
