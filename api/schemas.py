@@ -100,6 +100,9 @@ class TaskSummary(BaseModel):
     frames_total: int | None
     chunks_total: int | None
     error: str | None
+    reason: str | None = Field(
+        default=None, description="a failure's class: deadline, expired, or error (any other)"
+    )
     created_at: str | None
     updated_at: str | None
     started_at: str | None
@@ -115,9 +118,19 @@ class Progress(BaseModel):
     eta_s: float | None
 
 
+class QueueStanding(BaseModel):
+    position: int = Field(description="waiting tasks that go first (0: next)")
+    eta_s: float | None = Field(description="seconds until done, from the fleet's measured throughput")
+
+
 class TaskStatus(TaskSummary):
     chunks: dict[str, int] = Field(description="chunks per state")
     progress: Progress
+    phase: str | None = Field(
+        description="queued, probing, planning, processing, stitching or uploading (null once ended)"
+    )
+    phases: dict[str, float] = Field(description="percent done of each phase")
+    queue: QueueStanding | None = Field(description="while no frame of the task is being processed yet")
     output_url: str | None = Field(default=None, description="a presigned download link, once succeeded")
 
 

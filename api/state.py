@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from api.admission import Admission
 from api.queue import Producer
 from api.quotas import SubmitLimiter
 from facefleet.distributed import Services, open_services
@@ -20,6 +21,7 @@ class ApiState:
     _services: Services | None = None
     _producer: Producer | None = None
     _limiter: SubmitLimiter | None = None
+    admission: Admission = field(default_factory=Admission)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property

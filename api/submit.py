@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -66,9 +67,12 @@ def find_by_idempotency_key(svc: Services, key: str) -> Task | None:
         return task
 
 
-def submit(svc: Services, idempotency_key: str | None, tenant: str) -> tuple[Task, bool]:
+def submit(
+    svc: Services, idempotency_key: str | None, tenant: str, admit: Callable[[JobOptions, int], None]
+) -> tuple[Task, bool]:
     """Returns (task, created). ``created`` is False when the idempotency key named a task
-    of this tenant that already exists (keys are the tenant's own: stored as ``tenant:key``)."""
+    of this tenant that already exists (keys are the tenant's own: stored as ``tenant:key``).
+    ``admit`` refuses (raises) a task of these options and frames the fleet has no room for."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 150:
         raise Problem(400, "Idempotency-Key must be 1 to 150 characters")
     if idempotency_key:
@@ -86,6 +90,7 @@ def submit(svc: Services, idempotency_key: str | None, tenant: str) -> tuple[Tas
             _fetch_urls(svc, upload, target_copy, tmp)
             options = _check(upload, svc.settings.job_defaults())
             frames = _probe_target(svc, target_copy, upload.target_name or "target", options)
+            admit(options, frames)
             _check_images(svc, upload, tmp)
             check_plan_size(
                 options,
@@ -93,7 +98,7 @@ def submit(svc: Services, idempotency_key: str | None, tenant: str) -> tuple[Tas
                 max_chunks=svc.settings.max_chunks_per_task,
                 max_segments=svc.settings.max_segments_per_task,
             )
-            task = _create(svc, upload, options, idempotency_key)
+            task = _create(svc, upload, options, idempotency_key, frames)
         except BaseException:
             svc.storage.delete_prefix(upload.keys.prefix)
             raise
@@ -302,7 +307,9 @@ def _check_images(svc: Services, upload: Upload, scratch: Path) -> None:
                 raise type(exc)(scrub(str(exc), {path.name: name})) from None
 
 
-def _create(svc: Services, upload: Upload, options: JobOptions, idempotency_key: str | None) -> Task | None:
+def _create(
+    svc: Services, upload: Upload, options: JobOptions, idempotency_key: str | None, frames: int
+) -> Task | None:
     assert upload.target_key is not None
     try:
         return create_task(
@@ -316,6 +323,7 @@ def _create(svc: Services, upload: Upload, options: JobOptions, idempotency_key:
             idempotency_key=idempotency_key,
             bytes_in=upload.target_bytes,
             tenant=upload.tenant,
+            frames_total=frames,
         )
     except IntegrityError:
         if idempotency_key is None:

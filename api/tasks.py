@@ -14,6 +14,7 @@ from flask import Response, jsonify, request, url_for
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import and_, or_, select
 
+from api.admission import fleet
 from api.auth import principal, protect, scoped_task
 from api.problems import Problem
 from api.quotas import admit_submission
@@ -34,6 +35,7 @@ from facefleet.db import Task
 from facefleet.distributed import Services
 from facefleet.jobs import cancel_task, delete_task, fail_task, get_task, retry_task
 from facefleet.progress import task_progress
+from facefleet.standing import phase_of, queue_standing
 from facefleet.states import TaskState
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,12 @@ def create() -> tuple[Response, int, dict[str, str]]:
     svc = api.services
     tenant = principal().tenant
     admit_submission(svc, api.limiter, tenant)
-    task, created = submit(svc, request.headers.get("Idempotency-Key"), tenant)
+    task, created = submit(
+        svc,
+        request.headers.get("Idempotency-Key"),
+        tenant,
+        lambda options, frames: api.admission.check(svc, options.priority, frames),
+    )
     if created:
         try:
             api.producer.plan(task.id)
@@ -104,6 +111,9 @@ def show(path: TaskPath) -> Response:
     progress = task_progress(svc.ctx, task_id, task)
     body["chunks"] = progress.pop("chunks")
     body["progress"] = progress
+    body["phase"], body["phases"] = phase_of(task.state, svc.state.phase(task_id), progress["percent"])
+    with svc.ctx.read_sessions() as session:
+        body["queue"] = queue_standing(session, task, fleet(svc)) if not task.state.terminal else None
     if task.state == TaskState.SUCCEEDED and task.output_key:
         body["output_url"] = svc.storage.presign(task.output_key, svc.settings.presign_ttl_s)
     return jsonify(body)
@@ -190,8 +200,7 @@ def retry(path: TaskPath) -> tuple[Response, int]:
         api.producer.plan(task_id)
     elif plan.step == TaskState.STITCHING:
         api.producer.stitch(task_id)
-    for index in plan.chunks:
-        api.producer.chunk(task_id, index)
+    # chunks wait in the table: the workers' dispatcher releases them (within a second)
     return jsonify(_summary(get_task(svc.ctx, task_id))), 202
 
 
@@ -204,6 +213,7 @@ SUMMARY_COLUMNS = (
     Task.frames_total,
     Task.chunks_total,
     Task.error,
+    Task.reason,
     Task.created_at,
     Task.updated_at,
     Task.started_at,
@@ -223,6 +233,7 @@ def _summary(task: Any) -> dict[str, Any]:
         "frames_total": task.frames_total,
         "chunks_total": task.chunks_total,
         "error": task.error,
+        "reason": task.reason,
         "created_at": _iso(task.created_at),
         "updated_at": _iso(task.updated_at),
         "started_at": _iso(task.started_at),

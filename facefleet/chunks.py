@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from itertools import islice
 
@@ -25,6 +26,7 @@ from facefleet.db import Chunk, Task, add_usage, utcnow
 from facefleet.failures import describe, infrastructure
 from facefleet.jobs import fail_task, load_assets, load_probe
 from facefleet.options import JobOptions
+from facefleet.policy import infra_backoff, retry_delay
 from facefleet.scratch import scratch_file
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources
 from pipeline.encode import EncoderSettings, encode_segment
@@ -181,6 +183,7 @@ def _run_segments(
         for segment in segments[done:]:
             if should_stop() or _task_stopped(ctx, task_id):
                 return False
+            segment_started = time.monotonic()
             count = segment.end - segment.start
             stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
             with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
@@ -195,6 +198,7 @@ def _run_segments(
                 ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
             ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
             _account(ctx, task_keys, frames=count)
+            ctx.record_work(count, time.monotonic() - segment_started)
             on_frame()  # the upload was progress too
     return True
 
@@ -331,12 +335,20 @@ def _record_failure(
             if waited <= ctx.infra_retry_s:
                 chunk.state, chunk.infra_failing_since = ChunkState.QUEUED, since
                 chunk.attempts = max(0, chunk.attempts - 1)
+                _wait_for_release(chunk, infra_backoff(waited))
                 return ChunkOutcome.RETRY_LATER
             reason = f"{service} was unavailable for {waited:.0f} s: {reason}"
         elif chunk.attempts < ctx.max_attempts:
             chunk.state = ChunkState.QUEUED
+            _wait_for_release(chunk, retry_delay(max(1, chunk.attempts)))
             return ChunkOutcome.RETRY
     return _dead_letter(ctx, task_id, chunk_index, reason)
+
+
+def _wait_for_release(chunk: Chunk, delay_s: float) -> None:
+    """Back to waiting in the chunks table, not to be released for ``delay_s`` (a backoff)."""
+    chunk.released_at = None
+    chunk.not_before = utcnow() + timedelta(seconds=delay_s)
 
 
 def _dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:

@@ -36,6 +36,10 @@ class JobContext:
     reads: sessionmaker | None = None
     # whether any process holds a lease on part of the task (its files may still change)
     task_busy: Callable[[str], bool] = lambda _task_id: False
+    # the distributed mode's meters: frames done in seconds of worker time (throughput), and
+    # what a task's planner or stitcher is doing (its phase, with a percent where known)
+    record_work: Callable[[int, float], None] = lambda _frames, _seconds: None
+    set_phase: Callable[[str, str, float | None], None] = lambda _task_id, _phase, _percent: None
     # per-process caches (probe, chain) keyed by task id; models themselves are cached by pipeline.faces
     cache: dict[tuple[str, str], Any] = field(default_factory=dict)
 

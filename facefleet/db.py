@@ -73,6 +73,8 @@ class Tenant(Base):
     monthly_frames: Mapped[int | None] = mapped_column(BigInteger)
     webhook_secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # when the dispatcher last released one of its chunks (fair share: who waited longest)
+    served_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ApiKey(Base):
@@ -115,7 +117,11 @@ class Task(Base):
     chunks_total: Mapped[int | None] = mapped_column(Integer)
     # outcome
     error: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(32))  # a failure's class: deadline, expired, ...
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # deadline_s and queue_ttl_s, as times: failed with reason deadline / expired once past
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    queue_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # usage, for accounting
     frames_processed: Mapped[int] = mapped_column(BigInteger, default=0)
     worker_seconds: Mapped[float] = mapped_column(Float, default=0.0)
@@ -141,6 +147,11 @@ class Task(Base):
         Index("ix_tasks_tenant_created", "tenant", "created_at", "id"),
         Index("ix_tasks_tenant_state", "tenant", "state", "created_at", "id"),
         Index("ix_tasks_cleanup", "cleanup", postgresql_where=text("cleanup IS NOT NULL")),
+        Index(
+            "ix_tasks_deadlines",
+            "state",
+            postgresql_where=text("deadline_at IS NOT NULL OR queue_expires_at IS NOT NULL"),
+        ),
     )
 
 
@@ -162,6 +173,14 @@ class Chunk(Base):
     lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # since when its attempts fail for infrastructure reasons (None: they do not)
     infra_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # dispatch: PostgreSQL is the queue of record; a queued chunk waits here until the
+    # dispatcher releases it to the broker (released_at), not before not_before (a retry's
+    # backoff); priority, tenant and submitted_at are the task's, copied for one index
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    priority: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -170,7 +189,25 @@ class Chunk(Base):
 
     task: Mapped[Task] = relationship(back_populates="chunks")
 
-    __table_args__ = (UniqueConstraint("task_id", "index", name="uq_chunks_task_index"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "index", name="uq_chunks_task_index"),
+        # the waiting chunks of a tenant, in the order they are released
+        Index(
+            "ix_chunks_waiting",
+            "tenant",
+            text("priority DESC"),
+            "submitted_at",
+            "task_id",
+            "index",
+            postgresql_where=text("state = 'queued' AND released_at IS NULL"),
+        ),
+        # what each tenant has running or released (fair share, the window)
+        Index(
+            "ix_chunks_active",
+            "tenant",
+            postgresql_where=text("state = 'running' OR (state = 'queued' AND released_at IS NOT NULL)"),
+        ),
+    )
 
     @property
     def frame_count(self) -> int:

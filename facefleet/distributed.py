@@ -113,5 +113,7 @@ def open_services(settings: Settings, worker_name: str | None = None, *, pre_pin
         max_segments_per_task=settings.max_segments_per_task,
         limits=settings.media_limits(),
         task_busy=state.task_busy,
+        record_work=state.record_work,
+        set_phase=state.set_phase,
     )
     return Services(settings, engine, sessions, storage, state, ctx, read_engine)

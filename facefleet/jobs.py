@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -69,14 +70,16 @@ def get_task(ctx: JobContext, task_id: str) -> Task:
         return task
 
 
-def fail_task(ctx: JobContext, task_id: str, reason: str) -> bool:
-    """Fail the task with ``reason``; its unfinished chunks stop (state ``stopped``), so no
-    row says ``running`` for work nobody does. Chunk rows are locked before the task's,
-    the order every transaction that changes both keeps."""
+def fail_task(ctx: JobContext, task_id: str, reason: str, kind: str = "error") -> bool:
+    """Fail the task with ``reason`` (``kind``: its class, e.g. ``deadline``); its unfinished
+    chunks stop (state ``stopped``), so no row says ``running`` for work nobody does. Chunk
+    rows are locked before the task's, the order every transaction that changes both keeps."""
     try:
         with ctx.sessions.begin() as session:
             move_chunks(session, task_id, ChunkState.STOPPED, finished_at=utcnow())
-            if not move_task(session, task_id, TaskState.FAILED, error=reason, finished_at=utcnow()):
+            if not move_task(
+                session, task_id, TaskState.FAILED, error=reason, reason=kind, finished_at=utcnow()
+            ):
                 raise _Unchanged
     except _Unchanged:  # already ended: the chunks' update is rolled back with it
         return False
@@ -100,9 +103,16 @@ def create_task(
     target_name: str | None = None,
     bytes_in: int = 0,
     tenant: str = keys.DEFAULT_TENANT,
+    frames_total: int | None = None,
 ) -> Task:
-    """A new task in state ``queued``; its inputs must already be in the bucket."""
+    """A new task in state ``queued``; its inputs must already be in the bucket
+    (``frames_total``: what the submission's probe found, until the plan says exactly)."""
+    now = utcnow()
     task = Task(
+        created_at=now,
+        frames_total=frames_total,
+        deadline_at=now + timedelta(seconds=options.deadline_s) if options.deadline_s else None,
+        queue_expires_at=now + timedelta(seconds=options.queue_ttl_s) if options.queue_ttl_s else None,
         tenant=tenant,
         target_key=target_key,
         target_name=target_name,
@@ -152,9 +162,11 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
     names: dict[str, str] = {}
     try:
         with ExitStack() as held:
+            ctx.set_phase(task_id, "probing", None)
             target_path = held.enter_context(ctx.storage.hold(target))
             names[target_path.name] = target_name
             video = probe(target_path, ctx.limits)
+            ctx.set_phase(task_id, "planning", None)
             start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
             check_plan_size(
                 options,
@@ -209,6 +221,9 @@ def _commit_plan(
     """The chunk rows and the move to running, in one transaction (rolled back unless the
     task is still planning)."""
     with ctx.sessions.begin() as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise _NoLongerPlanning
         session.execute(delete(Chunk).where(Chunk.task_id == task_id))
         session.add_all(
             Chunk(
@@ -217,6 +232,9 @@ def _commit_plan(
                 frame_start=plan.start,
                 frame_end=plan.end,
                 segments_total=len(plan.segments),
+                tenant=task.tenant,
+                priority=task.priority,
+                submitted_at=task.created_at,
             )
             for plan in chunk_plans
         )
@@ -340,10 +358,28 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
                 update(Chunk)
                 .where(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED)
                 .values(
-                    state=ChunkState.QUEUED, attempts=0, error=None, finished_at=None, updated_at=utcnow()
+                    state=ChunkState.QUEUED,
+                    attempts=0,
+                    error=None,
+                    finished_at=None,
+                    released_at=None,
+                    not_before=None,
+                    updated_at=utcnow(),
                 )
             )
-        if not move_task(session, task_id, step, error=None, finished_at=None, attempts=Task.attempts + 1):
+        options = JobOptions.model_validate(task.options)
+        deadline = utcnow() + timedelta(seconds=options.deadline_s) if options.deadline_s else None
+        if not move_task(
+            session,
+            task_id,
+            step,
+            error=None,
+            reason=None,
+            finished_at=None,
+            attempts=Task.attempts + 1,
+            deadline_at=deadline,
+            queue_expires_at=None,
+        ):
             raise InvalidTransition(f"task {task_id} changed meanwhile; look it up again")
         if step != TaskState.RUNNING:
             return RetryPlan(step)
@@ -351,8 +387,8 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
 
 
 def requeue_expired(ctx: JobContext, chunk_is_leased: Callable[[str, int], bool]) -> list[tuple[str, int]]:
-    """Running chunks of running tasks whose lease is gone go back to ``queued``; the caller
-    re-enqueues the returned (task id, chunk index) pairs."""
+    """Running chunks of running tasks whose lease is gone go back to waiting (``queued``,
+    not released), to be released again by the dispatcher; returns them."""
     with ctx.sessions() as session:
         rows = session.execute(
             select(Chunk.task_id, Chunk.index)
@@ -368,6 +404,7 @@ def requeue_expired(ctx: JobContext, chunk_is_leased: Callable[[str, int], bool]
                 .where(Chunk.task_id == task_id, Chunk.index == index, Chunk.state == ChunkState.RUNNING)
                 .values(  # the start that was lost gives its attempt back: it counts as lost
                     state=ChunkState.QUEUED,
+                    released_at=None,  # waits to be released again (first: it is the oldest)
                     lost=Chunk.lost + 1,
                     attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
                     updated_at=utcnow(),

@@ -14,6 +14,12 @@ class OptionsError(ValueError):
     """Options a user gave that cannot be used; the message names the field."""
 
 
+# options of the job's scheduling and chunking, not of its frames
+SCHEDULING_OPTIONS = frozenset(
+    {"processors", "chunk_frames", "segment_frames", "priority", "deadline_s", "queue_ttl_s"}
+)
+
+
 class JobOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -27,6 +33,10 @@ class JobOptions(BaseModel):
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
     ] = "veryfast"
     priority: int = Field(default=5, ge=0, le=9)
+    # seconds from submission: done by then, or failed with reason "deadline"; started
+    # (a first chunk running) by then, or failed with reason "expired"
+    deadline_s: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
+    queue_ttl_s: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
     # face pipeline
     face_selector: Literal["all", "largest", "leftmost", "reference"] = "all"
     reference_distance: float = Field(default=0.6, gt=0, le=2)
@@ -57,7 +67,7 @@ class JobOptions(BaseModel):
 
     def processor_options(self) -> dict[str, Any]:
         """The options the face processors read (plain JSON types)."""
-        return self.model_dump(exclude={"processors", "chunk_frames", "segment_frames", "priority"})
+        return self.model_dump(exclude=set(SCHEDULING_OPTIONS))
 
 
 def parse_options(data: dict[str, Any], defaults: dict[str, Any] | None = None) -> JobOptions:

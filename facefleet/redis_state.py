@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 CANCEL_FLAG_TTL_S = 7 * 24 * 3600
 PROGRESS_TTL_S = 7 * 24 * 3600
+# throughput is measured in buckets of 10 s, over the last 5 minutes
+METER_BUCKET_S = 10
+METER_WINDOW_S = 300
 
 # compare-and-delete / compare-and-extend: only the lease's owner may release or renew it
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -260,3 +263,67 @@ class RedisState:
 
     def ping(self) -> bool:
         return bool(self.redis.ping())
+
+    # ------------------------------------------------------------ the fleet, as the dispatcher sees it
+
+    def announce_worker(self, name: str, slots: int, ttl_s: float) -> None:
+        """``name`` takes chunks with ``slots`` processes for the next ``ttl_s`` seconds."""
+        pipe = self.redis.pipeline()
+        pipe.zadd(self.keys.marker("workers"), {name: time.time() + ttl_s})
+        pipe.hset(self.keys.marker("worker-slots"), name, str(slots))
+        pipe.execute()
+
+    def withdraw_worker(self, name: str) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.redis.zrem(self.keys.marker("workers"), name)
+
+    def worker_slots(self) -> int:
+        """Chunk slots of the workers that announced themselves lately."""
+        now = time.time()
+        self.redis.zremrangebyscore(self.keys.marker("workers"), "-inf", now)
+        names: list[str] = self.redis.zrangebyscore(self.keys.marker("workers"), now, "+inf")  # type: ignore[assignment]
+        if not names:
+            return 0
+        slots: list[str | None] = self.redis.hmget(self.keys.marker("worker-slots"), names)  # type: ignore[assignment]
+        return sum(int(n or 1) for n in slots)
+
+    def record_work(self, frames: int, seconds: float) -> None:
+        """Frames a worker processed in ``seconds`` of its time (throughput, per 10 s bucket)."""
+        key = self.keys.marker(f"work:{int(time.time() // METER_BUCKET_S)}")
+        with contextlib.suppress(redis.RedisError):
+            pipe = self.redis.pipeline()
+            pipe.hincrby(key, "frames", frames)
+            pipe.hincrbyfloat(key, "seconds", seconds)
+            pipe.expire(key, int(METER_WINDOW_S + 2 * METER_BUCKET_S))
+            pipe.execute()
+
+    def fps_per_slot(self) -> float | None:
+        """Frames per second one worker slot did over the last few minutes (None: no work
+        measured)."""
+        bucket = int(time.time() // METER_BUCKET_S)
+        pipe = self.redis.pipeline()
+        for past in range(int(METER_WINDOW_S // METER_BUCKET_S) + 1):
+            pipe.hmget(self.keys.marker(f"work:{bucket - past}"), ["frames", "seconds"])
+        frames = seconds = 0.0
+        for got_frames, got_seconds in pipe.execute():
+            frames += float(got_frames or 0)
+            seconds += float(got_seconds or 0)
+        return frames / seconds if seconds > 0 and frames > 0 else None
+
+    def set_phase(self, task_id: str, phase: str, percent: float | None = None) -> None:
+        """What the task's planner or stitcher is doing (probing, planning, stitching, uploading)."""
+        with contextlib.suppress(redis.RedisError):
+            key = self.keys.marker(f"phase:{task_id}")
+            pipe = self.redis.pipeline()
+            pipe.hset(key, mapping={"phase": phase, "percent": "" if percent is None else f"{percent:.1f}"})
+            pipe.expire(key, PROGRESS_TTL_S)
+            pipe.execute()
+
+    def phase(self, task_id: str) -> tuple[str, float | None] | None:
+        try:
+            got: dict[str, str] = self.redis.hgetall(self.keys.marker(f"phase:{task_id}"))  # type: ignore[assignment]
+        except redis.RedisError:
+            return None
+        if not got:
+            return None
+        return got["phase"], float(got["percent"]) if got.get("percent") else None

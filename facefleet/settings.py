@@ -42,7 +42,25 @@ class Settings(BaseSettings):
     db_lock_timeout_s: float = Field(default=60.0, ge=0)
     redis_namespace: str = "facefleet"  # prefix of every Redis key (checkpoints, leases, flags)
     queue_prefix: str = ""  # prefix of the Celery queue names (isolates deployments on one broker)
-    reaper_interval_s: float = 10.0  # how often expired chunk leases are looked for
+    # every worker runs the reaper (expired leases, lost messages, deadlines) and the
+    # dispatcher (releases queued chunks to the broker), one worker at a time (a Redis lock)
+    reaper_interval_s: float = Field(default=2.0, gt=0)
+    dispatch_interval_s: float = Field(default=1.0, gt=0)
+    # chunks released per worker slot, its running one included (1: none waits in the broker
+    # behind a busy worker, so a new high-priority task takes the next free one)
+    dispatch_per_slot: int = Field(default=1, ge=1)
+    # a released chunk nobody started this long, while the broker holds fewer messages than
+    # there are such chunks, has lost its message: it is released again
+    release_timeout_s: float = Field(default=5.0, gt=0)
+    # deadlines: defaults of the deadline_s / queue_ttl_s task options (unset: none)
+    default_deadline_s: float | None = Field(default=None, gt=0)
+    default_queue_ttl_s: float | None = Field(default=None, gt=0)
+    # admission control: when the backlog would take the ready workers longer than this to
+    # finish, submissions below admission_min_priority get 429 (unset: off)
+    admission_horizon_s: float | None = Field(default=None, gt=0)
+    admission_min_priority: int = Field(default=7, ge=0, le=10)
+    # frames per second one worker slot is assumed to do until throughput has been measured
+    admission_nominal_fps: float = Field(default=25.0, gt=0)
     api_url: str = "http://127.0.0.1:8000"  # where `facefleet submit|status|download` find the API
     api_key: SecretStr | None = None  # the key those commands send (FACEFLEET_API_KEY)
     # every /v1/ request needs a key; "off": one user, everything belongs to the default tenant
@@ -73,7 +91,9 @@ class Settings(BaseSettings):
     # infrastructure failures (storage, database, Redis, broker) spend time, not attempts
     infra_retry_s: float = Field(default=900.0, gt=0)
     lost_worker_budget: int = Field(default=10, ge=1)  # times a chunk's worker may be lost
-    lease_ttl_s: int = 60
+    # a killed worker's chunk moves again within lease_ttl_s + reaper_interval_s: 15 s renewed
+    # every 5 s survives two missed renewals (a Redis blip, a GC pause) and recovers in < 30 s
+    lease_ttl_s: float = Field(default=15.0, gt=0)
     # a chunk whose frames stop moving this long gives up its lease (planning and stitching too)
     chunk_stall_s: float = 900.0
     # retention: the reaper removes outputs / inputs this many days after the task ended (0: never)
@@ -123,9 +143,17 @@ class Settings(BaseSettings):
             max_image_pixels=self.max_image_pixels,
         )
 
-    def job_defaults(self) -> dict[str, int]:
+    def job_defaults(self) -> dict[str, float]:
         """Option defaults that come from the deployment rather than JobOptions itself."""
-        return {"chunk_frames": self.chunk_frames, "segment_frames": self.segment_frames}
+        defaults: dict[str, float] = {
+            "chunk_frames": self.chunk_frames,
+            "segment_frames": self.segment_frames,
+        }
+        if self.default_deadline_s:
+            defaults["deadline_s"] = self.default_deadline_s
+        if self.default_queue_ttl_s:
+            defaults["queue_ttl_s"] = self.default_queue_ttl_s
+        return defaults
 
     def runtime(self) -> Runtime:
         defaults = Runtime()

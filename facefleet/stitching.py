@@ -57,9 +57,10 @@ def stitch_task(
         for segment in chunk_segments(chunk.frame_start, chunk.frame_end, options.segment_frames)
     ]
 
-    def segment(key: str) -> Callable[[], AbstractContextManager[Path]]:
+    def segment(number: int, key: str) -> Callable[[], AbstractContextManager[Path]]:
         def fetch() -> AbstractContextManager[Path]:
             on_progress()
+            ctx.set_phase(task_id, "stitching", 100.0 * number / len(segment_keys))
             return ctx.storage.fetch_once(key, ctx.scratch)
 
         return fetch
@@ -70,7 +71,7 @@ def stitch_task(
             ctx.storage.hold(target_key) as target,
         ):
             stitch(
-                [segment(key) for key in segment_keys],
+                [segment(number, key) for number, key in enumerate(segment_keys)],
                 target,
                 load_probe(ctx, task_keys),
                 frame_start,
@@ -80,6 +81,7 @@ def stitch_task(
             if not still_ours():
                 log.warning("stitch of task %s lost its lease: another stitcher goes on", task_id)
                 return False
+            ctx.set_phase(task_id, "uploading", None)
             ctx.storage.put_file(task_keys.output, out)
             size = out.stat().st_size
     except Exception as exc:

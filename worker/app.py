@@ -28,10 +28,17 @@ from facefleet.settings import Settings
 from worker.base import FaceFleetCelery
 
 
-def create_celery(settings: Settings, *, segment_pause_s: float = 0.0) -> FaceFleetCelery:
+def create_celery(
+    settings: Settings,
+    *,
+    segment_pause_s: float = 0.0,
+    node_name: str = "facefleet",
+    chunk_slots: int = 1,
+) -> FaceFleetCelery:
     app = FaceFleetCelery("facefleet", broker=settings.effective_broker_url, set_as_current=False)
     app.settings = settings
     app.segment_pause_s = segment_pause_s
+    app.node_name, app.chunk_slots = node_name, chunk_slots
     app.conf.update(celery_config(settings))
     from worker import tasks
 
@@ -62,7 +69,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "task_track_started": True,
         "broker_connection_retry_on_startup": True,
-        # the reaper: chunks whose lease expired go back to the queue
+        # every worker runs the reaper; a beat, if one runs, only adds passes
         "beat_schedule": {
             "reap-expired-leases": {
                 "task": REAP_TASK,

@@ -12,3 +12,5 @@ class FaceFleetCelery(Celery):
 
     settings: Settings
     segment_pause_s: float = 0.0
+    node_name: str = "facefleet"  # this worker's node name (Celery's hostname)
+    chunk_slots: int = 1  # processes taking chunks (0: the worker does not take the chunks queue)

@@ -1,22 +1,23 @@
-"""The reaper (a periodic task): work whose holder died goes back to the queue.
+"""The reaper: one pass of what keeps the fleet honest, run by every worker's fleet loop (one
+worker at a time), and by `facefleet beat` if one runs.
 
 * Chunks in state running whose lease is gone (the worker was killed, or stalled past the
-  lease TTL) are set back to queued by the job core and re-enqueued, so a killed worker's
-  chunk resumes within about one lease TTL plus one reaper interval, whatever the broker's
-  own redelivery delay. While deciding, the reaper holds each chunk's lease itself, so a
-  delivery that starts at that moment cannot be set back to queued under its feet.
+  lease TTL) go back to waiting, and the dispatcher releases them again at once (they are
+  the oldest work of their priority), so a killed worker's chunk moves again within about
+  one lease TTL plus one reaper interval. While deciding, the reaper holds each chunk's
+  lease itself, so a delivery that starts at that moment cannot be set back under its feet.
+* Tasks past their deadline fail with reason ``deadline``; tasks not started by their
+  queue TTL fail with reason ``expired``.
 * Tasks left in planning or stitching with no lease held get their message sent again
   (at most once per few lease TTLs: a message may simply be waiting in a deep queue).
 * Running tasks whose chunks have all succeeded, yet which never moved on to stitching, get
   moved and their stitch sent.
 * Pending clean-ups (files of cancelled, deleted and succeeded tasks) are retried until the
   bucket agrees, and retention removes old outputs and inputs.
-* Work whose message was lost gets it again: tasks left queued (the API died between the
-  row and the message) and queued chunks of running tasks (a send that failed after the
-  state changed, or a delivery turned away while an older holder still had the lease).
-  Only when their queue holds fewer messages than there is such work, so a deep backlog
-  is not doubled, and at most once per few lease TTLs; a duplicate is harmless anyway
-  (the lease and the state checks turn it away).
+* Tasks left queued whose planning message was lost (the API died between the row and the
+  message, a broker flush) get it again: at once when Redis lost its data, else after a
+  quiet spell, and only while the planning queue holds fewer messages than such tasks.
+  Lost chunk messages are the dispatcher's: it releases again what nobody started.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from sqlalchemy import func, select
 from facefleet.admission import waiting_for_capacity
 from facefleet.chunks import stitch_finished
 from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
-from facefleet.db import Chunk, Task, utcnow
-from facefleet.distributed import CHUNKS, PLANNING, Services
+from facefleet.db import Task, utcnow
+from facefleet.deadlines import enforce_deadlines
+from facefleet.distributed import PLANNING, Services
 from facefleet.jobs import requeue_expired
 from facefleet.redis_state import Lease
-from facefleet.states import ChunkState, TaskState
+from facefleet.states import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ RESEND_EVERY_TTLS = 5
 
 def reap(
     svc: Services,
-    enqueue_chunk: Callable[[str, int], None],
     enqueue_plan: Callable[[str], None],
     enqueue_stitch: Callable[[str], None],
     waiting_messages: Callable[[], Mapping[str, int]],
@@ -67,8 +68,10 @@ def reap(
         for lease in held:
             lease.release()
     for task_id, index in requeued:
-        log.warning("chunk %d of task %s lost its worker: re-enqueued", index, task_id)
-        enqueue_chunk(task_id, index)
+        log.warning("chunk %d of task %s lost its worker: waits to be released again", index, task_id)
+    for task_id, kind in enforce_deadlines(svc.ctx):
+        log.warning("task %s failed: %s", task_id, kind)
+        svc.state.cancel_flags.set(task_id)  # its running chunks stop at their next segment
     stitched = stitch_finished(svc.ctx)
     for task_id in stitched:
         log.warning("task %s had every chunk done but no stitch: stitch sent", task_id)
@@ -80,7 +83,7 @@ def reap(
     flushed = state.mark_new_epoch()
     if flushed:
         log.warning("Redis holds no epoch marker (flushed or restarted): looking for lost messages now")
-    sent += _resend_lost(svc, enqueue_chunk, enqueue_plan, waiting_messages, at_once=flushed)
+    sent += _resend_lost(svc, enqueue_plan, waiting_messages, at_once=flushed)
     _tidy(svc)
     return len(requeued) + len(stitched) + sent
 
@@ -132,7 +135,6 @@ def _resend_abandoned(
 
 def _resend_lost(
     svc: Services,
-    enqueue_chunk: Callable[[str, int], None],
     enqueue_plan: Callable[[str], None],
     waiting_messages: Callable[[], Mapping[str, int]],
     at_once: bool = False,
@@ -140,32 +142,19 @@ def _resend_lost(
     quiet_s = 0 if at_once else svc.settings.lease_ttl_s * RESEND_EVERY_TTLS
     quiet_since = utcnow() - timedelta(seconds=quiet_s)
     queued_tasks = select(Task.id).where(Task.state == TaskState.QUEUED)
-    queued_chunks = (
-        select(Chunk.task_id, Chunk.index)
-        .join(Task, Task.id == Chunk.task_id)
-        .where(Chunk.state == ChunkState.QUEUED, Task.state == TaskState.RUNNING)
-    )
     with svc.sessions() as session:
         quiet_tasks = list(session.scalars(queued_tasks.where(Task.updated_at < quiet_since)))
-        quiet_chunks = session.execute(queued_chunks.where(Chunk.updated_at < quiet_since)).all()
-        if not quiet_tasks and not quiet_chunks:
+        if not quiet_tasks:
             return 0
         tasks = session.scalar(select(func.count()).select_from(queued_tasks.subquery())) or 0
-        chunks = session.scalar(select(func.count()).select_from(queued_chunks.subquery())) or 0
-    waiting = waiting_messages()
+    if waiting_messages().get(PLANNING, 0) >= tasks:
+        return 0
     sent = 0
-    if waiting.get(PLANNING, 0) < tasks:
-        for task_id in quiet_tasks:
-            if _resend_once(svc, task_id, "plan"):
-                log.warning("task %s was left queued: planning message sent again", task_id)
-                enqueue_plan(task_id)
-                sent += 1
-    if waiting.get(CHUNKS, 0) < chunks:
-        for task_id, index in quiet_chunks:
-            if _resend_once(svc, task_id, index):
-                log.warning("chunk %d of task %s has no message: sent again", index, task_id)
-                enqueue_chunk(task_id, index)
-                sent += 1
+    for task_id in quiet_tasks:
+        if _resend_once(svc, task_id, "plan"):
+            log.warning("task %s was left queued: planning message sent again", task_id)
+            enqueue_plan(task_id)
+            sent += 1
     return sent
 
 

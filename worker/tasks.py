@@ -35,12 +35,13 @@ from facefleet.distributed import (
 from facefleet.errors import TaskNotFound, TryLater
 from facefleet.failures import infrastructure
 from facefleet.jobs import fail_task, get_task, plan_task
+from facefleet.policy import infra_retry_delay
 from facefleet.redis_state import Lease
 from facefleet.scratch import sweep
 from facefleet.states import TaskState
 from facefleet.stitching import stitch_task
 from worker.base import FaceFleetCelery
-from worker.policy import infra_retry_delay, retry_delay
+from worker.dispatcher import FleetLoop, dispatch
 from worker.reaper import reap
 
 log = logging.getLogger(__name__)
@@ -73,40 +74,74 @@ def register(app: FaceFleetCelery) -> None:
     def _init_process(**_: Any) -> None:  # prefork children: connect before taking work
         services(app)
 
+    loop: list[FleetLoop] = []
+
+    @signals.worker_ready.connect(weak=False)
+    def _start_fleet_loop(**_: Any) -> None:  # the main process: reaper and dispatcher
+        fleet_loop = FleetLoop(
+            app.node_name,
+            app.chunk_slots,
+            app.settings,
+            reap=lambda svc: run_reap(app, svc),
+            send=lambda task_id, index: enqueue_chunk(app, task_id, index),
+            waiting_messages=lambda: waiting_messages(app, app.settings),
+        )
+        fleet_loop.start()
+        loop.append(fleet_loop)
+
+    @signals.worker_shutdown.connect(weak=False)
+    def _stop_fleet_loop(**_: Any) -> None:
+        for fleet_loop in loop:
+            fleet_loop.stop()
+
     @app.task(name=PLAN_TASK)
     def plan(task_id: str) -> int:
         return run_plan(app, task_id)
 
     @app.task(name=CHUNK_TASK)
-    def chunk(task_id: str, chunk_index: int, attempt: int = 1) -> str:
-        return run_chunk(app, task_id, chunk_index, attempt)
+    def chunk(task_id: str, chunk_index: int, attempt: int = 1) -> str:  # attempt: older messages
+        return run_chunk(app, task_id, chunk_index)
 
     @app.task(name=STITCH_TASK)
     def stitch(task_id: str) -> str:
         return run_stitch(app, task_id)
 
     @app.task(name=REAP_TASK)
-    def reap_expired() -> int:
+    def reap_expired() -> int:  # sent by `facefleet beat`, if one runs: the workers do it anyway
         svc = services(app)
-        return reap(
+        return run_reap(app, svc) + dispatch_now(app, svc)
+
+
+def run_reap(app: FaceFleetCelery, svc: Services) -> int:
+    return reap(
+        svc,
+        lambda t: enqueue(app, PLAN_TASK, t),
+        lambda t: enqueue(app, STITCH_TASK, t),
+        lambda: waiting_messages(app, app.settings),
+    )
+
+
+def dispatch_now(app: FaceFleetCelery, svc: Services) -> int:
+    """Release what the fleet has room for now (a chunk ended, a plan was made); waits a
+    moment for the dispatch lock. A failure is left to the next pass of the fleet loop."""
+    try:
+        return dispatch(
             svc,
-            lambda t, i: enqueue_chunk(app, t, i),
-            lambda t: enqueue(app, PLAN_TASK, t),
-            lambda t: enqueue(app, STITCH_TASK, t),
+            lambda task_id, index: enqueue_chunk(app, task_id, index),
             lambda: waiting_messages(app, app.settings),
+            wait_s=2.0,
         )
+    except Exception as exc:
+        log.warning("dispatch after this task skipped (%s): the fleet loop does it", type(exc).__name__)
+        return 0
 
 
 def enqueue(app: FaceFleetCelery, name: str, *args: Any, **options: Any) -> None:
     app.send_task(name, args=list(args), **options)
 
 
-def enqueue_chunk(
-    app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int = 1, countdown: float = 0
-) -> None:
-    app.send_task(
-        CHUNK_TASK, args=[task_id, chunk_index], kwargs={"attempt": attempt}, countdown=countdown or None
-    )
+def enqueue_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> None:
+    app.send_task(CHUNK_TASK, args=[task_id, chunk_index])
 
 
 def run_plan(app: FaceFleetCelery, task_id: str) -> int:
@@ -124,15 +159,12 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
         return 0
     finally:
         lease.release()
-    if lease.lost:  # stalled or lost: the plan may have been taken over, chunks are sent there
-        log.warning("planning lease of task %s was lost: its chunks are sent by the reaper", task_id)
-        return 0
-    for index in indices:
-        enqueue_chunk(app, task_id, index)
+    if indices:
+        dispatch_now(app, svc)
     return len(indices)
 
 
-def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int) -> str:
+def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
     svc = services(app)
     lease = svc.state.chunk_lease(task_id, chunk_index, stall_after_s=svc.settings.chunk_stall_s)
     if not lease.acquire():
@@ -153,15 +185,12 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int, attempt: int
     finally:
         lease.release()
         _trim_cache(svc, task_id)
-    log.info("chunk %d of task %s: %s (attempt %d)", chunk_index, task_id, outcome.value, attempt)
-    if outcome == ChunkOutcome.RETRY:
-        enqueue_chunk(app, task_id, chunk_index, attempt + 1, countdown=retry_delay(attempt))
-    elif outcome == ChunkOutcome.RETRY_LATER:
-        enqueue_chunk(app, task_id, chunk_index, attempt + 1, countdown=infra_retry_delay(attempt))
-    elif outcome == ChunkOutcome.STITCH:
+    log.info("chunk %d of task %s: %s", chunk_index, task_id, outcome.value)
+    if outcome == ChunkOutcome.STITCH:
         enqueue(app, STITCH_TASK, task_id)
     elif outcome == ChunkOutcome.CANCELLED:
         clean_up(svc.ctx, task_id)  # done now if this was the last holder, else by the reaper
+    dispatch_now(app, svc)  # this worker is free: its next chunk (a retry waits out its backoff)
     return outcome.value
 
 

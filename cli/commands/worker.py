@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from typing import Any
 
-from facefleet.distributed import QUEUES, ConfigurationError, require
+from facefleet.distributed import CHUNKS, QUEUES, ConfigurationError, require
 from facefleet.settings import Settings
 
 
@@ -28,7 +29,9 @@ def register(subparsers: Any) -> None:
     )  # slows each segment (demos, fault-injection tests)
     parser.set_defaults(handler=handle_worker)
 
-    beat = subparsers.add_parser("beat", help="schedule the reaper (run exactly one per deployment)")
+    beat = subparsers.add_parser(
+        "beat", help="send the reaper's periodic pass (optional: every worker runs the reaper itself)"
+    )
     beat.add_argument("--loglevel", default="INFO")
     beat.set_defaults(handler=handle_beat)
 
@@ -41,15 +44,21 @@ def _app(settings: Settings, **kwargs: Any) -> Any:
 
 
 def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
+    chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
+    name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     try:
-        app = _app(settings, segment_pause_s=args.segment_pause)
+        app = _app(
+            settings,
+            segment_pause_s=args.segment_pause,
+            node_name=name,
+            chunk_slots=args.concurrency if CHUNKS in chosen else 0,
+        )
     except ConfigurationError as exc:
         print(f"facefleet worker: {exc}", file=sys.stderr)
         return 2
     from worker.app import worker_queues
 
-    queues = worker_queues(settings, [q.strip() for q in args.queues.split(",") if q.strip()])
-    name = args.name or f"facefleet@{socket.gethostname()}-{__import__('os').getpid()}"
+    queues = worker_queues(settings, chosen)
     argv = [
         "worker",
         f"--loglevel={args.loglevel}",

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from facefleet.policy import retry_delay
 from facefleet.redis_state import RedisState
 from facefleet.storage.base import StorageError, UploadTooLarge
 from facefleet.storage.s3 import S3Storage
-from worker.policy import retry_delay
 
 
 @pytest.fixture

@@ -25,3 +25,10 @@ def infra_retry_delay(attempt: int, rng: random.Random | None = None) -> float:
     chunks of a fleet do not all return at the same moment."""
     delay = retry_delay(attempt, cap_s=INFRA_RETRY_CAP_S)
     return delay * (rng or random).uniform(0.8, 1.2)
+
+
+def infra_backoff(failing_for_s: float, rng: random.Random | None = None) -> float:
+    """The same backoff, from how long a service has been failing: about as long again (so
+    the waits double), from 1 s up to 30 s, with the same jitter."""
+    delay = min(INFRA_RETRY_CAP_S, max(RETRY_BASE_S, failing_for_s))
+    return delay * (rng or random).uniform(0.8, 1.2)

@@ -1,0 +1,145 @@
+"""The dispatcher and reaper loop that every worker runs (a thread of its main process), so
+that no single process (a beat) is needed: each pass is taken by one worker at a time under
+a short Redis lock, and losing any worker loses nothing.
+
+A pass: announce this worker's chunk slots; every ``reaper_interval_s``, reap (expired
+leases, deadlines, lost planning and stitching messages, clean-ups); then dispatch: release
+waiting chunks while the fleet has free slots, and release again what was released but
+never started while the broker holds fewer chunk messages than that (a flush, a restart,
+a lost send). Task bodies also dispatch at once when a chunk ends or a plan is made, so a
+freed worker finds its next chunk in the broker without waiting for a pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+import redis
+from sqlalchemy import and_
+from sqlalchemy.exc import SQLAlchemyError
+
+from facefleet.db import Chunk, utcnow
+from facefleet.dispatch import ACTIVE, RELEASED, count, release, unstarted
+from facefleet.distributed import CHUNKS, Services, open_services
+from facefleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL_S = 10.0
+
+
+def dispatch(
+    svc: Services,
+    send: Callable[[str, int], None],
+    waiting_messages: Callable[[], Mapping[str, int]],
+    *,
+    wait_s: float = 0.0,
+) -> int:
+    """One dispatch, under the fleet's dispatch lock (``wait_s``: how long to wait for it);
+    returns the number of chunk messages sent."""
+    lock = svc.state.redis.lock(
+        svc.state.keys.marker("lock:dispatch"), timeout=LOCK_TTL_S, blocking_timeout=wait_s or None
+    )
+    if not lock.acquire(blocking=wait_s > 0):
+        return 0
+    try:
+        return _released(svc, send) + _released_again(svc, send, waiting_messages)
+    finally:
+        with contextlib.suppress(redis.exceptions.LockError):  # held past its TTL: another may have it
+            lock.release()
+
+
+def _released(svc: Services, send: Callable[[str, int], None]) -> int:
+    settings = svc.settings
+    slots = svc.state.worker_slots() * settings.dispatch_per_slot
+    with svc.sessions.begin() as session:
+        room = slots - count(session, ACTIVE)
+        picked = release(session, room)
+        for chunk in picked:  # sent before the commit: a release always has its message
+            send(chunk.task_id, chunk.index)
+    for chunk in picked:
+        log.info("chunk %d of task %s released (priority %d)", chunk.index, chunk.task_id, chunk.priority)
+    return len(picked)
+
+
+def _released_again(
+    svc: Services, send: Callable[[str, int], None], waiting_messages: Callable[[], Mapping[str, int]]
+) -> int:
+    """Released chunks nobody started for ``release_timeout_s``, as many as the broker's chunk
+    queue lacks messages for, are released again (their messages were lost)."""
+    timeout = timedelta(seconds=svc.settings.release_timeout_s)
+    with svc.sessions.begin() as session:
+        stale = count(session, and_(RELEASED, Chunk.released_at < utcnow() - timeout))
+        if not stale:
+            return 0
+        missing = count(session, RELEASED) - waiting_messages().get(CHUNKS, 0)
+        again = unstarted(session, utcnow() - timeout, min(stale, missing)) if missing > 0 else []
+        for task_id, index in again:
+            send(task_id, index)
+    for task_id, index in again:
+        log.warning("chunk %d of task %s was released but never started: released again", index, task_id)
+    return len(again)
+
+
+class FleetLoop:
+    """The thread each worker's main process runs: announce, reap, dispatch, every
+    ``dispatch_interval_s``. It has connections of its own (after a fork, a child leaves
+    them to the parent)."""
+
+    def __init__(
+        self,
+        node: str,
+        slots: int,
+        settings: Settings,
+        reap: Callable[[Services], int],
+        send: Callable[[str, int], None],
+        waiting_messages: Callable[[], Mapping[str, int]],
+    ) -> None:
+        self.node, self.slots, self.settings = node, slots, settings
+        self._reap, self._send, self._waiting = reap, send, waiting_messages
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._svc: Services | None = None
+
+    def start(self) -> None:
+        self._svc = open_services(self.settings, worker_name=f"{self.node}/dispatcher")
+        os.register_at_fork(after_in_child=self._forget)
+        self._thread = threading.Thread(target=self._run, name="facefleet-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._svc is not None:
+            self._svc.state.withdraw_worker(self.node)
+
+    def _forget(self) -> None:
+        svc = self._svc
+        if svc is not None:  # the child's copies of the parent's connections stay unused
+            svc.engine.dispose(close=False)
+            if svc.read_engine is not None:
+                svc.read_engine.dispose(close=False)
+        self._svc = None
+
+    def _run(self) -> None:
+        interval = self.settings.dispatch_interval_s
+        while not self._stop.wait(interval):
+            svc = self._svc
+            if svc is None:
+                return
+            try:
+                if self.slots:
+                    svc.state.announce_worker(self.node, self.slots, ttl_s=max(3 * interval, 5.0))
+                if svc.state.mark_once("reap-pass", self.settings.reaper_interval_s * 0.8):
+                    self._reap(svc)
+                dispatch(svc, self._send, self._waiting)
+            except (SQLAlchemyError, redis.RedisError, OSError) as exc:  # a service is down: next pass
+                log.warning("dispatcher pass skipped: %s", type(exc).__name__)
+            except Exception:
+                log.exception("dispatcher pass failed")
