@@ -40,8 +40,8 @@ class Admission:
                 self._read_at = time.monotonic()
             return self._backlog, self._fleet
 
-    def check(self, svc: Services, priority: int, frames: int) -> None:
-        """Raise 429 when a task of ``priority`` (``frames`` more) may not be admitted now."""
+    def check(self, svc: Services, priority: int) -> None:
+        """Raise 429 when a task of ``priority`` may not be admitted now."""
         settings = svc.settings
         horizon = settings.admission_horizon_s
         if horizon is None or priority >= settings.admission_min_priority:
@@ -56,7 +56,7 @@ class Admission:
             wait = NO_WORKERS_RETRY_S
             detail = "no worker is ready to take this work"
         else:
-            busy_s = (backlog + frames) / fps
+            busy_s = backlog / fps
             if busy_s <= horizon:
                 return
             wait = max(1, math.ceil(busy_s - horizon))

@@ -68,11 +68,11 @@ def find_by_idempotency_key(svc: Services, key: str) -> Task | None:
 
 
 def submit(
-    svc: Services, idempotency_key: str | None, tenant: str, admit: Callable[[JobOptions, int], None]
+    svc: Services, idempotency_key: str | None, tenant: str, admit: Callable[[JobOptions], None]
 ) -> tuple[Task, bool]:
     """Returns (task, created). ``created`` is False when the idempotency key named a task
     of this tenant that already exists (keys are the tenant's own: stored as ``tenant:key``).
-    ``admit`` refuses (raises) a task of these options and frames the fleet has no room for."""
+    ``admit`` refuses (raises) a task of these options when the fleet has no room for it."""
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 150:
         raise Problem(400, "Idempotency-Key must be 1 to 150 characters")
     if idempotency_key:
@@ -89,8 +89,8 @@ def submit(
                 _receive(svc, upload, target_copy)
             _fetch_urls(svc, upload, target_copy, tmp)
             options = _check(upload, svc.settings.job_defaults())
+            admit(options)  # before the probe: a refusal costs no sandbox
             frames = _probe_target(svc, target_copy, upload.target_name or "target", options)
-            admit(options, frames)
             _check_images(svc, upload, tmp)
             check_plan_size(
                 options,

@@ -82,7 +82,7 @@ def create() -> tuple[Response, int, dict[str, str]]:
         svc,
         request.headers.get("Idempotency-Key"),
         tenant,
-        lambda options, frames: api.admission.check(svc, options.priority, frames),
+        lambda options: api.admission.check(svc, options.priority),
     )
     if created:
         try:
