@@ -30,6 +30,10 @@ class ClientError(Exception):
     """The API refused or could not be reached; the message is for the user."""
 
 
+# options only a queue has: priority 0-9 (9 first), deadline and queue TTL in seconds
+SCHEDULING_FLAGS: dict[str, type] = {"priority": int, "deadline_s": float, "queue_ttl_s": float}
+
+
 def register(subparsers: Any) -> None:
     submit = subparsers.add_parser("submit", help="send a job to the API")
     submit.add_argument("target", type=Path, help="the video to process")
@@ -39,7 +43,7 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--processors", default=None, help="comma-separated chain, or none")
     submit.add_argument("--idempotency-key", help="send twice, get one task")
     submit.add_argument("--follow", action="store_true", help="then show progress until it ends")
-    for name, kind in _OPTION_FLAGS.items():
+    for name, kind in {**_OPTION_FLAGS, **SCHEDULING_FLAGS}.items():
         submit.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
     _common(submit)
     submit.set_defaults(handler=handle_submit)
@@ -225,7 +229,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         raise ClientError("--options must be a JSON object")
     if args.processors is not None:
         raw["processors"] = args.processors
-    raw.update({name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None})
+    flags = [*_OPTION_FLAGS, *SCHEDULING_FLAGS]
+    raw.update({name: getattr(args, name) for name in flags if getattr(args, name) is not None})
     return raw
 
 
