@@ -113,11 +113,16 @@ def test_a_stitch_larger_than_the_workers_cache_succeeds(api, fleet, tmp_path, r
     assert_identical(out, reference)
 
 
-def test_a_second_stitch_after_success_leaves_the_output_alone(api, fleet, settings, s3, tmp_path, reference):
+def test_a_second_stitch_after_success_leaves_the_output_alone(
+    api, fleet, settings, services, s3, tmp_path, reference
+):
     from api.queue import Producer
 
     task_id = submit(api, clip(tmp_path / "in.mp4"))
     assert wait_state(api, task_id, DONE)["state"] == "succeeded"
+    # the first stitcher tidies up after the state change, still holding its lease; a
+    # stitch arriving then is turned away as leased: this one comes after, and must skip
+    wait_for(lambda: not services.state.is_leased(task_id, "stitch"), 30, "the first stitcher done")
     stitched = sum(w.text().count("facefleet.stitch[") for w in fleet.workers)
     Producer(settings).stitch(task_id)  # the reaper or a redelivery sends it again
     wait_for(
