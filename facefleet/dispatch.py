@@ -20,17 +20,24 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from facefleet.db import Chunk, Tenant, utcnow
-from facefleet.states import ChunkState
+from facefleet.db import Chunk, Task, Tenant, utcnow
+from facefleet.states import ChunkState, TaskState
 
+# only a running task's chunks are worked on (a row left behind by a task in another state,
+# however it got there, must never hold a slot of the window)
+_OF_RUNNING_TASK = exists().where(and_(Task.id == Chunk.task_id, Task.state == TaskState.RUNNING))
 # running, or released and not yet started: what holds (or is about to hold) a worker
-ACTIVE = or_(
-    Chunk.state == ChunkState.RUNNING, and_(Chunk.state == ChunkState.QUEUED, Chunk.released_at.is_not(None))
+ACTIVE = and_(
+    or_(
+        Chunk.state == ChunkState.RUNNING,
+        and_(Chunk.state == ChunkState.QUEUED, Chunk.released_at.is_not(None)),
+    ),
+    _OF_RUNNING_TASK,
 )
-RELEASED = and_(Chunk.state == ChunkState.QUEUED, Chunk.released_at.is_not(None))
+RELEASED = and_(Chunk.state == ChunkState.QUEUED, Chunk.released_at.is_not(None), _OF_RUNNING_TASK)
 WAITING = and_(Chunk.state == ChunkState.QUEUED, Chunk.released_at.is_(None))
 
 # each tenant's first chunks in release order, locked; index ix_chunks_waiting serves it
@@ -41,6 +48,7 @@ _CANDIDATES = text(
         SELECT id, task_id, index, tenant, priority, submitted_at FROM chunks
         WHERE chunks.tenant = t.name AND state = 'queued' AND released_at IS NULL
           AND (not_before IS NULL OR not_before <= :now)
+          AND EXISTS (SELECT 1 FROM tasks WHERE tasks.id = chunks.task_id AND tasks.state = 'running')
         ORDER BY priority DESC, submitted_at, task_id, index
         LIMIT :per_tenant
         FOR UPDATE SKIP LOCKED

@@ -81,7 +81,7 @@ def test_a_chunk_that_kills_its_worker_every_time_ends_with_a_reason(api, fleet,
     healthy = submit(api, clip(tmp_path / "in.mp4"))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        fleet.ensure_workers()  # as an orchestrator restarts killed pods
+        fleet.ensure_workers(deaths_expected=True)  # as an orchestrator restarts killed pods
         body = wait_state(api, poison, DONE | {"running", "planning", "queued"}, timeout=10)
         if body["state"] in DONE:
             break
