@@ -17,6 +17,7 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.latency_s = latency_s
         self.port = 0
+        self.bytes_sent = 0  # from the clients to the service, over the proxy's life
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -79,6 +80,9 @@ class TcpProxy:
                 if delay_s:
                     time.sleep(delay_s)
                 sink.sendall(data)
+                if sink.getpeername() == self.target:
+                    with self._lock:
+                        self.bytes_sent += len(data)
         except OSError:
             pass
         finally:
