@@ -21,6 +21,7 @@ from celery import signals
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from facefleet import memory
 from facefleet.chunks import ChunkOutcome, process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.distributed import (
@@ -178,6 +179,7 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
     if not lease.acquire():
         log.info("chunk %d of task %s is leased elsewhere: this delivery does nothing", chunk_index, task_id)
         return "leased"
+    measured = memory.reset_peak()
     try:
         outcome = _holding_on(
             svc,
@@ -193,7 +195,14 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
     finally:
         lease.release()
         _trim_cache(svc, task_id)
-    log.info("chunk %d of task %s: %s", chunk_index, task_id, outcome.value)
+    peak = memory.peak_rss_bytes() if measured else None
+    log.info(
+        "chunk %d of task %s: %s%s",
+        chunk_index,
+        task_id,
+        outcome.value,
+        f" (peak RSS {peak / 2**20:.0f} MiB)" if peak else "",
+    )
     if outcome == ChunkOutcome.STITCH:
         enqueue(app, STITCH_TASK, task_id)
     elif outcome == ChunkOutcome.CANCELLED:
