@@ -2,8 +2,9 @@
 to move again and what was redone.
 
 One job (``--seconds`` of 720p, 100 segments in 25 chunks by default) runs on two workers that reach
-PostgreSQL and the S3 server through TCP proxies. While it runs, one fault at a time:
-object storage cut off, PostgreSQL cut off, a worker SIGKILLed, Redis FLUSHALL. For each:
+PostgreSQL, Redis and the S3 server through TCP proxies. While it runs, one fault at a time:
+object storage cut off, PostgreSQL cut off, Redis cut off, every connection dropped
+five times, a worker SIGKILLed, Redis FLUSHALL. For each:
 the seconds from the end of the fault until frames move again, and at the end the
 segments written more than once and the attempts the chunks spent (none should be).
 Services are started like the tests do (a database, a private redis-server, moto, RabbitMQ
@@ -77,12 +78,17 @@ def main() -> None:
             url = make_url(pg_url)
             pg_proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
             s3_proxy = TcpProxy(int(s3["endpoint"].rsplit(":", 1)[1]))
-            finalisers += [pg_proxy.down, s3_proxy.down]
+            rd = make_url(redis_url)
+            redis_proxy = TcpProxy(rd.port or 6379, rd.host or "127.0.0.1")
+            finalisers += [pg_proxy.down, s3_proxy.down, redis_proxy.down]
             through = {
                 "FACEFLEET_DATABASE_URL": url.set(host="127.0.0.1", port=pg_proxy.port).render_as_string(
                     hide_password=False
                 ),
                 "FACEFLEET_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_proxy.port}",
+                "FACEFLEET_REDIS_URL": rd.set(host="127.0.0.1", port=redis_proxy.port).render_as_string(
+                    hide_password=False
+                ),
             }
             fleet = services.Fleet(env, factory.mktemp("fleet"))
             finalisers.append(fleet.stop_all)
@@ -127,6 +133,8 @@ def main() -> None:
             faults: list[tuple[str, Callable[[], None]]] = [
                 ("object storage cut off", lambda: _cut(s3_proxy, args.outage)),
                 ("PostgreSQL cut off", lambda: _cut(pg_proxy, args.outage)),
+                ("Redis cut off", lambda: _cut(redis_proxy, args.outage)),
+                ("every connection dropped", lambda: _drop_connections(pg_proxy, s3_proxy, redis_proxy)),
                 ("a worker SIGKILLed", kill_a_worker),
                 ("Redis FLUSHALL", lambda: redis.Redis.from_url(redis_url).flushall()),
             ]
@@ -161,6 +169,14 @@ def main() -> None:
 def _cut(proxy, seconds: float) -> None:  # type: ignore[no-untyped-def]
     with proxy.outage():
         time.sleep(seconds)
+
+
+def _drop_connections(*proxies) -> None:  # type: ignore[no-untyped-def]
+    """Five times, a second apart, every open connection of the workers is dropped."""
+    for _ in range(5):
+        for proxy in proxies:
+            proxy.cut()
+        time.sleep(1)
 
 
 if __name__ == "__main__":
