@@ -21,6 +21,7 @@ from celery import signals
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from facefleet import memory
 from facefleet.chunks import ChunkOutcome, process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.distributed import (
@@ -96,20 +97,28 @@ def register(app: FaceFleetCelery) -> None:
 
     @app.task(name=PLAN_TASK)
     def plan(task_id: str) -> int:
-        return run_plan(app, task_id)
+        return _riding_out_redis(services(app), lambda: run_plan(app, task_id))
 
     @app.task(name=CHUNK_TASK)
     def chunk(task_id: str, chunk_index: int, attempt: int = 1) -> str:  # attempt: older messages
-        return run_chunk(app, task_id, chunk_index)
+        return _riding_out_redis(services(app), lambda: run_chunk(app, task_id, chunk_index))
 
     @app.task(name=STITCH_TASK)
     def stitch(task_id: str) -> str:
-        return run_stitch(app, task_id)
+        return _riding_out_redis(services(app), lambda: run_stitch(app, task_id))
 
     @app.task(name=REAP_TASK)
     def reap_expired() -> int:  # sent by `facefleet beat`, if one runs: the workers do it anyway
         svc = services(app)
-        return run_reap(app, svc) + dispatch_now(app, svc)
+        try:
+            return run_reap(app, svc) + dispatch_now(app, svc)
+        except Exception as exc:
+            if infrastructure(exc) is None:
+                raise
+            log.warning(
+                "reaper pass skipped: %s does not answer (%s)", infrastructure(exc), type(exc).__name__
+            )
+            return 0  # the fleet loops run it again within seconds
 
 
 def run_reap(app: FaceFleetCelery, svc: Services) -> int:
@@ -170,6 +179,7 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
     if not lease.acquire():
         log.info("chunk %d of task %s is leased elsewhere: this delivery does nothing", chunk_index, task_id)
         return "leased"
+    measured = memory.reset_peak()
     try:
         outcome = _holding_on(
             svc,
@@ -185,7 +195,14 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
     finally:
         lease.release()
         _trim_cache(svc, task_id)
-    log.info("chunk %d of task %s: %s", chunk_index, task_id, outcome.value)
+    peak = memory.peak_rss_bytes() if measured else None
+    log.info(
+        "chunk %d of task %s: %s%s",
+        chunk_index,
+        task_id,
+        outcome.value,
+        f" (peak RSS {peak / 2**20:.0f} MiB)" if peak else "",
+    )
     if outcome == ChunkOutcome.STITCH:
         enqueue(app, STITCH_TASK, task_id)
     elif outcome == ChunkOutcome.CANCELLED:
@@ -236,6 +253,34 @@ def _holding_on(svc: Services, lease: Lease, step: Callable[[], T]) -> T:
             lease.touch()  # waiting is not stalling
             if _database_answers(svc):
                 break
+
+
+def _riding_out_redis(svc: Services, body: Callable[[], T]) -> T:
+    """Run a task's ``body``; when Redis stops answering where the body cannot do without it
+    (taking a lease, counting a start), keep the message, wait for Redis with backoff (this
+    process takes no other work meanwhile) and run the body again, up to
+    FACEFLEET_INFRA_RETRY_S. So a Redis outage spends no message; a lease left behind
+    expires on its own and the reaper moves that work on."""
+    waited_s, delay_s = 0.0, 1.0
+    while True:
+        try:
+            return body()
+        except redis.RedisError as exc:
+            if infrastructure(exc) != "Redis" or waited_s > svc.settings.infra_retry_s:
+                raise
+            log.warning("Redis does not answer (%s): holding this message and waiting", type(exc).__name__)
+        while waited_s <= svc.settings.infra_retry_s:
+            time.sleep(delay_s)
+            waited_s, delay_s = waited_s + delay_s, min(2 * delay_s, 5.0)
+            if _redis_answers(svc):
+                break
+
+
+def _redis_answers(svc: Services) -> bool:
+    try:
+        return svc.state.ping()
+    except redis.RedisError:
+        return False
 
 
 def _database_answers(svc: Services) -> bool:

@@ -1,7 +1,8 @@
 """A TCP forwarder on loopback that the tests put in front of a service to cut it off:
 ``down()`` refuses new connections and drops the open ones (as a crashed server or a
-broken network does), ``up()`` serves again on the same port; ``latency_s`` delays every
-piece of every answer (a slow or distant service)."""
+broken network does), ``up()`` serves again on the same port; ``cut()`` drops the open
+connections but goes on accepting (a failover, a NAT or load balancer forgetting its
+flows); ``latency_s`` delays every piece of every answer (a slow or distant service)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.latency_s = latency_s
         self.port = 0
+        self.bytes_sent = 0  # from the clients to the service, over the proxy's life
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -36,12 +38,17 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        self.cut()
+
+    def cut(self) -> int:
+        """Drop every open connection; how many there were."""
         with self._lock:
             dropped, self._open = self._open, set()
         for sock in dropped:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+        return len(dropped) // 2
 
     @contextlib.contextmanager
     def outage(self):  # type: ignore[no-untyped-def]
@@ -73,6 +80,9 @@ class TcpProxy:
                 if delay_s:
                     time.sleep(delay_s)
                 sink.sendall(data)
+                if sink.getpeername() == self.target:
+                    with self._lock:
+                        self.bytes_sent += len(data)
         except OSError:
             pass
         finally:

@@ -31,7 +31,7 @@ def _chunks(services, task_id: str) -> dict[int, Chunk]:  # type: ignore[no-unty
 
 def test_object_storage_down_for_a_minute_mid_job(api, services, s3, tmp_path, reference):
     running = submit(api, clip(tmp_path / "in.mp4"))
-    wait_for(lambda: services.state.checkpoints.saved(running), 60, "a chunk in progress")
+    wait_for(lambda: services.state.checkpoints.saved(running) or None, 60, "a chunk in progress")
     just_before = submit(api, clip(tmp_path / "in.mp4"))  # accepted, not yet planned
     with s3["outage"]():
         time.sleep(60)
@@ -110,7 +110,7 @@ def test_database_down_for_half_a_minute_mid_job(api, fleet, services, settings,
 
         started = time.monotonic()
         task_id = submit(api, clip(tmp_path / "in.mp4"))
-        wait_for(lambda: services.state.checkpoints.saved(task_id), 60, "a chunk in progress")
+        wait_for(lambda: services.state.checkpoints.saved(task_id) or None, 60, "a chunk in progress")
         with proxy.outage():
             time.sleep(30)
         outage_over = utcnow()

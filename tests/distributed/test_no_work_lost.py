@@ -143,7 +143,7 @@ def test_a_second_stitch_after_success_leaves_the_output_alone(
 
 def test_a_cancel_while_storage_is_down_cleans_up_once_it_is_back(api, services, s3, tmp_path):
     task_id = submit(api, clip(tmp_path / "in.mp4"))
-    wait_for(lambda: services.state.checkpoints.saved(task_id), 60, "a chunk in progress")
+    wait_for(lambda: services.state.checkpoints.saved(task_id) or None, 60, "a chunk in progress")
     with s3["outage"]():
         response = requests.post(f"{api}/v1/tasks/{task_id}/cancel", timeout=60)
         assert response.status_code == 200, response.text
@@ -166,7 +166,7 @@ def test_delete_removes_every_object_and_row(api, services, s3, tmp_path, when):
     if when == "finished":
         assert wait_state(api, task_id, DONE)["state"] == "succeeded"
     else:
-        wait_for(lambda: services.state.checkpoints.saved(task_id), 60, "a chunk in progress")
+        wait_for(lambda: services.state.checkpoints.saved(task_id) or None, 60, "a chunk in progress")
     with services.sessions() as session:
         month_before = session.scalars(select(Usage)).all()
         frames_before = sum(u.frames for u in month_before)
