@@ -6,9 +6,15 @@ BIN := $(VENV)/bin
 SHARED_MODELS ?= $(abspath ../shared/models)
 export FACEFLEET_MODEL_MIRRORS ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS),)
 
-.PHONY: install lock run test lint bench api worker beat flower migrate clean
+.PHONY: install ffmpeg lock run test lint bench api worker beat flower migrate clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed ffmpeg
+
+# The ffmpeg CLI: the tests make their media with it, and the bench compares against it.
+ffmpeg:
+	@command -v ffmpeg >/dev/null || { command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } \
+		|| echo "make: the ffmpeg CLI is missing; install it (the tests that need it fail without it)" >&2
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

@@ -7,10 +7,6 @@ import importlib
 import logging
 import sys
 
-from pydantic import ValidationError
-
-from facefleet.settings import Settings
-
 COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants")
 
 
@@ -31,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from pydantic import ValidationError
+
+    from facefleet.settings import Settings  # after parsing: `--help` needs none of it
+
     try:
         settings = Settings()
     except ValidationError as exc:

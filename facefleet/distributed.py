@@ -1,7 +1,7 @@
 """The distributed mode's adapters, built from Settings: PostgreSQL, the S3 bucket, Redis.
 
 Shared by the API and the workers (api -> facefleet <- worker). The names of the Celery
-tasks and queues are the contract between them, so they are written down here, once.
+tasks and queues, the contract between them, are in ``facefleet.queues``.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from sqlalchemy.orm import sessionmaker
 
 from facefleet.context import JobContext
 from facefleet.db import make_engine, make_sessionmaker
+from facefleet.queues import CHUNK_TASK as CHUNK_TASK
+from facefleet.queues import CHUNKS as CHUNKS
+from facefleet.queues import PLAN_TASK as PLAN_TASK
+from facefleet.queues import PLANNING as PLANNING
+from facefleet.queues import QUEUES as QUEUES
+from facefleet.queues import REAP_TASK as REAP_TASK
+from facefleet.queues import STITCH_TASK as STITCH_TASK
+from facefleet.queues import STITCHING as STITCHING
 from facefleet.redis_state import RedisState
 from facefleet.settings import Settings
 from facefleet.storage.s3 import S3Storage
-
-PLAN_TASK = "facefleet.plan"
-CHUNK_TASK = "facefleet.chunk"
-STITCH_TASK = "facefleet.stitch"
-REAP_TASK = "facefleet.reap"
-
-PLANNING, CHUNKS, STITCHING = "planning", "chunks", "stitching"
-QUEUES = (PLANNING, CHUNKS, STITCHING)
 
 
 class ConfigurationError(Exception):

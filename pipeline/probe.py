@@ -1,8 +1,9 @@
 """Probing a target video: its streams, rotation, audio and the exact list of frame timestamps.
 
 The frame list comes from demuxing every video packet (a count, never ``duration x fps``);
-packets that carry no frame (empty, or marked discard by an edit list) are skipped. The
-first frame is decoded too, which proves the stream decodes and gives the rotation of the
+packets that carry no frame (empty, or marked discard by an edit list) are not counted, but
+discarded ones are decoded (the first shown frame may reference them). The first frame is
+decoded too, which proves the stream decodes and gives the rotation of the
 display matrix (FFmpeg hands the stream's display matrix to decoded frames).
 
 Limits (``MediaLimits``) are checked as early as each can be: the frame size from the header,
@@ -281,9 +282,17 @@ def _probe(path: Path, container: Any, limits: MediaLimits) -> VideoProbe:
     tick = float(video.time_base)
     lowest: int | None = None
     highest: int | None = None
+    packets = 0  # with those an edit list discards, as the index counts them
     try:
         for packet in container.demux(video):
-            if packet.size == 0 or packet.is_discard:
+            if packet.size == 0:
+                continue
+            packets += 1
+            if first_frame is None:  # discarded packets too: the first shown frame may need them
+                frames = video.decode(packet)
+                if frames:
+                    first_frame = frames[0]
+            if packet.is_discard:  # before the edit list's start: decoded, never shown
                 continue
             if packet.is_corrupt:
                 raise InvalidMediaError(f"{name}: the video is truncated or corrupt at frame {len(pts_list)}")
@@ -295,10 +304,6 @@ def _probe(path: Path, container: Any, limits: MediaLimits) -> VideoProbe:
                 highest = packet.pts if highest is None else max(highest, packet.pts)
                 _check_length(name, len(pts_list), (highest - lowest) * tick, limits)
             last_duration = packet.duration or 0
-            if first_frame is None:
-                frames = video.decode(packet)
-                if frames:
-                    first_frame = frames[0]
     except MemoryError:  # FFmpeg's ENOMEM is one too
         raise
     except av.FFmpegError as exc:
@@ -320,10 +325,9 @@ def _probe(path: Path, container: Any, limits: MediaLimits) -> VideoProbe:
     if codec in _IMAGE_CODECS and len(pts_list) == 1:
         raise InvalidMediaError(f"{name}: an image, not a video")
     expected = video.frames
-    if format_name.startswith("mov") and expected and len(pts_list) < expected:
+    if format_name.startswith("mov") and expected and packets < expected:
         raise InvalidMediaError(
-            f"{name}: the file is truncated: its index lists {expected} frames but only "
-            f"{len(pts_list)} are present"
+            f"{name}: the file is truncated: its index lists {expected} frames but only {packets} are present"
         )
     pts_list.sort()
     span = (pts_list[-1] + last_duration - pts_list[0]) * Fraction(video.time_base)

@@ -6,14 +6,17 @@
   when they were encoded with the same settings, see ``pipeline.encode``).
 * Audio, for the time range of the frames [start, end), from the first frame's pts to the
   end of the last frame (``t0``, ``t1``):
-  - stream copy when MP4 can hold the codec (AAC, MP3, AC-3, E-AC-3, ALAC, FLAC, Opus): a
-    packet is kept when its midpoint lies in [t0, t1), so each end is within half a packet
-    of the video's (about 11 ms for AAC at 48 kHz) and sync is kept because packets keep
-    their source timestamps;
-  - otherwise (PCM, Vorbis, ...) decoded, cut to exactly the samples in [t0, t1), and
-    encoded to AAC.
+  - the whole video: stream copy when MP4 can hold the codec (AAC, MP3, AC-3, E-AC-3, ALAC,
+    FLAC, Opus): a packet is kept when its midpoint lies in [t0, t1), so each end is within
+    half a packet of the video's (about 11 ms for AAC at 48 kHz) and sync is kept because
+    packets keep their source timestamps;
+  - a trimmed range, or a codec MP4 cannot hold (PCM, Vorbis, ...): decoded, cut to exactly
+    the samples in [t0, t1) (a copy could only cut on packet boundaries), with silence where
+    the source has no sound in that span, encoded to AAC: the track lasts as long as the
+    video, to the sample (the encoder's priming is skipped by the MP4 edit list).
 * Rotation: the probe's display-matrix rotation is written on the output video stream.
-* Timestamps: the source's (an MP4 edit list carries a non-zero start).
+* Timestamps: the whole video keeps the source's (an MP4 edit list carries a non-zero
+  start); a trimmed range is a clip of its own, moved to start at 0.
 * Packets of the two streams are interleaved here by time, so the muxer holds nothing back
   and memory does not grow with the video's length. ``movflags=faststart`` puts the index
   first; ``fflags=+bitexact`` keeps library versions out, so the same inputs give the same bytes.
@@ -25,6 +28,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -61,7 +65,9 @@ def stitch(
     out = Path(out)
     t0, t1 = probe.seconds(start), probe.seconds(end)
     try:
-        _write(segments, Path(target), probe, start, end, t0, t1, out)
+        _write(
+            segments, Path(target), probe, _Range(start, end, t0, t1, t0 if start > 0 else Fraction(0)), out
+        )
     except av.FFmpegError as exc:
         out.unlink(missing_ok=True)
         raise PipelineError(f"stitching failed: {exc}") from None
@@ -83,15 +89,20 @@ def _opened(source: SegmentSource) -> AbstractContextManager[Path]:
     return nullcontext(source) if isinstance(source, Path) else source()
 
 
+@dataclass(frozen=True)
+class _Range:
+    """Frames [start, end) of the source, from ``t0`` to ``t1`` seconds, written ``shift``
+    seconds earlier than in the source."""
+
+    start: int
+    end: int
+    t0: Fraction
+    t1: Fraction
+    shift: Fraction
+
+
 def _write(
-    segments: Sequence[SegmentSource],
-    target: Path,
-    probe: VideoProbe,
-    start: int,
-    end: int,
-    t0: Fraction,
-    t1: Fraction,
-    out: Path,
+    segments: Sequence[SegmentSource], target: Path, probe: VideoProbe, span: _Range, out: Path
 ) -> None:
     with ExitStack() as stack:
         first_files = stack.enter_context(ExitStack())  # closed as soon as its packets are out
@@ -105,12 +116,13 @@ def _write(
             video.set_display_rotation(probe.rotation)
         streams: list[Iterator[tuple[Fraction, int, Any]]] = [
             _video_packets(
-                (first, first_files), segments[1:], template.codec_context.extradata, probe, start, end, video
+                (first, first_files), segments[1:], template.codec_context.extradata, probe, span, video
             )
         ]
         if probe.audio is not None:
             source = stack.enter_context(open_input(target))
-            streams.append(_audio_packets(source, probe, t0, t1, output))
+            whole = span.start == 0 and span.end == probe.frame_count
+            streams.append(_audio_packets(source, probe, span, output, copy_allowed=whole))
         for _, _, packet in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
             output.mux(packet)
 
@@ -120,12 +132,12 @@ def _video_packets(
     rest: Sequence[SegmentSource],
     extradata: bytes | None,
     probe: VideoProbe,
-    start: int,
-    end: int,
+    span: _Range,
     video: Any,
 ) -> Iterator[tuple[Fraction, int, Any]]:
     """Every packet of the segments in order: ``first`` (already open, with what closes it),
     then each of ``rest``, opened only when the one before is used up."""
+    start, end = span.start, span.end
     index = start
     for number in range(1 + len(rest)):
         with first[1] if number == 0 else ExitStack() as stack:
@@ -141,6 +153,11 @@ def _video_packets(
                     f"segment {number} ({name}) was encoded with other settings than segment 0"
                 )
             time_base = Fraction(stream.time_base or 0)
+            shift = span.shift / time_base
+            if shift.denominator != 1:
+                raise PipelineError(
+                    f"segment {number} ({name}): its time base cannot express the trim's start"
+                )
             for packet in container.demux(stream):
                 if not packet.size or packet.is_discard:
                     continue
@@ -152,34 +169,35 @@ def _video_packets(
                         f"segment {number} ({name}): frame {index} is at {got}s, expected {probe.seconds(index)}s"
                     )
                 dts = packet.dts if packet.dts is not None else packet.pts
+                packet.pts, packet.dts = packet.pts - int(shift), dts - int(shift)
                 packet.stream = video
-                yield dts * time_base, 0, packet
+                yield packet.dts * time_base, 0, packet
                 index += 1
     if index != end:
         raise PipelineError(f"the segments hold {index - start} frames, expected {end - start}")
 
 
 def _audio_packets(
-    source: Any, probe: VideoProbe, t0: Fraction, t1: Fraction, output: Any
+    source: Any, probe: VideoProbe, span: _Range, output: Any, *, copy_allowed: bool
 ) -> Iterator[tuple[Fraction, int, Any]]:
     assert probe.audio is not None
     stream = source.streams[probe.audio.stream_index]
     if stream.type != "audio":
         raise InvalidMediaError("the target's audio stream is not where the probe found it")
     copy = None
-    if probe.audio.codec in COPY_AUDIO_CODECS:
+    if copy_allowed and probe.audio.codec in COPY_AUDIO_CODECS:
         try:
             copy = output.add_stream_from_template(stream)
         except ValueError:
             copy = None
     if copy is not None:
-        return _copied_audio(source, stream, copy, t0, t1)
+        return _copied_audio(source, stream, copy, span.t0, span.t1)
     encoder = output.add_stream(
         "aac", rate=probe.audio.sample_rate, layout=_layout_name(probe.audio.channels)
     )
     encoder.bit_rate = min(320_000, 96_000 * max(1, probe.audio.channels))
     encoder.time_base = Fraction(1, probe.audio.sample_rate)
-    return _encoded_audio(source, stream, encoder, t0, t1)
+    return _encoded_audio(source, stream, encoder, span)
 
 
 def _layout_name(channels: int) -> str:
@@ -221,12 +239,16 @@ def _copied_audio(
 
 
 def _encoded_audio(
-    source: Any, stream: Any, encoder: Any, t0: Fraction, t1: Fraction
+    source: Any, stream: Any, encoder: Any, span: _Range
 ) -> Iterator[tuple[Fraction, int, Any]]:
+    t0, t1 = span.t0, span.t1
     _seek_audio(source, stream, t0)
     rate = stream.codec_context.sample_rate
     out_base = Fraction(1, rate)
-    next_pts: int | None = None
+    # the track spans the video's [t0, t1) to the sample: silence where the source has none
+    next_pts, end_pts = round((t0 - span.shift) * rate), round((t1 - span.shift) * rate)
+    started = False
+    shape: av.AudioFrame | None = None  # a decoded frame, whose format the silence takes
     done = False
     for packet in source.demux(stream):
         if done:
@@ -246,15 +268,33 @@ def _encoded_audio(
             last = min(frame.samples, math.ceil((t1 - begin) * rate))
             if last <= first:
                 continue
-            if next_pts is None:
-                next_pts = round((begin + Fraction(first, rate)) * rate)
-            piece = _cut(frame, first, last, encoder.layout.name)
-            piece.pts, piece.time_base, piece.sample_rate = next_pts, out_base, rate
-            next_pts += last - first
-            for out in encoder.encode(piece):
-                yield out.dts * out.time_base, 1, out
+            pieces = [_cut(frame, first, last, encoder.layout.name)]
+            if not started:  # the source's audio starts after the first frame
+                started, shape = True, frame
+                at = round((begin + Fraction(first, rate) - span.shift) * rate)
+                if at > next_pts:
+                    pieces.insert(0, _silence(frame, at - next_pts, encoder.layout.name))
+            for piece in pieces:
+                piece.pts, piece.time_base, piece.sample_rate = next_pts, out_base, rate
+                next_pts += piece.samples
+                for out in encoder.encode(piece):
+                    yield out.dts * out.time_base, 1, out
+    if shape is not None and next_pts < end_pts:  # the source's audio ends before the last frame
+        tail = _silence(shape, end_pts - next_pts, encoder.layout.name)
+        tail.pts, tail.time_base, tail.sample_rate = next_pts, out_base, rate
+        for out in encoder.encode(tail):
+            yield out.dts * out.time_base, 1, out
     for out in encoder.encode(None):
         yield out.dts * out.time_base, 1, out
+
+
+def _silence(like: av.AudioFrame, samples: int, layout: str) -> av.AudioFrame:
+    """``samples`` samples of silence in the format of ``like``."""
+    data = like.to_ndarray()
+    channels = len(like.layout.channels)
+    shape = (data.shape[0], samples) if like.format.is_planar else (1, samples * channels)
+    zeros: Any = np.zeros(shape, dtype=data.dtype)
+    return av.AudioFrame.from_ndarray(zeros, format=like.format.name, layout=layout)
 
 
 def _cut(frame: av.AudioFrame, first: int, last: int, layout: str) -> av.AudioFrame:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facefleet.scratch import sweep
-from facefleet.settings import Settings
+
+if TYPE_CHECKING:
+    from facefleet.settings import Settings
 
 
 def register(subparsers: Any) -> None:

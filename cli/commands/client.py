@@ -14,13 +14,15 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import requests
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any
 
 from cli.commands.run import _OPTION_FLAGS
-from facefleet.settings import Settings
+
+if TYPE_CHECKING:
+    import requests
+    from tqdm import tqdm
+
+    from facefleet.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 _BLOCK = 1 << 20
@@ -156,6 +158,8 @@ def submit_task(
     for _, path in files:
         if not path.is_file():
             raise ClientError(f"no such file: {path}")
+    import requests
+
     body = MultipartBody([("options", json.dumps(options))], files)
     headers = {"Content-Type": body.content_type, "Content-Length": str(len(body)), **auth_headers(api_key)}
     if idempotency_key:
@@ -168,6 +172,8 @@ def submit_task(
 
 
 def get_status(base: str, task_id: str, api_key: str | None = None) -> dict[str, Any]:
+    import requests
+
     try:
         return _check(requests.get(f"{base}/v1/tasks/{task_id}", headers=auth_headers(api_key), timeout=30))
     except requests.RequestException as exc:
@@ -178,6 +184,8 @@ def follow(
     base: str, task_id: str, interval_s: float = 1.0, show: bool = True, api_key: str | None = None
 ) -> dict[str, Any]:
     """Poll until the task ends, with a progress bar over frames."""
+    from tqdm import tqdm
+
     bar: tqdm | None = None
     try:
         while True:
@@ -201,6 +209,8 @@ def download_output(base: str, task_id: str, output: Path, api_key: str | None =
     status = get_status(base, task_id, api_key)
     if status["state"] != "succeeded" or not status.get("output_url"):
         raise ClientError(f"task {task_id} is {status['state']}: no output to download")
+    import requests
+
     aside = output.with_name(f".{output.name}.part")
     try:
         with requests.get(status["output_url"], stream=True, timeout=(10, 600)) as response:
@@ -288,6 +298,8 @@ def handle_status(args: argparse.Namespace, settings: Settings) -> int:
 
 def task_action(base: str, task_id: str, action: str, api_key: str | None = None) -> dict[str, Any] | None:
     """POST /cancel or /retry, or DELETE; the task's summary (None once deleted)."""
+    import requests
+
     url = f"{base}/v1/tasks/{task_id}"
     try:
         if action == "delete":

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.commands import run
-from facefleet.demo import make_sample_video, source_face
-from facefleet.settings import Settings
+
+if TYPE_CHECKING:
+    from facefleet.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +28,8 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
+    from facefleet.demo import make_sample_video, source_face
+
     sample = args.dir / f"sample-{args.seconds:g}s.mp4"
     if not sample.exists():
         make_sample_video(sample, seconds=args.seconds)

@@ -6,9 +6,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from facefleet.settings import Settings
+if TYPE_CHECKING:
+    from facefleet.settings import Settings
+
 
 REPO = Path(__file__).resolve().parents[2]
 

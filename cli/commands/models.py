@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from facefleet.settings import Settings
 from pipeline.errors import PipelineError
-from pipeline.models.store import ModelStore, check_file
+
+if TYPE_CHECKING:
+    from facefleet.settings import Settings
+    from pipeline.models.store import ModelStore
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +32,8 @@ def register(subparsers: Any) -> None:
 
 
 def _store(settings: Settings) -> ModelStore:
+    from pipeline.models.store import ModelStore
+
     return ModelStore.for_runtime(settings.runtime())
 
 
@@ -70,6 +74,8 @@ def handle_download(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.models.store import check_file
+
     try:
         store = _store(settings)
         names = _names(store, args)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
-from facefleet.embedded import EmbeddedJobError, JobRequest, run_job
-from facefleet.options import JobOptions, OptionsError, parse_options
-from facefleet.settings import Settings
-from facefleet.storage.base import StorageError
-from pipeline.errors import PipelineError
+    from facefleet.options import JobOptions
+    from facefleet.settings import Settings
 
 # CLI flag -> option field, for the options that are plain values
 _OPTION_FLAGS = {
@@ -70,12 +68,20 @@ def build_parser_namespace(**values: Any) -> argparse.Namespace:
 
 
 def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOptions:
+    from facefleet.options import parse_options
+
     raw: dict[str, Any] = {"processors": args.processors}
     raw.update({name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None})
     return parse_options(raw, settings.job_defaults())
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
+    # the engine is loaded by the command that runs it, not by `facefleet --help`
+    from facefleet.embedded import EmbeddedJobError, JobRequest, run_job
+    from facefleet.options import OptionsError
+    from facefleet.storage.base import StorageError
+    from pipeline.errors import PipelineError
+
     try:
         if args.workers < 1:
             raise OptionsError("--workers must be at least 1")
@@ -115,6 +121,8 @@ class _ProgressBar:
         if not self.enabled or not total:
             return
         if self._bar is None:
+            from tqdm import tqdm
+
             self._bar = tqdm(total=total, initial=done, unit="frame", dynamic_ncols=True, file=sys.stderr)
         self._bar.update(done - self._bar.n)
 

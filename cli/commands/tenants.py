@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from facefleet.settings import Settings
+if TYPE_CHECKING:
+    from facefleet.settings import Settings
 
 
 def register(subparsers: Any) -> None:

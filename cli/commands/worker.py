@@ -6,10 +6,12 @@ import argparse
 import os
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from facefleet.distributed import CHUNKS, QUEUES, ConfigurationError, require
-from facefleet.settings import Settings
+from facefleet.queues import CHUNKS, QUEUES
+
+if TYPE_CHECKING:
+    from facefleet.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -37,13 +39,17 @@ def register(subparsers: Any) -> None:
 
 
 def _app(settings: Settings, **kwargs: Any) -> Any:
-    require(settings)
+    from facefleet.distributed import require
     from worker.app import create_celery
+
+    require(settings)
 
     return create_celery(settings, **kwargs)
 
 
 def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from facefleet.distributed import ConfigurationError
+
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     try:
@@ -77,6 +83,8 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
+    from facefleet.distributed import ConfigurationError
+
     try:
         app = _app(settings)
     except ConfigurationError as exc:
