@@ -252,9 +252,21 @@ class RedisState:
         count, _ = pipe.execute()
         return int(count)
 
-    def mark_new_epoch(self) -> bool:
-        """True when Redis held no epoch marker (first pass, or Redis lost its data); sets one."""
-        return bool(self.redis.set(self.keys.marker("epoch"), secrets.token_hex(8), nx=True))
+    def epoch_began(self) -> tuple[float, bool]:
+        """When Redis began holding its present data (Unix seconds), and whether it began just
+        now: a missing marker means the first pass ever, or Redis lost its data (a flush, a
+        restart without persistence). Every pass reads the same time, so a pass that fails
+        half-way does not lose the news."""
+        key = self.keys.marker("epoch")
+        now = time.time()
+        if self.redis.set(key, repr(now), nx=True):
+            return now, True
+        value = self.redis.get(key)
+        try:
+            return float(value), False
+        except (TypeError, ValueError):  # an old marker (a random token) or a race with a flush
+            self.redis.set(key, repr(now))
+            return now, True
 
     def uncount_start(self, task_id: str, part: str, generation: int) -> None:
         """Take back a start that was put off (a service was unavailable): it is no attempt."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -79,11 +79,11 @@ def reap(
     sent = _release_waiting(svc, enqueue_plan)
     sent += _resend_abandoned(svc, enqueue_plan, enqueue_stitch)
     # Redis lost everything (a flush, a restart without persistence): a Redis broker lost its
-    # messages with it, so queued work is sent again now rather than after a quiet spell
-    flushed = state.mark_new_epoch()
-    if flushed:
+    # messages with it, so work queued before that is sent again now, not after a quiet spell
+    epoch, fresh = state.epoch_began()
+    if fresh:
         log.warning("Redis holds no epoch marker (flushed or restarted): looking for lost messages now")
-    sent += _resend_lost(svc, enqueue_plan, waiting_messages, at_once=flushed)
+    sent += _resend_lost(svc, enqueue_plan, waiting_messages, lost_before=epoch)
     _tidy(svc)
     return len(requeued) + len(stitched) + sent
 
@@ -137,10 +137,13 @@ def _resend_lost(
     svc: Services,
     enqueue_plan: Callable[[str], None],
     waiting_messages: Callable[[], Mapping[str, int]],
-    at_once: bool = False,
+    lost_before: float,
 ) -> int:
-    quiet_s = 0 if at_once else svc.settings.lease_ttl_s * RESEND_EVERY_TTLS
-    quiet_since = utcnow() - timedelta(seconds=quiet_s)
+    """Queued tasks quiet for a few lease TTLs, or queued before Redis lost its data."""
+    quiet_since = max(
+        utcnow() - timedelta(seconds=svc.settings.lease_ttl_s * RESEND_EVERY_TTLS),
+        datetime.fromtimestamp(lost_before, UTC),
+    )
     queued_tasks = select(Task.id).where(Task.state == TaskState.QUEUED)
     with svc.sessions() as session:
         quiet_tasks = list(session.scalars(queued_tasks.where(Task.updated_at < quiet_since)))
