@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -261,7 +262,7 @@ class RedisState:
         now = time.time()
         if self.redis.set(key, repr(now), nx=True):
             return now, True
-        value = self.redis.get(key)
+        value: Any = self.redis.get(key)
         try:
             return float(value), False
         except (TypeError, ValueError):  # an old marker (a random token) or a race with a flush
