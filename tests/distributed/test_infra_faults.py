@@ -9,7 +9,7 @@ import time
 from sqlalchemy import select
 
 from facefleet.db import Chunk, Task, utcnow
-from tests.distributed.conftest import LOST_WORKER_BUDGET, POISON_NAME, wait_for
+from tests.distributed.conftest import LOST_WORKER_BUDGET, POISON_NAME, WORKERS, wait_for
 from tests.distributed.helpers import (
     FRAMES,
     assert_identical,
@@ -22,6 +22,7 @@ from tests.distributed.helpers import (
 from tests.distributed.proxy import TcpProxy
 
 DONE = {"succeeded", "failed", "cancelled"}
+SLOW_SEGMENT_PAUSE_S = 2.0
 
 
 def _chunks(services, task_id: str) -> dict[int, Chunk]:  # type: ignore[no-untyped-def]
@@ -46,6 +47,20 @@ def test_object_storage_down_for_a_minute_mid_job(api, services, s3, tmp_path, r
 
 
 def test_the_same_chunks_worker_killed_five_times(api, fleet, services, tmp_path, reference):
+    # Slow workers: each run of the chunk stores a segment or two before its kill, so the
+    # chunk (6 segments) outlasts the five kills however loaded the machine is.
+    for proc in fleet.live_workers():
+        proc.stop()
+    for proc in [fleet.start_worker(pause=SLOW_SEGMENT_PAUSE_S, wait=False) for _ in range(WORKERS)]:
+        proc.wait_for_log("ready.")
+    try:
+        _kill_the_same_chunks_worker_five_times(api, fleet, services, tmp_path, reference)
+    finally:  # the next test's fixture starts the usual workers
+        for proc in fleet.live_workers():
+            proc.stop()
+
+
+def _kill_the_same_chunks_worker_five_times(api, fleet, services, tmp_path, reference):  # type: ignore[no-untyped-def]
     task_id = submit(api, clip(tmp_path / "in.mp4"))
     victim_chunk: int | None = None
     killed: set[int] = set()
@@ -65,7 +80,7 @@ def test_the_same_chunks_worker_killed_five_times(api, fleet, services, tmp_path
         victim_chunk, pid = wait_for(holder, 60, "the chunk running on a live worker")
         fleet.worker_by_pid(pid).kill()
         killed.add(pid)
-        fleet.ensure_workers()
+        fleet.start_worker(pause=SLOW_SEGMENT_PAUSE_S, wait=False)  # as an orchestrator would
     body = wait_state(api, task_id, DONE, timeout=180)
     assert body["state"] == "succeeded", body
     out = tmp_path / "out.mp4"
