@@ -83,19 +83,26 @@ def process_chunk(
         # the same worker taking up its own attempt that could not be recorded (the database
         # went away mid-chunk): it goes on, it is no new attempt
         continuing = chunk.state == ChunkState.RUNNING and chunk.worker == ctx.worker_name
+        # another worker's start whose lease we now hold (its message came back before the
+        # reaper saw the lease go): that worker was lost, which is no attempt of the chunk's
+        taken_over = chunk.state == ChunkState.RUNNING and not continuing
+        lost = chunk.lost + (1 if taken_over else 0)
         exhausted = (
-            chunk.attempts >= ctx.max_attempts and not continuing
-        ) or chunk.lost >= ctx.lost_worker_budget
+            chunk.attempts >= ctx.max_attempts and not (continuing or taken_over)
+        ) or lost >= ctx.lost_worker_budget
         last_error = chunk.error or "its worker was lost (killed or out of memory) each time"
-        if chunk.lost >= ctx.lost_worker_budget:
-            last_error = f"its worker was lost {chunk.lost} times (killed, out of memory or preempted)"
-        if not exhausted:
+        if lost >= ctx.lost_worker_budget:
+            last_error = f"its worker was lost {lost} times (killed, out of memory or preempted)"
+        if exhausted:
+            chunk.lost = lost
+        else:
             session.execute(
                 update(Chunk)
                 .where(Chunk.id == chunk.id, Chunk.state.in_(UNFINISHED_CHUNK_STATES))
                 .values(
                     state=ChunkState.RUNNING,
-                    attempts=Chunk.attempts + (0 if continuing else 1),
+                    attempts=Chunk.attempts + (0 if continuing or taken_over else 1),
+                    lost=lost,
                     worker=ctx.worker_name,
                     started_at=func.coalesce(Chunk.started_at, utcnow()),
                     updated_at=utcnow(),
