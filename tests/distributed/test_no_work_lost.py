@@ -154,8 +154,14 @@ def test_a_cancel_while_storage_is_down_cleans_up_once_it_is_back(api, services,
     wait_for(
         lambda: not bucket_keys(s3, keys.TaskKeys(task_id).prefix), 15, "the cancelled task's files to go"
     )
+
+    def cleanup_recorded_done() -> bool:  # cleared just after the bucket agrees
+        with services.sessions() as session:
+            return session.get(Task, task_id).cleanup is None
+
+    wait_for(cleanup_recorded_done, 5, "the clean-up to be recorded as done")
+    assert not bucket_keys(s3, keys.TaskKeys(task_id).prefix)
     with services.sessions() as session:
-        assert session.get(Task, task_id).cleanup is None
         states = set(session.scalars(select(Chunk.state).where(Chunk.task_id == task_id)))
     assert states <= {ChunkState.CANCELLED, ChunkState.SUCCEEDED}, states
 
