@@ -193,3 +193,29 @@ def test_two_api_processes_report_one_set_whose_counters_never_go_down(api):
         status="404",
     )
     assert unknown >= 30
+
+
+def test_a_prefork_workers_metrics_cover_its_pool(api, fleet, tmp_path):
+    """Chunks run in the pool's child processes; the main process's /metrics adds them up."""
+    from tests.distributed.conftest import free_port
+
+    for proc in fleet.live_workers():
+        proc.stop()  # the next test's `api` fixture starts the usual workers again
+    port = free_port()
+    args = ["worker", "--pool", "prefork", "--concurrency", "2", "--metrics-port", str(port)]
+    pool = fleet.start("prefork", [*args, "--name", f"prefork-{fleet.run_id}@fftest"], "ready.")
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        before = [_scrape(url)]
+        task_id = _submit(api, clip(tmp_path / "in.mp4"), f"req-{uuid.uuid4().hex[:12]}")
+        assert wait_state(api, task_id, DONE)["state"] == "succeeded"
+        after = [_scrape(url)]
+        count = "facefleet_frame_latency_seconds_count"
+        frames = _total(after, "facefleet_frame_latency_seconds", count) - _total(
+            before, "facefleet_frame_latency_seconds", count
+        )
+        assert frames == FRAMES
+        busy = list(after[0]["facefleet_worker_busy_ratio"].values())
+        assert len(busy) == 1 and 0 <= busy[0] <= 1
+    finally:
+        pool.stop()
