@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
-from facefleet import keys, metrics
+from facefleet import keys, logs, metrics
 from facefleet.admission import admitted
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
@@ -167,6 +167,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         task = session.get(Task, task_id)
         if task is None:
             raise TaskNotFound(task_id)
+        logs.bind(tenant=task.tenant)
         if task.state == TaskState.RUNNING:  # a redelivered planning message
             return pending_chunks(session, task_id)
         if task.state == TaskState.QUEUED and not admitted(session, task):

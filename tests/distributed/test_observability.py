@@ -101,8 +101,12 @@ def test_a_jobs_log_lines_follow_it_and_hide_secrets(api, fleet, tmp_path):
     for segment in segments:
         assert segment["chunk"] in range(CHUNKS) and segment["attempt"] == 1
         assert segment["fps"] > 0 and segment["latency_ms"] > 0 and segment["tenant"] == "default"
-    states = [line["state"] for line in ours if line["event"].startswith(f"task {task_id}: ")]
+    states = [
+        line["state"] for line in ours if "state" in line and line["event"].startswith(f"task {task_id}: ")
+    ]
     assert states[-2:] == ["stitching", "succeeded"], states
+    final = next(line for line in ours if line["event"] == f"task {task_id}: succeeded")
+    assert final["tenant"] == "default" and final["latency_ms"] > 0, final
 
     api_proc = next(p for p in fleet.others if p.name == "api")
     api_lines = [line for line in _lines(api_proc) if line.get("request_id") == request_id]
@@ -200,7 +204,7 @@ def test_a_prefork_workers_metrics_cover_its_pool(api, fleet, tmp_path):
     from tests.distributed.conftest import free_port
 
     for proc in fleet.live_workers():
-        proc.stop()  # the next test's `api` fixture starts the usual workers again
+        proc.stop()  # started again at the end
     port = free_port()
     args = ["worker", "--pool", "prefork", "--concurrency", "2", "--metrics-port", str(port)]
     pool = fleet.start("prefork", [*args, "--name", f"prefork-{fleet.run_id}@fftest"], "ready.")
@@ -219,3 +223,4 @@ def test_a_prefork_workers_metrics_cover_its_pool(api, fleet, tmp_path):
         assert len(busy) == 1 and 0 <= busy[0] <= 1
     finally:
         pool.stop()
+        fleet.ensure_workers()  # as the other tests (and session fixtures) expect the fleet
