@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, Literal
 
@@ -187,9 +188,22 @@ def configure(service: Service, log_format: str | None = None, level: str | int 
     root.handlers = [handler]
     root.setLevel(numeric)
     logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(
+        args.exc_type, args.exc_value, args.exc_traceback, args.thread.name if args.thread else None
+    )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def _log_uncaught(kind: Any, value: Any, traceback: Any, thread: str | None = None) -> None:
+    """An exception nobody caught (a process's or a thread's end) as a line like the others."""
+    if kind is not None and issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
+        return
+    where = f" in thread {thread}" if thread else ""
+    logging.getLogger("facefleet").critical("uncaught exception%s", where, exc_info=(kind, value, traceback))

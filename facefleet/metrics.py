@@ -82,8 +82,7 @@ def exposition_registry(*collectors: Collector, own: Iterable[Collector] = ()) -
         registry.register(_LiveProcesses())
     else:
         for metric in (*OWN_METRICS, *own):
-            with contextlib.suppress(ValueError):  # an in-process app built twice (tests)
-                registry.register(metric)
+            registry.register(metric)
     for collector in collectors:
         registry.register(collector)
     return registry

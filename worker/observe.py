@@ -41,11 +41,14 @@ def register(app: FaceFleetCelery, request_of: Any) -> None:
     def _keep_our_logging(**_: Any) -> None:  # configured at the entry point; Celery leaves it
         if logs.renders_json():
             celery_worker.safe_say = _say_as_json
+            # what libraries print goes through the handler too (stderr stays as it is: the
+            # handler writes there)
+            app.log.redirect_stdouts_to_logger(logging.getLogger("stdout"), logging.INFO, stderr=False)
 
     @signals.task_prerun.connect(weak=False)
     def _bind(task: Any = None, args: Any = None, **_: Any) -> None:
         logs.clear()
-        WORKER_BUSY.set(1 / max(1, app.pool_slots))
+        WORKER_BUSY.inc(1 / max(1, app.pool_slots))  # inc/dec: a threads pool shares the process
         if not args or not isinstance(args[0], str):
             return
         fields: dict[str, Any] = {"task_id": args[0]}
@@ -58,7 +61,7 @@ def register(app: FaceFleetCelery, request_of: Any) -> None:
 
     @signals.task_postrun.connect(weak=False)
     def _unbind(**_: Any) -> None:
-        WORKER_BUSY.set(0)
+        WORKER_BUSY.dec(1 / max(1, app.pool_slots))
         logs.clear()
 
     @signals.before_task_publish.connect(weak=False)
