@@ -50,9 +50,9 @@ class Metrics:
 
 
 class FleetCollector(Collector):
-    """Tasks and chunks by state, the work waiting for each queue (by priority), frames
-    processed (from the usage rows, which deleting a task keeps): read from PostgreSQL by
-    indexed counts, and the broker's waiting messages, cached for a scrape interval."""
+    """Tasks and chunks by state and the work waiting for each queue (by priority), read
+    from PostgreSQL by indexed counts, and the broker's waiting messages: gauges, cached for
+    a scrape interval. Frames processed: from the usage rows, which deleting a task keeps."""
 
     def __init__(self, api: ApiState) -> None:
         self._api = api
@@ -62,6 +62,9 @@ class FleetCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             yield from _database_families(self._database.get())
+            yield CounterMetricFamily(
+                "facefleet_frames_processed", "Frames processed by the workers", value=self._frames()
+            )
         except Exception as exc:
             log.warning("metrics: database unavailable: %s", exc)
         try:
@@ -93,9 +96,14 @@ class FleetCollector(Collector):
             stitching = _by_priority(
                 session, select(Task.priority, func.count()).where(Task.state == TaskState.STITCHING)
             )
-            frames = session.scalar(select(func.coalesce(func.sum(Usage.frames), 0))) or 0
         depth = {CHUNKS: waiting, PLANNING: planning, STITCHING: stitching}
-        return {"tasks": tasks, "chunks": chunks, "depth": depth, "frames": int(frames)}
+        return {"tasks": tasks, "chunks": chunks, "depth": depth}
+
+    def _frames(self) -> int:
+        """Read at every scrape (a few usage rows), never cached: a counter that one process
+        cached while another read it fresh would seem to go down between scrapes."""
+        with self._api.services.ctx.read_sessions() as session:
+            return int(session.scalar(select(func.coalesce(func.sum(Usage.frames), 0))) or 0)
 
 
 def _by_priority(session: Any, query: Any) -> dict[int, int]:
@@ -121,6 +129,3 @@ def _database_families(figures: dict[str, Any]) -> Iterator[Metric]:
         for priority in range(10):
             depth.add_metric([queue, str(priority)], counts.get(priority, 0))
     yield depth
-    yield CounterMetricFamily(
-        "facefleet_frames_processed", "Frames processed by the workers", value=figures["frames"]
-    )

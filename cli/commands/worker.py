@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from facefleet import logs
-from facefleet.metrics_dir import remove_private_dir, use_private_dir
+from facefleet.metrics_dir import MULTIPROC_ENV, remove_private_dir, use_private_dir
 from facefleet.queues import CHUNKS, QUEUES
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_dir = use_private_dir("worker") if port else None  # before prometheus_client is imported
+    if not port:
+        os.environ.pop(MULTIPROC_ENV, None)  # metrics stay in each process, unread
     try:
         app = _app(
             settings,
