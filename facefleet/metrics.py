@@ -2,7 +2,8 @@
 only ever go up), and how a process serves them.
 
 The API (gunicorn) and the workers (Celery's pool) are several processes each, so both run
-prometheus_client's multiprocess mode: ``use_private_dir`` points PROMETHEUS_MULTIPROC_DIR
+prometheus_client's multiprocess mode: ``facefleet.metrics_dir.use_private_dir`` points
+PROMETHEUS_MULTIPROC_DIR
 at a fresh directory of this deployment before anything imports prometheus_client, every
 process writes its values there, and the process that answers ``/metrics`` merges them.
 Labels are bounded: never a task id.
@@ -26,7 +27,7 @@ from facefleet.metrics_dir import MULTIPROC_ENV
 
 SCRAPE_CACHE_S = 15.0  # figures read from the database or a device last this long
 
-# per-frame times from 1 ms to 10 s; queue waits and turnarounds from 1 s to a day
+# per-frame times from 1 ms to 10 s; queue waits and turnarounds from half a second to a day
 FRAME_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 WAIT_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 86400)
 CHUNK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600)
