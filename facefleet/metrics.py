@@ -3,9 +3,9 @@ only ever go up), and how a process serves them.
 
 The API (gunicorn) and the workers (Celery's pool) are several processes each, so both run
 prometheus_client's multiprocess mode: ``facefleet.metrics_dir.use_private_dir`` points
-PROMETHEUS_MULTIPROC_DIR
-at a fresh directory of this deployment before anything imports prometheus_client, every
-process writes its values there, and the process that answers ``/metrics`` merges them.
+PROMETHEUS_MULTIPROC_DIR at a fresh directory of this deployment before anything imports
+prometheus_client, every process writes its values there, and the process that answers
+``/metrics`` merges them.
 Labels are bounded: never a task id.
 """
 
