@@ -74,7 +74,13 @@ def reap(
             "chunk %d of task %s lost its worker: waits to be released again",
             index,
             task_id,
-            extra={"task_id": task_id, "chunk": index, "state": "queued", "error": "lease expired"},
+            extra={
+                "task_id": task_id,
+                "chunk": index,
+                "request_id": state.request_of(task_id),
+                "state": "queued",
+                "error": "lease expired",
+            },
         )
     for task_id, kind in enforce_deadlines(svc.ctx):
         log.warning("task %s failed: %s", task_id, kind)
