@@ -202,6 +202,9 @@ def retry(path: TaskPath) -> tuple[Response, int]:
     api = state()
     svc = api.services
     plan = retry_task(svc.ctx, task_id)
+    request_id = logs.bound("request_id")
+    if request_id:
+        svc.state.remember_request(task_id, request_id)  # the retried work's lines carry this one
     if plan.step == TaskState.QUEUED:
         api.producer.plan(task_id)
     elif plan.step == TaskState.STITCHING:
