@@ -3,7 +3,10 @@ connections are opened on first use in each (gunicorn) worker process."""
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+import uuid
 from importlib.metadata import version
 from typing import Any
 
@@ -21,11 +24,18 @@ from api.schemas import ProblemBody, SubmitForm, SubmitJson
 from api.state import ApiState
 from api.submit import MAX_SOURCES
 from api.tasks import tasks
+from facefleet import logs
 from facefleet.distributed import require
 from facefleet.settings import Settings
 
+log = logging.getLogger(__name__)
+
 # multipart overhead allowed on top of the files' own limits
 _FORM_SLACK = 1024 * 1024
+REQUEST_ID_HEADER = "X-Request-ID"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# probes and scrapes: logged at DEBUG, they would drown the rest
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask:
@@ -55,16 +65,35 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     register_error_handlers(app)
 
     @app.url_value_preprocessor  # the first hook of a request: before the blueprints' checks
-    def _start_timer(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
+    def _start(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
         g.started = time.perf_counter()
+        logs.clear()
+        logs.bind(request_id=_request_id())
 
     @app.after_request
     def _count(response):  # type: ignore[no-untyped-def]
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.observe_request(
-            request.method, endpoint, response.status_code, time.perf_counter() - g.started
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.observe_request(request.method, route, response.status_code, seconds)
+        request_id = logs.bound("request_id") or _request_id()
+        response.headers[REQUEST_ID_HEADER] = request_id
+        log.log(
+            logging.DEBUG if route in _QUIET_ROUTES else logging.INFO,
+            "%s %s %d",
+            request.method,
+            route,
+            response.status_code,
+            extra={
+                "status": response.status_code,
+                "latency_ms": round(seconds * 1000, 1),
+                "request_id": request_id,
+            },
         )
         return response
+
+    @app.teardown_request
+    def _forget(_exc: BaseException | None) -> None:
+        logs.clear()
 
     return app
 
@@ -73,6 +102,12 @@ DESCRIPTION = (
     "Face-swap pipelines over long videos as a resumable job service. Every /v1/ request needs "
     "`Authorization: Bearer KEY`; errors are RFC 9457 problem bodies (application/problem+json)."
 )
+
+
+def _request_id() -> str:
+    """The caller's X-Request-ID when it is a sane token, else a new one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def _document(app: OpenAPI, *models: type[BaseModel]) -> None:

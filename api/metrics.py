@@ -1,18 +1,21 @@
-"""Prometheus metrics: the API's own requests, plus the fleet's state read at scrape time
-(tasks and chunks by state, frames processed, chunk durations, queue depth)."""
+"""The API's Prometheus metrics: its own requests (observed as they are answered, in every
+gunicorn process, merged at scrape time), plus the fleet's state read from PostgreSQL and
+the broker with indexed queries, at most once per scrape interval per process."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client import Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from facefleet.db import Chunk, Task, utcnow
+from facefleet.db import Chunk, Task, Usage
+from facefleet.metrics import Cached, exposition_registry
+from facefleet.queues import CHUNKS, PLANNING, STITCHING
 from facefleet.states import ChunkState, TaskState
 
 if TYPE_CHECKING:
@@ -20,86 +23,109 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600)
-DURATION_WINDOW = timedelta(hours=24)
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
+
+REQUESTS = Counter(
+    "facefleet_http_requests", "HTTP requests answered", ["method", "endpoint", "status"], registry=None
+)
+REQUEST_DURATION = Histogram(
+    "facefleet_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route (the URL rule) and status",
+    ["route", "status"],
+    buckets=REQUEST_BUCKETS,
+    registry=None,
+)
 
 
 class Metrics:
     def __init__(self, api: ApiState) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "facefleet_http_requests_total",
-            "HTTP requests answered",
-            ["method", "endpoint", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "facefleet_http_request_seconds", "HTTP request latency", ["endpoint"], registry=self.registry
-        )
-        self.registry.register(FleetCollector(api))
+        self.registry = exposition_registry(FleetCollector(api), own=(REQUESTS, REQUEST_DURATION))
 
-    def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, endpoint, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        REQUESTS.labels(method, route, str(status)).inc()
+        REQUEST_DURATION.labels(route, str(status)).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
-class FleetCollector:
-    """Reads PostgreSQL and the broker at scrape time (every API replica reports the same)."""
+class FleetCollector(Collector):
+    """Tasks and chunks by state and the work waiting for each queue (by priority), read
+    from PostgreSQL by indexed counts, and the broker's waiting messages: gauges, cached for
+    a scrape interval. Frames processed: from the usage rows, which deleting a task keeps."""
 
     def __init__(self, api: ApiState) -> None:
         self._api = api
+        self._database = Cached(self._read_database)
+        self._broker = Cached(lambda: self._api.producer.queue_depths())
 
     def collect(self) -> Iterator[Metric]:
         try:
-            yield from self._database()
+            yield from _database_families(self._database.get())
+            yield CounterMetricFamily(
+                "facefleet_frames_processed", "Frames processed by the workers", value=self._frames()
+            )
         except Exception as exc:
             log.warning("metrics: database unavailable: %s", exc)
         try:
-            depth = GaugeMetricFamily("facefleet_queue_depth", "Messages waiting per queue", labels=["queue"])
-            for queue, count in self._api.producer.queue_depths().items():
-                depth.add_metric([queue], count)
-            yield depth
+            messages = GaugeMetricFamily(
+                "facefleet_broker_messages", "Messages ready in each broker queue", labels=["queue"]
+            )
+            for queue, count in self._broker.get().items():
+                messages.add_metric([queue], count)
+            yield messages
         except Exception as exc:
             log.warning("metrics: broker unavailable: %s", exc)
 
-    def _database(self) -> Iterator[Metric]:
-        sessions = self._api.services.sessions
-        with sessions() as session:
-            task_counts = dict(session.execute(select(Task.state, func.count()).group_by(Task.state)).all())
-            chunk_counts = dict(
-                session.execute(select(Chunk.state, func.count()).group_by(Chunk.state)).all()
+    def _read_database(self) -> dict[str, Any]:
+        with self._api.services.ctx.read_sessions() as session:
+            tasks = {
+                s: session.scalar(select(func.count()).select_from(Task).where(Task.state == s)) or 0
+                for s in TaskState
+            }
+            chunks = {
+                s: session.scalar(select(func.count()).select_from(Chunk).where(Chunk.state == s)) or 0
+                for s in ChunkState
+            }
+            waiting = _by_priority(
+                session, select(Chunk.priority, func.count()).where(Chunk.state == ChunkState.QUEUED)
             )
-            frames = session.scalar(select(func.coalesce(func.sum(Task.frames_processed), 0)))
-            durations = session.execute(
-                select(Chunk.started_at, Chunk.finished_at).where(
-                    Chunk.state == ChunkState.SUCCEEDED, Chunk.finished_at > utcnow() - DURATION_WINDOW
-                )
-            ).all()
-        tasks = GaugeMetricFamily("facefleet_tasks", "Tasks by state", labels=["state"])
-        for task_state in TaskState:
-            tasks.add_metric([task_state.value], task_counts.get(task_state, 0))
-        yield tasks
-        chunks = GaugeMetricFamily("facefleet_chunks", "Chunks by state", labels=["state"])
-        for chunk_state in ChunkState:
-            chunks.add_metric([chunk_state.value], chunk_counts.get(chunk_state, 0))
-        yield chunks
-        yield CounterMetricFamily(
-            "facefleet_frames_processed", "Frames processed by the workers", value=int(frames or 0)
-        )
-        yield _histogram(
-            "facefleet_chunk_duration_seconds",
-            "Wall time of chunks that succeeded in the last 24 hours",
-            [(end - start).total_seconds() for start, end in durations if start and end],
-        )
+            planning = _by_priority(
+                session, select(Task.priority, func.count()).where(Task.state == TaskState.QUEUED)
+            )
+            stitching = _by_priority(
+                session, select(Task.priority, func.count()).where(Task.state == TaskState.STITCHING)
+            )
+        depth = {CHUNKS: waiting, PLANNING: planning, STITCHING: stitching}
+        return {"tasks": tasks, "chunks": chunks, "depth": depth}
+
+    def _frames(self) -> int:
+        """Read at every scrape (a few usage rows), never cached: a counter that one process
+        cached while another read it fresh would seem to go down between scrapes."""
+        with self._api.services.ctx.read_sessions() as session:
+            return int(session.scalar(select(func.coalesce(func.sum(Usage.frames), 0))) or 0)
 
 
-def _histogram(name: str, doc: str, values: list[float]) -> HistogramMetricFamily:
-    buckets, running = [], 0
-    for bound in CHUNK_DURATION_BUCKETS:
-        running = sum(1 for v in values if v <= bound)
-        buckets.append((str(float(bound)), running))
-    buckets.append(("+Inf", len(values)))
-    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=sum(values))
+def _by_priority(session: Any, query: Any) -> dict[int, int]:
+    column = query.selected_columns[0]
+    return {int(p): int(n) for p, n in session.execute(query.group_by(column)).all()}
+
+
+def _database_families(figures: dict[str, Any]) -> Iterator[Metric]:
+    tasks = GaugeMetricFamily("facefleet_tasks", "Tasks by state", labels=["state"])
+    for task_state, count in figures["tasks"].items():
+        tasks.add_metric([task_state.value], count)
+    yield tasks
+    chunks = GaugeMetricFamily("facefleet_chunks", "Chunks by state", labels=["state"])
+    for chunk_state, count in figures["chunks"].items():
+        chunks.add_metric([chunk_state.value], count)
+    yield chunks
+    depth = GaugeMetricFamily(
+        "facefleet_queue_depth",
+        "Work waiting for each queue, by priority (PostgreSQL is the queue of record)",
+        labels=["queue", "priority"],
+    )
+    for queue, counts in figures["depth"].items():
+        for priority in range(10):
+            depth.add_metric([queue, str(priority)], counts.get(priority, 0))
+    yield depth

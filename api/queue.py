@@ -7,6 +7,7 @@ from typing import Any
 
 from celery import Celery
 
+from facefleet import logs
 from facefleet.distributed import (
     CHUNK_TASK,
     CHUNKS,
@@ -32,9 +33,11 @@ class Producer:
         )
 
     def _send(self, name: str, queue: str, args: list[Any], **options: Any) -> None:
+        request_id = logs.bound("request_id")
         self.celery.send_task(
             name,
             args=args,
+            headers={"request_id": request_id} if request_id else None,
             queue=queue_name(self._settings, queue),
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},

@@ -30,6 +30,7 @@ from api.schemas import (
 )
 from api.state import state
 from api.submit import submit
+from facefleet import logs
 from facefleet.cleanup import clean_up
 from facefleet.db import Task
 from facefleet.distributed import Services
@@ -84,7 +85,12 @@ def create() -> tuple[Response, int, dict[str, str]]:
         tenant,
         lambda options: api.admission.check(svc, options.priority),
     )
+    logs.bind(task_id=task.id, tenant=tenant)
     if created:
+        request_id = logs.bound("request_id")
+        if request_id:
+            svc.state.remember_request(task.id, request_id)  # for its workers' log lines
+        log.info("task %s submitted", task.id, extra={"state": task.state.value})
         try:
             api.producer.plan(task.id)
         except Exception as exc:  # the broker is down: say so, and leave a retryable failed task
@@ -196,6 +202,9 @@ def retry(path: TaskPath) -> tuple[Response, int]:
     api = state()
     svc = api.services
     plan = retry_task(svc.ctx, task_id)
+    request_id = logs.bound("request_id")
+    if request_id:
+        svc.state.remember_request(task_id, request_id)  # the retried work's lines carry this one
     if plan.step == TaskState.QUEUED:
         api.producer.plan(task_id)
     elif plan.step == TaskState.STITCHING:

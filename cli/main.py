@@ -1,13 +1,19 @@
-"""The ``facefleet`` command. Settings are built here, once, and handed to the sub-command."""
+"""The ``facefleet`` command. Settings are built here, once, and handed to the sub-command;
+logging is configured here, once, for the role the sub-command plays."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import os
 import sys
 
 COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants")
+# sub-commands that are services: JSON logs at INFO unless told otherwise
+SERVICES = {"api": "api", "worker": "worker", "beat": "beat"}
+LOG_FORMATS = ("json", "text")
+# the roles that merge their processes' metrics (each sets its own directory)
+MULTIPROCESS_METRICS = ("api", "worker")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,18 +21,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log progress and debug detail to stderr"
     )
+    log_help = "json (one object per line; services' default) or text (commands' default)"
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default=None, help=log_help)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"cli.commands.{name}").register(subparsers)
+    for sub in subparsers.choices.values():  # also accepted after the sub-command
+        sub.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS, help=log_help)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from facefleet import logs
+
+    service = SERVICES.get(args.command, "cli")
+    level = "DEBUG" if args.verbose else getattr(args, "loglevel", None)
+    try:
+        logs.configure(service, args.log_format, level)  # type: ignore[arg-type]
+    except ValueError as exc:
+        print(f"facefleet: {exc} (FACEFLEET_LOG_FORMAT, FACEFLEET_LOG_LEVEL)", file=sys.stderr)
+        return 2
+    if args.command not in MULTIPROCESS_METRICS:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # a command's metrics stay in-process
     from pydantic import ValidationError
 
     from facefleet.settings import Settings  # after parsing: `--help` needs none of it

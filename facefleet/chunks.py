@@ -13,18 +13,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import islice
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from facefleet import keys
+from facefleet import keys, logs, metrics
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
 from facefleet.failures import describe, infrastructure
-from facefleet.jobs import fail_task, load_assets, load_probe
+from facefleet.jobs import fail_task, load_assets, load_probe, task_moved
 from facefleet.options import JobOptions
 from facefleet.policy import infra_backoff, retry_delay
 from facefleet.scratch import scratch_file
@@ -93,6 +93,9 @@ def process_chunk(
         last_error = chunk.error or "its worker was lost (killed or out of memory) each time"
         if lost >= ctx.lost_worker_budget:
             last_error = f"its worker was lost {lost} times (killed, out of memory or preempted)"
+        # read before the update below refreshes the row
+        attempt = chunk.attempts + (0 if continuing or taken_over else 1)
+        ready_since, first_started = _ready_since(chunk), chunk.started_at or utcnow()
         if exhausted:
             chunk.lost = lost
         else:
@@ -111,8 +114,18 @@ def process_chunk(
         options = JobOptions.model_validate(task.options)
         target_key, start, end = task.target_key, chunk.frame_start, chunk.frame_end
         task_keys = keys.of(task)
+    logs.bind(task_id=task_id, chunk=chunk_index, tenant=task_keys.tenant, attempt=attempt)
     if exhausted:
         return _dead_letter(ctx, task_id, chunk_index, last_error)
+    if not continuing:
+        metrics.QUEUE_WAIT.observe(max(0.0, (utcnow() - ready_since).total_seconds()))
+    log.info(
+        "chunk %d of task %s: running (attempt %d)",
+        chunk_index,
+        task_id,
+        attempt,
+        extra={"state": ChunkState.RUNNING.value, "frame_start": start, "frame_end": end},
+    )
 
     started = time.monotonic()
     try:
@@ -126,7 +139,20 @@ def process_chunk(
         _account(ctx, task_keys, seconds=time.monotonic() - started)
     if not finished:
         return _why_stopped(ctx, task_id)
-    return _finish(ctx, task_id, chunk_index)
+    outcome = _finish(ctx, task_id, chunk_index)
+    if outcome in (ChunkOutcome.SUCCEEDED, ChunkOutcome.STITCH):
+        metrics.CHUNK_DURATION.observe(max(0.0, (utcnow() - first_started).total_seconds()))
+        log.info("chunk %d of task %s: succeeded", chunk_index, task_id, extra={"state": "succeeded"})
+    return outcome
+
+
+def _ready_since(chunk: Chunk) -> datetime:
+    """Since when the chunk could have been started: planned, or its retry's backoff over,
+    or (a chunk moved on from a lost worker) put back in the queue."""
+    since = chunk.created_at if chunk.attempts == 0 else chunk.updated_at
+    if chunk.not_before is not None and chunk.not_before > since:
+        since = chunk.not_before
+    return since
 
 
 def _why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:
@@ -183,6 +209,7 @@ def _run_segments(
     chain = _chain(ctx, task_keys, options)
     encoder = EncoderSettings(crf=options.crf, preset=options.preset, threads=ctx.encoder_threads)
     progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start, on_frame)
+    frame_latency = metrics.FRAME_LATENCY.labels(metrics.processor_label(options.processors))
     with (
         ctx.storage.hold(target_key) as target,
         closing(prefetch(read_frames(target, video, segments[done].start, end))) as frames,
@@ -190,7 +217,7 @@ def _run_segments(
         for segment in segments[done:]:
             if should_stop() or _task_stopped(ctx, task_id):
                 return False
-            segment_started = time.monotonic()
+            segment_started = progress.start_segment()
             count = segment.end - segment.start
             stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
             with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
@@ -205,9 +232,27 @@ def _run_segments(
                 ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
             ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
             _account(ctx, task_keys, frames=count)
-            ctx.record_work(count, time.monotonic() - segment_started)
+            seconds = time.monotonic() - segment_started
+            ctx.record_work(count, seconds)
+            for latency in progress.take_latencies():  # counted once stored: count = frames processed
+                frame_latency.observe(latency)
+            _log_segment(task_id, chunk_index, segment, count, seconds)
             on_frame()  # the upload was progress too
     return True
+
+
+def _log_segment(task_id: str, chunk_index: int, segment: SegmentPlan, count: int, seconds: float) -> None:
+    fields: dict[str, object] = {
+        "segment": segment.index,
+        "frame_start": segment.start,
+        "frame_end": segment.end,
+        "latency_ms": round(seconds * 1000 / max(1, count), 2),
+        "fps": round(count / seconds, 2) if seconds > 0 else None,
+    }
+    gpu = metrics.gpu_memory_used_bytes()
+    if gpu:
+        fields["gpu_mem_used_mb"] = round(sum(gpu.values()) / 2**20)
+    log.info("segment %d of chunk %d of task %s stored", segment.index, chunk_index, task_id, extra=fields)
 
 
 def _processed(chain: Chain, frames: Iterator[Frame], batch: int) -> Iterator[Frame]:
@@ -228,6 +273,19 @@ class _ProgressReporter:
         self._on_frame = on_frame
         self.frames = already
         self._last = 0.0
+        self._previous = time.monotonic()
+        self._latencies: list[float] = []
+
+    def start_segment(self) -> float:
+        """A segment begins: the next frame's time counts from now; returns now."""
+        self._previous = time.monotonic()
+        self._latencies.clear()  # a segment begun again: its first try's frames were not stored
+        return self._previous
+
+    def take_latencies(self) -> list[float]:
+        """Each frame's time since the one before it reached the encoder, for the segment."""
+        taken, self._latencies = self._latencies, []
+        return taken
 
     def track(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         for frame in frames:
@@ -235,6 +293,8 @@ class _ProgressReporter:
             self._on_frame()
             self.frames += 1
             now = time.monotonic()
+            self._latencies.append(now - self._previous)
+            self._previous = now
             if now - self._last >= PROGRESS_INTERVAL_S:
                 self._last = now
                 self._ctx.checkpoints.report_progress(self._task_id, self._chunk_index, self.frames)
@@ -304,7 +364,10 @@ def move_to_stitching_if_done(session: Session, task_id: str) -> bool:
         .where(Task.id == task_id, Task.state == TaskState.RUNNING, has_chunks, ~unfinished)
         .values(state=TaskState.STITCHING, updated_at=utcnow())
     )
-    return bool(won.rowcount == 1)  # type: ignore[attr-defined]
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    task_moved(session, task_id, TaskState.STITCHING)
+    return True
 
 
 def stitch_finished(ctx: JobContext) -> list[str]:
@@ -342,14 +405,29 @@ def _record_failure(
             if waited <= ctx.infra_retry_s:
                 chunk.state, chunk.infra_failing_since = ChunkState.QUEUED, since
                 chunk.attempts = max(0, chunk.attempts - 1)
-                _wait_for_release(chunk, infra_backoff(waited))
+                delay = infra_backoff(waited)
+                _wait_for_release(chunk, delay)
+                _log_retry(chunk, delay, reason, f"{service} unavailable: no attempt spent")
                 return ChunkOutcome.RETRY_LATER
             reason = f"{service} was unavailable for {waited:.0f} s: {reason}"
         elif chunk.attempts < ctx.max_attempts:
             chunk.state = ChunkState.QUEUED
-            _wait_for_release(chunk, retry_delay(max(1, chunk.attempts)))
+            delay = retry_delay(max(1, chunk.attempts))
+            _wait_for_release(chunk, delay)
+            _log_retry(chunk, delay, reason, f"attempt {chunk.attempts} of {ctx.max_attempts} spent")
             return ChunkOutcome.RETRY
     return _dead_letter(ctx, task_id, chunk_index, reason)
+
+
+def _log_retry(chunk: Chunk, delay_s: float, reason: str, spent: str) -> None:
+    log.warning(
+        "chunk %d of task %s: retried in %.0f s (%s)",
+        chunk.index,
+        chunk.task_id,
+        delay_s,
+        spent,
+        extra={"state": ChunkState.QUEUED.value, "attempt": chunk.attempts, "error": reason},
+    )
 
 
 def _wait_for_release(chunk: Chunk, delay_s: float) -> None:
@@ -364,6 +442,13 @@ def _dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -
         assert chunk is not None
         chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
         attempts, first, last = chunk.attempts, chunk.frame_start, chunk.frame_end - 1
+    log.error(
+        "chunk %d of task %s: failed after %d attempts",
+        chunk_index,
+        task_id,
+        attempts,
+        extra={"state": ChunkState.FAILED.value, "attempt": attempts, "error": reason},
+    )
     fail_task(
         ctx,
         task_id,

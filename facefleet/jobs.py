@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
-from facefleet import keys
+from facefleet import keys, logs, metrics
 from facefleet.admission import admitted
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
@@ -44,7 +44,30 @@ def move_task(session: Session, task_id: str, target: TaskState, **values: Any) 
         .where(Task.id == task_id, Task.state.in_(task_sources(target)))
         .values(state=target, updated_at=utcnow(), **values)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    moved: bool = result.rowcount == 1  # type: ignore[attr-defined]
+    if moved:
+        task_moved(session, task_id, target, values.get("error"))
+    return moved
+
+
+def task_moved(session: Session, task_id: str, target: TaskState, error: str | None = None) -> None:
+    """A line per state change; a task's end is timed from its submission."""
+    extra: dict[str, Any] = {"task_id": task_id, "state": target.value}
+    if error:
+        extra["error"] = error
+    if target.terminal:
+        created = session.scalar(select(Task.created_at).where(Task.id == task_id))
+        if created is not None:
+            turnaround = max(0.0, (utcnow() - created).total_seconds())
+            metrics.TASK_TURNAROUND.labels(target.value).observe(turnaround)
+            extra["latency_ms"] = round(turnaround * 1000)
+    log.log(
+        logging.WARNING if target == TaskState.FAILED else logging.INFO,
+        "task %s: %s",
+        task_id,
+        target.value,
+        extra=extra,
+    )
 
 
 def move_chunks(session: Session, task_id: str, target: ChunkState, **values: Any) -> int:
@@ -144,6 +167,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         task = session.get(Task, task_id)
         if task is None:
             raise TaskNotFound(task_id)
+        logs.bind(tenant=task.tenant)
         if task.state == TaskState.RUNNING:  # a redelivered planning message
             return pending_chunks(session, task_id)
         if task.state == TaskState.QUEUED and not admitted(session, task):

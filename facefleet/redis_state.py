@@ -277,6 +277,18 @@ class RedisState:
     def ping(self) -> bool:
         return bool(self.redis.ping())
 
+    def remember_request(self, task_id: str, request_id: str) -> None:
+        """The request id a task was submitted under, for its workers' log lines."""
+        with contextlib.suppress(redis.RedisError):  # a log field: never worth a failure
+            self.redis.set(self.keys.marker(f"request:{task_id}"), request_id, ex=PROGRESS_TTL_S)
+
+    def request_of(self, task_id: str) -> str | None:
+        try:
+            value = self.redis.get(self.keys.marker(f"request:{task_id}"))
+        except redis.RedisError:
+            return None
+        return str(value) if value is not None else None
+
     # ------------------------------------------------------------ the fleet, as the dispatcher sees it
 
     def announce_worker(self, name: str, slots: int, ttl_s: float) -> None:

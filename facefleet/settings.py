@@ -100,6 +100,8 @@ class Settings(BaseSettings):
     retention_output_days: float = Field(default=0, ge=0)
     retention_input_days: float = Field(default=0, ge=0)
     keep_work_files: bool = False
+    # where each worker serves /metrics for its pool (0: not served)
+    metrics_port: int = Field(default=9101, ge=0, le=65535)
     work_dir: Path | None = None  # scratch space for workers (defaults under home)
     cache_max_bytes: int = 20 * 1024**3
     encoder_threads: int = 4

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from facefleet import keys
+from facefleet import keys, logs
 from facefleet.chunks import chunk_segments
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
@@ -46,6 +46,7 @@ def stitch_task(
         chunks = list(session.scalars(select(Chunk).where(Chunk.task_id == task_id).order_by(Chunk.index)))
         options = JobOptions.model_validate(task.options)
         target_key, task_keys = task.target_key, keys.of(task)
+        logs.bind(tenant=task.tenant)
         stitching_since = max((c.finished_at for c in chunks if c.finished_at), default=utcnow())
         frame_start, frame_end = task.frame_start, task.frame_end
     if frame_start is None or frame_end is None:  # a task in stitching without a plan: nothing to join

@@ -34,11 +34,14 @@ def create_celery(
     segment_pause_s: float = 0.0,
     node_name: str = "facefleet",
     chunk_slots: int = 1,
+    pool_slots: int = 1,
+    metrics_port: int = 0,
 ) -> FaceFleetCelery:
     app = FaceFleetCelery("facefleet", broker=settings.effective_broker_url, set_as_current=False)
     app.settings = settings
     app.segment_pause_s = segment_pause_s
     app.node_name, app.chunk_slots = node_name, chunk_slots
+    app.pool_slots, app.metrics_port = pool_slots, metrics_port
     app.conf.update(celery_config(settings))
     from worker import tasks
 

@@ -14,3 +14,5 @@ class FaceFleetCelery(Celery):
     segment_pause_s: float = 0.0
     node_name: str = "facefleet"  # this worker's node name (Celery's hostname)
     chunk_slots: int = 1  # processes taking chunks (0: the worker does not take the chunks queue)
+    pool_slots: int = 1  # processes (or threads) of the pool
+    metrics_port: int = 0  # where the main process serves /metrics (0: nowhere)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from facefleet import metrics
 from facefleet.admission import waiting_for_capacity
 from facefleet.chunks import stitch_finished
 from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
@@ -67,8 +68,20 @@ def reap(
     finally:
         for lease in held:
             lease.release()
+    metrics.LEASE_EXPIRED.inc(len(requeued))
     for task_id, index in requeued:
-        log.warning("chunk %d of task %s lost its worker: waits to be released again", index, task_id)
+        log.warning(
+            "chunk %d of task %s lost its worker: waits to be released again",
+            index,
+            task_id,
+            extra={
+                "task_id": task_id,
+                "chunk": index,
+                "request_id": state.request_of(task_id),
+                "state": "queued",
+                "error": "lease expired",
+            },
+        )
     for task_id, kind in enforce_deadlines(svc.ctx):
         log.warning("task %s failed: %s", task_id, kind)
         svc.state.cancel_flags.set(task_id)  # its running chunks stop at their next segment

@@ -21,7 +21,7 @@ from celery import signals
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from facefleet import memory
+from facefleet import logs, memory, metrics
 from facefleet.chunks import ChunkOutcome, process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.distributed import (
@@ -41,6 +41,7 @@ from facefleet.redis_state import Lease
 from facefleet.scratch import sweep
 from facefleet.states import TaskState
 from facefleet.stitching import stitch_task
+from worker import observe
 from worker.base import FaceFleetCelery
 from worker.dispatcher import FleetLoop, dispatch
 from worker.reaper import reap
@@ -67,6 +68,8 @@ def services(app: FaceFleetCelery) -> Services:
 
 
 def register(app: FaceFleetCelery) -> None:
+    observe.register(app, request_of=lambda task_id: services(app).state.request_of(task_id))
+
     @signals.worker_init.connect(weak=False)
     def _sweep_scratch(**_: Any) -> None:  # before the pool starts: what dead processes left
         sweep(app.settings.scratch_dir, time.time())
@@ -134,12 +137,13 @@ def dispatch_now(app: FaceFleetCelery, svc: Services) -> int:
     """Release what the fleet has room for now (a chunk ended, a plan was made); waits a
     moment for the dispatch lock. A failure is left to the next pass of the fleet loop."""
     try:
-        return dispatch(
-            svc,
-            lambda task_id, index: enqueue_chunk(app, task_id, index),
-            lambda: waiting_messages(app, app.settings),
-            wait_s=2.0,
-        )
+        with logs.detached():  # chunks of any task: not this task's lines
+            return dispatch(
+                svc,
+                lambda task_id, index: enqueue_chunk(app, task_id, index),
+                lambda: waiting_messages(app, app.settings),
+                wait_s=2.0,
+            )
     except Exception as exc:
         log.warning("dispatch after this task skipped (%s): the fleet loop does it", type(exc).__name__)
         return 0
@@ -195,6 +199,9 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
     finally:
         lease.release()
         _trim_cache(svc, task_id)
+    if outcome != ChunkOutcome.SKIPPED:
+        label = "succeeded" if outcome == ChunkOutcome.STITCH else outcome.value
+        metrics.CHUNK_ATTEMPTS.labels(label).inc()
     peak = memory.peak_rss_bytes() if measured else None
     log.info(
         "chunk %d of task %s: %s%s",
@@ -335,7 +342,7 @@ def _stopper(app: FaceFleetCelery, svc: Services, lease: Lease, task_id: str) ->
                 app.segment_pause_s
             )  # fault-injection and demo knob (facefleet worker --segment-pause)
         if lease.lost:
-            log.warning("lost the lease on %s: stopping", lease.key)
+            log.warning("lost the lease on %s: stopping", lease.key, extra={"error": "lease lost"})
             return True
         try:
             return svc.state.cancel_flags.is_set(task_id)

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from facefleet.metrics_dir import remove_private_dir, use_private_dir
 from facefleet.scratch import sweep
 
 if TYPE_CHECKING:
@@ -34,6 +35,19 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         print(f"facefleet api: {exc}", file=sys.stderr)
         return 2
     sweep(settings.scratch_dir, time.time())  # uploads of API processes that died
+    metrics_dir = use_private_dir("api")  # before prometheus_client is imported
+    from gunicorn.glogging import Logger
+
+    from facefleet.metrics import mark_process_dead
+
+    class _Logs(Logger):  # type: ignore[misc]
+        """gunicorn's messages go through the process's one structured handler."""
+
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                logger.handlers.clear()
+                logger.propagate = True
 
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -42,7 +56,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("threads", args.threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", args.timeout)
-            self.cfg.set("accesslog", "-")
+            self.cfg.set("logger_class", _Logs)  # the app logs each request, with its id
+            self.cfg.set("child_exit", lambda _server, worker: mark_process_dead(worker.pid))
             self.cfg.set("limit_request_line", 8190)  # gunicorn's most; longer gets its own 400
 
         def load(self) -> Any:  # once per gunicorn worker process
@@ -50,5 +65,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
 
             return create_app(settings)
 
-    _Server().run()
+    try:
+        _Server().run()
+    finally:
+        remove_private_dir(metrics_dir)
     return 0

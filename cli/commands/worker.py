@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
+from facefleet import logs
+from facefleet.metrics_dir import MULTIPROC_ENV, remove_private_dir, use_private_dir
 from facefleet.queues import CHUNKS, QUEUES
 
 if TYPE_CHECKING:
@@ -24,7 +27,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU is a good start)")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
     parser.add_argument("--name", default=None, help="worker node name (default: facefleet@HOST-PID)")
-    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--loglevel", default=None, help="default: FACEFLEET_LOG_LEVEL, else INFO")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics for this worker's pool here (default: FACEFLEET_METRICS_PORT, else 9101; 0: off)",
+    )
     parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
         "--segment-pause", type=float, default=0.0, help=argparse.SUPPRESS
@@ -34,7 +43,7 @@ def register(subparsers: Any) -> None:
     beat = subparsers.add_parser(
         "beat", help="send the reaper's periodic pass (optional: every worker runs the reaper itself)"
     )
-    beat.add_argument("--loglevel", default="INFO")
+    beat.add_argument("--loglevel", default=None, help="default: FACEFLEET_LOG_LEVEL, else INFO")
     beat.set_defaults(handler=handle_beat)
 
 
@@ -52,12 +61,18 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
+    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    metrics_dir = use_private_dir("worker") if port else None  # before prometheus_client is imported
+    if not port:
+        os.environ.pop(MULTIPROC_ENV, None)  # metrics stay in each process, unread
     try:
         app = _app(
             settings,
             segment_pause_s=args.segment_pause,
             node_name=name,
             chunk_slots=args.concurrency if CHUNKS in chosen else 0,
+            pool_slots=args.concurrency if args.pool != "solo" else 1,
+            metrics_port=port,
         )
     except ConfigurationError as exc:
         print(f"facefleet worker: {exc}", file=sys.stderr)
@@ -66,8 +81,9 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     queues = worker_queues(settings, chosen)
     argv = [
+        *_quiet(args),
         "worker",
-        f"--loglevel={args.loglevel}",
+        f"--loglevel={logging.getLevelName(logging.getLogger().level)}",
         f"--queues={','.join(queues)}",
         f"--concurrency={args.concurrency}",
         f"--pool={args.pool}",
@@ -78,8 +94,17 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     ]
     if args.beat:
         argv.append("--beat")
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        if metrics_dir is not None:
+            remove_private_dir(metrics_dir)
     return 0
+
+
+def _quiet(args: argparse.Namespace) -> list[str]:
+    """No banner where the logs are JSON: every line stays one object."""
+    return [] if logs.resolve_format("worker", getattr(args, "log_format", None)) == "text" else ["--quiet"]
 
 
 def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
@@ -91,5 +116,5 @@ def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
         print(f"facefleet beat: {exc}", file=sys.stderr)
         return 2
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", f"--loglevel={args.loglevel}"])
+    app.start([*_quiet(args), "beat", f"--loglevel={logging.getLevelName(logging.getLogger().level)}"])
     return 0

@@ -37,6 +37,11 @@ LOST_WORKER_BUDGET = 6
 POISON_NAME = "poison.mp4"  # a target of this name kills its worker (worker/tasks.py, test-only)
 
 
+# secret-bearing settings every fleet process gets (PostgreSQL here trusts local connections,
+# moto any key): no log line may show them
+SECRETS = {"db_password": f"pg-{uuid.uuid4().hex}", "aws_secret": f"aws-{uuid.uuid4().hex}"}
+
+
 # what no task error or problem body may show: the deployment's addresses, users and paths
 # (each service fixture adds its own address; a user's own URL may of course be quoted back)
 FORBIDDEN_IN_ERRORS = ["postgres", ":5432", "/tmp/", "pytest-of", "amqp://", "redis://", ":5672"]
@@ -202,7 +207,11 @@ def s3(tmp_path_factory):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    creds = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    creds = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": SECRETS["aws_secret"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     os.environ.update(creds)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
     port = free_port()
@@ -240,7 +249,7 @@ def env(pg_url, redis_url, broker_url, s3, tmp_path_factory):
     values = {
         **s3["env"],
         "FACEFLEET_HOME": str(home),
-        "FACEFLEET_DATABASE_URL": pg_url,
+        "FACEFLEET_DATABASE_URL": _with_password(pg_url),
         "FACEFLEET_REDIS_URL": redis_url,
         "FACEFLEET_BROKER_URL": broker_url,
         "FACEFLEET_S3_ENDPOINT_URL": s3["endpoint"],
@@ -262,6 +271,17 @@ def env(pg_url, redis_url, broker_url, s3, tmp_path_factory):
     }
     yield values
     _delete_queues(broker_url, values["FACEFLEET_QUEUE_PREFIX"])
+
+
+def _with_password(url: str) -> str:
+    """``url`` with a password (the suite's secret, where it has none of its own)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.password:
+        SECRETS["db_password"] = str(parsed.password)
+        return url
+    return parsed.set(password=SECRETS["db_password"]).render_as_string(hide_password=False)
 
 
 def _delete_queues(broker_url: str, prefix: str) -> None:
@@ -307,6 +327,7 @@ def services(settings):
 class Proc:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
         self.name, self.log = name, log
+        self.metrics_url = ""  # a worker's /metrics
         with open(log, "wb") as handle:  # the child keeps its own copy of the descriptor
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "cli", *args],
@@ -372,6 +393,7 @@ class Fleet:
     ) -> Proc:
         self._count += 1
         name = f"w{self._count}"
+        port = free_port()
         args = [
             "worker",
             "--pool",
@@ -380,8 +402,11 @@ class Fleet:
             f"{name}-{self.run_id}@fftest",
             "--segment-pause",
             str(pause),
+            "--metrics-port",
+            str(port),
         ]
         proc = Proc(name, args, {**self._work_env(name), **(extra_env or {})}, self.root / f"{name}.log")
+        proc.metrics_url = f"http://127.0.0.1:{port}/metrics"
         self.workers.append(proc)
         if wait:
             proc.wait_for_log("ready.")

@@ -1,0 +1,95 @@
+"""Structured logs: one JSON object per line with the bound fields, and no secret in any of
+them, whatever a message or a library puts there."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import structlog
+
+from facefleet import logs
+
+DB_PASSWORD = "Pg-pa55word-42"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+PRESIGNED = (
+    "https://s3.example/bucket/tasks/abc/output.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261205%2Fus-east-1%2Fs3%2Faws4_request"
+    "&X-Amz-Signature=0123456789abcdef0123456789abcdef"
+)
+
+
+@pytest.fixture
+def configured(monkeypatch, capsys):
+    """Reads back, line by line, what the test logs after ``logs.configure`` (as a worker's
+    logging; called in the test, where capsys holds stderr); restored after."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    monkeypatch.setenv("FACEFLEET_DATABASE_URL", f"postgresql://facefleet:{DB_PASSWORD}@db:5432/facefleet")
+    monkeypatch.delenv("FACEFLEET_LOG_FORMAT", raising=False)
+
+    def lines() -> list[dict]:
+        return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+
+    yield lines
+    logs.clear()
+    root.handlers, root.level = saved
+    structlog.reset_defaults()
+
+
+def test_lines_are_json_with_bound_fields(configured):
+    logs.configure("worker")
+    logs.bind(task_id="t1", chunk=3, request_id="req-1")
+    logging.getLogger("facefleet.chunks").info("segment %d stored", 2, extra={"fps": 41.5})
+    logs.clear()
+    logging.getLogger("celery").warning("no task here")
+    first, second = configured()
+    assert first["event"] == "segment 2 stored" and first["level"] == "info" and first["service"] == "worker"
+    assert (first["task_id"], first["chunk"], first["request_id"], first["fps"]) == ("t1", 3, "req-1", 41.5)
+    assert first["ts"].endswith("Z")
+    assert "task_id" not in second and second["level"] == "warning"
+
+
+def test_secrets_never_appear(configured):
+    logs.configure("worker")
+    log = logging.getLogger("anything")
+    log.error("cannot connect to postgresql://facefleet:%s@db:5432/facefleet", DB_PASSWORD)
+    log.info("download at %s", PRESIGNED)
+    log.info("credentials", extra={"secret": AWS_SECRET, "nested": {"url": "amqp://u:p4ssw0rd@rabbit//"}})
+    log.info("Authorization: Bearer ffk_abc123_s3cretpart and key AKIAIOSFODNN7EXAMPLE")
+    try:
+        raise RuntimeError(f"boto failed with {AWS_SECRET}")
+    except RuntimeError:
+        log.exception("upload failed")
+    lines = configured()
+    text = "\n".join(json.dumps(line) for line in lines)
+    for secret in (
+        DB_PASSWORD,
+        AWS_SECRET,
+        "X-Amz-Signature",
+        "p4ssw0rd",
+        "s3cretpart",
+        "AKIAIOSFODNN7EXAMPLE",
+    ):
+        assert secret not in text, secret
+    assert "postgresql://facefleet:***@db:5432/facefleet" in lines[0]["event"]
+    assert lines[1]["event"] == "download at https://s3.example/bucket/tasks/abc/output.mp4?***"
+    assert lines[-1]["error"].startswith("RuntimeError") and "exception" in lines[-1]
+
+
+def test_redactor_keeps_ordinary_text():
+    redactor = logs.Redactor(logs.secret_values({"AWS_SECRET_ACCESS_KEY": "test", "HOME": "/root"}))
+    plain = "chunk 2 of task fftest-1 stored to redis://127.0.0.1:6379/0 in 0.5 s"
+    assert redactor.text(plain) == plain  # a 4-character secret is no secret worth masking words for
+
+
+def test_text_format_and_bad_values(monkeypatch):
+    assert logs.resolve_format("cli") == "text" and logs.resolve_format("api") == "json"
+    monkeypatch.setenv("FACEFLEET_LOG_FORMAT", "text")
+    assert logs.resolve_format("worker") == "text"
+    assert logs.resolve_format("worker", "json") == "json"
+    monkeypatch.setenv("FACEFLEET_LOG_LEVEL", "loud")
+    with pytest.raises(ValueError, match="log level"):
+        logs.resolve_level("api")
