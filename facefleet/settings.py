@@ -110,10 +110,17 @@ class Settings(BaseSettings):
     model_manifest: Path | None = None
     providers: str = "CPUExecutionProvider"  # comma-separated onnxruntime providers, in order
     allow_cpu_fallback: bool = False
+    # models a chunk worker loads and runs once before it says it is ready (comma-separated
+    # names, e.g. "det_10g,w600k_r50,inswapper_128"; empty: ready once its services answer)
+    warm_models: str = ""
 
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def warm_model_names(self) -> list[str]:
+        return [m.strip() for m in self.warm_models.split(",") if m.strip()]
 
     @property
     def scratch_dir(self) -> Path:

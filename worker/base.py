@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from facefleet.settings import Settings
+from worker.lifecycle import Lifecycle
 
 
 class FaceFleetCelery(Celery):
@@ -14,3 +15,6 @@ class FaceFleetCelery(Celery):
     segment_pause_s: float = 0.0
     node_name: str = "facefleet"  # this worker's node name (Celery's hostname)
     chunk_slots: int = 1  # processes taking chunks (0: the worker does not take the chunks queue)
+    served: tuple[str, ...] = ()  # the queues it takes (short names)
+    pool: str = "prefork"
+    lifecycle: Lifecycle

@@ -67,22 +67,32 @@ def services(app: FaceFleetCelery) -> Services:
 
 
 def register(app: FaceFleetCelery) -> None:
-    @signals.worker_init.connect(weak=False)
-    def _sweep_scratch(**_: Any) -> None:  # before the pool starts: what dead processes left
-        sweep(app.settings.scratch_dir, time.time())
 
     @signals.worker_process_init.connect(weak=False)
-    def _init_process(**_: Any) -> None:  # prefork children: connect before taking work
+    def _init_process(**_: Any) -> None:  # prefork children and the solo pool: before taking work
         services(app)
+        app.lifecycle.warm_up(app.settings.runtime())
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _stopping(**_: Any) -> None:  # SIGTERM's handler, in the main process: flags only
+        app.lifecycle.stop()
 
     loop: list[FleetLoop] = []
 
-    @signals.worker_ready.connect(weak=False)
-    def _start_fleet_loop(**_: Any) -> None:  # the main process: reaper and dispatcher
+    @signals.worker_init.connect(weak=False)
+    def _start(**_: Any) -> None:  # the main process, before the pool starts (and warms up)
+        sweep(app.settings.scratch_dir, time.time())  # what dead processes left
+        _start_fleet_loop()
+        if app.pool == "threads":  # the threads share this process's models
+            app.lifecycle.warm_up(app.settings.runtime())
+
+    def _start_fleet_loop() -> None:  # reaper, dispatcher and readiness, from the warm-up on
         fleet_loop = FleetLoop(
             app.node_name,
             app.chunk_slots,
             app.settings,
+            app.served,
+            app.lifecycle,
             reap=lambda svc: run_reap(app, svc),
             send=lambda task_id, index: enqueue_chunk(app, task_id, index),
             waiting_messages=lambda: waiting_messages(app, app.settings),
@@ -189,6 +199,7 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
                 task_id,
                 chunk_index,
                 should_stop=_stopper(app, svc, lease, task_id),
+                hand_back=lambda: app.lifecycle.stopping,
                 on_frame=_poisoned(svc, task_id) or lease.touch,
             ),
         )

@@ -24,6 +24,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU is a good start)")
     parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
     parser.add_argument("--name", default=None, help="worker node name (default: facefleet@HOST-PID)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="probe: exit 0 if this host's worker (--name: that one) is ready, else 1 and why",
+    )
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
@@ -47,9 +52,22 @@ def _app(settings: Settings, **kwargs: Any) -> Any:
     return create_celery(settings, **kwargs)
 
 
+def handle_check(args: argparse.Namespace, settings: Settings) -> int:
+    """The worker's own report, in the work dir it shares with its probe (same container,
+    same FACEFLEET_WORK_DIR): no Redis or database round trip, so the probe is cheap and says
+    what the worker itself last saw."""
+    from facefleet.readiness import check_host
+
+    ready, message = check_host(settings.scratch_dir, args.name)
+    print(f"facefleet worker: {message}", file=sys.stdout if ready else sys.stderr)
+    return 0 if ready else 1
+
+
 def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     from facefleet.distributed import ConfigurationError
 
+    if args.check:
+        return handle_check(args, settings)
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     try:
@@ -58,6 +76,8 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
             segment_pause_s=args.segment_pause,
             node_name=name,
             chunk_slots=args.concurrency if CHUNKS in chosen else 0,
+            served=tuple(q for q in QUEUES if q in chosen),
+            pool=args.pool,
         )
     except ConfigurationError as exc:
         print(f"facefleet worker: {exc}", file=sys.stderr)
