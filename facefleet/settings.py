@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None  # the key those commands send (FACEFLEET_API_KEY)
     # every /v1/ request needs a key; "off": one user, everything belongs to the default tenant
     auth: Literal["on", "off"] = "on"
+    # `facefleet flower`: user:password (comma-separated for several); needed beyond loopback
+    flower_basic_auth: SecretStr | None = None
 
     # media limits: a target or image past one is refused (422 at submission, else the task fails)
     max_pixels: int = Field(default=7680 * 4320, ge=1)
