@@ -114,13 +114,16 @@ def host_reports(work_dir: Path) -> list[HostReport]:
     return sorted(reports, key=lambda r: r.age_s)
 
 
-def check_host(work_dir: Path, node: str | None = None) -> tuple[bool, str]:
-    """(ready, message) for this host's worker (``node``: that one; else any of them)."""
+def check_host(work_dir: Path, node: str | None = None, alive_only: bool = False) -> tuple[bool, str]:
+    """(ready, message) for this host's worker (``node``: that one; else any of them); with
+    ``alive_only``, whether its loop still reports at all, ready or not (a liveness probe: a
+    worker waiting out a Redis outage is not ready, and must not be restarted for it)."""
     reports = [r for r in host_reports(work_dir) if node is None or r.node == node]
     fresh = [r for r in reports if r.age_s <= FILE_FRESH_S]
     for report in fresh:
-        if report.ready:
-            return True, f"{report.node} is ready ({', '.join(report.queues)})"
+        if report.ready or alive_only:
+            state = "ready" if report.ready else f"alive, not ready: {report.reason}"
+            return True, f"{report.node} is {state} ({', '.join(report.queues)})"
     if fresh:
         return False, f"{fresh[0].node} is not ready: {fresh[0].reason}"
     if reports:

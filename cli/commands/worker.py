@@ -29,6 +29,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="probe: exit 0 if this host's worker (--name: that one) is ready, else 1 and why",
     )
+    parser.add_argument(
+        "--alive",
+        action="store_true",
+        help="with --check: exit 0 while the worker still reports, ready or not (a liveness probe)",
+    )
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
@@ -58,7 +63,7 @@ def handle_check(args: argparse.Namespace, settings: Settings) -> int:
     what the worker itself last saw."""
     from facefleet.readiness import check_host
 
-    ready, message = check_host(settings.scratch_dir, args.name)
+    ready, message = check_host(settings.scratch_dir, args.name, alive_only=args.alive)
     print(f"facefleet worker: {message}", file=sys.stdout if ready else sys.stderr)
     return 0 if ready else 1
 

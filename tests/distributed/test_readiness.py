@@ -47,9 +47,9 @@ def gated_mirror(folder: Path, gate: threading.Event) -> Iterator[str]:
         server.server_close()
 
 
-def check(env: dict[str, str], work_dir: Path) -> subprocess.CompletedProcess[str]:
+def check(env: dict[str, str], work_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", "worker", "--check"],
+        [sys.executable, "-m", "cli", "worker", "--check", *flags],
         env={**env, "FACEFLEET_WORK_DIR": str(work_dir)},
         cwd=REPO,
         capture_output=True,
@@ -99,6 +99,8 @@ def test_worker_check_fails_until_its_models_are_loaded(api, fleet, env, mirror_
                 interval=0.5,
             )
             assert MODEL in waiting.stderr, waiting.stderr
+            alive = check(probe_env, work_dir, "--alive")  # the liveness probe: up, if not ready
+            assert alive.returncode == 0 and "not ready" in alive.stdout, alive
             assert not (tmp_path / "models" / f"{MODEL}.onnx").exists()
             assert ready_workers(api)["chunks"] == before  # not counted by the fleet either
 
