@@ -41,10 +41,11 @@ class ReadyBoard:
         return self._keys.marker(f"ready:{queue}")
 
     def announce(self, node: str, queues: Iterable[str], ttl_s: float) -> None:
-        expires = time.time() + ttl_s
+        now = time.time()
         pipe = self._redis.pipeline()
         for queue in queues:
-            pipe.zadd(self._key(queue), {node: expires})
+            pipe.zremrangebyscore(self._key(queue), "-inf", now)  # workers gone for good
+            pipe.zadd(self._key(queue), {node: now + ttl_s})
         pipe.execute()
 
     def withdraw(self, node: str) -> None:
