@@ -43,7 +43,7 @@ def create_celery(
     app = FaceFleetCelery("facefleet", broker=settings.effective_broker_url, set_as_current=False)
     app.settings = settings
     app.segment_pause_s = segment_pause_s
-    app.node_name, app.chunk_slots, app.served, app.pool = node_name, chunk_slots, served, pool
+    app.node_name, app.chunk_slots, app.served, app.pool_kind = node_name, chunk_slots, served, pool
     warm_processes = chunk_slots if pool == "prefork" else min(chunk_slots, 1)
     app.lifecycle = Lifecycle(warm_processes, settings.warm_model_names)
     app.conf.update(celery_config(settings))

@@ -16,5 +16,5 @@ class FaceFleetCelery(Celery):
     node_name: str = "facefleet"  # this worker's node name (Celery's hostname)
     chunk_slots: int = 1  # processes taking chunks (0: the worker does not take the chunks queue)
     served: tuple[str, ...] = ()  # the queues it takes (short names)
-    pool: str = "prefork"
+    pool_kind: str = "prefork"  # the worker pool (Celery's own `pool` is its connection pool)
     lifecycle: Lifecycle

@@ -2,9 +2,9 @@
 that no single process (a beat) is needed: each pass is taken by one worker at a time under
 a short Redis lock, and losing any worker loses nothing.
 
-A pass: announce this worker ready (per queue, once its models are warm) and its chunk
-slots; every ``reaper_interval_s``, reap (expired
-leases, deadlines, lost planning and stitching messages, clean-ups); then dispatch: release
+A pass: announce this worker ready (per queue: the chunks queue once its models are warm)
+and its chunk slots; every ``reaper_interval_s``, reap (expired leases, deadlines, lost
+planning and stitching messages, clean-ups); then dispatch: release
 waiting chunks while the fleet has free slots, and release again what was released but
 never started while the broker holds fewer chunk messages than that (a flush, a restart,
 a lost send). Task bodies also dispatch at once when a chunk ends or a plan is made, so a
@@ -104,10 +104,13 @@ class FleetLoop:
         reap: Callable[[Services], int],
         send: Callable[[str, int], None],
         waiting_messages: Callable[[], Mapping[str, int]],
+        stop_taking_chunks: Callable[[], bool] = lambda: True,
     ) -> None:
         self.node, self.slots, self.settings = node, slots, settings
         self.served, self.lifecycle = served, lifecycle
         self._reap, self._send, self._waiting = reap, send, waiting_messages
+        self._stop_taking_chunks = stop_taking_chunks
+        self._took_chunks = bool(slots)
         self._stop = threading.Event()
         self._withdrawn = False
         self._thread: threading.Thread | None = None
@@ -163,6 +166,8 @@ class FleetLoop:
             self._withdraw(svc)
             self._report(False, "shutting down")
             return
+        if self.lifecycle.failed and self._took_chunks:  # else it would fail every chunk it took
+            self._took_chunks = not self._stop_taking_chunks()
         warm = self.lifecycle.warm
         ready = [q for q in self.served if warm or q != CHUNKS]
         if self.slots and warm:

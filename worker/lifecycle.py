@@ -41,6 +41,11 @@ class Lifecycle:
         return self._warm.value >= self.processes
 
     @property
+    def failed(self) -> bool:
+        """A process could not load its models (it stays up, not ready, and says why)."""
+        return bool(self._problem.value)
+
+    @property
     def stopping(self) -> bool:
         return bool(self._stopping.value)
 

@@ -26,11 +26,13 @@ from facefleet.chunks import ChunkOutcome, process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.distributed import (
     CHUNK_TASK,
+    CHUNKS,
     PLAN_TASK,
     REAP_TASK,
     STITCH_TASK,
     Services,
     open_services,
+    queue_name,
     waiting_messages,
 )
 from facefleet.errors import TaskNotFound, TryLater
@@ -83,7 +85,7 @@ def register(app: FaceFleetCelery) -> None:
     def _start(**_: Any) -> None:  # the main process, before the pool starts (and warms up)
         sweep(app.settings.scratch_dir, time.time())  # what dead processes left
         _start_fleet_loop()
-        if app.pool == "threads":  # the threads share this process's models
+        if app.pool_kind == "threads":  # the threads share this process's models
             app.lifecycle.warm_up(app.settings.runtime())
 
     def _start_fleet_loop() -> None:  # reaper, dispatcher and readiness, from the warm-up on
@@ -96,6 +98,7 @@ def register(app: FaceFleetCelery) -> None:
             reap=lambda svc: run_reap(app, svc),
             send=lambda task_id, index: enqueue_chunk(app, task_id, index),
             waiting_messages=lambda: waiting_messages(app, app.settings),
+            stop_taking_chunks=lambda: stop_taking_chunks(app),
         )
         fleet_loop.start()
         loop.append(fleet_loop)
@@ -129,6 +132,21 @@ def register(app: FaceFleetCelery) -> None:
                 "reaper pass skipped: %s does not answer (%s)", infrastructure(exc), type(exc).__name__
             )
             return 0  # the fleet loops run it again within seconds
+
+
+def stop_taking_chunks(app: FaceFleetCelery) -> bool:
+    """Asks this worker's consumer to stop taking chunks (its models could not be loaded);
+    over the broker's control channel, which the consumer reads in its own thread. True once
+    it answered (before the consumer is up, nobody does: the fleet loop asks again)."""
+    queue = queue_name(app.settings, CHUNKS)
+    try:
+        replies = app.control.cancel_consumer(queue, destination=[app.node_name], reply=True, timeout=1.0)
+    except Exception as exc:  # the broker does not answer: the next pass asks again
+        log.warning("cannot ask the consumer to stop taking chunks (%s)", type(exc).__name__)
+        return False
+    if replies:
+        log.error("models not loaded: this worker takes no chunks (see `facefleet worker --check`)")
+    return bool(replies)
 
 
 def run_reap(app: FaceFleetCelery, svc: Services) -> int:

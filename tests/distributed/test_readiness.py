@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -148,3 +149,45 @@ def test_readyz_fails_while_a_queue_with_work_has_no_ready_worker(api, fleet, tm
     fleet.ensure_workers()
     assert wait_state(api, task_id, {"succeeded", "failed"})["state"] == "succeeded"
     assert requests.get(f"{api}/readyz", timeout=10).status_code == 200
+
+
+def test_a_worker_whose_models_fail_stays_unready_and_takes_no_chunks(api, fleet, env, services, tmp_path):
+    """A missing model must not cost real chunks their attempts: the worker says why it is not
+    ready and stops taking chunks; planning and stitching it still does."""
+    from sqlalchemy import select
+
+    from facefleet.db import Chunk
+
+    for worker in fleet.live_workers():
+        worker.stop()
+    broken = fleet.start_worker(extra_env={"FACEFLEET_WARM_MODELS": "no_such_model"})
+    probe_env = {**os.environ, **env}
+    failed = wait_for(
+        lambda: (
+            (r := check(probe_env, fleet.work_dir(broken))).returncode == 1
+            and "warm-up failed" in r.stderr
+            and r
+        ),
+        30,
+        "the probe to show the failed warm-up",
+        interval=0.5,
+    )
+    assert "unknown model 'no_such_model'" in failed.stderr, failed.stderr
+    wait_for(lambda: "takes no chunks" in broken.text(), 30, "the worker to stop taking chunks")
+
+    task_id = submit(api, clip(tmp_path / "in.mp4"))
+    assert wait_state(api, task_id, {"running", "failed"}, timeout=30)["state"] == "running"  # planned
+
+    def chunks() -> list[Chunk]:
+        with services.sessions() as session:
+            return list(session.scalars(select(Chunk).where(Chunk.task_id == task_id)))
+
+    time.sleep(3)  # time enough to take a chunk, had it still listened
+    assert all(c.state.value == "queued" and c.attempts == 0 for c in chunks()), chunks()
+    body = requests.get(f"{api}/readyz", timeout=10).json()
+    assert body["fleet"] == "no ready worker for chunks" and body["workers"]["planning"] == 1, body
+
+    broken.stop()
+    fleet.ensure_workers()
+    assert wait_state(api, task_id, {"succeeded", "failed"})["state"] == "succeeded"
+    assert all(c.attempts == 1 for c in chunks())
