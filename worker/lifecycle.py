@@ -28,6 +28,8 @@ REASON_BYTES = 400
 
 
 class Lifecycle:
+    """The shared flags and counters (see the module's docstring)."""
+
     def __init__(self, processes: int, models: list[str]) -> None:
         """``processes``: how many processes run chunks (0: a worker without the chunks queue)."""
         self.processes, self.models = processes, models
@@ -58,7 +60,10 @@ class Lifecycle:
         problem = self._problem.value.decode(errors="replace")
         if problem:
             return problem
-        return f"loading and warming up models ({', '.join(self.models)}): {self._warm.value} of {self.processes} processes done"
+        done = f"{self._warm.value} of {self.processes} processes done"
+        if not self.models:
+            return f"starting its processes: {done}"
+        return f"loading and warming up models ({', '.join(self.models)}): {done}"
 
     def warm_up(self, runtime: Runtime) -> None:
         """In each process that runs chunks, before it takes work (none for a worker without
