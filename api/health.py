@@ -4,8 +4,9 @@ from flask import Response, current_app, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import text
 
-from api.schemas import Health, Readiness
+from api.schemas import Health, Readiness, ReadinessQuery
 from api.state import state
+from facefleet.readiness import ReadyBoard, queues_with_work
 
 health = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations")])
 
@@ -16,14 +17,28 @@ def healthz() -> Response:
 
 
 @health.get(
-    "/readyz", summary="the database, broker and bucket answer", responses={200: Readiness, 503: Readiness}
+    "/readyz",
+    summary="the database, broker and bucket answer, and every queue with work has a ready worker",
+    description=(
+        "`checks`: the API's dependencies; `fleet`: `ok`, or which queues with work have no "
+        "ready worker; `workers`: ready workers per queue (models loaded and warmed up, for chunks); `work`: "
+        "whether each queue has work waiting or running. 503 when a dependency does not answer "
+        "or a queue with work has no ready worker. `?fleet=false` checks the API's own "
+        "dependencies only (a load balancer's probe: missing workers are no reason to stop "
+        "answering status requests)."
+    ),
+    responses={200: Readiness, 503: Readiness},
 )
-def readyz() -> tuple[Response, int]:
+def readyz(query: ReadinessQuery) -> tuple[Response, int]:
     api = state()
     checks: dict[str, str] = {}
+    workers: dict[str, int] = {}
+    work: dict[str, bool] = {}
     try:
-        with api.services.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with api.services.ctx.read_sessions() as session:
+            session.execute(text("SELECT 1"))
+            if query.fleet:
+                work = queues_with_work(session)
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
@@ -37,8 +52,19 @@ def readyz() -> tuple[Response, int]:
         checks["bucket"] = "ok"
     except Exception as exc:
         checks["bucket"] = f"unreachable: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
-    return jsonify(status="ready" if ready else "not ready", checks=checks), 200 if ready else 503
+    fleet = "not checked"
+    if query.fleet:
+        try:
+            workers = ReadyBoard(api.services.state.redis, api.services.state.keys).ready_workers()
+            unserved = [q for q, waiting in work.items() if waiting and not workers[q]]
+            fleet = f"no ready worker for {', '.join(unserved)}" if unserved else "ok"
+        except Exception as exc:
+            fleet = f"unknown: Redis unreachable ({type(exc).__name__})"
+    ready = all(v == "ok" for v in checks.values()) and fleet in ("ok", "not checked")
+    body = jsonify(
+        status="ready" if ready else "not ready", checks=checks, fleet=fleet, workers=workers, work=work
+    )
+    return body, 200 if ready else 503
 
 
 @health.get(

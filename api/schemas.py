@@ -146,6 +146,13 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
+    fleet: str = Field(description="ok, or the queues with work and no ready worker")
+    workers: dict[str, int] = Field(description="ready workers per queue")
+    work: dict[str, bool] = Field(description="whether each queue has work waiting or running")
+
+
+class ReadinessQuery(BaseModel):
+    fleet: bool = Field(True, description="also require a ready worker for every queue with work")
 
 
 def submission_body() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import islice
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from facefleet import keys, logs, metrics
@@ -49,6 +49,7 @@ class ChunkOutcome(StrEnum):
     CANCELLED = "cancelled"  # the task was cancelled or deleted: stopped between segments
     TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
     LEASE_LOST = "lease-lost"  # another worker holds the chunk now and goes on from here
+    HANDED_BACK = "handed-back"  # its worker is stopping: back to waiting, for another worker now
     SKIPPED = "skipped"  # nothing to do: already done, or the task is no longer running
 
 
@@ -70,9 +71,12 @@ def process_chunk(
     chunk_index: int,
     *,
     should_stop: Callable[[], bool] = lambda: False,
+    hand_back: Callable[[], bool] = lambda: False,
     on_frame: Callable[[], None] = lambda: None,
 ) -> ChunkOutcome:
-    """Process one chunk from its resume point. The caller must hold the chunk's lease."""
+    """Process one chunk from its resume point. The caller must hold the chunk's lease.
+    ``should_stop`` and ``hand_back`` are asked between segments; ``hand_back`` (the worker
+    is stopping) puts the chunk back to waiting for the next dispatch."""
     with ctx.sessions.begin() as session:
         task = session.get(Task, task_id)
         chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
@@ -130,7 +134,15 @@ def process_chunk(
     started = time.monotonic()
     try:
         finished = _run_segments(
-            ctx, task_keys, chunk_index, options, target_key, start, end, should_stop, on_frame
+            ctx,
+            task_keys,
+            chunk_index,
+            options,
+            target_key,
+            start,
+            end,
+            lambda: should_stop() or hand_back(),
+            on_frame,
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
@@ -138,7 +150,7 @@ def process_chunk(
     finally:
         _account(ctx, task_keys, seconds=time.monotonic() - started)
     if not finished:
-        return _why_stopped(ctx, task_id)
+        return _handed_back(ctx, task_id, chunk_index) if hand_back() else _why_stopped(ctx, task_id)
     outcome = _finish(ctx, task_id, chunk_index)
     if outcome in (ChunkOutcome.SUCCEEDED, ChunkOutcome.STITCH):
         metrics.CHUNK_DURATION.observe(max(0.0, (utcnow() - first_started).total_seconds()))
@@ -153,6 +165,35 @@ def _ready_since(chunk: Chunk) -> datetime:
     if chunk.not_before is not None and chunk.not_before > since:
         since = chunk.not_before
     return since
+
+
+def _handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
+    """Its worker is stopping (a rollout, a scale-down): the chunk, still this worker's and
+    its task running, goes back to waiting with no backoff, and its attempt is given back
+    (stopping is no failure of the work). What it stored stays: the next holder resumes at
+    the checkpoint."""
+    running_task = exists().where(Task.id == task_id, Task.state == TaskState.RUNNING)
+    with ctx.sessions.begin() as session:
+        moved = session.execute(
+            update(Chunk)
+            .where(
+                Chunk.task_id == task_id,
+                Chunk.index == chunk_index,
+                Chunk.state == ChunkState.RUNNING,
+                Chunk.worker == ctx.worker_name,
+                running_task,
+            )
+            .values(
+                state=ChunkState.QUEUED,
+                attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
+                released_at=None,
+                not_before=None,
+                updated_at=utcnow(),
+            )
+        )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return _why_stopped(ctx, task_id)
+    return ChunkOutcome.HANDED_BACK
 
 
 def _why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:

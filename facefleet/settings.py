@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None  # the key those commands send (FACEFLEET_API_KEY)
     # every /v1/ request needs a key; "off": one user, everything belongs to the default tenant
     auth: Literal["on", "off"] = "on"
+    # `facefleet flower`: user:password (comma-separated for several); needed beyond loopback
+    flower_basic_auth: SecretStr | None = None
 
     # media limits: a target or image past one is refused (422 at submission, else the task fails)
     max_pixels: int = Field(default=7680 * 4320, ge=1)
@@ -112,10 +114,17 @@ class Settings(BaseSettings):
     model_manifest: Path | None = None
     providers: str = "CPUExecutionProvider"  # comma-separated onnxruntime providers, in order
     allow_cpu_fallback: bool = False
+    # models a chunk worker loads and runs once before it says it is ready (comma-separated
+    # names, e.g. "det_10g,w600k_r50,inswapper_128"; empty: ready once its services answer)
+    warm_models: str = ""
 
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
+
+    @property
+    def warm_model_names(self) -> list[str]:
+        return [m.strip() for m in self.warm_models.split(",") if m.strip()]
 
     @property
     def scratch_dir(self) -> Path:

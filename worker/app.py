@@ -26,6 +26,9 @@ from facefleet.distributed import (
 )
 from facefleet.settings import Settings
 from worker.base import FaceFleetCelery
+from worker.lifecycle import Lifecycle
+
+PROCESS_START_S = 600.0
 
 
 def create_celery(
@@ -36,12 +39,16 @@ def create_celery(
     chunk_slots: int = 1,
     pool_slots: int = 1,
     metrics_port: int = 0,
+    served: tuple[str, ...] = QUEUES,
+    pool: str = "prefork",
 ) -> FaceFleetCelery:
     app = FaceFleetCelery("facefleet", broker=settings.effective_broker_url, set_as_current=False)
     app.settings = settings
     app.segment_pause_s = segment_pause_s
-    app.node_name, app.chunk_slots = node_name, chunk_slots
     app.pool_slots, app.metrics_port = pool_slots, metrics_port
+    app.node_name, app.chunk_slots, app.served, app.pool_kind = node_name, chunk_slots, served, pool
+    warm_processes = chunk_slots if pool == "prefork" else min(chunk_slots, 1)
+    app.lifecycle = Lifecycle(warm_processes, settings.warm_model_names)
     app.conf.update(celery_config(settings))
     from worker import tasks
 
@@ -72,6 +79,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "task_track_started": True,
         "broker_connection_retry_on_startup": True,
+        # a prefork child loads and warms its models before it says it is up
+        "worker_proc_alive_timeout": PROCESS_START_S,
         # every worker runs the reaper; a beat, if one runs, only adds passes
         "beat_schedule": {
             "reap-expired-leases": {

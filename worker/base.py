@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from facefleet.settings import Settings
+from worker.lifecycle import Lifecycle
 
 
 class FaceFleetCelery(Celery):
@@ -16,3 +17,6 @@ class FaceFleetCelery(Celery):
     chunk_slots: int = 1  # processes taking chunks (0: the worker does not take the chunks queue)
     pool_slots: int = 1  # processes (or threads) of the pool
     metrics_port: int = 0  # where the main process serves /metrics (0: nowhere)
+    served: tuple[str, ...] = ()  # the queues it takes (short names)
+    pool_kind: str = "prefork"  # the worker pool (Celery's own `pool` is its connection pool)
+    lifecycle: Lifecycle

@@ -2,8 +2,9 @@
 that no single process (a beat) is needed: each pass is taken by one worker at a time under
 a short Redis lock, and losing any worker loses nothing.
 
-A pass: announce this worker's chunk slots; every ``reaper_interval_s``, reap (expired
-leases, deadlines, lost planning and stitching messages, clean-ups); then dispatch: release
+A pass: announce this worker ready (per queue: the chunks queue once its models are warm)
+and its chunk slots; every ``reaper_interval_s``, reap (expired leases, deadlines, lost
+planning and stitching messages, clean-ups); then dispatch: release
 waiting chunks while the fleet has free slots, and release again what was released but
 never started while the broker holds fewer chunk messages than that (a flush, a restart,
 a lost send). Task bodies also dispatch at once when a chunk ends or a plan is made, so a
@@ -26,7 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from facefleet.db import Chunk, utcnow
 from facefleet.dispatch import ACTIVE, RELEASED, count, release, unstarted
 from facefleet.distributed import CHUNKS, Services, open_services
+from facefleet.readiness import ReadyBoard, remove_report, write_report
 from facefleet.settings import Settings
+from worker.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +91,28 @@ def _released_again(
 
 class FleetLoop:
     """The thread each worker's main process runs: announce, reap, dispatch, every
-    ``dispatch_interval_s``. It has connections of its own (after a fork, a child leaves
-    them to the parent)."""
+    ``dispatch_interval_s`` (at once when the lifecycle changes). It has connections of its
+    own (after a fork, a child leaves them to the parent)."""
 
     def __init__(
         self,
         node: str,
         slots: int,
         settings: Settings,
+        served: tuple[str, ...],
+        lifecycle: Lifecycle,
         reap: Callable[[Services], int],
         send: Callable[[str, int], None],
         waiting_messages: Callable[[], Mapping[str, int]],
+        stop_taking_chunks: Callable[[], bool] = lambda: True,
     ) -> None:
         self.node, self.slots, self.settings = node, slots, settings
+        self.served, self.lifecycle = served, lifecycle
         self._reap, self._send, self._waiting = reap, send, waiting_messages
+        self._stop_taking_chunks = stop_taking_chunks
+        self._took_chunks = bool(slots)
         self._stop = threading.Event()
+        self._withdrawn = False
         self._thread: threading.Thread | None = None
         self._svc: Services | None = None
 
@@ -114,10 +124,12 @@ class FleetLoop:
 
     def stop(self) -> None:
         self._stop.set()
+        self.lifecycle.woken.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        remove_report(self.settings.scratch_dir, self.node)
         if self._svc is not None:
-            self._svc.state.withdraw_worker(self.node)
+            self._withdraw(self._svc)
 
     def _forget(self) -> None:
         svc = self._svc
@@ -129,17 +141,48 @@ class FleetLoop:
 
     def _run(self) -> None:
         interval = self.settings.dispatch_interval_s
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
             svc = self._svc
             if svc is None:
                 return
             try:
-                if self.slots:
-                    svc.state.announce_worker(self.node, self.slots, ttl_s=max(3 * interval, 5.0))
+                self._announce(svc, ttl_s=max(3 * interval, 5.0))
                 if svc.state.mark_once("reap-pass", self.settings.reaper_interval_s * 0.8):
                     self._reap(svc)
                 dispatch(svc, self._send, self._waiting)
             except (SQLAlchemyError, redis.RedisError, OSError) as exc:  # a service is down: next pass
                 log.warning("dispatcher pass skipped: %s", type(exc).__name__)
+                self._report(False, f"a service does not answer ({type(exc).__name__})")
             except Exception:
                 log.exception("dispatcher pass failed")
+            self.lifecycle.woken.wait(interval)
+            self.lifecycle.woken.clear()
+
+    def _announce(self, svc: Services, ttl_s: float) -> None:
+        """Ready for the queues whose work it can do now: the chunks queue once its models
+        are warm, the others once its services answer (this pass got here); a stopping worker
+        withdraws at once, so that nothing counts on its slots any more."""
+        if self.lifecycle.stopping:
+            self._withdraw(svc)
+            self._report(False, "shutting down")
+            return
+        if self.lifecycle.failed and self._took_chunks:  # else it would fail every chunk it took
+            self._took_chunks = not self._stop_taking_chunks()
+        warm = self.lifecycle.warm
+        ready = [q for q in self.served if warm or q != CHUNKS]
+        if self.slots and warm:
+            svc.state.announce_worker(self.node, self.slots, ttl_s=ttl_s)
+        ReadyBoard(svc.state.redis, svc.state.keys).announce(self.node, ready, ttl_s)
+        self._report(len(ready) == len(self.served), "" if warm else self.lifecycle.not_warm_reason())
+
+    def _withdraw(self, svc: Services) -> None:
+        if not self._withdrawn:
+            svc.state.withdraw_worker(self.node)
+            ReadyBoard(svc.state.redis, svc.state.keys).withdraw(self.node)
+            self._withdrawn = True
+
+    def _report(self, ready: bool, reason: str) -> None:
+        try:
+            write_report(self.settings.scratch_dir, self.node, list(self.served), ready, reason)
+        except OSError as exc:
+            log.warning("cannot write the readiness report: %s", exc)

@@ -26,11 +26,13 @@ from facefleet.chunks import ChunkOutcome, process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.distributed import (
     CHUNK_TASK,
+    CHUNKS,
     PLAN_TASK,
     REAP_TASK,
     STITCH_TASK,
     Services,
     open_services,
+    queue_name,
     waiting_messages,
 )
 from facefleet.errors import TaskNotFound, TryLater
@@ -70,25 +72,35 @@ def services(app: FaceFleetCelery) -> Services:
 def register(app: FaceFleetCelery) -> None:
     observe.register(app, request_of=lambda task_id: services(app).state.request_of(task_id))
 
-    @signals.worker_init.connect(weak=False)
-    def _sweep_scratch(**_: Any) -> None:  # before the pool starts: what dead processes left
-        sweep(app.settings.scratch_dir, time.time())
-
     @signals.worker_process_init.connect(weak=False)
-    def _init_process(**_: Any) -> None:  # prefork children: connect before taking work
+    def _init_process(**_: Any) -> None:  # prefork children and the solo pool: before taking work
         services(app)
+        app.lifecycle.warm_up(app.settings.runtime())
+
+    @signals.worker_shutting_down.connect(weak=False)
+    def _stopping(**_: Any) -> None:  # SIGTERM's handler, in the main process: flags only
+        app.lifecycle.stop()
 
     loop: list[FleetLoop] = []
 
-    @signals.worker_ready.connect(weak=False)
-    def _start_fleet_loop(**_: Any) -> None:  # the main process: reaper and dispatcher
+    @signals.worker_init.connect(weak=False)
+    def _start(**_: Any) -> None:  # the main process, before the pool starts (and warms up)
+        sweep(app.settings.scratch_dir, time.time())  # what dead processes left
+        _start_fleet_loop()
+        if app.pool_kind == "threads":  # the threads share this process's models
+            app.lifecycle.warm_up(app.settings.runtime())
+
+    def _start_fleet_loop() -> None:  # reaper, dispatcher and readiness, from the warm-up on
         fleet_loop = FleetLoop(
             app.node_name,
             app.chunk_slots,
             app.settings,
+            app.served,
+            app.lifecycle,
             reap=lambda svc: run_reap(app, svc),
             send=lambda task_id, index: enqueue_chunk(app, task_id, index),
             waiting_messages=lambda: waiting_messages(app, app.settings),
+            stop_taking_chunks=lambda: stop_taking_chunks(app),
         )
         fleet_loop.start()
         loop.append(fleet_loop)
@@ -122,6 +134,21 @@ def register(app: FaceFleetCelery) -> None:
                 "reaper pass skipped: %s does not answer (%s)", infrastructure(exc), type(exc).__name__
             )
             return 0  # the fleet loops run it again within seconds
+
+
+def stop_taking_chunks(app: FaceFleetCelery) -> bool:
+    """Asks this worker's consumer to stop taking chunks (its models could not be loaded);
+    over the broker's control channel, which the consumer reads in its own thread. True once
+    it answered (before the consumer is up, nobody does: the fleet loop asks again)."""
+    queue = queue_name(app.settings, CHUNKS)
+    try:
+        replies = app.control.cancel_consumer(queue, destination=[app.node_name], reply=True, timeout=1.0)
+    except Exception as exc:  # the broker does not answer: the next pass asks again
+        log.warning("cannot ask the consumer to stop taking chunks (%s)", type(exc).__name__)
+        return False
+    if replies:
+        log.error("models not loaded: this worker takes no chunks (see `facefleet worker --check`)")
+    return bool(replies)
 
 
 def run_reap(app: FaceFleetCelery, svc: Services) -> int:
@@ -193,6 +220,7 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
                 task_id,
                 chunk_index,
                 should_stop=_stopper(app, svc, lease, task_id),
+                hand_back=lambda: app.lifecycle.stopping,
                 on_frame=_poisoned(svc, task_id) or lease.touch,
             ),
         )

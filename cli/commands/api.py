@@ -21,6 +21,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
     parser.add_argument("--timeout", type=int, default=600, help="seconds a request may take (large uploads)")
+    parser.add_argument(
+        "--graceful-timeout",
+        type=int,
+        default=30,
+        help="on SIGTERM, seconds the requests in flight get to finish (no new ones are taken)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -58,6 +64,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("logger_class", _Logs)  # the app logs each request, with its id
             self.cfg.set("child_exit", lambda _server, worker: mark_process_dead(worker.pid))
+            self.cfg.set("graceful_timeout", args.graceful_timeout)
             self.cfg.set("limit_request_line", 8190)  # gunicorn's most; longer gets its own 400
 
         def load(self) -> Any:  # once per gunicorn worker process

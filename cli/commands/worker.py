@@ -34,6 +34,16 @@ def register(subparsers: Any) -> None:
         default=None,
         help="serve /metrics for this worker's pool here (default: FACEFLEET_METRICS_PORT, else 9101; 0: off)",
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="probe: exit 0 if this host's worker (--name: that one) is ready, else 1 and why",
+    )
+    parser.add_argument(
+        "--alive",
+        action="store_true",
+        help="with --check: exit 0 while the worker still reports, ready or not (a liveness probe)",
+    )
     parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
         "--segment-pause", type=float, default=0.0, help=argparse.SUPPRESS
@@ -56,9 +66,22 @@ def _app(settings: Settings, **kwargs: Any) -> Any:
     return create_celery(settings, **kwargs)
 
 
+def handle_check(args: argparse.Namespace, settings: Settings) -> int:
+    """The worker's own report, in the work dir it shares with its probe (same container,
+    same FACEFLEET_WORK_DIR): no Redis or database round trip, so the probe is cheap and says
+    what the worker itself last saw."""
+    from facefleet.readiness import check_host
+
+    ready, message = check_host(settings.scratch_dir, args.name, alive_only=args.alive)
+    print(f"facefleet worker: {message}", file=sys.stdout if ready else sys.stderr)
+    return 0 if ready else 1
+
+
 def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     from facefleet.distributed import ConfigurationError
 
+    if args.check:
+        return handle_check(args, settings)
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
@@ -73,6 +96,8 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
             chunk_slots=args.concurrency if CHUNKS in chosen else 0,
             pool_slots=args.concurrency if args.pool != "solo" else 1,
             metrics_port=port,
+            served=tuple(q for q in QUEUES if q in chosen),
+            pool=args.pool,
         )
     except ConfigurationError as exc:
         print(f"facefleet worker: {exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
 from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
 from pipeline.faces.types import FaceDetector
-from pipeline.models import load_model
+from pipeline.models import ModelStore, load_model
 from pipeline.models.derived import swapper_files
 from pipeline.models.sessions import open_session
 from pipeline.runtime import Runtime
@@ -74,6 +74,19 @@ def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
             _swapper_sessions[key] = (session, emap)
         session, emap = _swapper_sessions[key]
     return InSwapper(loaded.spec.name, session, emap, int(options.get("face_batch", 8)))
+
+
+def load_models(names: Sequence[str], runtime: Runtime) -> None:
+    """Load each named model into this process's caches (verified, opened, run once on a
+    blank input), so that a worker's first chunk pays nothing for them; a ModelError says
+    which model is missing and how to get it."""
+    store = ModelStore.for_runtime(runtime)
+    for name in names:
+        kind = store.spec(name).kind
+        if kind == "inswapper":  # its batch copy too, as the first job would build it
+            load_swapper({"swapper_model": name}, runtime)
+        else:
+            load_model(runtime, name, (kind,))
 
 
 def batch_matches(single: Any, batched: Any) -> bool:

@@ -389,7 +389,11 @@ class Fleet:
         return self.root / "work" / proc.name
 
     def start_worker(
-        self, pause: float = SEGMENT_PAUSE_S, wait: bool = True, extra_env: dict[str, str] | None = None
+        self,
+        pause: float = SEGMENT_PAUSE_S,
+        wait: bool = True,
+        extra_env: dict[str, str] | None = None,
+        pool: str = "solo",
     ) -> Proc:
         self._count += 1
         name = f"w{self._count}"
@@ -397,7 +401,7 @@ class Fleet:
         args = [
             "worker",
             "--pool",
-            "solo",
+            pool,
             "--name",
             f"{name}-{self.run_id}@fftest",
             "--segment-pause",

@@ -1,10 +1,30 @@
-"""Flower on the same broker lists the workers."""
+"""Flower on the same broker lists the workers; beyond loopback it needs authentication, and
+what it shows of the tasks is ids, never URLs or keys."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import requests
 
-from tests.distributed.conftest import free_port, wait_for
+from tests.distributed.conftest import REPO, free_port, wait_for
+from tests.distributed.helpers import clip, submit, wait_state
+
+USER, PASSWORD = "ops", "flower-pw-7d1c"
+# none (the reaper), (task id), or (task id, chunk index)
+TASK_ARGS = re.compile(r"^(\(\)|\['[0-9a-f]{32}'(, \d+)?\])$")
+
+
+def _workers(base: str, auth: tuple[str, str] | None = None) -> dict:
+    try:
+        response = requests.get(f"{base}/api/workers", params={"refresh": "true"}, auth=auth, timeout=10)
+    except requests.RequestException:
+        return {}
+    return response.json() if response.ok else {}
 
 
 def test_flower_lists_the_workers(fleet):
@@ -12,16 +32,66 @@ def test_flower_lists_the_workers(fleet):
     port = free_port()
     fleet.start("flower", ["flower", "--port", str(port)], "Visit me at")
     base = f"http://127.0.0.1:{port}"
-
-    def workers() -> dict:
-        try:
-            response = requests.get(f"{base}/api/workers", params={"refresh": "true"}, timeout=10)
-        except requests.RequestException:
-            return {}
-        return response.json() if response.ok else {}
-
     found = wait_for(
-        lambda: [n for n in workers() if n.endswith("@fftest")] or None, 60, "Flower to list a worker"
+        lambda: [n for n in _workers(base) if n.endswith("@fftest")] or None, 60, "Flower to list a worker"
     )
     assert any(name in found for name in (f"{w.name}-{fleet.run_id}@fftest" for w in fleet.live_workers()))
     assert requests.get(f"{base}/workers", timeout=10).status_code == 200
+
+
+def test_flower_beyond_loopback_refuses_to_start_without_authentication(env):
+    plain = {k: v for k, v in os.environ.items() if "FLOWER" not in k}
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "flower", "--address", "0.0.0.0", "--port", str(free_port())],
+        env={**plain, **{k: v for k, v in env.items() if "FLOWER" not in k}},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert (
+        "without authentication" in result.stderr
+        and "FACEFLEET_FLOWER_BASIC_AUTH=user:password" in result.stderr
+    )
+
+
+def test_flower_with_basic_auth_and_what_it_shows_of_tasks(api, fleet, env, tmp_path):
+    port = free_port()
+    flower = fleet.start(
+        "flower-auth",
+        ["flower", "--address", "0.0.0.0", "--port", str(port)],
+        "Visit me at",
+        env={"FACEFLEET_FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}", "FLOWER_UNAUTHENTICATED_API": ""},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert PASSWORD not in Path(f"/proc/{flower.pid}/cmdline").read_text()  # not shown by ps
+        assert requests.get(f"{base}/api/workers", timeout=10).status_code == 401
+        assert requests.get(f"{base}/api/workers", auth=(USER, "wrong"), timeout=10).status_code == 401
+        assert requests.get(f"{base}/workers", timeout=10).status_code == 401
+        assert requests.get(f"{base}/healthcheck", timeout=10).status_code == 200  # for probes
+        found = wait_for(
+            lambda: [n for n in _workers(base, (USER, PASSWORD)) if n.endswith("@fftest")] or None,
+            60,
+            "Flower to list the workers to the operator",
+        )
+        live = {f"{w.name}-{fleet.run_id}@fftest" for w in fleet.live_workers()}
+        assert live & set(found), (live, found)
+
+        task_id = submit(api, clip(tmp_path / "in.mp4"))
+        assert wait_state(api, task_id, {"succeeded", "failed"})["state"] == "succeeded"
+
+        def tasks_of_job() -> dict | None:
+            shown = requests.get(f"{base}/api/tasks", auth=(USER, PASSWORD), timeout=10).json()
+            names = {t["name"] for t in shown.values() if task_id in (t.get("args") or "")}
+            return shown if {"facefleet.plan", "facefleet.chunk", "facefleet.stitch"} <= names else None
+
+        shown = wait_for(tasks_of_job, 30, "Flower to show the job's tasks", interval=0.5)
+        secrets = [v for k, v in env.items() if "SECRET" in k or "PASSWORD" in k] + [PASSWORD]
+        for task in shown.values():
+            args, kwargs = task.get("args") or "[]", task.get("kwargs") or "{}"
+            assert TASK_ARGS.match(args) and kwargs == "{}", (task["name"], args, kwargs)
+            assert not any(s in args for s in ["://", "X-Amz", "Signature", *secrets]), args
+    finally:
+        flower.stop()
