@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants")
+COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants", "sla")
 
 
 def build_parser() -> argparse.ArgumentParser:
