@@ -47,9 +47,15 @@ def handle_sla(args: argparse.Namespace, settings: Settings) -> int:
 def table(body: dict[str, Any]) -> str:
     tasks, slots = body["tasks"], body["worker_slots"]
     since, until = (body[end][:16].replace("T", " ") for end in ("since", "until"))
-    utilisation = _percent(body["worker_utilisation"], 1)
+    tenant = f"tenant {body['tenant']}" if body["tenant"] else "all tenants"
+    if slots is None:
+        utilisation = "- (the workers' slots are unknown: Redis did not answer)"
+    elif not slots:
+        utilisation = "- (no worker announces itself now)"
+    else:
+        utilisation = f"{_percent(body['worker_utilisation'], 1)} of {slots} chunk slots"
     rows = [
-        ("window", f"{body['window']} ({since} to {until} UTC), {body['tenant'] or 'all tenants'}"),
+        ("window", f"{body['window']} ({since} to {until} UTC), {tenant}"),
         (
             "tasks ended",
             f"{tasks['total']}: {tasks['succeeded']} succeeded, {tasks['failed']} failed, "
@@ -60,7 +66,7 @@ def table(body: dict[str, Any]) -> str:
         ("turnaround", _quantiles(body["turnaround_seconds"])),
         ("frame latency", _quantiles(body["frame_latency_seconds"])),
         ("frames processed", str(body["frames_processed"])),
-        ("worker utilisation", f"{utilisation} of {slots if slots is not None else '?'} slots"),
+        ("worker utilisation", utilisation),
     ]
     return "\n".join(f"{label:<20}{value}".rstrip() for label, value in rows)
 
@@ -76,4 +82,6 @@ def _quantiles(values: dict[str, float | None]) -> str:
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
+    if value < 1:
+        return f"{value * 1000:.1f} ms"
     return f"{value:.3f} s" if value < 10 else f"{value:.1f} s"
