@@ -35,8 +35,15 @@ METRICS: tuple[MetricName, ...] = (
     MetricName("facefleet_lease_expired_total", "counter"),
     MetricName("facefleet_queue_depth", "gauge", ("queue", "priority")),
     MetricName("facefleet_worker_busy_ratio", "gauge"),
-    MetricName("facefleet_gpu_memory_used_bytes", "gauge", only_with="a GPU"),
+    MetricName("facefleet_gpu_memory_used_bytes", "gauge", ("gpu",), only_with="a GPU"),
     MetricName("facefleet_http_request_duration_seconds", "histogram", ("route", "status")),
+    MetricName("facefleet_http_requests", "counter", ("method", "endpoint", "status")),
+    MetricName("facefleet_chunk_duration_seconds", "histogram"),
+    # the fleet's state, read from PostgreSQL and the broker at scrape time by the API
+    MetricName("facefleet_tasks", "gauge", ("state",)),
+    MetricName("facefleet_chunks", "gauge", ("state",)),
+    MetricName("facefleet_frames_processed", "counter"),
+    MetricName("facefleet_broker_messages", "gauge", ("queue",)),
     # ready workers per queue: models loaded and warmed (the warm-readiness work)
     MetricName("facefleet_workers_ready", "gauge", ("queue",)),
     # the quality gate's latest score per processor, 0..1, higher is better
