@@ -131,14 +131,15 @@ def compute(
     """The figures of the ``window`` ending ``now``, of one tenant's work or of all."""
     until = now or utcnow()
     since = until - window
-    ended = [Task.finished_at > since, Task.finished_at <= until, Task.state.in_(OUTCOMES)]
+    in_window = [Task.finished_at > since, Task.finished_at <= until]
     done = [Chunk.state == ChunkState.SUCCEEDED, Chunk.finished_at > since, Chunk.finished_at <= until]
     if tenant is not None:
-        ended.append(Task.tenant == tenant)
+        in_window.append(Task.tenant == tenant)
         done.append(Chunk.tenant == tenant)
-    counts = dict(session.execute(select(Task.state, func.count()).where(*ended).group_by(Task.state)).all())
+    ended = select(Task.state, func.count()).where(*in_window, Task.state.in_(OUTCOMES)).group_by(Task.state)
+    counts = dict(session.execute(ended).all())
     frames = Chunk.frame_end - Chunk.frame_start
-    succeeded = [*ended, Task.state == TaskState.SUCCEEDED]
+    succeeded = [*in_window, Task.state == TaskState.SUCCEEDED]
     done_started = [*done, Chunk.started_at.is_not(None)]
     return Stats(
         window=window,

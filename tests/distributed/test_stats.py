@@ -238,3 +238,63 @@ def test_postgresql_and_sqlite_give_the_same_figures(own_pg_url, tmp_path):
             assert sqlite[field] == pg[field], field
         for field in ("success_ratio", "turnaround_seconds", "frame_latency_seconds", "busy_chunk_seconds"):
             assert sqlite[field] == pytest.approx(pg[field], rel=1e-6), field
+
+
+def test_the_window_is_read_through_the_indexes(own_pg_url):
+    """With a month of work in the tables, every query of a 1-hour window reads its rows
+    through an index (ix_tasks_finished, ix_chunks_finished), never a whole table."""
+    from sqlalchemy import event, insert
+
+    from facefleet.db import Chunk, Task, make_engine, make_sessionmaker
+    from facefleet.states import ChunkState, TaskState
+    from facefleet.stats import compute
+
+    engine = make_engine(own_pg_url)
+    try:
+        minutes = 30 * 24 * 60
+        ends = [NOW - timedelta(minutes=m * 2 + 1) for m in range(minutes // 2)]  # one every 2 minutes
+        tasks = [
+            {
+                "id": f"{i:032x}",
+                "state": TaskState.SUCCEEDED,
+                "target_key": "t",
+                "created_at": end,
+                "finished_at": end,
+            }
+            for i, end in enumerate(ends)
+        ]
+        chunks = [
+            {
+                "task_id": task["id"], "index": index, "frame_start": 0, "frame_end": 10, "segments_total": 1,
+                "state": ChunkState.SUCCEEDED, "started_at": task["finished_at"] - timedelta(seconds=30),
+                "finished_at": task["finished_at"],
+            }
+            for task in tasks
+            for index in range(2)
+        ]  # fmt: skip
+        with make_sessionmaker(engine).begin() as session:
+            session.execute(insert(Task), tasks)
+            session.execute(insert(Chunk), chunks)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE tasks")
+            conn.exec_driver_sql("ANALYZE chunks")
+
+        statements: list[tuple[str, object]] = []
+
+        def record(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+            statements.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", record)
+        with make_sessionmaker(engine)() as session:
+            figures = compute(session, timedelta(hours=1), worker_slots=1, now=NOW)
+        event.remove(engine, "before_cursor_execute", record)
+        assert figures.tasks["succeeded"] == 30 and figures.frames_processed == 600
+
+        with engine.connect() as conn:
+            window_reads = [s for s in statements if "FROM tasks" in s[0] or "FROM chunks" in s[0]]
+            assert len(window_reads) == 5
+            for statement, parameters in window_reads:
+                plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+                assert "Seq Scan" not in plan and "_finished" in plan, f"{statement}\n{plan}"
+    finally:
+        engine.dispose()
