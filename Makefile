@@ -53,6 +53,8 @@ deploy-check: install deploy-tools
 	$(BIN)/hadolint deploy/Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
 	$(BIN)/python deploy/check_manifests.py
+	promtool check rules deploy/observability/rules.yml
+	promtool test rules deploy/observability/rules.test.yml
 
 bench: install
 	$(BIN)/python bench/bench_video.py

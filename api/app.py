@@ -22,6 +22,7 @@ from api.problems import problem_response, register_error_handlers
 from api.queue import Producer
 from api.schemas import ProblemBody, SubmitForm, SubmitJson
 from api.state import ApiState
+from api.stats import stats
 from api.submit import MAX_SOURCES
 from api.tasks import tasks
 from facefleet import logs
@@ -62,6 +63,7 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
 
     app.register_api(health)
     app.register_api(tasks)
+    app.register_api(stats)
     register_error_handlers(app)
 
     @app.url_value_preprocessor  # the first hook of a request: before the blueprints' checks

@@ -155,6 +155,42 @@ class ReadinessQuery(BaseModel):
     fleet: bool = Field(True, description="also require a ready worker for every queue with work")
 
 
+class StatsQuery(BaseModel):
+    window: str = Field(default="1h", description="from 1m to 30d: 15m, 1h, 24h, 7d")
+    tenant: str | None = Field(default=None, max_length=64, description="one tenant's work (default: all)")
+
+
+class Quantiles(BaseModel):
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class TaskOutcomes(BaseModel):
+    succeeded: int
+    failed: int
+    cancelled: int
+    total: int
+
+
+class Stats(BaseModel):
+    """The service's figures over a window ending now (facefleet/stats.py says how each is made)."""
+
+    window: str = Field(examples=["1h"])
+    window_s: int
+    since: str
+    until: str
+    tenant: str | None
+    tasks: TaskOutcomes = Field(description="tasks that ended in the window, by outcome")
+    success_ratio: float | None = Field(description="succeeded / (succeeded + failed); null if none ended")
+    turnaround_seconds: Quantiles = Field(description="submission to success, of the tasks that succeeded")
+    frame_latency_seconds: Quantiles = Field(description="per frame: chunk wall time over its frames")
+    frames_processed: int = Field(description="frames of the chunks that succeeded in the window")
+    busy_chunk_seconds: float
+    worker_slots: int | None = Field(description="chunk slots the workers announce now (null: unknown)")
+    worker_utilisation: float | None = Field(description="busy chunk-seconds / (slots x window)")
+
+
 def submission_body() -> dict[str, Any]:
     """The requestBody of POST /v1/tasks (documented here: the view streams it itself)."""
     return {

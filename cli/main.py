@@ -8,7 +8,7 @@ import importlib
 import os
 import sys
 
-COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants")
+COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants", "sla")
 # sub-commands that are services: JSON logs at INFO unless told otherwise
 SERVICES = {"api": "api", "worker": "worker", "beat": "beat"}
 LOG_FORMATS = ("json", "text")

@@ -146,6 +146,7 @@ class Task(Base):
         Index("ix_tasks_created", "created_at", "id"),
         Index("ix_tasks_tenant_created", "tenant", "created_at", "id"),
         Index("ix_tasks_tenant_state", "tenant", "state", "created_at", "id"),
+        Index("ix_tasks_finished", "finished_at"),  # what ended in a window (facefleet/stats.py)
         Index("ix_tasks_cleanup", "cleanup", postgresql_where=text("cleanup IS NOT NULL")),
         Index(
             "ix_tasks_deadlines",
@@ -191,6 +192,7 @@ class Chunk(Base):
 
     __table_args__ = (
         UniqueConstraint("task_id", "index", name="uq_chunks_task_index"),
+        Index("ix_chunks_finished", "finished_at"),  # what ended in a window (facefleet/stats.py)
         # the waiting chunks of a tenant, in the order they are released
         Index(
             "ix_chunks_waiting",
