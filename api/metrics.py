@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from facefleet.db import Chunk, Task, Usage
 from facefleet.metrics import Cached, exposition_registry
 from facefleet.queues import CHUNKS, PLANNING, STITCHING
+from facefleet.readiness import ReadyBoard
 from facefleet.states import ChunkState, TaskState
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class FleetCollector(Collector):
         self._api = api
         self._database = Cached(self._read_database)
         self._broker = Cached(lambda: self._api.producer.queue_depths())
+        state = api.services.state
+        self._ready = Cached(lambda: ReadyBoard(state.redis, state.keys).ready_workers())
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -76,6 +79,15 @@ class FleetCollector(Collector):
             yield messages
         except Exception as exc:
             log.warning("metrics: broker unavailable: %s", exc)
+        try:
+            ready = GaugeMetricFamily(
+                "facefleet_workers_ready", "Workers ready (models warm) for each queue", labels=["queue"]
+            )
+            for queue, count in self._ready.get().items():
+                ready.add_metric([queue], count)
+            yield ready
+        except Exception as exc:
+            log.warning("metrics: Redis unavailable: %s", exc)
 
     def _read_database(self) -> dict[str, Any]:
         with self._api.services.ctx.read_sessions() as session:
