@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.commands.run import _OPTION_FLAGS
+from cli.commands.run import _OPTION_FLAGS, add_option_flags
 
 if TYPE_CHECKING:
     import requests
@@ -45,8 +45,7 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--processors", default=None, help="comma-separated chain, or none")
     submit.add_argument("--idempotency-key", help="send twice, get one task")
     submit.add_argument("--follow", action="store_true", help="then show progress until it ends")
-    for name, kind in {**_OPTION_FLAGS, **SCHEDULING_FLAGS}.items():
-        submit.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    add_option_flags(submit, {**_OPTION_FLAGS, **SCHEDULING_FLAGS})
     _common(submit)
     submit.set_defaults(handler=handle_submit)
 
