@@ -23,6 +23,7 @@ Choices (the stitch depends on them):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -102,7 +103,12 @@ def mp4_options(time_base: Fraction, **extra: str) -> dict[str, str]:
 
 def encoder_options(settings: EncoderSettings) -> dict[str, str]:
     if settings.codec == "libsvtav1":
-        return {"crf": str(settings.crf), "preset": str(_SVT_PRESETS.get(settings.preset, 10))}
+        # low delay: no frame reordering (pred-struct 1), as for the others
+        return {
+            "crf": str(settings.crf),
+            "preset": str(_SVT_PRESETS.get(settings.preset, 10)),
+            "svtav1-params": "pred-struct=1",
+        }
     if settings.codec == "libx265":
         # no B-frames; log-level quiets x265's banner on stderr
         return {
@@ -149,6 +155,8 @@ def add_video_stream(
     ctx.flags |= av.codec.context.Flags.bitexact  # type: ignore[attr-defined]
     ctx.color_primaries, ctx.color_trc = probe.color_primaries, probe.color_trc
     ctx.colorspace, ctx.color_range = probe.colorspace, probe.color_range
+    if settings.codec == "libsvtav1":
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told
     if settings.codec == "libx265":
         ctx.codec_tag = "hvc1"  # parameter sets in the sample entry, as Apple players want
     return stream

@@ -174,7 +174,7 @@ def _write(
             )
         )
         source = stack.enter_context(open_input(target))
-        video = output.add_stream_from_template(template)
+        video = output.add_stream_from_template(template, opaque=True)
         _copy_stream_tags(source.streams[probe.stream_index], video)
         if probe.rotation:
             video.set_display_rotation(probe.rotation)
@@ -306,7 +306,7 @@ def _audio_packets(
     holds = COPY_AUDIO_CODECS if output_format.container == "mp4" else output.supported_codecs
     if copy_allowed and codec in holds:
         try:
-            copy = output.add_stream_from_template(stream)
+            copy = output.add_stream_from_template(stream, opaque=True)
         except ValueError:
             pass
         else:
@@ -323,7 +323,7 @@ def _audio_packets(
 
 def _subtitle_packets(source: Any, stream: Any, span: _Range, output: Any) -> Iterator[tuple[Fraction, Any]]:
     """The cues that start in [t0, t1), copied, moved by the range's shift."""
-    copy = output.add_stream_from_template(stream)
+    copy = output.add_stream_from_template(stream, opaque=True)
     _copy_stream_tags(stream, copy)
     time_base = Fraction(stream.time_base)
     shift = span.shift / time_base
