@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
 
     download = subparsers.add_parser("download", help="download a succeeded task's output")
     download.add_argument("id")
-    download.add_argument("-o", "--output", type=Path, help="file to write (default: ID.mp4)")
+    download.add_argument("-o", "--output", type=Path, help="file to write (default: ID.mp4, or .mov/.mkv)")
     _common(download)
     download.set_defaults(handler=handle_download)
 
@@ -204,12 +204,15 @@ def follow(
             bar.close()
 
 
-def download_output(base: str, task_id: str, output: Path, api_key: str | None = None) -> Path:
+def download_output(base: str, task_id: str, output: Path | None, api_key: str | None = None) -> Path:
+    """Download to ``output``; None: ``ID.mp4`` (``.mov``, ``.mkv`` for the task's container)."""
     status = get_status(base, task_id, api_key)
     if status["state"] != "succeeded" or not status.get("output_url"):
         raise ClientError(f"task {task_id} is {status['state']}: no output to download")
     import requests
 
+    if output is None:
+        output = Path(f"{task_id}.{(status.get('options') or {}).get('container', 'mp4')}")
     aside = output.with_name(f".{output.name}.part")
     try:
         with requests.get(status["output_url"], stream=True, timeout=(10, 600)) as response:
@@ -323,9 +326,7 @@ def handle_action(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_download(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        output = download_output(
-            _base(args, settings), args.id, args.output or Path(f"{args.id}.mp4"), _key(settings)
-        )
+        output = download_output(_base(args, settings), args.id, args.output, _key(settings))
         print(output)
         return 0
 
