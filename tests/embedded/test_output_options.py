@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
 from tests.embedded.conftest import run_cli
-from tests.ffmpeg_media import decoded_images, ffprobe, frame_times, indices, make_kind, psnr
+from tests.ffmpeg_media import decoded_images, ffprobe, frame_times, indices, make_kind, make_tracks, psnr
 
 MIN_PSNR_DB = 40.0
 
@@ -131,3 +132,47 @@ def test_bad_output_options_are_refused(
     code, stderr = run(inputs["bframes"], out, *flags)
     assert code == 1 and message in stderr, stderr
     assert not out.exists()
+
+
+def test_mp4_keeps_mov_text_subtitles_and_both_audio_languages(tmp_path: Path) -> None:
+    target = make_tracks(tmp_path / "media" / "tracks.mp4")
+    out = tmp_path / "out.mp4"
+    code, stderr = run(target, out)
+    assert code == 0, stderr
+
+    def streams(path: Path) -> list[tuple[str, str | None]]:
+        found = ffprobe(path, "-show_streams")["streams"]
+        return [(s["codec_name"], s.get("tags", {}).get("language")) for s in found]
+
+    # MP4 holds the chapters as a text track too (a "bin_data" stream), in both files
+    assert streams(out)[:4] == [("h264", "und"), ("aac", "eng"), ("aac", "fra"), ("mov_text", "eng")]
+    assert streams(out) == streams(target)
+    packets = ffprobe(out, "-select_streams", "s:0", "-show_packets")["packets"]
+    wanted = ffprobe(target, "-select_streams", "s:0", "-show_packets")["packets"]
+    assert [p["pts_time"] for p in packets] == [p["pts_time"] for p in wanted]
+
+
+def test_a_trim_cuts_chapters_and_subtitles_to_the_range(tmp_path: Path) -> None:
+    """Frames 15-35 of the two-track clip, from t0 (frame 15's time) to t1: the chapters are cut
+    to the range and moved to start at 0; only the cue that starts inside it (the second) stays."""
+    target = make_kind("tracks", tmp_path / "media")
+    out = tmp_path / "out.mkv"
+    code, stderr = run(target, out, "--trim-start", "15", "--trim-end", "35")
+    assert code == 0, stderr
+    t0, t1 = frame_times(target)[15], frame_times(target)[35]
+    chapters = [
+        (Fraction(c["start_time"]), Fraction(c["end_time"]), c["tags"]["title"])
+        for c in ffprobe(out, "-show_chapters")["chapters"]
+    ]
+    assert chapters == [(0, Fraction("0.7") - t0, "Opening"), (Fraction("0.7") - t0, t1 - t0, "Ending")]
+
+    def cues(path: Path) -> list[Fraction]:
+        return [
+            Fraction(c["pts_time"])
+            for c in ffprobe(path, "-select_streams", "s:0", "-show_packets")["packets"]
+        ]
+
+    assert len(cues(target)) == 2
+    assert cues(out) == [cues(target)[1] - t0]
+    types = [s["codec_type"] for s in ffprobe(out, "-show_streams")["streams"]]
+    assert types == ["video", "audio", "audio", "subtitle"]
