@@ -76,6 +76,13 @@ def test_codec_and_container_keep_10_bit_and_colour(
         assert video[key] == source[key]
     assert ffprobe(out, "-show_format")["format"]["format_name"] == format_name
     check_same_frames(out, target)
+    # each segment (5 frames of a 13-frame chunk) starts on a keyframe: joined by stream copy
+    packets = ffprobe(out, "-select_streams", "v:0", "-show_entries", "packet=flags")["packets"]
+    keyframes = {i for i, p in enumerate(packets) if "K" in p["flags"]}
+    starts = {
+        s for chunk in range(0, len(packets), 13) for s in range(chunk, min(chunk + 13, len(packets)), 5)
+    }
+    assert starts <= keyframes
 
 
 def test_av1_codes_an_odd_size_in_4_2_0(inputs: dict[str, Path], tmp_path: Path) -> None:
