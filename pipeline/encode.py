@@ -110,11 +110,12 @@ def encoder_options(settings: EncoderSettings) -> dict[str, str]:
             "svtav1-params": "pred-struct=1",
         }
     if settings.codec == "libx265":
-        # no B-frames; log-level quiets x265's banner on stderr
+        # no B-frames; frame threads fixed (x265 picks them from the machine's cores, and
+        # they change the bits); log-level quiets x265's banner on stderr
         return {
             "crf": str(settings.crf),
             "preset": settings.preset,
-            "x265-params": "bframes=0:log-level=error",
+            "x265-params": f"bframes=0:frame-threads={settings.threads}:log-level=error",
         }
     if settings.codec == "libx264":
         return {
