@@ -1,4 +1,4 @@
-"""Stitching: the segments joined by stream copy, with the target's audio, into one MP4.
+"""Stitching: the segments joined by stream copy, with the target's other streams, into one file.
 
 * Video: every packet of every segment, in order, copied (no second encode). Each packet's
   time is checked against the probe's frame list, so a wrong or misplaced segment fails
@@ -17,13 +17,14 @@
 * Every audio stream is handled so, each keeping its tags (language, title) and disposition;
   in MOV and Matroska a copy takes any codec the container holds.
 * Subtitles: copied where the container holds the codec (mov_text in MP4/MOV; SubRip, ASS,
-  WebVTT in Matroska), the cues that start in [t0, t1); others are left out.
+  WebVTT in Matroska), the cues that start in [t0, t1); others are left out, as are data
+  streams, further video streams and streams of codecs FFmpeg does not know.
 * Chapters (cut to the range) and the container's and streams' tags are kept; the target's
   rotation (display matrix) is written on the output video stream, the pixels are not turned.
 * Container: MP4 (default), MOV or Matroska; ``faststart`` puts an MP4/MOV index first.
 * Timestamps: the whole video keeps the source's (an MP4 edit list carries a non-zero
   start); a trimmed range is a clip of its own, moved to start at 0.
-* Packets of the two streams are interleaved here by time, so the muxer holds nothing back
+* Packets of all streams are interleaved here by time, so the muxer holds nothing back
   and memory does not grow with the video's length. ``fflags=+bitexact`` keeps library
   versions out, so the same inputs give the same bytes.
 """
@@ -188,6 +189,8 @@ def _write(
             )
         ]
         for stream in source.streams:  # each read by a demuxer of its own, so they interleave
+            if stream.codec_context is None:  # a codec this FFmpeg does not know: left out
+                continue
             if stream.type == "audio":
                 reader = stack.enter_context(open_input(target))
                 packets = _audio_packets(
