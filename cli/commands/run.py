@@ -66,13 +66,31 @@ def register(subparsers: Any) -> None:
 
 
 def add_option_flags(parser: argparse.ArgumentParser, flags: dict[str, type]) -> None:
-    """``--name VALUE`` per option (``--name`` / ``--no-name`` for a yes/no one), None when not given."""
+    """``--name VALUE`` per option, None when not given; a yes/no one takes ``--name``,
+    ``--name true|false`` or ``--no-name``."""
     for name, kind in flags.items():
         flag = f"--{name.replace('_', '-')}"
         if kind is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(flag, dest=name, nargs="?", const=True, type=_yes_no, default=None)
+            parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false")
         else:
             parser.add_argument(flag, dest=name, type=kind, default=None)
+
+
+def _yes_no(text: str) -> bool:
+    value = {
+        "true": True,
+        "yes": True,
+        "1": True,
+        "on": True,
+        "false": False,
+        "no": False,
+        "0": False,
+        "off": False,
+    }
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+    return value[text.lower()]
 
 
 def build_parser_namespace(**values: Any) -> argparse.Namespace:
