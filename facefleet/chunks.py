@@ -29,7 +29,7 @@ from facefleet.options import JobOptions
 from facefleet.policy import infra_backoff, retry_delay
 from facefleet.scratch import scratch_file
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources
-from pipeline.encode import EncoderSettings, encode_segment
+from pipeline.encode import CODECS, EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
 from pipeline.plan import SegmentPlan, plan_chunks
 from pipeline.prefetch import prefetch
@@ -248,7 +248,13 @@ def _run_segments(
         return True
     video = load_probe(ctx, task_keys)
     chain = _chain(ctx, task_keys, options)
-    encoder = EncoderSettings(crf=options.crf, preset=options.preset, threads=ctx.encoder_threads)
+    encoder = EncoderSettings(
+        codec=CODECS[options.codec],
+        crf=options.crf,
+        preset=options.preset,
+        pix_fmt=options.pix_fmt,
+        threads=ctx.encoder_threads,
+    )
     progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start, on_frame)
     frame_latency = metrics.FRAME_LATENCY.labels(metrics.processor_label(options.processors))
     with (

@@ -28,10 +28,18 @@ class JobOptions(BaseModel):
     segment_frames: int = Field(default=60, ge=1, le=100_000)
     trim_start: int | None = Field(default=None, ge=0)
     trim_end: int | None = Field(default=None, ge=1)
-    crf: int = Field(default=18, ge=0, le=51)
+    # output: libx264 / libx265 / libsvtav1; crf 0-51 (av1: 0-63); x264's preset names (for av1
+    # mapped onto SVT-AV1's numbers); pix_fmt None: 4:2:0 at the source's bit depth
+    codec: Literal["h264", "hevc", "av1"] = "h264"
+    crf: int = Field(default=18, ge=0, le=63)
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
     ] = "veryfast"
+    pix_fmt: Literal["yuv420p", "yuv420p10le", "yuv422p", "yuv422p10le", "yuv444p", "yuv444p10le"] | None = (
+        None
+    )
+    container: Literal["mp4", "mov", "mkv"] = "mp4"
+    faststart: bool = True  # MP4/MOV: the index first, so playback starts before the download ends
     priority: int = Field(default=5, ge=0, le=9)
     # seconds from submission: done by then, or failed with reason "deadline"; started
     # (a first chunk running) by then, or failed with reason "expired"
@@ -63,6 +71,14 @@ class JobOptions(BaseModel):
     def _check_trim(self) -> JobOptions:
         if self.trim_start is not None and self.trim_end is not None and self.trim_end <= self.trim_start:
             raise ValueError("trim_end must be greater than trim_start")
+        return self
+
+    @model_validator(mode="after")
+    def _check_codec(self) -> JobOptions:
+        if self.codec != "av1" and self.crf > 51:
+            raise ValueError(f"crf: at most 51 for {self.codec} (63 for av1)")
+        if self.codec == "av1" and self.pix_fmt not in (None, "yuv420p", "yuv420p10le"):
+            raise ValueError("pix_fmt: av1 (SVT-AV1) codes yuv420p or yuv420p10le only")
         return self
 
     def processor_options(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from facefleet.jobs import fail_task, load_probe, move_task
 from facefleet.options import JobOptions
 from facefleet.scratch import scratch_file
 from facefleet.states import TaskState
-from pipeline.stitch import stitch
+from pipeline.stitch import OutputFormat, stitch
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def stitch_task(
                 frame_start,
                 frame_end,
                 out,
+                OutputFormat(options.container, options.faststart),
             )
             if not still_ours():
                 log.warning("stitch of task %s lost its lease: another stitcher goes on", task_id)

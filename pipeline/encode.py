@@ -11,14 +11,19 @@ Choices (the stitch depends on them):
 * Same settings for every segment (the x264 options and a fixed thread count), so the
   segments share one set of parameter sets (avcC) and join by stream copy; the output is
   the same bytes on any machine. ``fflags=+bitexact`` keeps library versions out of the file.
-* Odd sizes: 4:2:0 H.264 cannot code an odd width or height (its cropping works in
-  2-pixel steps), so for odd sizes the chroma is not subsampled: ``yuv444p`` (High 4:4:4
-  profile). The output keeps the exact source size and pixels; the price is that some
-  hardware/browser players do not play High 4:4:4.
+* Codecs: libx264, libx265 or libsvtav1, each without B-frames, with the source's colour
+  tags (primaries, transfer, matrix, range) and its bit depth unless a pix_fmt is asked:
+  a 10-bit source is coded 10-bit (High 10, Main 10, AV1 Main).
+* Odd sizes: AV1 codes any size in 4:2:0. H.264 and HEVC cannot: their cropping fields
+  count in 2-pixel steps for 4:2:0, so padding to even cannot be cropped back by one pixel.
+  For them the chroma of an odd size is not subsampled (``yuv444p``, High 4:4:4 / Main
+  4:4:4) and the output keeps the exact size and pixels; asking for a 4:2:0 ``pix_fmt``
+  on an odd size is refused. Some hardware and browser players do not play 4:4:4.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -40,17 +45,45 @@ _HALF_HEIGHT = ("420", "410", "nv12", "nv21")
 _MIN_TRACK_TIMESCALE = 10_000
 
 
+# the --codec names and the encoders PyAV's FFmpeg bundles for them
+CODECS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
+# x264's preset names as SVT-AV1's numbered presets (0 slowest .. 13 fastest)
+_SVT_PRESETS = {
+    "ultrafast": 12,
+    "superfast": 11,
+    "veryfast": 10,
+    "faster": 9,
+    "fast": 8,
+    "medium": 6,
+    "slow": 5,
+    "slower": 4,
+    "veryslow": 2,
+}
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
     codec: str = "libx264"
     crf: int = 18
     preset: str = "veryfast"
-    pix_fmt: str = "yuv420p"
+    pix_fmt: str | None = None  # None: 4:2:0 at the source's bit depth (8 or 10)
     threads: int = 4  # fixed, not auto: the bytes then do not depend on the machine
 
 
-def output_pix_fmt(pix_fmt: str, width: int, height: int) -> str:
-    """``pix_fmt``, or its 4:4:4 form when the size is odd in a direction it subsamples."""
+def default_pix_fmt(source_pix_fmt: str) -> str:
+    """4:2:0 at the source's depth: 10-bit for a source of more than 8 bits, else 8-bit."""
+    try:
+        bits = av.VideoFormat(source_pix_fmt).components[0].bits
+    except (ValueError, IndexError):
+        bits = 8
+    return "yuv420p10le" if bits > 8 else "yuv420p"
+
+
+def output_pix_fmt(pix_fmt: str, width: int, height: int, codec: str = "libx264") -> str:
+    """``pix_fmt``, or its 4:4:4 form when the size is odd in a direction it subsamples and
+    the codec cannot code that (AV1 can)."""
+    if codec == "libsvtav1":
+        return pix_fmt
     odd_w = width % 2 == 1 and any(tag in pix_fmt for tag in _HALF_WIDTH)
     odd_h = height % 2 == 1 and any(tag in pix_fmt for tag in _HALF_HEIGHT)
     if not (odd_w or odd_h):
@@ -69,6 +102,21 @@ def mp4_options(time_base: Fraction, **extra: str) -> dict[str, str]:
 
 
 def encoder_options(settings: EncoderSettings) -> dict[str, str]:
+    if settings.codec == "libsvtav1":
+        # low delay: no frame reordering (pred-struct 1), as for the others
+        return {
+            "crf": str(settings.crf),
+            "preset": str(_SVT_PRESETS.get(settings.preset, 10)),
+            "svtav1-params": "pred-struct=1",
+        }
+    if settings.codec == "libx265":
+        # no B-frames; frame threads fixed (x265 picks them from the machine's cores, and
+        # they change the bits); log-level quiets x265's banner on stderr
+        return {
+            "crf": str(settings.crf),
+            "preset": settings.preset,
+            "x265-params": f"bframes=0:frame-threads={settings.threads}:log-level=error",
+        }
     if settings.codec == "libx264":
         return {
             "crf": str(settings.crf),
@@ -79,6 +127,40 @@ def encoder_options(settings: EncoderSettings) -> dict[str, str]:
             "x264-params": "bframes=0:mbtree=0",
         }
     return {"crf": str(settings.crf), "preset": settings.preset, "bf": "0"}
+
+
+def add_video_stream(
+    container: av.container.OutputContainer,
+    probe: VideoProbe,
+    settings: EncoderSettings,
+    width: int,
+    height: int,
+) -> VideoStream:
+    """The segment's video stream: codec, size, pixel format, time base and colour tags."""
+    pix_fmt = settings.pix_fmt or default_pix_fmt(probe.pix_fmt)
+    coded = output_pix_fmt(pix_fmt, width, height, settings.codec)
+    if settings.pix_fmt and coded != settings.pix_fmt:
+        raise PipelineError(
+            f"{settings.pix_fmt} cannot code the odd size {width}x{height} with {settings.codec} "
+            "(its cropping counts in 2-pixel steps): use codec av1, or pix_fmt yuv444p"
+        )
+    stream = cast(VideoStream, container.add_stream(settings.codec, options=encoder_options(settings)))
+    stream.width, stream.height = width, height
+    stream.pix_fmt = coded
+    stream.time_base = probe.time_base
+    ctx = cast(VideoCodecContext, stream.codec_context)
+    ctx.time_base = probe.time_base
+    if probe.average_rate:
+        ctx.framerate = probe.average_rate
+    ctx.thread_count = settings.threads
+    ctx.flags |= av.codec.context.Flags.bitexact  # type: ignore[attr-defined]
+    ctx.color_primaries, ctx.color_trc = probe.color_primaries, probe.color_trc
+    ctx.colorspace, ctx.color_range = probe.colorspace, probe.color_range
+    if settings.codec == "libsvtav1":
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told
+    if settings.codec == "libx265":
+        ctx.codec_tag = "hvc1"  # parameter sets in the sample entry, as Apple players want
+    return stream
 
 
 def encode_segment(frames: Iterable[Frame], out: Path, probe: VideoProbe, settings: EncoderSettings) -> int:
@@ -97,16 +179,7 @@ def encode_segment(frames: Iterable[Frame], out: Path, probe: VideoProbe, settin
     last_pts: int | None = None
     container = av.open(str(out), "w", format="mp4", options=mp4_options(probe.time_base))
     try:
-        stream = cast(VideoStream, container.add_stream(settings.codec, options=encoder_options(settings)))
-        stream.width, stream.height = width, height
-        stream.pix_fmt = output_pix_fmt(settings.pix_fmt, width, height)
-        stream.time_base = probe.time_base
-        ctx = cast(VideoCodecContext, stream.codec_context)
-        ctx.time_base = probe.time_base
-        if probe.average_rate:
-            ctx.framerate = probe.average_rate
-        ctx.thread_count = settings.threads
-        ctx.flags |= av.codec.context.Flags.bitexact  # type: ignore[attr-defined]
+        stream = add_video_stream(container, probe, settings, width, height)
 
         frame: Frame | None = first
         while frame is not None:

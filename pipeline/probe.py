@@ -88,6 +88,11 @@ class VideoProbe:
     last_duration: int = 0  # pts duration of the last frame, 0 when the container gave none
     stream_index: int = 0  # index of the video stream in the container
     pix_fmt: str = ""
+    # FFmpeg's colour enums (AVColorPrimaries, ...); 2 / 0 mean unspecified
+    color_primaries: int = 2
+    color_trc: int = 2
+    colorspace: int = 2
+    color_range: int = 0
 
     @property
     def frame_count(self) -> int:
@@ -128,6 +133,10 @@ class VideoProbe:
             "last_duration": self.last_duration,
             "stream_index": self.stream_index,
             "pix_fmt": self.pix_fmt,
+            "color_primaries": self.color_primaries,
+            "color_trc": self.color_trc,
+            "colorspace": self.colorspace,
+            "color_range": self.color_range,
             "frame_count": self.frame_count,
         }
 
@@ -148,6 +157,10 @@ class VideoProbe:
             last_duration=int(d.get("last_duration", 0)),
             stream_index=int(d.get("stream_index", 0)),
             pix_fmt=d.get("pix_fmt", ""),
+            color_primaries=int(d.get("color_primaries", 2)),
+            color_trc=int(d.get("color_trc", 2)),
+            colorspace=int(d.get("colorspace", 2)),
+            color_range=int(d.get("color_range", 0)),
         )
 
 
@@ -255,14 +268,16 @@ def _probe(path: Path, container: Any, limits: MediaLimits) -> VideoProbe:
 
     audios = list(container.streams.audio)
     audio = None
-    if audios:
-        a = audios[0]
-        ctx = a.codec_context
-        channels = int(ctx.channels or 0) if ctx is not None else 0
+    for a in audios:  # each may have to be re-encoded (AAC)
+        channels = int(a.codec_context.channels or 0) if a.codec_context is not None else 0
         if channels > MAX_AUDIO_CHANNELS:
             raise InvalidMediaError(
                 f"{name}: the audio has {channels} channels; at most {MAX_AUDIO_CHANNELS} are supported"
             )
+    if audios:
+        a = audios[0]
+        ctx = a.codec_context
+        channels = int(ctx.channels or 0) if ctx is not None else 0
         audio = AudioInfo(
             # the codec's own name ("mp3"), not its decoder's ("mp3float")
             codec=ctx.codec.canonical_name if ctx is not None else "",
@@ -358,4 +373,8 @@ def _probe(path: Path, container: Any, limits: MediaLimits) -> VideoProbe:
         last_duration=int(last_duration),
         stream_index=video.index,
         pix_fmt=first_frame.format.name,
+        color_primaries=int(first_frame.color_primaries),
+        color_trc=int(first_frame.color_trc),
+        colorspace=int(first_frame.colorspace),
+        color_range=int(first_frame.color_range),
     )

@@ -1,4 +1,4 @@
-"""Stitching: the segments joined by stream copy, with the target's audio, into one MP4.
+"""Stitching: the segments joined by stream copy, with the target's other streams, into one file.
 
 * Video: every packet of every segment, in order, copied (no second encode). Each packet's
   time is checked against the probe's frame list, so a wrong or misplaced segment fails
@@ -14,12 +14,19 @@
     the samples in [t0, t1) (a copy could only cut on packet boundaries), with silence where
     the source has no sound in that span, encoded to AAC: the track lasts as long as the
     video, to the sample (the encoder's priming is skipped by the MP4 edit list).
-* Rotation: the probe's display-matrix rotation is written on the output video stream.
+* Every audio stream is handled so, each keeping its tags (language, title) and disposition;
+  in MOV and Matroska a copy takes any codec the container holds.
+* Subtitles: copied where the container holds the codec (mov_text in MP4/MOV; SubRip, ASS,
+  WebVTT in Matroska), the cues that start in [t0, t1); others are left out, as are data
+  streams, further video streams and streams of codecs FFmpeg does not know.
+* Chapters (cut to the range) and the container's and streams' tags are kept; the target's
+  rotation (display matrix) is written on the output video stream, the pixels are not turned.
+* Container: MP4 (default), MOV or Matroska; ``faststart`` puts an MP4/MOV index first.
 * Timestamps: the whole video keeps the source's (an MP4 edit list carries a non-zero
   start); a trimmed range is a clip of its own, moved to start at 0.
-* Packets of the two streams are interleaved here by time, so the muxer holds nothing back
-  and memory does not grow with the video's length. ``movflags=faststart`` puts the index
-  first; ``fflags=+bitexact`` keeps library versions out, so the same inputs give the same bytes.
+* Packets of all streams are interleaved here by time, so the muxer holds nothing back
+  and memory does not grow with the video's length. ``fflags=+bitexact`` keeps library
+  versions out, so the same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -41,7 +48,21 @@ from pipeline.encode import mp4_options
 from pipeline.errors import InvalidMediaError, PipelineError
 from pipeline.probe import VideoProbe
 
-COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"})
+if TYPE_CHECKING:
+    from av.container.core import Chapter  # a TypedDict of the stubs only
+
+COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"})  # in MP4
+# --container names and FFmpeg's muxers
+CONTAINERS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska"}
+_SUBTITLE_CODECS = {
+    "mp4": frozenset({"mov_text"}),
+    "mov": frozenset({"mov_text"}),
+    "mkv": frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "text"}),  # "srt": its decoder
+}
+# tags a muxer writes (brands, encoder, Matroska's statistics), not the user's
+_MUXER_TAGS = frozenset(
+    {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "vendor_id", "bps"}
+)
 _SEEK_MARGIN = Fraction(1)  # seconds of audio read before t0, so the seek never lands late
 
 
@@ -51,10 +72,25 @@ _SEEK_MARGIN = Fraction(1)  # seconds of audio read before t0, so the seek never
 SegmentSource = Path | Callable[[], AbstractContextManager[Path]]
 
 
+@dataclass(frozen=True)
+class OutputFormat:
+    container: str = "mp4"  # a key of CONTAINERS
+    faststart: bool = True  # MP4/MOV: the index before the media
+
+
 def stitch(
-    segments: Sequence[SegmentSource], target: Path, probe: VideoProbe, start: int, end: int, out: Path
+    segments: Sequence[SegmentSource],
+    target: Path,
+    probe: VideoProbe,
+    start: int,
+    end: int,
+    out: Path,
+    output_format: OutputFormat | None = None,
 ) -> None:
     """Join ``segments`` (frames [start, end) of ``target``, in order) into ``out``."""
+    output_format = output_format or OutputFormat()
+    if output_format.container not in CONTAINERS:
+        raise PipelineError(f"unknown container {output_format.container!r}")
     if not segments:
         raise PipelineError("there are no segments to stitch")
     if not 0 <= start < end <= probe.frame_count:
@@ -65,9 +101,8 @@ def stitch(
     out = Path(out)
     t0, t1 = probe.seconds(start), probe.seconds(end)
     try:
-        _write(
-            segments, Path(target), probe, _Range(start, end, t0, t1, t0 if start > 0 else Fraction(0)), out
-        )
+        span = _Range(start, end, t0, t1, t0 if start > 0 else Fraction(0))
+        _write(segments, Path(target), probe, span, out, output_format)
     except av.FFmpegError as exc:
         out.unlink(missing_ok=True)
         raise PipelineError(f"stitching failed: {exc}") from None
@@ -101,30 +136,119 @@ class _Range:
     shift: Fraction
 
 
+def _muxer_options(output_format: OutputFormat, probe: VideoProbe) -> dict[str, str]:
+    if output_format.container == "mkv":
+        return {"fflags": "+bitexact"}
+    # a colr box for a source that tags its range but not all of its colours (the muxer
+    # writes one anyway when they are all known)
+    flags = "+write_colr" if probe.color_range else ""
+    flags += "+faststart" if output_format.faststart else ""
+    return mp4_options(probe.time_base, **({"movflags": flags} if flags else {}))
+
+
+def _tags(metadata: dict[str, str]) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in metadata.items()
+        if k.lower() not in _MUXER_TAGS and not k.startswith(("_", "NUMBER_OF"))
+    }
+
+
 def _write(
-    segments: Sequence[SegmentSource], target: Path, probe: VideoProbe, span: _Range, out: Path
+    segments: Sequence[SegmentSource],
+    target: Path,
+    probe: VideoProbe,
+    span: _Range,
+    out: Path,
+    output_format: OutputFormat,
 ) -> None:
     with ExitStack() as stack:
         first_files = stack.enter_context(ExitStack())  # closed as soon as its packets are out
         first = first_files.enter_context(open_input(first_files.enter_context(_opened(segments[0]))))
         template = first.streams.video[0]
         output = stack.enter_context(
-            av.open(str(out), "w", format="mp4", options=mp4_options(probe.time_base, movflags="+faststart"))
+            av.open(
+                str(out),
+                "w",
+                format=CONTAINERS[output_format.container],
+                options=_muxer_options(output_format, probe),
+            )
         )
-        video = output.add_stream_from_template(template)
+        source = stack.enter_context(open_input(target))
+        video = output.add_stream_from_template(template, opaque=True)
+        _copy_stream_tags(source.streams[probe.stream_index], video)
         if probe.rotation:
             video.set_display_rotation(probe.rotation)
+        _set_colour(video, probe)
+        output.metadata.update(_tags(source.metadata))
+        whole = span.start == 0 and span.end == probe.frame_count
+        output.set_chapters(_chapters(source.chapters(), span, whole))
         streams: list[Iterator[tuple[Fraction, int, Any]]] = [
             _video_packets(
                 (first, first_files), segments[1:], template.codec_context.extradata, probe, span, video
             )
         ]
-        if probe.audio is not None:
-            source = stack.enter_context(open_input(target))
-            whole = span.start == 0 and span.end == probe.frame_count
-            streams.append(_audio_packets(source, probe, span, output, copy_allowed=whole))
+        for stream in source.streams:  # each read by a demuxer of its own, so they interleave
+            if stream.codec_context is None:  # a codec this FFmpeg does not know: left out
+                continue
+            if stream.type == "audio":
+                reader = stack.enter_context(open_input(target))
+                packets = _audio_packets(
+                    reader, reader.streams[stream.index], span, output, output_format, whole
+                )
+            elif (
+                stream.type == "subtitle"
+                and stream.codec_context.name in _SUBTITLE_CODECS[output_format.container]
+            ):
+                reader = stack.enter_context(open_input(target))
+                packets = _subtitle_packets(reader, reader.streams[stream.index], span, output)
+            else:
+                continue
+            streams.append(_numbered(packets, len(streams)))
         for _, _, packet in heapq.merge(*streams, key=lambda item: (item[0], item[1])):
             output.mux(packet)
+
+
+def _numbered(packets: Iterator[tuple[Fraction, Any]], order: int) -> Iterator[tuple[Fraction, int, Any]]:
+    """Packets with their stream's place, which orders packets of the same time."""
+    for time, packet in packets:
+        yield time, order, packet
+
+
+def _set_colour(video: Any, probe: VideoProbe) -> None:
+    """The source's colour tags on the stream, for the container's own fields (MP4's colr box,
+    Matroska's Colour): a range or matrix the bitstream's VUI leaves out stays known."""
+    ctx = video.codec_context
+    ctx.color_primaries, ctx.color_trc = probe.color_primaries, probe.color_trc
+    ctx.colorspace, ctx.color_range = probe.colorspace, probe.color_range
+
+
+def _copy_stream_tags(source: Any, copy: Any) -> None:
+    copy.metadata.update(_tags(source.metadata))
+    copy.disposition = source.disposition
+
+
+def _chapters(chapters: list[Chapter], span: _Range, whole: bool) -> list[Chapter]:
+    """The whole video's chapters as they are; a range's, those that overlap [t0, t1), cut
+    to it and moved by the range's shift."""
+    if whole:
+        return chapters
+    kept: list[Chapter] = []
+    for chapter in chapters:
+        base = chapter["time_base"] or Fraction(1)
+        begin, end = max(chapter["start"] * base, span.t0), min(chapter["end"] * base, span.t1)
+        if begin >= end:
+            continue
+        at = (begin - span.shift) / base, (end - span.shift) / base
+        cut: Chapter = {
+            "id": len(kept),
+            "start": math.floor(at[0]),
+            "end": math.ceil(at[1]),
+            "time_base": base,
+            "metadata": chapter["metadata"],
+        }
+        kept.append(cut)
+    return kept
 
 
 def _video_packets(
@@ -178,26 +302,43 @@ def _video_packets(
 
 
 def _audio_packets(
-    source: Any, probe: VideoProbe, span: _Range, output: Any, *, copy_allowed: bool
-) -> Iterator[tuple[Fraction, int, Any]]:
-    assert probe.audio is not None
-    stream = source.streams[probe.audio.stream_index]
-    if stream.type != "audio":
-        raise InvalidMediaError("the target's audio stream is not where the probe found it")
-    copy = None
-    if copy_allowed and probe.audio.codec in COPY_AUDIO_CODECS:
+    source: Any, stream: Any, span: _Range, output: Any, output_format: OutputFormat, copy_allowed: bool
+) -> Iterator[tuple[Fraction, Any]]:
+    ctx = stream.codec_context
+    codec = ctx.codec.canonical_name if ctx is not None else ""
+    holds = COPY_AUDIO_CODECS if output_format.container == "mp4" else output.supported_codecs
+    if copy_allowed and codec in holds:
         try:
-            copy = output.add_stream_from_template(stream)
+            copy = output.add_stream_from_template(stream, opaque=True)
         except ValueError:
-            copy = None
-    if copy is not None:
-        return _copied_audio(source, stream, copy, span.t0, span.t1)
-    encoder = output.add_stream(
-        "aac", rate=probe.audio.sample_rate, layout=_layout_name(probe.audio.channels)
-    )
-    encoder.bit_rate = min(320_000, 96_000 * max(1, probe.audio.channels))
-    encoder.time_base = Fraction(1, probe.audio.sample_rate)
+            pass
+        else:
+            _copy_stream_tags(stream, copy)
+            return _copied_audio(source, stream, copy, span.t0, span.t1)
+    rate = int(ctx.sample_rate or 48_000)
+    channels = int(ctx.channels or 2)
+    encoder = output.add_stream("aac", rate=rate, layout=_layout_name(channels))
+    encoder.bit_rate = min(320_000, 96_000 * max(1, channels))
+    encoder.time_base = Fraction(1, rate)
+    _copy_stream_tags(stream, encoder)
     return _encoded_audio(source, stream, encoder, span)
+
+
+def _subtitle_packets(source: Any, stream: Any, span: _Range, output: Any) -> Iterator[tuple[Fraction, Any]]:
+    """The cues that start in [t0, t1), copied, moved by the range's shift."""
+    copy = output.add_stream_from_template(stream, opaque=True)
+    _copy_stream_tags(stream, copy)
+    time_base = Fraction(stream.time_base)
+    shift = span.shift / time_base
+    for packet in source.demux(stream):
+        if not packet.size or packet.pts is None:
+            continue
+        begin = packet.pts * time_base
+        if not span.t0 <= begin < span.t1:
+            continue
+        packet.pts = packet.dts = math.floor(packet.pts - shift)
+        packet.stream = copy
+        yield packet.pts * time_base, packet
 
 
 def _layout_name(channels: int) -> str:
@@ -220,7 +361,7 @@ def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
 
 def _copied_audio(
     source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction
-) -> Iterator[tuple[Fraction, int, Any]]:
+) -> Iterator[tuple[Fraction, Any]]:
     _seek_audio(source, stream, t0)
     time_base = stream.time_base
     fallback = Fraction(1024, stream.codec_context.sample_rate or 48_000)
@@ -235,12 +376,10 @@ def _copied_audio(
             continue
         dts = packet.dts if packet.dts is not None else packet.pts
         packet.stream = copy
-        yield dts * time_base, 1, packet
+        yield dts * time_base, packet
 
 
-def _encoded_audio(
-    source: Any, stream: Any, encoder: Any, span: _Range
-) -> Iterator[tuple[Fraction, int, Any]]:
+def _encoded_audio(source: Any, stream: Any, encoder: Any, span: _Range) -> Iterator[tuple[Fraction, Any]]:
     t0, t1 = span.t0, span.t1
     _seek_audio(source, stream, t0)
     rate = stream.codec_context.sample_rate
@@ -278,14 +417,14 @@ def _encoded_audio(
                 piece.pts, piece.time_base, piece.sample_rate = next_pts, out_base, rate
                 next_pts += piece.samples
                 for out in encoder.encode(piece):
-                    yield out.dts * out.time_base, 1, out
+                    yield out.dts * out.time_base, out
     if shape is not None and next_pts < end_pts:  # the source's audio ends before the last frame
         tail = _silence(shape, end_pts - next_pts, encoder.layout.name)
         tail.pts, tail.time_base, tail.sample_rate = next_pts, out_base, rate
         for out in encoder.encode(tail):
-            yield out.dts * out.time_base, 1, out
+            yield out.dts * out.time_base, out
     for out in encoder.encode(None):
-        yield out.dts * out.time_base, 1, out
+        yield out.dts * out.time_base, out
 
 
 def _silence(like: av.AudioFrame, samples: int, layout: str) -> av.AudioFrame:

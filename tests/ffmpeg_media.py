@@ -114,10 +114,62 @@ def make_kind(kind: str, folder: Path) -> Path:
         cut = folder / "cut.mp4"
         ffmpeg("-ss", "1.3", "-i", str(base), "-t", "1.2", "-c", "copy", str(cut))
         return cut
+    if kind == "tracks":
+        return make_tracks(folder / "tracks.mkv")
+    if kind == "rotation":  # ffmpeg 5.1 turns the rotate tag into a display matrix on a copy
+        plain = make_stamped(folder / "upright.mp4")
+        rotated = folder / "rotated.mp4"
+        ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated))
+        return rotated
+    if kind == "hdr10":
+        hdr = ("-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc")
+        x265 = ("-c:v", "libx265", "-crf", "14", "-preset", "veryfast", "-x265-params", "log-level=error")
+        return make_stamped(folder / "hdr10.mp4", video_args=(*x265, *hdr), pix_fmt="yuv420p10le")
+    if kind == "odd":  # 4:2:0 at an odd size: VP9 codes it (H.264 cannot)
+        vp9 = ("-c:v", "libvpx-vp9", "-crf", "10", "-b:v", "0", "-deadline", "realtime", "-cpu-used", "8")
+        return make_stamped(
+            folder / "odd.mkv",
+            width=641,
+            height=361,
+            frames=25,
+            video_args=vp9,
+            output_args=("-c:a", "libopus"),
+        )
     raise ValueError(kind)
 
 
-KINDS = ("bframes", "open_gop", "vfr", "start", "edit_list")
+KINDS = ("bframes", "open_gop", "vfr", "start", "edit_list", "tracks", "rotation", "hdr10", "odd")
+
+CHAPTERS = (
+    ";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=700\ntitle=Opening\n"
+    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=700\nEND=1600\ntitle=Ending\n"
+)
+SUBTITLES = "1\n00:00:00,200 --> 00:00:00,600\nHello\n\n2\n00:00:00,800 --> 00:00:01,400\nWorld\n"
+
+
+def make_tracks(path: Path) -> Path:
+    """Video, English and French audio with titles, and an English subtitle track (SubRip in
+    Matroska, mov_text in MP4)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    srt = path.with_suffix(".srt")
+    srt.write_text(SUBTITLES)
+    chapters = path.with_suffix(".chapters.txt")
+    chapters.write_text(CHAPTERS)
+    tone = f"sine=frequency=660:sample_rate={AUDIO_RATE}:duration=1.6"
+    subtitle_codec = "mov_text" if path.suffix == ".mp4" else "srt"
+    return make_stamped(
+        path,
+        extra_inputs=(
+            *("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={AUDIO_RATE}"),
+            *("-f", "lavfi", "-i", tone, "-i", str(srt), "-i", str(chapters)),
+        ),
+        output_args=(
+            *("-map", "2:a", "-map", "3:s", "-map_chapters", "4", "-c:a", "aac", "-c:s", subtitle_codec),
+            *("-metadata:s:a:0", "language=eng", "-metadata:s:a:0", "title=English"),
+            *("-metadata:s:a:1", "language=fra", "-metadata:s:a:1", "title=Francais"),
+            *("-metadata:s:s:0", "language=eng", "-metadata", "title=Two tracks"),
+        ),
+    )
 
 
 def decoded_images(path: Path) -> list[np.ndarray]:

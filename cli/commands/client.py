@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.commands.run import _OPTION_FLAGS
+from cli.commands.run import _OPTION_FLAGS, add_option_flags
 
 if TYPE_CHECKING:
     import requests
@@ -45,8 +45,7 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--processors", default=None, help="comma-separated chain, or none")
     submit.add_argument("--idempotency-key", help="send twice, get one task")
     submit.add_argument("--follow", action="store_true", help="then show progress until it ends")
-    for name, kind in {**_OPTION_FLAGS, **SCHEDULING_FLAGS}.items():
-        submit.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    add_option_flags(submit, {**_OPTION_FLAGS, **SCHEDULING_FLAGS})
     _common(submit)
     submit.set_defaults(handler=handle_submit)
 
@@ -59,7 +58,7 @@ def register(subparsers: Any) -> None:
 
     download = subparsers.add_parser("download", help="download a succeeded task's output")
     download.add_argument("id")
-    download.add_argument("-o", "--output", type=Path, help="file to write (default: ID.mp4)")
+    download.add_argument("-o", "--output", type=Path, help="file to write (default: ID.mp4, or .mov/.mkv)")
     _common(download)
     download.set_defaults(handler=handle_download)
 
@@ -205,12 +204,15 @@ def follow(
             bar.close()
 
 
-def download_output(base: str, task_id: str, output: Path, api_key: str | None = None) -> Path:
+def download_output(base: str, task_id: str, output: Path | None, api_key: str | None = None) -> Path:
+    """Download to ``output``; None: ``ID.mp4`` (``.mov``, ``.mkv`` for the task's container)."""
     status = get_status(base, task_id, api_key)
     if status["state"] != "succeeded" or not status.get("output_url"):
         raise ClientError(f"task {task_id} is {status['state']}: no output to download")
     import requests
 
+    if output is None:
+        output = Path(f"{task_id}.{(status.get('options') or {}).get('container', 'mp4')}")
     aside = output.with_name(f".{output.name}.part")
     try:
         with requests.get(status["output_url"], stream=True, timeout=(10, 600)) as response:
@@ -324,9 +326,7 @@ def handle_action(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_download(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        output = download_output(
-            _base(args, settings), args.id, args.output or Path(f"{args.id}.mp4"), _key(settings)
-        )
+        output = download_output(_base(args, settings), args.id, args.output, _key(settings))
         print(output)
         return 0
 

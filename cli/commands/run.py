@@ -19,8 +19,12 @@ _OPTION_FLAGS = {
     "segment_frames": int,
     "trim_start": int,
     "trim_end": int,
+    "codec": str,
     "crf": int,
     "preset": str,
+    "pix_fmt": str,
+    "container": str,
+    "faststart": bool,
     "face_selector": str,
     "reference_distance": float,
     "face_detector": str,
@@ -43,7 +47,12 @@ def register(subparsers: Any) -> None:
         "--source", type=Path, action="append", default=[], help="a source face image (repeatable)"
     )
     parser.add_argument("--reference", type=Path, help="reference face image for --face-selector reference")
-    parser.add_argument("--output", type=Path, required=True, help="where to write the MP4")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="where to write the video (MP4 unless --container or the name says .mov/.mkv)",
+    )
     parser.add_argument("--processors", default="none", help="comma-separated chain, or none")
     parser.add_argument("--workers", type=int, default=1, help="chunks processed in parallel processes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -52,9 +61,36 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="keep the job's files under FACEFLEET_HOME after the output is written (a rerun then reuses it)",
     )
-    for name, kind in _OPTION_FLAGS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+    add_option_flags(parser, _OPTION_FLAGS)
     parser.set_defaults(handler=handle)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, flags: dict[str, type]) -> None:
+    """``--name VALUE`` per option, None when not given; a yes/no one takes ``--name``,
+    ``--name true|false`` or ``--no-name``."""
+    for name, kind in flags.items():
+        flag = f"--{name.replace('_', '-')}"
+        if kind is bool:
+            parser.add_argument(flag, dest=name, nargs="?", const=True, type=_yes_no, default=None)
+            parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false")
+        else:
+            parser.add_argument(flag, dest=name, type=kind, default=None)
+
+
+def _yes_no(text: str) -> bool:
+    value = {
+        "true": True,
+        "yes": True,
+        "1": True,
+        "on": True,
+        "false": False,
+        "no": False,
+        "0": False,
+        "off": False,
+    }
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+    return value[text.lower()]
 
 
 def build_parser_namespace(**values: Any) -> argparse.Namespace:
@@ -85,6 +121,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.workers < 1:
             raise OptionsError("--workers must be at least 1")
+        if args.container is None and args.output.suffix.lower() in (".mov", ".mkv"):
+            args.container = args.output.suffix.lower()[1:]  # the output's name says which
         request = JobRequest(
             target=args.target,
             sources=tuple(args.source),

@@ -43,6 +43,12 @@ def test_defaults_are_valid():
         ({"trim_start": 10, "trim_end": 10}, "trim_end must be greater"),
         ({"preset": "ludicrous"}, "preset"),
         ({"crf": 99}, "crf"),
+        ({"codec": "vp9"}, "codec"),
+        ({"container": "avi"}, "container"),
+        ({"pix_fmt": "rgb24"}, "pix_fmt"),
+        ({"faststart": "sometimes"}, "faststart"),
+        ({"codec": "hevc", "crf": 52}, "crf: at most 51 for hevc"),
+        ({"codec": "av1", "pix_fmt": "yuv444p"}, "pix_fmt: av1"),
     ],
 )
 def test_bad_options_name_the_field(raw, message):
@@ -56,3 +62,17 @@ def test_processor_list_accepts_none_and_commas():
         "face_swapper",
         "face_enhancer",
     ]
+
+
+def test_output_options_and_their_defaults():
+    options = parse_options({})
+    assert (options.codec, options.container, options.faststart, options.pix_fmt) == (
+        "h264",
+        "mp4",
+        True,
+        None,
+    )
+    av1 = parse_options(
+        {"codec": "av1", "crf": 63, "pix_fmt": "yuv420p10le", "container": "mkv", "faststart": False}
+    )
+    assert (av1.crf, av1.pix_fmt, av1.container, av1.faststart) == (63, "yuv420p10le", "mkv", False)

@@ -22,8 +22,10 @@ def facefleet_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "cli", *args]
 
 
-def run_cli(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180):
+def run_cli(
+    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180, cwd: Path = REPO
+):
     environment = dict(os.environ, FACEFLEET_HOME=str(home), **(env or {}))
     return subprocess.run(
-        facefleet_cmd(*args), env=environment, capture_output=True, text=True, timeout=timeout, cwd=REPO
+        facefleet_cmd(*args), env=environment, capture_output=True, text=True, timeout=timeout, cwd=cwd
     )

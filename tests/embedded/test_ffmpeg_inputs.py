@@ -1,7 +1,9 @@
 """`facefleet run --processors none` on inputs made by the ffmpeg CLI: B-frames, an open GOP,
 variable frame rate with irregular gaps, a non-zero start, an edit list (a cut made by stream
-copy). The output has the same presented frames at the same times per ffprobe (a trimmed one
-is moved to start at 0), each within 40 dB PSNR of the input's, and a trim gives exactly the
+copy), two audio tracks with a subtitle track and chapters, a 90° rotation, BT.2020/PQ 10-bit,
+an odd size (641x361). The output has the same presented frames at the same times per ffprobe
+(a trimmed one is moved to start at 0), each within 40 dB PSNR of the input's, the same
+streams with their tags, rotation, colour, bit depth and size, and a trim gives exactly the
 frames asked for."""
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from tests.ffmpeg_media import (
 )
 
 MIN_PSNR_DB = 40.0
+# Matroska keeps what MP4 cannot: SubRip subtitles and track titles
+OUTPUT_NAMES = {"tracks": "out.mkv"}
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +57,33 @@ def run(target: Path, out: Path, *trim: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def streams(path: Path) -> list[tuple[str, str, str | None]]:
+    """Each stream's type, language and title, as ffprobe shows them."""
+    return [
+        (s["codec_type"], s.get("tags", {}).get("language", "und"), s.get("tags", {}).get("title"))
+        for s in ffprobe(path, "-show_streams")["streams"]
+    ]
+
+
+def picture(path: Path) -> dict[str, object]:
+    """What a player reads about the video stream: size, bit depth, colour, rotation."""
+    video = ffprobe(path, "-select_streams", "v:0", "-show_streams")["streams"][0]
+    rotation = [d["rotation"] for d in video.get("side_data_list", []) if "rotation" in d]
+    return {
+        "size": (video["width"], video["height"]),
+        "bits": 10 if "10" in video["pix_fmt"] else 8,
+        "colour": [video.get(k) for k in ("color_primaries", "color_transfer", "color_space", "color_range")],
+        "rotation": rotation,
+    }
+
+
+def chapters(path: Path) -> list[tuple[Fraction, Fraction, str]]:
+    return [
+        (Fraction(c["start_time"]), Fraction(c["end_time"]), c.get("tags", {}).get("title", ""))
+        for c in ffprobe(path, "-show_chapters")["chapters"]
+    ]
+
+
 def check_frames(out: Path, target: Path, start: int, end: int) -> None:
     source_times = frame_times(target)
     shift = source_times[start] if start > 0 else Fraction(0)
@@ -65,11 +96,20 @@ def check_frames(out: Path, target: Path, start: int, end: int) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_whole_video_keeps_every_presented_frame(inputs: dict[str, Path], kind: str, tmp_path: Path) -> None:
-    out = tmp_path / "out.mp4"
-    run(inputs[kind], out)
-    count = len(frame_times(inputs[kind]))
-    check_frames(out, inputs[kind], 0, count)
-    assert [s["codec_type"] for s in ffprobe(out, "-show_streams")["streams"]] == ["video", "audio"]
+    target = inputs[kind]
+    out = tmp_path / OUTPUT_NAMES.get(kind, "out.mp4")
+    run(target, out)
+    count = len(frame_times(target))
+    check_frames(out, target, 0, count)
+    assert streams(out) == streams(target)
+    assert picture(out) == picture(target)
+    assert chapters(out) == chapters(target)
+    assert _tags(out).get("title") == _tags(target).get("title")
+
+
+def _tags(path: Path) -> dict[str, str]:
+    tags: dict[str, str] = ffprobe(path, "-show_format")["format"].get("tags", {})
+    return tags
 
 
 @pytest.mark.parametrize("kind", KINDS)
