@@ -34,8 +34,11 @@ lock:
 run: install
 	$(BIN)/facefleet demo
 
+# Two test processes, each with its own fleet (database, Redis, queues, bucket): the fault
+# tests that wait out outages overlap. Whole files go to one process (their fixtures are shared).
+TEST_PROCESSES ?= 2
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .
