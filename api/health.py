@@ -4,7 +4,7 @@ from flask import Response, current_app, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import text
 
-from api.schemas import Health, Readiness, ReadinessQuery
+from api.schemas import Health, Readiness, ReadinessQuery, problems
 from api.state import state
 from facefleet.readiness import ReadyBoard, queues_with_work
 
@@ -27,7 +27,7 @@ def healthz() -> Response:
         "dependencies only (a load balancer's probe: missing workers are no reason to stop "
         "answering status requests)."
     ),
-    responses={200: Readiness, 503: Readiness},
+    responses={200: Readiness, 503: Readiness, **problems(400)},
 )
 def readyz(query: ReadinessQuery) -> tuple[Response, int]:
     api = state()
