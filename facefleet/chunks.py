@@ -9,8 +9,11 @@ first segment not yet stored, so at most the one segment in flight is redone.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
@@ -164,7 +167,11 @@ def _run_segments(
 ) -> bool:
     """Encode and store the chunk's remaining segments; returns whether all are stored (False:
     stopped between segments). Each stored segment is counted in the task's usage at once, so
-    an attempt that dies later still has its work accounted for."""
+    an attempt that dies later still has its work accounted for.
+
+    Segments overlap: once a segment has taken its last frame, the next one starts encoding
+    while the first drains its encoder, is closed, stored and checkpointed, so no core waits
+    at a segment boundary. Stores and checkpoints still happen in segment order."""
     from pipeline.reader import read_frames
 
     segments = chunk_segments(start, end, options.segment_frames)
@@ -176,31 +183,79 @@ def _run_segments(
     chain = _chain(ctx, task_keys, options)
     encoder = EncoderSettings(crf=options.crf, preset=options.preset, threads=ctx.encoder_threads)
     progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start, on_frame)
+    abort = threading.Event()  # set when the chunk fails: segments in flight stop taking frames
+    last_stored = [time.monotonic()]
+
+    def run_segment(
+        segment: SegmentPlan, frames: Iterator[Frame], previous: Future[None] | None, taken: threading.Event
+    ) -> None:
+        count = segment.end - segment.start
+        stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
+        try:
+            with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
+                ours = _take(
+                    _processed(chain, islice(frames, count), options.face_batch), count, taken, abort
+                )
+                written = encode_segment(progress.track(ours), path, video, encoder)
+                if written != count:
+                    raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
+                if previous is not None:
+                    previous.result()  # commit order: the segment before is stored and checkpointed
+                ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
+        finally:
+            taken.set()
+        ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
+        _account(ctx, task_keys, frames=count)
+        now = time.monotonic()
+        ctx.record_work(count, now - last_stored[0])
+        last_stored[0] = now
+        on_frame()  # the upload was progress too
+
     with (
         ctx.storage.hold(target_key) as target,
         closing(prefetch(read_frames(target, video, segments[done].start, end))) as frames,
+        ThreadPoolExecutor(_OVERLAP, thread_name_prefix="segment") as pool,
     ):
-        for segment in segments[done:]:
-            if should_stop() or _task_stopped(ctx, task_id):
-                return False
-            segment_started = time.monotonic()
-            count = segment.end - segment.start
-            stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
-            with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
-                written = encode_segment(
-                    progress.track(_processed(chain, islice(frames, count), options.face_batch)),
-                    path,
-                    video,
-                    encoder,
-                )
-                if written != count:
-                    raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
-                ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
-            ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-            _account(ctx, task_keys, frames=count)
-            ctx.record_work(count, time.monotonic() - segment_started)
-            on_frame()  # the upload was progress too
-    return True
+        in_flight: deque[Future[None]] = deque()
+        try:
+            for segment in segments[done:]:
+                if len(in_flight) == _OVERLAP:
+                    in_flight.popleft().result()
+                if should_stop() or _task_stopped(ctx, task_id):
+                    break
+                taken = threading.Event()
+                previous = in_flight[-1] if in_flight else None
+                in_flight.append(pool.submit(run_segment, segment, frames, previous, taken))
+                taken.wait()  # the next segment takes frames after this one's last
+                if in_flight[-1].done():
+                    in_flight[-1].result()  # it failed before its last frame: stop here
+            else:
+                for future in in_flight:
+                    future.result()
+                return True
+            for future in in_flight:
+                future.result()
+            return False
+        finally:
+            abort.set()
+            wait(in_flight)
+
+
+# Segments in flight at once: one taking frames, the one before it finishing.
+_OVERLAP = 2
+
+
+def _take(
+    frames: Iterator[Frame], count: int, taken: threading.Event, abort: threading.Event
+) -> Iterator[Frame]:
+    """``frames`` (``count`` of them), with ``taken`` set as the last is handed on: the source
+    is then free for the next segment. Stops early when ``abort`` is set."""
+    for number, frame in enumerate(frames, 1):
+        if abort.is_set():
+            return
+        if number == count:
+            taken.set()
+        yield frame
 
 
 def _processed(chain: Chain, frames: Iterator[Frame], batch: int) -> Iterator[Frame]:
@@ -212,7 +267,7 @@ def _processed(chain: Chain, frames: Iterator[Frame], batch: int) -> Iterator[Fr
 
 class _ProgressReporter:
     """Counts frames as they reach the encoder and reports them, at most twice a second;
-    ``on_frame`` hears of every one (the lease's stall watch)."""
+    ``on_frame`` hears of every one (the lease's stall watch). Two segments' threads share it."""
 
     def __init__(
         self, ctx: JobContext, task_id: str, chunk_index: int, already: int, on_frame: Callable[[], None]
@@ -221,16 +276,21 @@ class _ProgressReporter:
         self._on_frame = on_frame
         self.frames = already
         self._last = 0.0
+        self._lock = threading.Lock()
 
     def track(self, frames: Iterator[Frame]) -> Iterator[Frame]:
         for frame in frames:
             yield frame
             self._on_frame()
-            self.frames += 1
-            now = time.monotonic()
-            if now - self._last >= PROGRESS_INTERVAL_S:
-                self._last = now
-                self._ctx.checkpoints.report_progress(self._task_id, self._chunk_index, self.frames)
+            with self._lock:
+                self.frames += 1
+                now = time.monotonic()
+                due = now - self._last >= PROGRESS_INTERVAL_S
+                if due:
+                    self._last = now
+                done = self.frames
+            if due:
+                self._ctx.checkpoints.report_progress(self._task_id, self._chunk_index, done)
 
 
 def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Chain:
