@@ -25,7 +25,7 @@ class JobOptions(BaseModel):
 
     processors: list[str] = Field(default_factory=list)
     chunk_frames: int = Field(default=600, ge=1, le=1_000_000)
-    segment_frames: int = Field(default=60, ge=1, le=100_000)
+    segment_frames: int = Field(default=250, ge=1, le=100_000)
     trim_start: int | None = Field(default=None, ge=0)
     trim_end: int | None = Field(default=None, ge=1)
     crf: int = Field(default=18, ge=0, le=51)

@@ -81,7 +81,10 @@ class Settings(BaseSettings):
 
     # jobs: defaults of every task's options (CLI and API), and what a task may ask for
     chunk_frames: int = Field(default=600, ge=1)
-    segment_frames: int = Field(default=60, ge=1)
+    # a segment starts with a keyframe and is one encoder's run: 250 frames is x264's own keyframe
+    # interval (60 cost ~5 % more CPU, ~10 % more bits and more per-segment work); a resumed
+    # chunk redoes at most one segment
+    segment_frames: int = Field(default=250, ge=1)
     max_chunks_per_task: int = Field(default=5000, ge=1)
     max_chunk_s: float = Field(default=600.0, gt=0)  # seconds of video a chunk may hold at most
     max_segments_per_task: int = Field(default=50000, ge=1)
