@@ -2,8 +2,10 @@
 runner's processes) do.
 
 Commit order, per segment: encode to a scratch file, store it in the bucket under its
-deterministic key, then save the checkpoint that names it. A resumed chunk starts at the
-first segment not yet stored, so at most the one segment in flight is redone.
+deterministic key, then save the checkpoint that names it. Two segments are in flight at
+once (one finishing, the next encoding), but a segment is stored only after the one before
+it is checkpointed, so a resumed chunk starts at the first segment not yet checkpointed and
+rewrites at most one stored segment.
 """
 
 from __future__ import annotations
