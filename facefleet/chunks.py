@@ -25,7 +25,7 @@ from itertools import islice
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from facefleet import keys
+from facefleet import keys, memory
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
 from facefleet.failures import describe, infrastructure
@@ -113,6 +113,7 @@ def process_chunk(
         return _dead_letter(ctx, task_id, chunk_index, last_error)
 
     started = time.monotonic()
+    memory.release_free_memory()  # before this chunk's threads start: arenas capped
     try:
         finished = _run_segments(
             ctx, task_keys, chunk_index, options, target_key, start, end, should_stop, on_frame
@@ -122,6 +123,7 @@ def process_chunk(
         return _record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
     finally:
         _account(ctx, task_keys, seconds=time.monotonic() - started)
+        memory.release_free_memory()  # what comes next (a chunk, a stitch) starts as small
     if not finished:
         return _why_stopped(ctx, task_id)
     return _finish(ctx, task_id, chunk_index)
