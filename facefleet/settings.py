@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facefleet.db import DatabaseTimeouts
-from facefleet.egress import EgressPolicy, parse_allow
 from pipeline.limits import MediaLimits
 from pipeline.runtime import Runtime
+
+if TYPE_CHECKING:
+    from facefleet.egress import EgressPolicy
 
 
 def _default_home() -> Path:
@@ -131,6 +133,8 @@ class Settings(BaseSettings):
         )
 
     def egress_policy(self, max_bytes: int) -> EgressPolicy:
+        from facefleet.egress import EgressPolicy, parse_allow  # here: urllib3 only for fetches
+
         return EgressPolicy(
             max_bytes=max_bytes,
             allow=parse_allow(self.egress_allow),
