@@ -2,15 +2,21 @@
 runner's processes) do.
 
 Commit order, per segment: encode to a scratch file, store it in the bucket under its
-deterministic key, then save the checkpoint that names it. A resumed chunk starts at the
-first segment not yet stored, so at most the one segment in flight is redone.
+deterministic key, then save the checkpoint that names it. Two segments are in flight at
+once (one finishing, the next encoding), but a segment is stored only after the one before
+it is checkpointed, so a resumed chunk starts at the first segment not yet checkpointed and
+rewrites at most one stored segment.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +26,7 @@ from itertools import islice
 from sqlalchemy import and_, case, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from facefleet import keys, logs, metrics
+from facefleet import keys, logs, memory, metrics
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
 from facefleet.failures import describe, infrastructure
@@ -132,6 +138,7 @@ def process_chunk(
     )
 
     started = time.monotonic()
+    memory.release_free_memory()  # before this chunk's threads start: arenas capped
     try:
         finished = _run_segments(
             ctx,
@@ -149,6 +156,7 @@ def process_chunk(
         return _record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
     finally:
         _account(ctx, task_keys, seconds=time.monotonic() - started)
+        memory.release_free_memory()  # what comes next (a chunk, a stitch) starts as small
     if not finished:
         return _handed_back(ctx, task_id, chunk_index) if hand_back() else _why_stopped(ctx, task_id)
     outcome = _finish(ctx, task_id, chunk_index)
@@ -238,7 +246,11 @@ def _run_segments(
 ) -> bool:
     """Encode and store the chunk's remaining segments; returns whether all are stored (False:
     stopped between segments). Each stored segment is counted in the task's usage at once, so
-    an attempt that dies later still has its work accounted for."""
+    an attempt that dies later still has its work accounted for.
+
+    Segments overlap: once a segment has taken its last frame, the next one starts encoding
+    while the first drains its encoder, is closed, stored and checkpointed, so no core waits
+    at a segment boundary. Stores and checkpoints still happen in segment order."""
     from pipeline.reader import read_frames
 
     segments = chunk_segments(start, end, options.segment_frames)
@@ -257,35 +269,86 @@ def _run_segments(
     )
     progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start, on_frame)
     frame_latency = metrics.FRAME_LATENCY.labels(metrics.processor_label(options.processors))
+    abort = threading.Event()  # set when the chunk fails: segments in flight stop taking frames
+    last_stored = [time.monotonic()]
+
+    def run_segment(
+        segment: SegmentPlan, frames: Iterator[Frame], previous: Future[None] | None, taken: threading.Event
+    ) -> None:
+        count = segment.end - segment.start
+        latencies: list[float] = []  # each frame's time since the one before it reached the encoder
+        began = time.monotonic()
+        stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
+        try:
+            with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
+                ours = _take(
+                    _processed(chain, islice(frames, count), options.face_batch), count, taken, abort
+                )
+                written = encode_segment(progress.track(ours, latencies), path, video, encoder)
+                if written != count:
+                    raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
+                if previous is not None:
+                    previous.result()  # commit order: the segment before is stored and checkpointed
+                ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
+        finally:
+            taken.set()
+        ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
+        _account(ctx, task_keys, frames=count)
+        now = time.monotonic()
+        ctx.record_work(count, now - last_stored[0])
+        last_stored[0] = now
+        for latency in latencies:  # counted once stored: the count equals the frames processed
+            frame_latency.observe(latency)
+        _log_segment(task_id, chunk_index, segment, count, now - began)
+        on_frame()  # the upload was progress too
+
     with (
         ctx.storage.hold(target_key) as target,
         closing(prefetch(read_frames(target, video, segments[done].start, end))) as frames,
+        ThreadPoolExecutor(_OVERLAP, thread_name_prefix="segment") as pool,
     ):
-        for segment in segments[done:]:
-            if should_stop() or _task_stopped(ctx, task_id):
-                return False
-            segment_started = progress.start_segment()
-            count = segment.end - segment.start
-            stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
-            with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
-                written = encode_segment(
-                    progress.track(_processed(chain, islice(frames, count), options.face_batch)),
-                    path,
-                    video,
-                    encoder,
-                )
-                if written != count:
-                    raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
-                ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
-            ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-            _account(ctx, task_keys, frames=count)
-            seconds = time.monotonic() - segment_started
-            ctx.record_work(count, seconds)
-            for latency in progress.take_latencies():  # counted once stored: count = frames processed
-                frame_latency.observe(latency)
-            _log_segment(task_id, chunk_index, segment, count, seconds)
-            on_frame()  # the upload was progress too
-    return True
+        in_flight: deque[Future[None]] = deque()
+        try:
+            for segment in segments[done:]:
+                if len(in_flight) == _OVERLAP:
+                    in_flight.popleft().result()
+                if should_stop() or _task_stopped(ctx, task_id):
+                    break
+                taken = threading.Event()
+                previous = in_flight[-1] if in_flight else None
+                # in this thread's context: the segment's log lines carry the task's bound fields
+                run = contextvars.copy_context().run
+                in_flight.append(pool.submit(run, run_segment, segment, frames, previous, taken))
+                taken.wait()  # the next segment takes frames after this one's last
+                if in_flight[-1].done():
+                    in_flight[-1].result()  # it failed before its last frame: stop here
+            else:
+                for future in in_flight:
+                    future.result()
+                return True
+            for future in in_flight:
+                future.result()
+            return False
+        finally:
+            abort.set()
+            wait(in_flight)
+
+
+# Segments in flight at once: one taking frames, the one before it finishing.
+_OVERLAP = 2
+
+
+def _take(
+    frames: Iterator[Frame], count: int, taken: threading.Event, abort: threading.Event
+) -> Iterator[Frame]:
+    """``frames`` (``count`` of them), with ``taken`` set as the last is handed on: the source
+    is then free for the next segment. Stops early when ``abort`` is set."""
+    for number, frame in enumerate(frames, 1):
+        if abort.is_set():
+            return
+        if number == count:
+            taken.set()
+        yield frame
 
 
 def _log_segment(task_id: str, chunk_index: int, segment: SegmentPlan, count: int, seconds: float) -> None:
@@ -311,7 +374,7 @@ def _processed(chain: Chain, frames: Iterator[Frame], batch: int) -> Iterator[Fr
 
 class _ProgressReporter:
     """Counts frames as they reach the encoder and reports them, at most twice a second;
-    ``on_frame`` hears of every one (the lease's stall watch)."""
+    ``on_frame`` hears of every one (the lease's stall watch). Two segments' threads share it."""
 
     def __init__(
         self, ctx: JobContext, task_id: str, chunk_index: int, already: int, on_frame: Callable[[], None]
@@ -320,31 +383,26 @@ class _ProgressReporter:
         self._on_frame = on_frame
         self.frames = already
         self._last = 0.0
-        self._previous = time.monotonic()
-        self._latencies: list[float] = []
+        self._lock = threading.Lock()
 
-    def start_segment(self) -> float:
-        """A segment begins: the next frame's time counts from now; returns now."""
-        self._previous = time.monotonic()
-        self._latencies.clear()  # a segment begun again: its first try's frames were not stored
-        return self._previous
-
-    def take_latencies(self) -> list[float]:
-        """Each frame's time since the one before it reached the encoder, for the segment."""
-        taken, self._latencies = self._latencies, []
-        return taken
-
-    def track(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+    def track(self, frames: Iterator[Frame], latencies: list[float]) -> Iterator[Frame]:
+        """``frames``, counted; each frame's time since the one before it (since the start,
+        for the first) is added to ``latencies``."""
+        previous = time.monotonic()
         for frame in frames:
             yield frame
             self._on_frame()
-            self.frames += 1
             now = time.monotonic()
-            self._latencies.append(now - self._previous)
-            self._previous = now
-            if now - self._last >= PROGRESS_INTERVAL_S:
-                self._last = now
-                self._ctx.checkpoints.report_progress(self._task_id, self._chunk_index, self.frames)
+            latencies.append(now - previous)
+            previous = now
+            with self._lock:
+                self.frames += 1
+                due = now - self._last >= PROGRESS_INTERVAL_S
+                if due:
+                    self._last = now
+                done = self.frames
+            if due:
+                self._ctx.checkpoints.report_progress(self._task_id, self._chunk_index, done)
 
 
 def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Chain:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from facefleet import keys, scratch
+from facefleet import keys, memory, scratch
 from facefleet.checkpoints import SqlCheckpoints
 from facefleet.chunks import ChunkOutcome, process_chunk
 from facefleet.cleanup import clean_up
@@ -165,6 +165,7 @@ def run_job(
 ) -> str:
     """Run (or resume) a job to completion and write its output; returns the task id."""
     check_inputs(request, settings.media_limits())
+    memory.release_free_memory()  # caps the heap arenas before any decoder starts its threads
     started = time.time()
     ctx = open_context(settings)
     scratch.sweep(settings.scratch_dir, started)  # what killed runs left (live ones hold theirs)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import errno
 import re
+import sys
 from collections.abc import Mapping
 from functools import partial
+from typing import Any
 
-import redis
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from facefleet.options import OptionsError
@@ -54,7 +55,8 @@ def infrastructure(exc: BaseException) -> str | None:
         return "object storage" if exc.transient else None
     if isinstance(exc, OperationalError | DisconnectionError | InterfaceError):
         return "the database"
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+    redis = _redis()
+    if redis is not None and isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return "Redis"
     if isinstance(exc, ConnectionError | TimeoutError):  # the broker, or any socket we did not wrap
         return "a backing service"
@@ -73,7 +75,8 @@ def describe(exc: BaseException, names: Mapping[str, str] | None = None) -> str:
         return scrub(str(exc), names)
     if isinstance(exc, SQLAlchemyError):
         return f"the database failed ({type(exc).__name__})"
-    if isinstance(exc, redis.RedisError):
+    redis = _redis()
+    if redis is not None and isinstance(exc, redis.RedisError):
         return f"Redis failed ({type(exc).__name__})"
     if isinstance(exc, OSError):
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -84,3 +87,9 @@ def describe(exc: BaseException, names: Mapping[str, str] | None = None) -> str:
     if isinstance(exc, MemoryError):
         return "the worker ran out of memory"
     return f"an internal error ({type(exc).__name__}); the operators' logs have the details"
+
+
+def _redis() -> Any:
+    """The redis module if something loaded it (else no error can be one of its own): the
+    embedded mode does not pay for importing it."""
+    return sys.modules.get("redis")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from limits import parse as parse_rate
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,6 +55,8 @@ def check_limits(values: dict[str, Any]) -> dict[str, Any]:
         raise TenancyError(f"unknown limits: {', '.join(sorted(unknown))}")
     rate = values.get("submit_rate")
     if rate is not None:
+        from limits import parse as parse_rate  # here: a job run never needs the rate parser
+
         try:
             parse_rate(rate)
         except ValueError:

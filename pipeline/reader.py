@@ -60,7 +60,7 @@ def _open(path: Path, probe: VideoProbe) -> Iterator[tuple[av.container.InputCon
         stream = container.streams[probe.stream_index]
         if not isinstance(stream, VideoStream):
             raise InvalidMediaError(f"{Path(path).name}: stream {probe.stream_index} is not the probed video")
-        stream.thread_type = "SLICE"
+        stream.thread_type = "AUTO"
         yield container, stream
 
 

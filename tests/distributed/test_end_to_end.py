@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import requests
 
 from tests.distributed.helpers import (
     FRAMES,
+    JOB,
     assert_identical,
     clip,
     download,
@@ -57,3 +62,26 @@ def test_idempotency_key_returns_the_same_task(api, tmp_path):
     assert first == second
     assert wait_state(api, first, {"succeeded", "failed"})["state"] == "succeeded"
     assert status(api, first)["output_url"]
+
+
+def test_embedded_mode_gives_the_distributed_output_bytes(reference, tmp_path):
+    """`facefleet run` on one machine, with the fleet's job options and encoder threads,
+    writes exactly the bytes the workers stitched."""
+    out = tmp_path / "out.mp4"
+    job = [f"--{name.replace('_', '-')}={value}" for name, value in JOB.items()]
+    env = dict(os.environ, FACEFLEET_HOME=str(tmp_path / "home"), FACEFLEET_ENCODER_THREADS="1")
+    command = [
+        sys.executable,
+        "-m",
+        "cli",
+        "run",
+        "--target",
+        str(clip(tmp_path / "in.mp4")),
+        "--output",
+        str(out),
+    ]
+    result = subprocess.run(
+        [*command, *job, "--no-progress"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert_identical(out, reference)
