@@ -1,16 +1,14 @@
-"""`facefleet --help` answers at once: building the CLI's parser loads none of the heavy
-libraries (media, arrays, inference, database, queue, cloud); the commands load them."""
+"""`facefleet --help` answers at once: neither building the CLI's parser nor printing its help
+loads any of the heavy libraries (media, arrays, inference, database, queue, cloud); the
+commands load them."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 HEAVY = ("av", "numpy", "cv2", "onnxruntime", "sqlalchemy", "celery", "boto3", "redis", "flask", "requests")
-BIN = Path(sys.executable).parent
 
 
 def test_building_the_parser_imports_nothing_heavy() -> None:
@@ -24,11 +22,18 @@ def test_building_the_parser_imports_nothing_heavy() -> None:
     assert json.loads(result.stdout) == []
 
 
-def test_help_answers_quickly() -> None:
-    best = float("inf")
-    for _ in range(3):  # best of three: the machine may be busy with other work
-        began = time.perf_counter()
-        result = subprocess.run([str(BIN / "facefleet"), "--help"], capture_output=True, text=True)
-        best = min(best, time.perf_counter() - began)
-        assert result.returncode == 0 and "run" in result.stdout
-    assert best < 0.3, f"facefleet --help took {best:.2f}s"
+def test_help_imports_nothing_heavy() -> None:
+    """The whole ``facefleet --help`` path, not the parser alone (its time is printed by
+    ``bench/bench_video.py``; a timed assertion here would measure the machine's load)."""
+    script = (
+        "import json, sys\n"
+        "from cli.main import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "usage:" in result.stdout and "run" in result.stdout
+    assert json.loads(result.stderr.strip().splitlines()[-1]) == []
