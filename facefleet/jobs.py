@@ -24,7 +24,7 @@ from facefleet import keys, logs, metrics
 from facefleet.admission import admitted
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, add_usage, utcnow
+from facefleet.db import Chunk, Task, add_usage, after_commit, utcnow
 from facefleet.errors import InvalidTransition, TaskNotFound, TryLater
 from facefleet.failures import describe, infrastructure
 from facefleet.options import JobOptions, check_plan_size
@@ -55,19 +55,20 @@ def task_moved(session: Session, task_id: str, target: TaskState, error: str | N
     extra: dict[str, Any] = {"task_id": task_id, "state": target.value}
     if error:
         extra["error"] = error
+    turnaround: float | None = None
     if target.terminal:
         created = session.scalar(select(Task.created_at).where(Task.id == task_id))
         if created is not None:
             turnaround = max(0.0, (utcnow() - created).total_seconds())
-            metrics.TASK_TURNAROUND.labels(target.value).observe(turnaround)
             extra["latency_ms"] = round(turnaround * 1000)
-    log.log(
-        logging.WARNING if target == TaskState.FAILED else logging.INFO,
-        "task %s: %s",
-        task_id,
-        target.value,
-        extra=extra,
-    )
+
+    def committed() -> None:  # observed and logged once the change holds
+        if turnaround is not None:
+            metrics.TASK_TURNAROUND.labels(target.value).observe(turnaround)
+        level = logging.WARNING if target == TaskState.FAILED else logging.INFO
+        log.log(level, "task %s: %s", task_id, target.value, extra=extra)
+
+    after_commit(session, committed)
 
 
 def move_chunks(session: Session, task_id: str, target: ChunkState, **values: Any) -> int:
