@@ -305,12 +305,12 @@ def _run_segments(
     with (
         ctx.storage.hold(target_key) as target,
         closing(prefetch(read_frames(target, video, segments[done].start, end))) as frames,
-        ThreadPoolExecutor(_OVERLAP, thread_name_prefix="segment") as pool,
+        ThreadPoolExecutor(SEGMENTS_IN_FLIGHT, thread_name_prefix="segment") as pool,
     ):
         in_flight: deque[Future[None]] = deque()
         try:
             for segment in segments[done:]:
-                if len(in_flight) == _OVERLAP:
+                if len(in_flight) == SEGMENTS_IN_FLIGHT:
                     in_flight.popleft().result()
                 if should_stop() or _task_stopped(ctx, task_id):
                     break
@@ -335,7 +335,7 @@ def _run_segments(
 
 
 # Segments in flight at once: one taking frames, the one before it finishing.
-_OVERLAP = 2
+SEGMENTS_IN_FLIGHT = 2
 
 
 def _take(
