@@ -127,7 +127,7 @@ def process_chunk(
     logs.bind(task_id=task_id, chunk=chunk_index, tenant=task_keys.tenant, attempt=attempt)
     if exhausted:
         return _dead_letter(ctx, task_id, chunk_index, last_error)
-    if not continuing:
+    if not (continuing or taken_over):  # a take-over waited on a lost worker, not in the queue
         metrics.QUEUE_WAIT.observe(max(0.0, (utcnow() - ready_since).total_seconds()))
     log.info(
         "chunk %d of task %s: running (attempt %d)",
@@ -169,7 +169,7 @@ def process_chunk(
 def _ready_since(chunk: Chunk) -> datetime:
     """Since when the chunk could have been started: planned, or its retry's backoff over,
     or (a chunk moved on from a lost worker) put back in the queue."""
-    since = chunk.created_at if chunk.attempts == 0 else chunk.updated_at
+    since = chunk.created_at if chunk.started_at is None else chunk.updated_at
     if chunk.not_before is not None and chunk.not_before > since:
         since = chunk.not_before
     return since

@@ -65,7 +65,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(ffk_[A-Za-z0-9]+_)[A-Za-z0-9_-]+"), rf"\1{MASK}"),  # our API keys
     (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.I), rf"\1 {MASK}"),
     (
-        re.compile(r"((?:password|secret|token|api_key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}&]+", re.I),
+        re.compile(
+            r"([\w-]*(?:password|secret|token|api_key)[\w-]*[\"']?\s*[:=]\s*b?[\"']?)[^\s\"',}&]+", re.I
+        ),
         rf"\1{MASK}",
     ),
 )
@@ -82,7 +84,8 @@ def secret_values(environ: Mapping[str, str]) -> list[str]:
     for name, value in environ.items():
         if _SECRET_NAME.search(name):
             found.add(value)
-            found.add(value.partition(":")[2])
+            for part in value.split(","):  # user:password[,user:password...]
+                found.add(part.partition(":")[2])
         found.update(_URL_PASSWORD.findall(value))
     return sorted((v for v in found if len(v) >= MIN_SECRET_CHARS), key=len, reverse=True)
 
@@ -109,7 +112,9 @@ class Redactor:
             return {k: self.value(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.value(v) for v in value]
-        return value
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        return self.text(str(value))  # bytes, exceptions, objects: as the renderer would show them
 
     def __call__(self, _logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
         for key, value in event_dict.items():

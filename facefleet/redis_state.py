@@ -264,10 +264,13 @@ class RedisState:
             return now, True
         value: Any = self.redis.get(key)
         try:
-            return float(value), False
-        except (TypeError, ValueError):  # an old marker (a random token) or a race with a flush
+            began = float(value)
+        except (TypeError, ValueError):  # a race with a flush, or an older marker (a token)
+            began = -1.0
+        if not 0 < began <= now + 60:  # no time at all, or one that cannot be (a token of digits)
             self.redis.set(key, repr(now))
             return now, True
+        return began, False
 
     def uncount_start(self, task_id: str, part: str, generation: int) -> None:
         """Take back a start that was put off (a service was unavailable): it is no attempt."""

@@ -40,6 +40,10 @@ from pipeline.frames import Frame
 from pipeline.probe import VideoProbe
 
 # Pixel formats whose chroma is halved horizontally / vertically.
+# SVT-AV1 prints its banner to stderr unless told; set once here, never from the segment
+# threads (setenv racing a codec's getenv can crash the process)
+os.environ.setdefault("SVT_LOG", "1")
+
 _HALF_WIDTH = ("420", "422", "411", "410", "nv12", "nv21", "nv16")
 _HALF_HEIGHT = ("420", "410", "nv12", "nv21")
 _MIN_TRACK_TIMESCALE = 10_000
@@ -156,8 +160,6 @@ def add_video_stream(
     ctx.flags |= av.codec.context.Flags.bitexact  # type: ignore[attr-defined]
     ctx.color_primaries, ctx.color_trc = probe.color_primaries, probe.color_trc
     ctx.colorspace, ctx.color_range = probe.colorspace, probe.color_range
-    if settings.codec == "libsvtav1":
-        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told
     if settings.codec == "libx265":
         ctx.codec_tag = "hvc1"  # parameter sets in the sample entry, as Apple players want
     return stream

@@ -220,7 +220,7 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
                 task_id,
                 chunk_index,
                 should_stop=_stopper(app, svc, lease, task_id),
-                hand_back=lambda: app.lifecycle.stopping,
+                hand_back=lambda: app.lifecycle.stopping and not lease.lost,  # lost: not ours to give
                 on_frame=_poisoned(svc, task_id) or lease.touch,
             ),
         )

@@ -93,3 +93,21 @@ def test_text_format_and_bad_values(monkeypatch):
     monkeypatch.setenv("FACEFLEET_LOG_LEVEL", "loud")
     with pytest.raises(ValueError, match="log level"):
         logs.resolve_level("api")
+
+
+def test_redactor_masks_headers_bytes_and_every_flower_password():
+    redactor = logs.Redactor(
+        logs.secret_values({"FACEFLEET_FLOWER_BASIC_AUTH": "ops:first-pw1,dev:second-pw2"})
+    )
+    session_token = "IQoJb3JpZ2luX2VjEXAMPLETOKEN"
+    shown = redactor.value(
+        {
+            "event": f"headers {{'X-Amz-Security-Token': b'{session_token}'}}",
+            "body": f"aws_secret_access_key={AWS_SECRET}".encode(),
+            "note": "flower users first-pw1 and second-pw2",
+        }
+    )
+    text = json.dumps(shown)
+    assert session_token not in text and AWS_SECRET not in text, text
+    assert "first-pw1" not in text and "second-pw2" not in text, text
+    assert "X-Amz-Security-Token" in text  # the key stays: only the value is masked
