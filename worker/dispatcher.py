@@ -115,10 +115,15 @@ class FleetLoop:
         self._withdrawn = False
         self._thread: threading.Thread | None = None
         self._svc: Services | None = None
+        # held for each pass, and by a fork: a pool child forked mid-pass would inherit locks
+        # the pass held (prometheus_client's, a connection pool's) locked, and hang on them
+        self._passing = threading.RLock()
 
     def start(self) -> None:
         self._svc = open_services(self.settings, worker_name=f"{self.node}/dispatcher")
-        os.register_at_fork(after_in_child=self._forget)
+        os.register_at_fork(
+            before=self._passing.acquire, after_in_parent=self._passing.release, after_in_child=self._forget
+        )
         self._thread = threading.Thread(target=self._run, name="facefleet-dispatcher", daemon=True)
         self._thread.start()
 
@@ -138,6 +143,7 @@ class FleetLoop:
             if svc.read_engine is not None:
                 svc.read_engine.dispose(close=False)
         self._svc = None
+        self._passing = threading.RLock()  # the parent's, copied held: the child has its own
 
     def _run(self) -> None:
         interval = self.settings.dispatch_interval_s
@@ -145,18 +151,22 @@ class FleetLoop:
             svc = self._svc
             if svc is None:
                 return
-            try:
-                self._announce(svc, ttl_s=max(3 * interval, 5.0))
-                if svc.state.mark_once("reap-pass", self.settings.reaper_interval_s * 0.8):
-                    self._reap(svc)
-                dispatch(svc, self._send, self._waiting)
-            except (SQLAlchemyError, redis.RedisError, OSError) as exc:  # a service is down: next pass
-                log.warning("dispatcher pass skipped: %s", type(exc).__name__)
-                self._report(False, f"a service does not answer ({type(exc).__name__})")
-            except Exception:
-                log.exception("dispatcher pass failed")
+            with self._passing:
+                self._pass(svc, interval)
             self.lifecycle.woken.wait(interval)
             self.lifecycle.woken.clear()
+
+    def _pass(self, svc: Services, interval: float) -> None:
+        try:
+            self._announce(svc, ttl_s=max(3 * interval, 5.0))
+            if svc.state.mark_once("reap-pass", self.settings.reaper_interval_s * 0.8):
+                self._reap(svc)
+            dispatch(svc, self._send, self._waiting)
+        except (SQLAlchemyError, redis.RedisError, OSError) as exc:  # a service is down: next pass
+            log.warning("dispatcher pass skipped: %s", type(exc).__name__)
+            self._report(False, f"a service does not answer ({type(exc).__name__})")
+        except Exception:
+            log.exception("dispatcher pass failed")
 
     def _announce(self, svc: Services, ttl_s: float) -> None:
         """Ready for the queues whose work it can do now: the chunks queue once its models
