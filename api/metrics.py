@@ -70,24 +70,12 @@ class FleetCollector(Collector):
             )
         except Exception as exc:
             log.warning("metrics: database unavailable: %s", exc)
-        try:
-            messages = GaugeMetricFamily(
-                "facefleet_broker_messages", "Messages ready in each broker queue", labels=["queue"]
-            )
-            for queue, count in self._broker.get().items():
-                messages.add_metric([queue], count)
-            yield messages
-        except Exception as exc:
-            log.warning("metrics: broker unavailable: %s", exc)
-        try:
-            ready = GaugeMetricFamily(
-                "facefleet_workers_ready", "Workers ready (models warm) for each queue", labels=["queue"]
-            )
-            for queue, count in self._ready.get().items():
-                ready.add_metric([queue], count)
-            yield ready
-        except Exception as exc:
-            log.warning("metrics: Redis unavailable: %s", exc)
+        yield from _per_queue(
+            "facefleet_broker_messages", "Messages ready in each broker queue", self._broker, "broker"
+        )
+        yield from _per_queue(
+            "facefleet_workers_ready", "Workers ready (models warm) for each queue", self._ready, "Redis"
+        )
 
     def _read_database(self) -> dict[str, Any]:
         with self._api.services.ctx.read_sessions() as session:
@@ -116,6 +104,19 @@ class FleetCollector(Collector):
         cached while another read it fresh would seem to go down between scrapes."""
         with self._api.services.ctx.read_sessions() as session:
             return int(session.scalar(select(func.coalesce(func.sum(Usage.frames), 0))) or 0)
+
+
+def _per_queue(
+    name: str, documentation: str, figures: Cached[dict[str, int]], source: str
+) -> Iterator[Metric]:
+    """A gauge by queue from ``figures``; nothing (and a warning) while ``source`` does not answer."""
+    try:
+        family = GaugeMetricFamily(name, documentation, labels=["queue"])
+        for queue, count in figures.get().items():
+            family.add_metric([queue], count)
+        yield family
+    except Exception as exc:
+        log.warning("metrics: %s unavailable: %s", source, exc)
 
 
 def _by_priority(session: Any, query: Any) -> dict[int, int]:
