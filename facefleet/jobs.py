@@ -15,8 +15,6 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-
-import numpy as np
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
@@ -207,7 +205,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
                 limits=ctx.limits,
             )
             assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
-            _store_plan(ctx, task_keys, video, assets)
+            _store_plan(ctx, task_keys, video, assets if options.processors else None)
     except Exception as exc:  # a bad input, a full disk, a bucket down for too long: the task says so
         log.warning("planning task %s failed: %r", task_id, exc, exc_info=True)
         service = infrastructure(exc)
@@ -278,14 +276,21 @@ def _commit_plan(
             raise _NoLongerPlanning
 
 
-def _store_plan(ctx: JobContext, task_keys: keys.TaskKeys, video: VideoProbe, assets: Assets) -> None:
+def _store_plan(ctx: JobContext, task_keys: keys.TaskKeys, video: VideoProbe, assets: Assets | None) -> None:
+    """The probe, and the processors' assets (None: the job has no processors, so no chunk
+    ever loads them)."""
     with scratch_dir(ctx.scratch, f"plan-{task_keys.task_id}") as scratch:
-        probe_file, assets_file = scratch / "probe.json", scratch / "assets.npz"
+        probe_file = scratch / "probe.json"
         probe_file.write_text(json.dumps(video.to_dict()))
+        ctx.storage.put_file(task_keys.probe, probe_file)
+        if assets is None:
+            return
+        import numpy as np  # not imported by a job without processors
+
         buffer = io.BytesIO()
         np.savez(buffer, allow_pickle=False, **assets)
+        assets_file = scratch / "assets.npz"
         assets_file.write_bytes(buffer.getvalue())
-        ctx.storage.put_file(task_keys.probe, probe_file)
         ctx.storage.put_file(task_keys.assets, assets_file)
 
 
@@ -300,6 +305,8 @@ def load_probe(ctx: JobContext, task_keys: keys.TaskKeys) -> VideoProbe:
 
 
 def load_assets(ctx: JobContext, task_keys: keys.TaskKeys) -> Assets:
+    import numpy as np
+
     with ctx.storage.hold(task_keys.assets) as path, np.load(path) as archive:
         return {name: archive[name] for name in archive.files}
 

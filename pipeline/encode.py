@@ -157,6 +157,9 @@ def add_video_stream(
     if probe.average_rate:
         ctx.framerate = probe.average_rate
     ctx.thread_count = settings.threads
+    # frame threads, as the ffmpeg CLI gives x264: PyAV's default (slice threads) makes x264
+    # cut every picture into slices, which codes worse and keeps fewer cores busy
+    ctx.thread_type = "FRAME"
     ctx.flags |= av.codec.context.Flags.bitexact  # type: ignore[attr-defined]
     ctx.color_primaries, ctx.color_trc = probe.color_primaries, probe.color_trc
     ctx.colorspace, ctx.color_range = probe.colorspace, probe.color_range

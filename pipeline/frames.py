@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import TYPE_CHECKING
 
 import av
-import numpy as np
+
+if TYPE_CHECKING:  # numpy is imported where pixels are touched: the empty chain never needs it
+    import numpy as np
 
 
 class Frame:
@@ -74,6 +77,8 @@ class Frame:
         picture = av.VideoFrame.from_ndarray(self.image, format="bgr24")
         if self._source is None or self._original is None:
             return picture
+        import numpy as np
+
         changed = np.any(self.image != self._original, axis=2)  # one comparison, reused below
         if not changed.any():
             return self._source
@@ -85,6 +90,8 @@ def _keep_unchanged_samples(
 ) -> av.VideoFrame:
     """``picture`` in the source's 4:2:0 layout, taking the source's own samples wherever no
     pixel changed (a chroma sample counts as changed when any of its 2x2 pixels did)."""
+    import numpy as np
+
     height, width = changed.shape
     if source.format.name != "yuv420p" or height % 2 or width % 2:
         return picture

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-
 from pipeline.errors import InvalidMediaError
 from pipeline.limits import MediaLimits
 
@@ -20,6 +18,8 @@ IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP")
 def check_image(path: Path, limits: MediaLimits) -> tuple[int, int]:
     """(width, height) of the PNG, JPEG, WebP or BMP image at ``path``; InvalidMediaError when
     it is something else or has more than ``limits.max_image_pixels`` pixels."""
+    from PIL import Image  # only jobs with face images need Pillow
+
     path = Path(path)
     allowed = f"more than the {limits.max_image_pixels} pixels allowed (FACEFLEET_MAX_IMAGE_PIXELS)"
     if not path.is_file():

@@ -18,16 +18,17 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.errors import PipelineError
 from pipeline.frames import Frame
 from pipeline.limits import MediaLimits
 from pipeline.runtime import Runtime
 
-Assets = dict[str, np.ndarray]
+if TYPE_CHECKING:
+    import numpy as np
+
+Assets = dict[str, "np.ndarray"]
 
 
 class Processor(Protocol):

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import av
-import numpy as np
 
 from pipeline.demux import open_input
 from pipeline.encode import mp4_options
@@ -429,6 +428,8 @@ def _encoded_audio(source: Any, stream: Any, encoder: Any, span: _Range) -> Iter
 
 def _silence(like: av.AudioFrame, samples: int, layout: str) -> av.AudioFrame:
     """``samples`` samples of silence in the format of ``like``."""
+    import numpy as np  # only for a cut or padded audio frame
+
     data = like.to_ndarray()
     channels = len(like.layout.channels)
     shape = (data.shape[0], samples) if like.format.is_planar else (1, samples * channels)
@@ -444,5 +445,7 @@ def _cut(frame: av.AudioFrame, first: int, last: int, layout: str) -> av.AudioFr
     else:
         channels = len(frame.layout.channels)
         data = data[:, first * channels : last * channels]
+    import numpy as np
+
     piece: Any = np.ascontiguousarray(data)
     return av.AudioFrame.from_ndarray(piece, format=frame.format.name, layout=layout)
