@@ -4,6 +4,7 @@ logging is configured here, once, for the role the sub-command plays."""
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facefleet: setting FACEFLEET_{str(first['loc'][0]).upper()}: {first['msg']}", file=sys.stderr)
         return 2
     result: int = args.handler(args, settings)
+    # The command is done and the process ends: the collector need not walk every object of
+    # SQLAlchemy, pydantic and the rest once more on the way out (~0.1 s of each run)
+    gc.freeze()
     return result
 
 

@@ -27,6 +27,8 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -263,10 +265,7 @@ def add_usage(session: Session, tenant: str = "default", **amounts: float) -> No
         raise ValueError(f"unknown usage fields: {sorted(unknown)}")
     month = utcnow().strftime("%Y-%m")
     values = {"tenant": tenant, "month": month, **{f: 0 for f in USAGE_FIELDS}, **amounts}
-    if session.get_bind().dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # each dialect's module is imported by the one that uses it
-        from sqlalchemy.dialects.postgresql import insert
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
     statement = insert(Usage).values(**values)
     session.execute(
         statement.on_conflict_do_update(

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
