@@ -187,11 +187,12 @@ def _write(
                 (first, first_files), segments[1:], template.codec_context.extradata, probe, span, video
             )
         ]
+        spare: Any = source  # read for its tags only so far: it demuxes the first kept stream
         for stream in source.streams:  # each read by a demuxer of its own, so they interleave
             if stream.codec_context is None:  # a codec this FFmpeg does not know: left out
                 continue
             if stream.type == "audio":
-                reader = stack.enter_context(open_input(target))
+                reader, spare = spare or stack.enter_context(open_input(target)), None
                 packets = _audio_packets(
                     reader, reader.streams[stream.index], span, output, output_format, whole
                 )
@@ -199,7 +200,7 @@ def _write(
                 stream.type == "subtitle"
                 and stream.codec_context.name in _SUBTITLE_CODECS[output_format.container]
             ):
-                reader = stack.enter_context(open_input(target))
+                reader, spare = spare or stack.enter_context(open_input(target)), None
                 packets = _subtitle_packets(reader, reader.streams[stream.index], span, output)
             else:
                 continue
