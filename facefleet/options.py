@@ -24,7 +24,7 @@ class JobOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     processors: list[str] = Field(default_factory=list)
-    chunk_frames: int = Field(default=600, ge=1, le=1_000_000)
+    chunk_frames: int = Field(default=750, ge=1, le=1_000_000)
     segment_frames: int = Field(default=250, ge=1, le=100_000)
     trim_start: int | None = Field(default=None, ge=0)
     trim_end: int | None = Field(default=None, ge=1)

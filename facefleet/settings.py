@@ -84,7 +84,10 @@ class Settings(BaseSettings):
     egress_timeout_s: float = Field(default=120.0, gt=0)
 
     # jobs: defaults of every task's options (CLI and API), and what a task may ask for
-    chunk_frames: int = Field(default=600, ge=1)
+    # a whole number of segments: a chunk of 600 ended in a 100-frame segment, one more
+    # keyframe and encoder start per chunk (750 against 600 on a 60 s 720p input: 2 % fewer
+    # bits, ~4 % less time)
+    chunk_frames: int = Field(default=750, ge=1)
     # a segment starts with a keyframe and is one encoder's run: 250 frames is x264's own keyframe
     # interval (60 cost ~5 % more CPU, ~10 % more bits and more per-segment work); a resumed
     # chunk redoes at most one segment
