@@ -18,23 +18,28 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
+from datetime import datetime
 from itertools import islice
 
-from sqlalchemy import and_, case, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
 
 from facefleet import keys, logs, memory, metrics
+from facefleet.chunk_outcomes import (
+    ChunkOutcome,
+    account,
+    dead_letter,
+    finish,
+    handed_back,
+    record_failure,
+    why_stopped,
+)
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, add_usage, utcnow
+from facefleet.db import Chunk, Task, utcnow
 from facefleet.failures import describe, infrastructure
-from facefleet.jobs import fail_task, load_assets, load_probe, task_moved
+from facefleet.jobs import load_assets, load_probe
 from facefleet.options import JobOptions
-from facefleet.policy import infra_backoff, retry_delay
 from facefleet.scratch import scratch_file
-from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources
+from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState
 from pipeline.encode import CODECS, EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
 from pipeline.plan import SegmentPlan, plan_chunks
@@ -44,31 +49,6 @@ from pipeline.processors import Chain, build_chain
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.5
-
-
-class ChunkOutcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    STITCH = "stitch"  # this call finished the task's last chunk: the caller stitches, once
-    RETRY = "retry"  # the attempt failed; the chunk is queued again
-    RETRY_LATER = "retry-later"  # a service was unavailable: queued again, no attempt spent
-    FAILED = "failed"  # attempts exhausted; chunk and task failed with a reason
-    CANCELLED = "cancelled"  # the task was cancelled or deleted: stopped between segments
-    TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
-    LEASE_LOST = "lease-lost"  # another worker holds the chunk now and goes on from here
-    HANDED_BACK = "handed-back"  # its worker is stopping: back to waiting, for another worker now
-    SKIPPED = "skipped"  # nothing to do: already done, or the task is no longer running
-
-
-@dataclass
-class ChunkHooks:
-    """Test-only seams in the job core (no effect unless set)."""
-
-    # called inside the transaction that marks a chunk succeeded, before the task's row is
-    # locked: a test holds two finishing transactions here and lets them go together
-    chunk_marked: Callable[[str, int], None] | None = None
-
-
-hooks = ChunkHooks()
 
 
 def process_chunk(
@@ -126,7 +106,7 @@ def process_chunk(
         task_keys = keys.of(task)
     logs.bind(task_id=task_id, chunk=chunk_index, tenant=task_keys.tenant, attempt=attempt)
     if exhausted:
-        return _dead_letter(ctx, task_id, chunk_index, last_error)
+        return dead_letter(ctx, task_id, chunk_index, last_error)
     if not (continuing or taken_over):  # a take-over waited on a lost worker, not in the queue
         metrics.QUEUE_WAIT.observe(max(0.0, (utcnow() - ready_since).total_seconds()))
     log.info(
@@ -153,13 +133,13 @@ def process_chunk(
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
-        return _record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
+        return record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
     finally:
-        _account(ctx, task_keys, seconds=time.monotonic() - started)
+        account(ctx, task_keys, seconds=time.monotonic() - started)
         memory.release_free_memory()  # what comes next (a chunk, a stitch) starts as small
     if not finished:
-        return _handed_back(ctx, task_id, chunk_index) if hand_back() else _why_stopped(ctx, task_id)
-    outcome = _finish(ctx, task_id, chunk_index)
+        return handed_back(ctx, task_id, chunk_index) if hand_back() else why_stopped(ctx, task_id)
+    outcome = finish(ctx, task_id, chunk_index)
     if outcome in (ChunkOutcome.SUCCEEDED, ChunkOutcome.STITCH):
         metrics.CHUNK_DURATION.observe(max(0.0, (utcnow() - first_started).total_seconds()))
         log.info("chunk %d of task %s: succeeded", chunk_index, task_id, extra={"state": "succeeded"})
@@ -173,47 +153,6 @@ def _ready_since(chunk: Chunk) -> datetime:
     if chunk.not_before is not None and chunk.not_before > since:
         since = chunk.not_before
     return since
-
-
-def _handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
-    """Its worker is stopping (a rollout, a scale-down): the chunk, still this worker's and
-    its task running, goes back to waiting with no backoff, and its attempt is given back
-    (stopping is no failure of the work). What it stored stays: the next holder resumes at
-    the checkpoint."""
-    running_task = exists().where(Task.id == task_id, Task.state == TaskState.RUNNING)
-    with ctx.sessions.begin() as session:
-        moved = session.execute(
-            update(Chunk)
-            .where(
-                Chunk.task_id == task_id,
-                Chunk.index == chunk_index,
-                Chunk.state == ChunkState.RUNNING,
-                Chunk.worker == ctx.worker_name,
-                running_task,
-            )
-            .values(
-                state=ChunkState.QUEUED,
-                attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
-                released_at=None,
-                not_before=None,
-                updated_at=utcnow(),
-            )
-        )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        return _why_stopped(ctx, task_id)
-    return ChunkOutcome.HANDED_BACK
-
-
-def _why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:
-    """The chunk stopped between segments: its task ended, or its lease was lost (the only
-    other reason a holder is told to stop)."""
-    with ctx.sessions() as session:
-        task = session.get(Task, task_id)
-    if task is None or task.deleted_at is not None or task.state == TaskState.CANCELLED:
-        return ChunkOutcome.CANCELLED  # what it stored goes with the task's clean-up
-    if task.state != TaskState.RUNNING:
-        return ChunkOutcome.TASK_ENDED
-    return ChunkOutcome.LEASE_LOST
 
 
 def chunk_segments(start: int, end: int, segment_frames: int) -> tuple[SegmentPlan, ...]:
@@ -293,7 +232,7 @@ def _run_segments(
         finally:
             taken.set()
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-        _account(ctx, task_keys, frames=count)
+        account(ctx, task_keys, frames=count)
         now = time.monotonic()
         ctx.record_work(count, now - last_stored[0])
         last_stored[0] = now
@@ -423,153 +362,3 @@ def _task_state(ctx: JobContext, task_id: str) -> TaskState | None:
 
 def _task_stopped(ctx: JobContext, task_id: str) -> bool:
     return _task_state(ctx, task_id) != TaskState.RUNNING
-
-
-def _finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
-    """Mark the chunk succeeded; whichever transaction marks a task's last chunk moves the
-    task to stitching, however the finishing chunks' commits interleave: the task's row is
-    locked before the count, so the second of two concurrent finishers waits for the first
-    to commit and then sees its chunk as succeeded (READ COMMITTED takes a fresh snapshot
-    per statement)."""
-    with ctx.sessions.begin() as session:
-        result = session.execute(
-            update(Chunk)
-            .where(
-                Chunk.task_id == task_id,
-                Chunk.index == chunk_index,
-                Chunk.state.in_(chunk_sources(ChunkState.SUCCEEDED)),
-            )
-            .values(
-                state=ChunkState.SUCCEEDED,
-                frames_done=Chunk.frame_end - Chunk.frame_start,
-                error=None,
-                infra_failing_since=None,
-                finished_at=utcnow(),
-                updated_at=utcnow(),
-            )
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return ChunkOutcome.SKIPPED  # cancelled meanwhile, or another delivery finished it
-        if hooks.chunk_marked is not None:
-            hooks.chunk_marked(task_id, chunk_index)
-        won = move_to_stitching_if_done(session, task_id)
-        return ChunkOutcome.STITCH if won else ChunkOutcome.SUCCEEDED
-
-
-def move_to_stitching_if_done(session: Session, task_id: str) -> bool:
-    """In the caller's transaction: a running task whose chunks all succeeded moves to
-    stitching (True: the caller sends the stitch, once)."""
-    state = session.scalar(select(Task.state).where(Task.id == task_id).with_for_update())
-    if state != TaskState.RUNNING:
-        return False
-    unfinished = exists().where(and_(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED))
-    has_chunks = exists().where(Chunk.task_id == task_id)
-    won = session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.state == TaskState.RUNNING, has_chunks, ~unfinished)
-        .values(state=TaskState.STITCHING, updated_at=utcnow())
-    )
-    if won.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    task_moved(session, task_id, TaskState.STITCHING)
-    return True
-
-
-def stitch_finished(ctx: JobContext) -> list[str]:
-    """Running tasks whose chunks have all succeeded move to stitching (a finisher that died
-    between its chunk and the task, or any other way a task fell between the two steps);
-    returns those this call moved, whose stitch the caller sends."""
-    unfinished = exists().where(and_(Chunk.task_id == Task.id, Chunk.state != ChunkState.SUCCEEDED))
-    has_chunks = exists().where(Chunk.task_id == Task.id)
-    with ctx.sessions() as session:
-        candidates = list(
-            session.scalars(select(Task.id).where(Task.state == TaskState.RUNNING, has_chunks, ~unfinished))
-        )
-    moved = []
-    for task_id in candidates:
-        with ctx.sessions.begin() as session:
-            if move_to_stitching_if_done(session, task_id):
-                moved.append(task_id)
-    return moved
-
-
-def _record_failure(
-    ctx: JobContext, task_id: str, chunk_index: int, reason: str, service: str | None = None
-) -> ChunkOutcome:
-    """An attempt failed with ``reason``. A failure of the work spends the attempt; one of a
-    service (``service``: its role) gives the attempt back and spends time instead, up to
-    ``infra_retry_s`` from the first such failure in a row."""
-    with ctx.sessions.begin() as session:
-        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
-        if chunk is None or chunk.state != ChunkState.RUNNING or chunk.worker != ctx.worker_name:
-            return ChunkOutcome.SKIPPED  # no longer ours: another worker took it over (lost lease)
-        chunk.error = reason
-        if service is not None:
-            since = chunk.infra_failing_since or utcnow()
-            waited = (utcnow() - since).total_seconds()
-            if waited <= ctx.infra_retry_s:
-                chunk.state, chunk.infra_failing_since = ChunkState.QUEUED, since
-                chunk.attempts = max(0, chunk.attempts - 1)
-                delay = infra_backoff(waited)
-                _wait_for_release(chunk, delay)
-                _log_retry(chunk, delay, reason, f"{service} unavailable: no attempt spent")
-                return ChunkOutcome.RETRY_LATER
-            reason = f"{service} was unavailable for {waited:.0f} s: {reason}"
-        elif chunk.attempts < ctx.max_attempts:
-            chunk.state = ChunkState.QUEUED
-            delay = retry_delay(max(1, chunk.attempts))
-            _wait_for_release(chunk, delay)
-            _log_retry(chunk, delay, reason, f"attempt {chunk.attempts} of {ctx.max_attempts} spent")
-            return ChunkOutcome.RETRY
-    return _dead_letter(ctx, task_id, chunk_index, reason)
-
-
-def _log_retry(chunk: Chunk, delay_s: float, reason: str, spent: str) -> None:
-    log.warning(
-        "chunk %d of task %s: retried in %.0f s (%s)",
-        chunk.index,
-        chunk.task_id,
-        delay_s,
-        spent,
-        extra={"state": ChunkState.QUEUED.value, "attempt": chunk.attempts, "error": reason},
-    )
-
-
-def _wait_for_release(chunk: Chunk, delay_s: float) -> None:
-    """Back to waiting in the chunks table, not to be released for ``delay_s`` (a backoff)."""
-    chunk.released_at = None
-    chunk.not_before = utcnow() + timedelta(seconds=delay_s)
-
-
-def _dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:
-    with ctx.sessions.begin() as session:
-        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
-        assert chunk is not None
-        chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
-        attempts, first, last = chunk.attempts, chunk.frame_start, chunk.frame_end - 1
-    log.error(
-        "chunk %d of task %s: failed after %d attempts",
-        chunk_index,
-        task_id,
-        attempts,
-        extra={"state": ChunkState.FAILED.value, "attempt": attempts, "error": reason},
-    )
-    fail_task(
-        ctx,
-        task_id,
-        f"chunk {chunk_index} (frames {first}-{last}) failed after {attempts} attempts: {reason}",
-    )
-    return ChunkOutcome.FAILED
-
-
-def _account(ctx: JobContext, task_keys: keys.TaskKeys, *, seconds: float = 0.0, frames: int = 0) -> None:
-    """Add worker time and frames stored to the task's usage and its tenant's month."""
-    with ctx.sessions.begin() as session:
-        session.execute(
-            update(Task)
-            .where(Task.id == task_keys.task_id)
-            .values(
-                worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames
-            )
-        )
-        add_usage(session, task_keys.tenant, frames=frames, worker_seconds=seconds)

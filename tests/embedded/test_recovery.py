@@ -10,7 +10,8 @@ import av
 from sqlalchemy import update
 
 from facefleet import keys
-from facefleet.chunks import ChunkOutcome, process_chunk, resume_point
+from facefleet.chunk_outcomes import ChunkOutcome
+from facefleet.chunks import process_chunk, resume_point
 from facefleet.context import JobContext
 from facefleet.db import Chunk
 from facefleet.embedded import open_context
