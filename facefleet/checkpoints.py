@@ -2,7 +2,7 @@
 
 A checkpoint is written only after the segment it names is in the bucket, so it never points
 at missing bytes. It is an accelerator, not the truth: when a store has lost it, the resume
-point is recovered from the segments listed in the bucket (``facefleet.jobs.resume_point``).
+point is recovered from the segments listed in the bucket (``facefleet.segments.resume_point``).
 """
 
 from __future__ import annotations

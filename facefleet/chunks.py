@@ -1,74 +1,37 @@
-"""Processing one chunk and stitching a task: the work the GPU workers (or the embedded
-runner's processes) do.
+"""Processing one chunk: the work the GPU workers (or the embedded runner's processes) do.
 
-Commit order, per segment: encode to a scratch file, store it in the bucket under its
-deterministic key, then save the checkpoint that names it. Two segments are in flight at
-once (one finishing, the next encoding), but a segment is stored only after the one before
-it is checkpointed, so a resumed chunk starts at the first segment not yet checkpointed and
-rewrites at most one stored segment.
+``process_chunk`` starts an attempt under the caller's lease (or dead-letters a chunk out of
+attempts), runs the segment loop (``facefleet.segments``) and records how the attempt ended
+(``facefleet.chunk_outcomes``).
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import closing
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
-from itertools import islice
+from collections.abc import Callable
+from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
 
 from facefleet import keys, logs, memory, metrics
+from facefleet.chunk_outcomes import (
+    ChunkOutcome,
+    account,
+    dead_letter,
+    finish,
+    handed_back,
+    record_failure,
+    why_stopped,
+)
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, add_usage, utcnow
+from facefleet.db import Chunk, Task, utcnow
 from facefleet.failures import describe, infrastructure
-from facefleet.jobs import fail_task, load_assets, load_probe, task_moved
 from facefleet.options import JobOptions
-from facefleet.policy import infra_backoff, retry_delay
-from facefleet.scratch import scratch_file
-from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources
-from pipeline.encode import CODECS, EncoderSettings, encode_segment
-from pipeline.frames import Frame, batched
-from pipeline.plan import SegmentPlan, plan_chunks
-from pipeline.prefetch import prefetch
-from pipeline.processors import Chain, build_chain
+from facefleet.segments import run_segments
+from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState
 
 log = logging.getLogger(__name__)
-
-PROGRESS_INTERVAL_S = 0.5
-
-
-class ChunkOutcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    STITCH = "stitch"  # this call finished the task's last chunk: the caller stitches, once
-    RETRY = "retry"  # the attempt failed; the chunk is queued again
-    RETRY_LATER = "retry-later"  # a service was unavailable: queued again, no attempt spent
-    FAILED = "failed"  # attempts exhausted; chunk and task failed with a reason
-    CANCELLED = "cancelled"  # the task was cancelled or deleted: stopped between segments
-    TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
-    LEASE_LOST = "lease-lost"  # another worker holds the chunk now and goes on from here
-    HANDED_BACK = "handed-back"  # its worker is stopping: back to waiting, for another worker now
-    SKIPPED = "skipped"  # nothing to do: already done, or the task is no longer running
-
-
-@dataclass
-class ChunkHooks:
-    """Test-only seams in the job core (no effect unless set)."""
-
-    # called inside the transaction that marks a chunk succeeded, before the task's row is
-    # locked: a test holds two finishing transactions here and lets them go together
-    chunk_marked: Callable[[str, int], None] | None = None
-
-
-hooks = ChunkHooks()
 
 
 def process_chunk(
@@ -126,7 +89,7 @@ def process_chunk(
         task_keys = keys.of(task)
     logs.bind(task_id=task_id, chunk=chunk_index, tenant=task_keys.tenant, attempt=attempt)
     if exhausted:
-        return _dead_letter(ctx, task_id, chunk_index, last_error)
+        return dead_letter(ctx, task_id, chunk_index, last_error)
     if not (continuing or taken_over):  # a take-over waited on a lost worker, not in the queue
         metrics.QUEUE_WAIT.observe(max(0.0, (utcnow() - ready_since).total_seconds()))
     log.info(
@@ -140,7 +103,7 @@ def process_chunk(
     started = time.monotonic()
     memory.release_free_memory()  # before this chunk's threads start: arenas capped
     try:
-        finished = _run_segments(
+        finished = run_segments(
             ctx,
             task_keys,
             chunk_index,
@@ -153,13 +116,13 @@ def process_chunk(
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
-        return _record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
+        return record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
     finally:
-        _account(ctx, task_keys, seconds=time.monotonic() - started)
+        account(ctx, task_keys, seconds=time.monotonic() - started)
         memory.release_free_memory()  # what comes next (a chunk, a stitch) starts as small
     if not finished:
-        return _handed_back(ctx, task_id, chunk_index) if hand_back() else _why_stopped(ctx, task_id)
-    outcome = _finish(ctx, task_id, chunk_index)
+        return handed_back(ctx, task_id, chunk_index) if hand_back() else why_stopped(ctx, task_id)
+    outcome = finish(ctx, task_id, chunk_index)
     if outcome in (ChunkOutcome.SUCCEEDED, ChunkOutcome.STITCH):
         metrics.CHUNK_DURATION.observe(max(0.0, (utcnow() - first_started).total_seconds()))
         log.info("chunk %d of task %s: succeeded", chunk_index, task_id, extra={"state": "succeeded"})
@@ -173,403 +136,3 @@ def _ready_since(chunk: Chunk) -> datetime:
     if chunk.not_before is not None and chunk.not_before > since:
         since = chunk.not_before
     return since
-
-
-def _handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
-    """Its worker is stopping (a rollout, a scale-down): the chunk, still this worker's and
-    its task running, goes back to waiting with no backoff, and its attempt is given back
-    (stopping is no failure of the work). What it stored stays: the next holder resumes at
-    the checkpoint."""
-    running_task = exists().where(Task.id == task_id, Task.state == TaskState.RUNNING)
-    with ctx.sessions.begin() as session:
-        moved = session.execute(
-            update(Chunk)
-            .where(
-                Chunk.task_id == task_id,
-                Chunk.index == chunk_index,
-                Chunk.state == ChunkState.RUNNING,
-                Chunk.worker == ctx.worker_name,
-                running_task,
-            )
-            .values(
-                state=ChunkState.QUEUED,
-                attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
-                released_at=None,
-                not_before=None,
-                updated_at=utcnow(),
-            )
-        )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        return _why_stopped(ctx, task_id)
-    return ChunkOutcome.HANDED_BACK
-
-
-def _why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:
-    """The chunk stopped between segments: its task ended, or its lease was lost (the only
-    other reason a holder is told to stop)."""
-    with ctx.sessions() as session:
-        task = session.get(Task, task_id)
-    if task is None or task.deleted_at is not None or task.state == TaskState.CANCELLED:
-        return ChunkOutcome.CANCELLED  # what it stored goes with the task's clean-up
-    if task.state != TaskState.RUNNING:
-        return ChunkOutcome.TASK_ENDED
-    return ChunkOutcome.LEASE_LOST
-
-
-def chunk_segments(start: int, end: int, segment_frames: int) -> tuple[SegmentPlan, ...]:
-    return plan_chunks(start, end, end - start, segment_frames)[0].segments
-
-
-def resume_point(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int, segments_total: int) -> int:
-    """Segments of the chunk already stored: the checkpoint if the store has one, else the
-    contiguous run of segment objects found in the bucket."""
-    saved = ctx.checkpoints.load(task_keys.task_id, chunk_index)
-    if saved is not None:
-        return min(saved, segments_total)
-    stored = set(ctx.storage.list(task_keys.segment_prefix(chunk_index)))
-    done = 0
-    while done < segments_total and task_keys.segment(chunk_index, done) in stored:
-        done += 1
-    return done
-
-
-def _run_segments(
-    ctx: JobContext,
-    task_keys: keys.TaskKeys,
-    chunk_index: int,
-    options: JobOptions,
-    target_key: str,
-    start: int,
-    end: int,
-    should_stop: Callable[[], bool],
-    on_frame: Callable[[], None],
-) -> bool:
-    """Encode and store the chunk's remaining segments; returns whether all are stored (False:
-    stopped between segments). Each stored segment is counted in the task's usage at once, so
-    an attempt that dies later still has its work accounted for.
-
-    Segments overlap: once a segment has taken its last frame, the next one starts encoding
-    while the first drains its encoder, is closed, stored and checkpointed, so no core waits
-    at a segment boundary. Stores and checkpoints still happen in segment order."""
-    from pipeline.reader import read_frames
-
-    segments = chunk_segments(start, end, options.segment_frames)
-    task_id = task_keys.task_id
-    done = resume_point(ctx, task_keys, chunk_index, len(segments))
-    if done == len(segments):
-        return True
-    video = load_probe(ctx, task_keys)
-    chain = _chain(ctx, task_keys, options)
-    encoder = EncoderSettings(
-        codec=CODECS[options.codec],
-        crf=options.crf,
-        preset=options.preset,
-        pix_fmt=options.pix_fmt,
-        threads=ctx.encoder_threads,
-    )
-    progress = _ProgressReporter(ctx, task_id, chunk_index, segments[done].start - start, on_frame)
-    frame_latency = metrics.FRAME_LATENCY.labels(metrics.processor_label(options.processors))
-    abort = threading.Event()  # set when the chunk fails: segments in flight stop taking frames
-    last_stored = [time.monotonic()]
-
-    def run_segment(
-        segment: SegmentPlan, frames: Iterator[Frame], previous: Future[None] | None, taken: threading.Event
-    ) -> None:
-        count = segment.end - segment.start
-        latencies: list[float] = []  # each frame's time since the one before it reached the encoder
-        began = time.monotonic()
-        stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
-        try:
-            with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
-                ours = _take(
-                    _processed(chain, islice(frames, count), options.face_batch), count, taken, abort
-                )
-                written = encode_segment(progress.track(ours, latencies), path, video, encoder)
-                if written != count:
-                    raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
-                if previous is not None:
-                    previous.result()  # commit order: the segment before is stored and checkpointed
-                ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
-        finally:
-            taken.set()
-        ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-        _account(ctx, task_keys, frames=count)
-        now = time.monotonic()
-        ctx.record_work(count, now - last_stored[0])
-        last_stored[0] = now
-        for latency in latencies:  # counted once stored: the count equals the frames processed
-            frame_latency.observe(latency)
-        _log_segment(task_id, chunk_index, segment, count, now - began)
-        on_frame()  # the upload was progress too
-
-    with (
-        ctx.storage.hold(target_key) as target,
-        closing(prefetch(read_frames(target, video, segments[done].start, end))) as frames,
-        ThreadPoolExecutor(SEGMENTS_IN_FLIGHT, thread_name_prefix="segment") as pool,
-    ):
-        in_flight: deque[Future[None]] = deque()
-        try:
-            for segment in segments[done:]:
-                if len(in_flight) == SEGMENTS_IN_FLIGHT:
-                    in_flight.popleft().result()
-                if should_stop() or _task_stopped(ctx, task_id):
-                    break
-                taken = threading.Event()
-                previous = in_flight[-1] if in_flight else None
-                # in this thread's context: the segment's log lines carry the task's bound fields
-                run = contextvars.copy_context().run
-                in_flight.append(pool.submit(run, run_segment, segment, frames, previous, taken))
-                taken.wait()  # the next segment takes frames after this one's last
-                if in_flight[-1].done():
-                    in_flight[-1].result()  # it failed before its last frame: stop here
-            else:
-                for future in in_flight:
-                    future.result()
-                return True
-            for future in in_flight:
-                future.result()
-            return False
-        finally:
-            abort.set()
-            wait(in_flight)
-
-
-# Segments in flight at once: one taking frames, the one before it finishing.
-SEGMENTS_IN_FLIGHT = 2
-
-
-def _take(
-    frames: Iterator[Frame], count: int, taken: threading.Event, abort: threading.Event
-) -> Iterator[Frame]:
-    """``frames`` (``count`` of them), with ``taken`` set as the last is handed on: the source
-    is then free for the next segment. Stops early when ``abort`` is set."""
-    for number, frame in enumerate(frames, 1):
-        if abort.is_set():
-            return
-        if number == count:
-            taken.set()
-        yield frame
-
-
-def _log_segment(task_id: str, chunk_index: int, segment: SegmentPlan, count: int, seconds: float) -> None:
-    fields: dict[str, object] = {
-        "segment": segment.index,
-        "frame_start": segment.start,
-        "frame_end": segment.end,
-        "latency_ms": round(seconds * 1000 / max(1, count), 2),
-        "fps": round(count / seconds, 2) if seconds > 0 else None,
-    }
-    gpu = metrics.gpu_memory_used_bytes()
-    if gpu:
-        fields["gpu_mem_used_mb"] = round(sum(gpu.values()) / 2**20)
-    log.info("segment %d of chunk %d of task %s stored", segment.index, chunk_index, task_id, extra=fields)
-
-
-def _processed(chain: Chain, frames: Iterator[Frame], batch: int) -> Iterator[Frame]:
-    """The frames through the chain, in batches, a batch ahead of the encoder."""
-    if chain.empty:
-        return frames
-    return prefetch((f for group in batched(frames, batch) for f in chain.process(group)), depth=batch)
-
-
-class _ProgressReporter:
-    """Counts frames as they reach the encoder and reports them, at most twice a second;
-    ``on_frame`` hears of every one (the lease's stall watch). Two segments' threads share it."""
-
-    def __init__(
-        self, ctx: JobContext, task_id: str, chunk_index: int, already: int, on_frame: Callable[[], None]
-    ) -> None:
-        self._ctx, self._task_id, self._chunk_index = ctx, task_id, chunk_index
-        self._on_frame = on_frame
-        self.frames = already
-        self._last = 0.0
-        self._lock = threading.Lock()
-
-    def track(self, frames: Iterator[Frame], latencies: list[float]) -> Iterator[Frame]:
-        """``frames``, counted; each frame's time since the one before it (since the start,
-        for the first) is added to ``latencies``."""
-        previous = time.monotonic()
-        for frame in frames:
-            yield frame
-            self._on_frame()
-            now = time.monotonic()
-            latencies.append(now - previous)
-            previous = now
-            with self._lock:
-                self.frames += 1
-                due = now - self._last >= PROGRESS_INTERVAL_S
-                if due:
-                    self._last = now
-                done = self.frames
-            if due:
-                self._ctx.checkpoints.report_progress(self._task_id, self._chunk_index, done)
-
-
-def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Chain:
-    cache_key = ("chain", task_keys.task_id)
-    if cache_key not in ctx.cache:
-        assets = load_assets(ctx, task_keys) if options.processors else {}
-        ctx.cache[cache_key] = build_chain(
-            options.processors, options.processor_options(), assets, ctx.runtime
-        )
-    chain: Chain = ctx.cache[cache_key]
-    return chain
-
-
-def _task_state(ctx: JobContext, task_id: str) -> TaskState | None:
-    with ctx.sessions() as session:
-        return session.scalar(select(Task.state).where(Task.id == task_id))
-
-
-def _task_stopped(ctx: JobContext, task_id: str) -> bool:
-    return _task_state(ctx, task_id) != TaskState.RUNNING
-
-
-def _finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
-    """Mark the chunk succeeded; whichever transaction marks a task's last chunk moves the
-    task to stitching, however the finishing chunks' commits interleave: the task's row is
-    locked before the count, so the second of two concurrent finishers waits for the first
-    to commit and then sees its chunk as succeeded (READ COMMITTED takes a fresh snapshot
-    per statement)."""
-    with ctx.sessions.begin() as session:
-        result = session.execute(
-            update(Chunk)
-            .where(
-                Chunk.task_id == task_id,
-                Chunk.index == chunk_index,
-                Chunk.state.in_(chunk_sources(ChunkState.SUCCEEDED)),
-            )
-            .values(
-                state=ChunkState.SUCCEEDED,
-                frames_done=Chunk.frame_end - Chunk.frame_start,
-                error=None,
-                infra_failing_since=None,
-                finished_at=utcnow(),
-                updated_at=utcnow(),
-            )
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return ChunkOutcome.SKIPPED  # cancelled meanwhile, or another delivery finished it
-        if hooks.chunk_marked is not None:
-            hooks.chunk_marked(task_id, chunk_index)
-        won = move_to_stitching_if_done(session, task_id)
-        return ChunkOutcome.STITCH if won else ChunkOutcome.SUCCEEDED
-
-
-def move_to_stitching_if_done(session: Session, task_id: str) -> bool:
-    """In the caller's transaction: a running task whose chunks all succeeded moves to
-    stitching (True: the caller sends the stitch, once)."""
-    state = session.scalar(select(Task.state).where(Task.id == task_id).with_for_update())
-    if state != TaskState.RUNNING:
-        return False
-    unfinished = exists().where(and_(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED))
-    has_chunks = exists().where(Chunk.task_id == task_id)
-    won = session.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.state == TaskState.RUNNING, has_chunks, ~unfinished)
-        .values(state=TaskState.STITCHING, updated_at=utcnow())
-    )
-    if won.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    task_moved(session, task_id, TaskState.STITCHING)
-    return True
-
-
-def stitch_finished(ctx: JobContext) -> list[str]:
-    """Running tasks whose chunks have all succeeded move to stitching (a finisher that died
-    between its chunk and the task, or any other way a task fell between the two steps);
-    returns those this call moved, whose stitch the caller sends."""
-    unfinished = exists().where(and_(Chunk.task_id == Task.id, Chunk.state != ChunkState.SUCCEEDED))
-    has_chunks = exists().where(Chunk.task_id == Task.id)
-    with ctx.sessions() as session:
-        candidates = list(
-            session.scalars(select(Task.id).where(Task.state == TaskState.RUNNING, has_chunks, ~unfinished))
-        )
-    moved = []
-    for task_id in candidates:
-        with ctx.sessions.begin() as session:
-            if move_to_stitching_if_done(session, task_id):
-                moved.append(task_id)
-    return moved
-
-
-def _record_failure(
-    ctx: JobContext, task_id: str, chunk_index: int, reason: str, service: str | None = None
-) -> ChunkOutcome:
-    """An attempt failed with ``reason``. A failure of the work spends the attempt; one of a
-    service (``service``: its role) gives the attempt back and spends time instead, up to
-    ``infra_retry_s`` from the first such failure in a row."""
-    with ctx.sessions.begin() as session:
-        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
-        if chunk is None or chunk.state != ChunkState.RUNNING or chunk.worker != ctx.worker_name:
-            return ChunkOutcome.SKIPPED  # no longer ours: another worker took it over (lost lease)
-        chunk.error = reason
-        if service is not None:
-            since = chunk.infra_failing_since or utcnow()
-            waited = (utcnow() - since).total_seconds()
-            if waited <= ctx.infra_retry_s:
-                chunk.state, chunk.infra_failing_since = ChunkState.QUEUED, since
-                chunk.attempts = max(0, chunk.attempts - 1)
-                delay = infra_backoff(waited)
-                _wait_for_release(chunk, delay)
-                _log_retry(chunk, delay, reason, f"{service} unavailable: no attempt spent")
-                return ChunkOutcome.RETRY_LATER
-            reason = f"{service} was unavailable for {waited:.0f} s: {reason}"
-        elif chunk.attempts < ctx.max_attempts:
-            chunk.state = ChunkState.QUEUED
-            delay = retry_delay(max(1, chunk.attempts))
-            _wait_for_release(chunk, delay)
-            _log_retry(chunk, delay, reason, f"attempt {chunk.attempts} of {ctx.max_attempts} spent")
-            return ChunkOutcome.RETRY
-    return _dead_letter(ctx, task_id, chunk_index, reason)
-
-
-def _log_retry(chunk: Chunk, delay_s: float, reason: str, spent: str) -> None:
-    log.warning(
-        "chunk %d of task %s: retried in %.0f s (%s)",
-        chunk.index,
-        chunk.task_id,
-        delay_s,
-        spent,
-        extra={"state": ChunkState.QUEUED.value, "attempt": chunk.attempts, "error": reason},
-    )
-
-
-def _wait_for_release(chunk: Chunk, delay_s: float) -> None:
-    """Back to waiting in the chunks table, not to be released for ``delay_s`` (a backoff)."""
-    chunk.released_at = None
-    chunk.not_before = utcnow() + timedelta(seconds=delay_s)
-
-
-def _dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:
-    with ctx.sessions.begin() as session:
-        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
-        assert chunk is not None
-        chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
-        attempts, first, last = chunk.attempts, chunk.frame_start, chunk.frame_end - 1
-    log.error(
-        "chunk %d of task %s: failed after %d attempts",
-        chunk_index,
-        task_id,
-        attempts,
-        extra={"state": ChunkState.FAILED.value, "attempt": attempts, "error": reason},
-    )
-    fail_task(
-        ctx,
-        task_id,
-        f"chunk {chunk_index} (frames {first}-{last}) failed after {attempts} attempts: {reason}",
-    )
-    return ChunkOutcome.FAILED
-
-
-def _account(ctx: JobContext, task_keys: keys.TaskKeys, *, seconds: float = 0.0, frames: int = 0) -> None:
-    """Add worker time and frames stored to the task's usage and its tenant's month."""
-    with ctx.sessions.begin() as session:
-        session.execute(
-            update(Task)
-            .where(Task.id == task_keys.task_id)
-            .values(
-                worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames
-            )
-        )
-        add_usage(session, task_keys.tenant, frames=frames, worker_seconds=seconds)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from facefleet import keys, memory, scratch
 from facefleet.checkpoints import SqlCheckpoints
-from facefleet.chunks import ChunkOutcome, process_chunk
+from facefleet.chunk_outcomes import ChunkOutcome
+from facefleet.chunks import process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.context import JobContext
 from facefleet.db import Base, Task, make_engine, make_sessionmaker

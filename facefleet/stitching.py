@@ -11,7 +11,6 @@ from pathlib import Path
 from sqlalchemy import select
 
 from facefleet import keys, logs
-from facefleet.chunks import chunk_segments
 from facefleet.cleanup import Cleanup, clean_up
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
@@ -20,6 +19,7 @@ from facefleet.failures import describe, infrastructure
 from facefleet.jobs import fail_task, load_probe, move_task
 from facefleet.options import JobOptions
 from facefleet.scratch import scratch_file
+from facefleet.segments import chunk_segments
 from facefleet.states import TaskState
 from pipeline.stitch import OutputFormat, stitch
 

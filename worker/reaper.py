@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 
 from facefleet import metrics
 from facefleet.admission import waiting_for_capacity
-from facefleet.chunks import stitch_finished
+from facefleet.chunk_outcomes import stitch_finished
 from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
 from facefleet.db import Task, utcnow
 from facefleet.deadlines import enforce_deadlines

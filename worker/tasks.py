@@ -22,7 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from facefleet import logs, memory, metrics
-from facefleet.chunks import ChunkOutcome, process_chunk
+from facefleet.chunk_outcomes import ChunkOutcome
+from facefleet.chunks import process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.distributed import (
     CHUNK_TASK,

@@ -9,8 +9,8 @@ import uuid
 import requests
 from sqlalchemy import select
 
-from facefleet.chunks import SEGMENTS_IN_FLIGHT
 from facefleet.db import Chunk, Task
+from facefleet.segments import SEGMENTS_IN_FLIGHT
 from tests.distributed.conftest import LEASE_TTL_S, REAPER_INTERVAL_S, wait_for
 from tests.distributed.helpers import (
     FRAMES,

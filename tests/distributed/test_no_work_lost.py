@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import func, select, update
 
 from facefleet import keys
-from facefleet.chunks import ChunkOutcome, _finish, hooks, stitch_finished
+from facefleet.chunk_outcomes import ChunkOutcome, finish, hooks, stitch_finished
 from facefleet.db import Chunk, Task, Usage, utcnow
 from facefleet.jobs import create_task
 from facefleet.options import JobOptions
@@ -74,10 +74,10 @@ def test_last_two_chunks_finishing_together_stitch_exactly_once(services):
             task_id = _running_task_with_chunks(services, [ChunkState.RUNNING, ChunkState.RUNNING])
             outcomes: list[ChunkOutcome] = []
 
-            def finish(task_id: str, index: int, outcomes: list[ChunkOutcome] = outcomes) -> None:
-                outcomes.append(_finish(services.ctx, task_id, index))
+            def finish_one(task_id: str, index: int, outcomes: list[ChunkOutcome] = outcomes) -> None:
+                outcomes.append(finish(services.ctx, task_id, index))
 
-            threads = [threading.Thread(target=finish, args=(task_id, i)) for i in (0, 1)]
+            threads = [threading.Thread(target=finish_one, args=(task_id, i)) for i in (0, 1)]
             for thread in threads:
                 thread.start()
             for thread in threads:

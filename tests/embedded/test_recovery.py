@@ -10,13 +10,15 @@ import av
 from sqlalchemy import update
 
 from facefleet import keys
-from facefleet.chunks import ChunkOutcome, process_chunk, resume_point
+from facefleet.chunk_outcomes import ChunkOutcome
+from facefleet.chunks import process_chunk
 from facefleet.context import JobContext
 from facefleet.db import Chunk
 from facefleet.embedded import open_context
 from facefleet.jobs import cancel_task, create_task, get_task, plan_task, retry_task
 from facefleet.options import JobOptions
 from facefleet.redis_state import RedisState
+from facefleet.segments import resume_point
 from facefleet.settings import Settings
 from facefleet.states import ChunkState, TaskState
 from facefleet.stitching import stitch_task

@@ -1,0 +1,246 @@
+"""How an attempt at a chunk ends, written to the database: the chunk marked succeeded (the
+finisher that marks a task's last chunk moves the task to stitching), queued again after a
+failure or dead-lettered, handed back by a stopping worker, or stopped because its task
+ended; and the usage an attempt adds. ``ChunkOutcome`` names each ending.
+
+Kept apart from the segment loop (``facefleet.segments``) and from ``process_chunk``
+(``facefleet.chunks``), which both call in here, so that neither imports the other; the
+reaper's sweep (``stitch_finished``) uses the same move to stitching.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from sqlalchemy import and_, case, exists, select, update
+from sqlalchemy.orm import Session
+
+from facefleet import keys
+from facefleet.context import JobContext
+from facefleet.db import Chunk, Task, add_usage, utcnow
+from facefleet.jobs import fail_task, task_moved
+from facefleet.policy import infra_backoff, retry_delay
+from facefleet.states import ChunkState, TaskState, chunk_sources
+
+# the name these lines have always carried (the ``logger`` field): moving the code changes no log
+log = logging.getLogger("facefleet.chunks")
+
+
+class ChunkOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    STITCH = "stitch"  # this call finished the task's last chunk: the caller stitches, once
+    RETRY = "retry"  # the attempt failed; the chunk is queued again
+    RETRY_LATER = "retry-later"  # a service was unavailable: queued again, no attempt spent
+    FAILED = "failed"  # attempts exhausted; chunk and task failed with a reason
+    CANCELLED = "cancelled"  # the task was cancelled or deleted: stopped between segments
+    TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
+    LEASE_LOST = "lease-lost"  # another worker holds the chunk now and goes on from here
+    HANDED_BACK = "handed-back"  # its worker is stopping: back to waiting, for another worker now
+    SKIPPED = "skipped"  # nothing to do: already done, or the task is no longer running
+
+
+@dataclass
+class ChunkHooks:
+    """Test-only seams in the job core (no effect unless set)."""
+
+    # called inside the transaction that marks a chunk succeeded, before the task's row is
+    # locked: a test holds two finishing transactions here and lets them go together
+    chunk_marked: Callable[[str, int], None] | None = None
+
+
+hooks = ChunkHooks()
+
+
+def finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
+    """Mark the chunk succeeded; whichever transaction marks a task's last chunk moves the
+    task to stitching, however the finishing chunks' commits interleave: the task's row is
+    locked before the count, so the second of two concurrent finishers waits for the first
+    to commit and then sees its chunk as succeeded (READ COMMITTED takes a fresh snapshot
+    per statement)."""
+    with ctx.sessions.begin() as session:
+        result = session.execute(
+            update(Chunk)
+            .where(
+                Chunk.task_id == task_id,
+                Chunk.index == chunk_index,
+                Chunk.state.in_(chunk_sources(ChunkState.SUCCEEDED)),
+            )
+            .values(
+                state=ChunkState.SUCCEEDED,
+                frames_done=Chunk.frame_end - Chunk.frame_start,
+                error=None,
+                infra_failing_since=None,
+                finished_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return ChunkOutcome.SKIPPED  # cancelled meanwhile, or another delivery finished it
+        if hooks.chunk_marked is not None:
+            hooks.chunk_marked(task_id, chunk_index)
+        won = move_to_stitching_if_done(session, task_id)
+        return ChunkOutcome.STITCH if won else ChunkOutcome.SUCCEEDED
+
+
+def move_to_stitching_if_done(session: Session, task_id: str) -> bool:
+    """In the caller's transaction: a running task whose chunks all succeeded moves to
+    stitching (True: the caller sends the stitch, once)."""
+    state = session.scalar(select(Task.state).where(Task.id == task_id).with_for_update())
+    if state != TaskState.RUNNING:
+        return False
+    unfinished = exists().where(and_(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED))
+    has_chunks = exists().where(Chunk.task_id == task_id)
+    won = session.execute(
+        update(Task)
+        .where(Task.id == task_id, Task.state == TaskState.RUNNING, has_chunks, ~unfinished)
+        .values(state=TaskState.STITCHING, updated_at=utcnow())
+    )
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    task_moved(session, task_id, TaskState.STITCHING)
+    return True
+
+
+def stitch_finished(ctx: JobContext) -> list[str]:
+    """Running tasks whose chunks have all succeeded move to stitching (a finisher that died
+    between its chunk and the task, or any other way a task fell between the two steps);
+    returns those this call moved, whose stitch the caller sends."""
+    unfinished = exists().where(and_(Chunk.task_id == Task.id, Chunk.state != ChunkState.SUCCEEDED))
+    has_chunks = exists().where(Chunk.task_id == Task.id)
+    with ctx.sessions() as session:
+        candidates = list(
+            session.scalars(select(Task.id).where(Task.state == TaskState.RUNNING, has_chunks, ~unfinished))
+        )
+    moved = []
+    for task_id in candidates:
+        with ctx.sessions.begin() as session:
+            if move_to_stitching_if_done(session, task_id):
+                moved.append(task_id)
+    return moved
+
+
+def record_failure(
+    ctx: JobContext, task_id: str, chunk_index: int, reason: str, service: str | None = None
+) -> ChunkOutcome:
+    """An attempt failed with ``reason``. A failure of the work spends the attempt; one of a
+    service (``service``: its role) gives the attempt back and spends time instead, up to
+    ``infra_retry_s`` from the first such failure in a row."""
+    with ctx.sessions.begin() as session:
+        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
+        if chunk is None or chunk.state != ChunkState.RUNNING or chunk.worker != ctx.worker_name:
+            return ChunkOutcome.SKIPPED  # no longer ours: another worker took it over (lost lease)
+        chunk.error = reason
+        if service is not None:
+            since = chunk.infra_failing_since or utcnow()
+            waited = (utcnow() - since).total_seconds()
+            if waited <= ctx.infra_retry_s:
+                chunk.state, chunk.infra_failing_since = ChunkState.QUEUED, since
+                chunk.attempts = max(0, chunk.attempts - 1)
+                delay = infra_backoff(waited)
+                _wait_for_release(chunk, delay)
+                _log_retry(chunk, delay, reason, f"{service} unavailable: no attempt spent")
+                return ChunkOutcome.RETRY_LATER
+            reason = f"{service} was unavailable for {waited:.0f} s: {reason}"
+        elif chunk.attempts < ctx.max_attempts:
+            chunk.state = ChunkState.QUEUED
+            delay = retry_delay(max(1, chunk.attempts))
+            _wait_for_release(chunk, delay)
+            _log_retry(chunk, delay, reason, f"attempt {chunk.attempts} of {ctx.max_attempts} spent")
+            return ChunkOutcome.RETRY
+    return dead_letter(ctx, task_id, chunk_index, reason)
+
+
+def _log_retry(chunk: Chunk, delay_s: float, reason: str, spent: str) -> None:
+    log.warning(
+        "chunk %d of task %s: retried in %.0f s (%s)",
+        chunk.index,
+        chunk.task_id,
+        delay_s,
+        spent,
+        extra={"state": ChunkState.QUEUED.value, "attempt": chunk.attempts, "error": reason},
+    )
+
+
+def _wait_for_release(chunk: Chunk, delay_s: float) -> None:
+    """Back to waiting in the chunks table, not to be released for ``delay_s`` (a backoff)."""
+    chunk.released_at = None
+    chunk.not_before = utcnow() + timedelta(seconds=delay_s)
+
+
+def dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:
+    with ctx.sessions.begin() as session:
+        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
+        assert chunk is not None
+        chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
+        attempts, first, last = chunk.attempts, chunk.frame_start, chunk.frame_end - 1
+    log.error(
+        "chunk %d of task %s: failed after %d attempts",
+        chunk_index,
+        task_id,
+        attempts,
+        extra={"state": ChunkState.FAILED.value, "attempt": attempts, "error": reason},
+    )
+    fail_task(
+        ctx,
+        task_id,
+        f"chunk {chunk_index} (frames {first}-{last}) failed after {attempts} attempts: {reason}",
+    )
+    return ChunkOutcome.FAILED
+
+
+def handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
+    """Its worker is stopping (a rollout, a scale-down): the chunk, still this worker's and
+    its task running, goes back to waiting with no backoff, and its attempt is given back
+    (stopping is no failure of the work). What it stored stays: the next holder resumes at
+    the checkpoint."""
+    running_task = exists().where(Task.id == task_id, Task.state == TaskState.RUNNING)
+    with ctx.sessions.begin() as session:
+        moved = session.execute(
+            update(Chunk)
+            .where(
+                Chunk.task_id == task_id,
+                Chunk.index == chunk_index,
+                Chunk.state == ChunkState.RUNNING,
+                Chunk.worker == ctx.worker_name,
+                running_task,
+            )
+            .values(
+                state=ChunkState.QUEUED,
+                attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
+                released_at=None,
+                not_before=None,
+                updated_at=utcnow(),
+            )
+        )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return why_stopped(ctx, task_id)
+    return ChunkOutcome.HANDED_BACK
+
+
+def why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:
+    """The chunk stopped between segments: its task ended, or its lease was lost (the only
+    other reason a holder is told to stop)."""
+    with ctx.sessions() as session:
+        task = session.get(Task, task_id)
+    if task is None or task.deleted_at is not None or task.state == TaskState.CANCELLED:
+        return ChunkOutcome.CANCELLED  # what it stored goes with the task's clean-up
+    if task.state != TaskState.RUNNING:
+        return ChunkOutcome.TASK_ENDED
+    return ChunkOutcome.LEASE_LOST
+
+
+def account(ctx: JobContext, task_keys: keys.TaskKeys, *, seconds: float = 0.0, frames: int = 0) -> None:
+    """Add worker time and frames stored to the task's usage and its tenant's month."""
+    with ctx.sessions.begin() as session:
+        session.execute(
+            update(Task)
+            .where(Task.id == task_keys.task_id)
+            .values(
+                worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames
+            )
+        )
+        add_usage(session, task_keys.tenant, frames=frames, worker_seconds=seconds)
