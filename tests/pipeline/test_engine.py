@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from pipeline.encode import EncoderSettings, encode_segment, output_pix_fmt
@@ -78,6 +79,37 @@ def test_processed_frames(clips: dict[str, Clip], tmp_path: Path) -> None:
         assert (stream.width, stream.height) == (161, 91)
         assert stream.codec_context.pix_fmt == "yuv444p"
         assert [frame_index(f) for f in container.decode(stream)] == list(range(4, 12))
+
+
+def test_h264_pictures_are_one_slice_each(clips: dict[str, Clip], tmp_path: Path) -> None:
+    """x264 runs frame threads, as the ffmpeg CLI runs it: PyAV's default (slice threads)
+    cuts every picture into one slice per thread, which codes worse and keeps fewer cores
+    busy. A picture is one coded slice NAL unit in the segment's packets (length-prefixed)."""
+    video = probe(clips["cfr"].path)
+    noise = np.random.default_rng(7).integers(0, 256, (12, 360, 640, 3), dtype=np.uint8)
+    frames = [  # large enough that slice threads would cut it (x264 keeps a small picture whole)
+        Frame(
+            i,
+            video.frame_pts[i],
+            video_frame=av.VideoFrame.from_ndarray(noise[i], format="bgr24").reformat(format="yuv420p"),
+        )
+        for i in range(12)
+    ]
+    out = tmp_path / "segment.mp4"
+    assert encode_segment(frames, out, video, EncoderSettings(threads=4)) == 12
+    with av.open(str(out)) as container:
+        slices = [_slice_nal_units(bytes(p)) for p in container.demux(container.streams.video[0]) if p.size]
+    assert slices == [1] * 12
+
+
+def _slice_nal_units(packet: bytes) -> int:
+    count, at = 0, 0
+    while at + 4 < len(packet):
+        size = int.from_bytes(packet[at : at + 4], "big")
+        if packet[at + 4] & 0x1F in (1, 5):  # a coded slice (non-IDR, IDR)
+            count += 1
+        at += 4 + size
+    return count
 
 
 def test_odd_size_format() -> None:
