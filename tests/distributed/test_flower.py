@@ -90,6 +90,8 @@ def test_flower_with_basic_auth_and_what_it_shows_of_tasks(api, fleet, env, tmp_
         shown = wait_for(tasks_of_job, 30, "Flower to show the job's tasks", interval=0.5)
         secrets = [v for k, v in env.items() if "SECRET" in k or "PASSWORD" in k] + [PASSWORD]
         for task in shown.values():
+            if task.get("args") is None and task.get("kwargs") is None:
+                continue  # Flower saw only a later event of it (it started mid-task): nothing shown
             args, kwargs = task.get("args") or "[]", task.get("kwargs") or "{}"
             assert TASK_ARGS.match(args) and kwargs == "{}", (task["name"], args, kwargs)
             assert not any(s in args for s in ["://", "X-Amz", "Signature", *secrets]), args
