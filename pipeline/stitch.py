@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
@@ -58,6 +58,8 @@ _SUBTITLE_CODECS = {
     "mov": frozenset({"mov_text"}),
     "mkv": frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "text"}),  # "srt": its decoder
 }
+# the sample rate of audio whose source does not say (AAC frames of 1024 samples at it)
+_FALLBACK_RATE = 48_000
 # tags a muxer writes (brands, encoder, Matroska's statistics), not the user's
 _MUXER_TAGS = frozenset(
     {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "vendor_id", "bps"}
@@ -135,6 +137,28 @@ class _Range:
     shift: Fraction
 
 
+class _Clock:
+    """Times as integer ticks of ``1/rate`` s, ``rate`` a common multiple of the time bases in
+    play: the packets' merge keys and range checks then compare integers, not a ``Fraction``
+    made per packet (half the stitch's Python time on a long video). A time base that does
+    not divide it still gets exact, if slower, ``Fraction`` ticks."""
+
+    def __init__(self, time_bases: Iterable[Fraction | None]) -> None:
+        self.rate = math.lcm(*(Fraction(t).denominator for t in time_bases if t))
+
+    def per(self, time_base: Fraction) -> int | Fraction:
+        """Ticks per unit of ``time_base``."""
+        ticks = Fraction(time_base) * self.rate
+        return ticks.numerator if ticks.denominator == 1 else ticks
+
+    def ceil(self, seconds: Fraction) -> int:
+        """The first tick at or after ``seconds``."""
+        return math.ceil(seconds * self.rate)
+
+
+Key = int | Fraction  # a time in ticks of the stitch's clock
+
+
 def _muxer_options(output_format: OutputFormat, probe: VideoProbe) -> dict[str, str]:
     if output_format.container == "mkv":
         return {"fflags": "+bitexact"}
@@ -182,9 +206,25 @@ def _write(
         output.metadata.update(_tags(source.metadata))
         whole = span.start == 0 and span.end == probe.frame_count
         output.set_chapters(_chapters(source.chapters(), span, whole))
-        streams: list[Iterator[tuple[Fraction, int, Any]]] = [
+        clock = _Clock(
+            [template.time_base, probe.time_base]
+            + [s.time_base for s in source.streams]
+            + [
+                Fraction(1, s.codec_context.sample_rate)
+                for s in source.streams.audio
+                if s.codec_context and s.codec_context.sample_rate
+            ]
+            + [Fraction(1, _FALLBACK_RATE)]
+        )
+        streams: list[Iterator[tuple[Key, int, Any]]] = [
             _video_packets(
-                (first, first_files), segments[1:], template.codec_context.extradata, probe, span, video
+                (first, first_files),
+                segments[1:],
+                template.codec_context.extradata,
+                probe,
+                span,
+                video,
+                clock,
             )
         ]
         spare: Any = source  # read for its tags only so far: it demuxes the first kept stream
@@ -194,14 +234,14 @@ def _write(
             if stream.type == "audio":
                 reader, spare = spare or stack.enter_context(open_input(target)), None
                 packets = _audio_packets(
-                    reader, reader.streams[stream.index], span, output, output_format, whole
+                    reader, reader.streams[stream.index], span, output, output_format, whole, clock
                 )
             elif (
                 stream.type == "subtitle"
                 and stream.codec_context.name in _SUBTITLE_CODECS[output_format.container]
             ):
                 reader, spare = spare or stack.enter_context(open_input(target)), None
-                packets = _subtitle_packets(reader, reader.streams[stream.index], span, output)
+                packets = _subtitle_packets(reader, reader.streams[stream.index], span, output, clock)
             else:
                 continue
             streams.append(_numbered(packets, len(streams)))
@@ -209,7 +249,7 @@ def _write(
             output.mux(packet)
 
 
-def _numbered(packets: Iterator[tuple[Fraction, Any]], order: int) -> Iterator[tuple[Fraction, int, Any]]:
+def _numbered(packets: Iterator[tuple[Key, Any]], order: int) -> Iterator[tuple[Key, int, Any]]:
     """Packets with their stream's place, which orders packets of the same time."""
     for time, packet in packets:
         yield time, order, packet
@@ -258,11 +298,13 @@ def _video_packets(
     probe: VideoProbe,
     span: _Range,
     video: Any,
-) -> Iterator[tuple[Fraction, int, Any]]:
+    clock: _Clock,
+) -> Iterator[tuple[Key, int, Any]]:
     """Every packet of the segments in order: ``first`` (already open, with what closes it),
     then each of ``rest``, opened only when the one before is used up."""
     start, end = span.start, span.end
     index = start
+    frame_pts, source_ticks = probe.frame_pts, clock.per(probe.time_base)
     for number in range(1 + len(rest)):
         with first[1] if number == 0 else ExitStack() as stack:
             if number == 0:
@@ -282,12 +324,13 @@ def _video_packets(
                 raise PipelineError(
                     f"segment {number} ({name}): its time base cannot express the trim's start"
                 )
+            ticks = clock.per(time_base)
             for packet in container.demux(stream):
                 if not packet.size or packet.is_discard:
                     continue
                 if index >= end:
                     raise PipelineError(f"the segments hold more than the {end - start} frames expected")
-                if packet.pts is None or packet.pts * time_base != probe.seconds(index):
+                if packet.pts is None or packet.pts * ticks != frame_pts[index] * source_ticks:
                     got = None if packet.pts is None else packet.pts * time_base
                     raise PipelineError(
                         f"segment {number} ({name}): frame {index} is at {got}s, expected {probe.seconds(index)}s"
@@ -295,15 +338,21 @@ def _video_packets(
                 dts = packet.dts if packet.dts is not None else packet.pts
                 packet.pts, packet.dts = packet.pts - int(shift), dts - int(shift)
                 packet.stream = video
-                yield packet.dts * time_base, 0, packet
+                yield packet.dts * ticks, 0, packet
                 index += 1
     if index != end:
         raise PipelineError(f"the segments hold {index - start} frames, expected {end - start}")
 
 
 def _audio_packets(
-    source: Any, stream: Any, span: _Range, output: Any, output_format: OutputFormat, copy_allowed: bool
-) -> Iterator[tuple[Fraction, Any]]:
+    source: Any,
+    stream: Any,
+    span: _Range,
+    output: Any,
+    output_format: OutputFormat,
+    copy_allowed: bool,
+    clock: _Clock,
+) -> Iterator[tuple[Key, Any]]:
     ctx = stream.codec_context
     codec = ctx.codec.canonical_name if ctx is not None else ""
     holds = COPY_AUDIO_CODECS if output_format.container == "mp4" else output.supported_codecs
@@ -314,17 +363,19 @@ def _audio_packets(
             pass
         else:
             _copy_stream_tags(stream, copy)
-            return _copied_audio(source, stream, copy, span.t0, span.t1)
-    rate = int(ctx.sample_rate or 48_000)
+            return _copied_audio(source, stream, copy, span.t0, span.t1, clock)
+    rate = int(ctx.sample_rate or _FALLBACK_RATE)
     channels = int(ctx.channels or 2)
     encoder = output.add_stream("aac", rate=rate, layout=_layout_name(channels))
     encoder.bit_rate = min(320_000, 96_000 * max(1, channels))
     encoder.time_base = Fraction(1, rate)
     _copy_stream_tags(stream, encoder)
-    return _encoded_audio(source, stream, encoder, span)
+    return _encoded_audio(source, stream, encoder, span, clock)
 
 
-def _subtitle_packets(source: Any, stream: Any, span: _Range, output: Any) -> Iterator[tuple[Fraction, Any]]:
+def _subtitle_packets(
+    source: Any, stream: Any, span: _Range, output: Any, clock: _Clock
+) -> Iterator[tuple[Key, Any]]:
     """The cues that start in [t0, t1), copied, moved by the range's shift."""
     copy = output.add_stream_from_template(stream, opaque=True)
     _copy_stream_tags(stream, copy)
@@ -338,7 +389,7 @@ def _subtitle_packets(source: Any, stream: Any, span: _Range, output: Any) -> It
             continue
         packet.pts = packet.dts = math.floor(packet.pts - shift)
         packet.stream = copy
-        yield packet.pts * time_base, packet
+        yield packet.pts * clock.per(time_base), packet
 
 
 def _layout_name(channels: int) -> str:
@@ -360,26 +411,33 @@ def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
 
 
 def _copied_audio(
-    source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction
-) -> Iterator[tuple[Fraction, Any]]:
+    source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction, clock: _Clock
+) -> Iterator[tuple[Key, Any]]:
+    """The packets whose middle lies in [t0, t1), copied (in ticks of ``clock``)."""
     _seek_audio(source, stream, t0)
-    time_base = stream.time_base
-    fallback = Fraction(1024, stream.codec_context.sample_rate or 48_000)
+    ticks = clock.per(stream.time_base)
+    fallback = clock.per(Fraction(1024, stream.codec_context.sample_rate or _FALLBACK_RATE))
+    if isinstance(ticks, int) and isinstance(fallback, int):  # integers all through
+        low, high, stop = clock.ceil(2 * t0), clock.ceil(2 * t1), clock.ceil(t1)
+    else:
+        low, high, stop = 2 * t0 * clock.rate, 2 * t1 * clock.rate, t1 * clock.rate  # type: ignore[assignment]
     for packet in source.demux(stream):
         if not packet.size or packet.pts is None or packet.is_discard:
             continue
-        begin = packet.pts * time_base
-        if begin >= t1:
+        begin = packet.pts * ticks
+        if begin >= stop:
             break
-        length = packet.duration * time_base if packet.duration else fallback
-        if not t0 <= begin + length / 2 < t1:
+        length = packet.duration * ticks if packet.duration else fallback
+        if not low <= 2 * begin + length < high:  # its middle, in doubled ticks
             continue
         dts = packet.dts if packet.dts is not None else packet.pts
         packet.stream = copy
-        yield dts * time_base, packet
+        yield dts * ticks, packet
 
 
-def _encoded_audio(source: Any, stream: Any, encoder: Any, span: _Range) -> Iterator[tuple[Fraction, Any]]:
+def _encoded_audio(
+    source: Any, stream: Any, encoder: Any, span: _Range, clock: _Clock
+) -> Iterator[tuple[Key, Any]]:
     t0, t1 = span.t0, span.t1
     _seek_audio(source, stream, t0)
     rate = stream.codec_context.sample_rate
@@ -417,14 +475,14 @@ def _encoded_audio(source: Any, stream: Any, encoder: Any, span: _Range) -> Iter
                 piece.pts, piece.time_base, piece.sample_rate = next_pts, out_base, rate
                 next_pts += piece.samples
                 for out in encoder.encode(piece):
-                    yield out.dts * out.time_base, out
+                    yield out.dts * clock.per(out.time_base), out
     if shape is not None and next_pts < end_pts:  # the source's audio ends before the last frame
         tail = _silence(shape, end_pts - next_pts, encoder.layout.name)
         tail.pts, tail.time_base, tail.sample_rate = next_pts, out_base, rate
         for out in encoder.encode(tail):
-            yield out.dts * out.time_base, out
+            yield out.dts * clock.per(out.time_base), out
     for out in encoder.encode(None):
-        yield out.dts * out.time_base, out
+        yield out.dts * clock.per(out.time_base), out
 
 
 def _silence(like: av.AudioFrame, samples: int, layout: str) -> av.AudioFrame:
