@@ -77,7 +77,9 @@ def test_sigterm_reaches_the_chunk_in_a_prefork_child(api, fleet, services, s3, 
     chunk, learns of it through the worker's shared stopping flag."""
     for worker in fleet.live_workers():
         worker.stop()
-    victim = fleet.start_worker(pool="prefork")
+    # a slow victim (1 s a segment): its chunk must outlast the start of the replacement
+    # below, which takes seconds on a loaded machine (with 0.3 s it once ended first)
+    victim = fleet.start_worker(pool="prefork", pause=1.0)
     task_id = submit(api, clip(tmp_path / "in.mp4"), ONE_CHUNK)
     wait_for(lambda: services.state.checkpoints.saved(task_id).get(0, 0) >= 1, 60, "the chunk to start")
     holder = _chunk(services, task_id).worker
