@@ -151,6 +151,13 @@ class _Clock:
         ticks = Fraction(time_base) * self.rate
         return ticks.numerator if ticks.denominator == 1 else ticks
 
+    def whole(self, time_base: Fraction) -> int:
+        """Ticks per unit of a time base the clock was made with (always a whole number)."""
+        ticks = self.per(time_base)
+        if not isinstance(ticks, int):
+            raise ValueError(f"time base {time_base} is not one of the clock's")
+        return ticks
+
     def ceil(self, seconds: Fraction) -> int:
         """The first tick at or after ``seconds``."""
         return math.ceil(seconds * self.rate)
@@ -380,7 +387,7 @@ def _subtitle_packets(
     copy = output.add_stream_from_template(stream, opaque=True)
     _copy_stream_tags(stream, copy)
     time_base = Fraction(stream.time_base)
-    shift = span.shift / time_base
+    shift, ticks = span.shift / time_base, clock.per(time_base)
     for packet in source.demux(stream):
         if not packet.size or packet.pts is None:
             continue
@@ -389,7 +396,7 @@ def _subtitle_packets(
             continue
         packet.pts = packet.dts = math.floor(packet.pts - shift)
         packet.stream = copy
-        yield packet.pts * clock.per(time_base), packet
+        yield packet.pts * ticks, packet
 
 
 def _layout_name(channels: int) -> str:
@@ -415,12 +422,9 @@ def _copied_audio(
 ) -> Iterator[tuple[Key, Any]]:
     """The packets whose middle lies in [t0, t1), copied (in ticks of ``clock``)."""
     _seek_audio(source, stream, t0)
-    ticks = clock.per(stream.time_base)
-    fallback = clock.per(Fraction(1024, stream.codec_context.sample_rate or _FALLBACK_RATE))
-    if isinstance(ticks, int) and isinstance(fallback, int):  # integers all through
-        low, high, stop = clock.ceil(2 * t0), clock.ceil(2 * t1), clock.ceil(t1)
-    else:
-        low, high, stop = 2 * t0 * clock.rate, 2 * t1 * clock.rate, t1 * clock.rate  # type: ignore[assignment]
+    ticks = clock.whole(stream.time_base)  # the clock holds the stream's time base and rate
+    fallback = clock.whole(Fraction(1024, stream.codec_context.sample_rate or _FALLBACK_RATE))
+    low, high, stop = clock.ceil(2 * t0), clock.ceil(2 * t1), clock.ceil(t1)
     for packet in source.demux(stream):
         if not packet.size or packet.pts is None or packet.is_discard:
             continue
@@ -442,6 +446,7 @@ def _encoded_audio(
     _seek_audio(source, stream, t0)
     rate = stream.codec_context.sample_rate
     out_base = Fraction(1, rate)
+    ticks = clock.per(encoder.time_base)  # the time base of the packets it gives
     # the track spans the video's [t0, t1) to the sample: silence where the source has none
     next_pts, end_pts = round((t0 - span.shift) * rate), round((t1 - span.shift) * rate)
     started = False
@@ -475,14 +480,14 @@ def _encoded_audio(
                 piece.pts, piece.time_base, piece.sample_rate = next_pts, out_base, rate
                 next_pts += piece.samples
                 for out in encoder.encode(piece):
-                    yield out.dts * clock.per(out.time_base), out
+                    yield out.dts * ticks, out
     if shape is not None and next_pts < end_pts:  # the source's audio ends before the last frame
         tail = _silence(shape, end_pts - next_pts, encoder.layout.name)
         tail.pts, tail.time_base, tail.sample_rate = next_pts, out_base, rate
         for out in encoder.encode(tail):
-            yield out.dts * clock.per(out.time_base), out
+            yield out.dts * ticks, out
     for out in encoder.encode(None):
-        yield out.dts * clock.per(out.time_base), out
+        yield out.dts * ticks, out
 
 
 def _silence(like: av.AudioFrame, samples: int, layout: str) -> av.AudioFrame:
@@ -498,13 +503,13 @@ def _silence(like: av.AudioFrame, samples: int, layout: str) -> av.AudioFrame:
 
 def _cut(frame: av.AudioFrame, first: int, last: int, layout: str) -> av.AudioFrame:
     """Samples [first, last) of ``frame`` as a new frame (in ``layout``, same channel count)."""
+    import numpy as np
+
     data = frame.to_ndarray()
     if frame.format.is_planar:
         data = data[:, first:last]
     else:
         channels = len(frame.layout.channels)
         data = data[:, first * channels : last * channels]
-    import numpy as np
-
     piece: Any = np.ascontiguousarray(data)
     return av.AudioFrame.from_ndarray(piece, format=frame.format.name, layout=layout)
