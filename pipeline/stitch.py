@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
@@ -44,13 +44,14 @@ import av
 
 from pipeline.demux import open_input
 from pipeline.encode import mp4_options
-from pipeline.errors import InvalidMediaError, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.probe import VideoProbe
+from pipeline.stitch_audio import FALLBACK_RATE, audio_packets
+from pipeline.timeline import Clock, Key, Span
 
 if TYPE_CHECKING:
     from av.container.core import Chapter  # a TypedDict of the stubs only
 
-COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"})  # in MP4
 # --container names and FFmpeg's muxers
 CONTAINERS = {"mp4": "mp4", "mov": "mov", "mkv": "matroska"}
 _SUBTITLE_CODECS = {
@@ -58,13 +59,10 @@ _SUBTITLE_CODECS = {
     "mov": frozenset({"mov_text"}),
     "mkv": frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "text"}),  # "srt": its decoder
 }
-# the sample rate of audio whose source does not say (AAC frames of 1024 samples at it)
-_FALLBACK_RATE = 48_000
 # tags a muxer writes (brands, encoder, Matroska's statistics), not the user's
 _MUXER_TAGS = frozenset(
     {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "vendor_id", "bps"}
 )
-_SEEK_MARGIN = Fraction(1)  # seconds of audio read before t0, so the seek never lands late
 
 
 # A segment to read: a file, or a function that makes one available for the duration of a
@@ -102,7 +100,7 @@ def stitch(
     out = Path(out)
     t0, t1 = probe.seconds(start), probe.seconds(end)
     try:
-        span = _Range(start, end, t0, t1, t0 if start > 0 else Fraction(0))
+        span = Span(start, end, t0, t1, t0 if start > 0 else Fraction(0))
         _write(segments, Path(target), probe, span, out, output_format)
     except av.FFmpegError as exc:
         out.unlink(missing_ok=True)
@@ -123,47 +121,6 @@ def count_video_frames(path: Path) -> int:
 
 def _opened(source: SegmentSource) -> AbstractContextManager[Path]:
     return nullcontext(source) if isinstance(source, Path) else source()
-
-
-@dataclass(frozen=True)
-class _Range:
-    """Frames [start, end) of the source, from ``t0`` to ``t1`` seconds, written ``shift``
-    seconds earlier than in the source."""
-
-    start: int
-    end: int
-    t0: Fraction
-    t1: Fraction
-    shift: Fraction
-
-
-class _Clock:
-    """Times as integer ticks of ``1/rate`` s, ``rate`` a common multiple of the time bases in
-    play: the packets' merge keys and range checks then compare integers, not a ``Fraction``
-    made per packet (half the stitch's Python time on a long video). A time base that does
-    not divide it still gets exact, if slower, ``Fraction`` ticks."""
-
-    def __init__(self, time_bases: Iterable[Fraction | None]) -> None:
-        self.rate = math.lcm(*(Fraction(t).denominator for t in time_bases if t))
-
-    def per(self, time_base: Fraction) -> int | Fraction:
-        """Ticks per unit of ``time_base``."""
-        ticks = Fraction(time_base) * self.rate
-        return ticks.numerator if ticks.denominator == 1 else ticks
-
-    def whole(self, time_base: Fraction) -> int:
-        """Ticks per unit of a time base the clock was made with (always a whole number)."""
-        ticks = self.per(time_base)
-        if not isinstance(ticks, int):
-            raise ValueError(f"time base {time_base} is not one of the clock's")
-        return ticks
-
-    def ceil(self, seconds: Fraction) -> int:
-        """The first tick at or after ``seconds``."""
-        return math.ceil(seconds * self.rate)
-
-
-Key = int | Fraction  # a time in ticks of the stitch's clock
 
 
 def _muxer_options(output_format: OutputFormat, probe: VideoProbe) -> dict[str, str]:
@@ -188,7 +145,7 @@ def _write(
     segments: Sequence[SegmentSource],
     target: Path,
     probe: VideoProbe,
-    span: _Range,
+    span: Span,
     out: Path,
     output_format: OutputFormat,
 ) -> None:
@@ -213,7 +170,7 @@ def _write(
         output.metadata.update(_tags(source.metadata))
         whole = span.start == 0 and span.end == probe.frame_count
         output.set_chapters(_chapters(source.chapters(), span, whole))
-        clock = _Clock(
+        clock = Clock(
             [template.time_base, probe.time_base]
             + [s.time_base for s in source.streams]
             + [
@@ -221,7 +178,7 @@ def _write(
                 for s in source.streams.audio
                 if s.codec_context and s.codec_context.sample_rate
             ]
-            + [Fraction(1, _FALLBACK_RATE)]
+            + [Fraction(1, FALLBACK_RATE)]
         )
         streams: list[Iterator[tuple[Key, int, Any]]] = [
             _video_packets(
@@ -240,9 +197,10 @@ def _write(
                 continue
             if stream.type == "audio":
                 reader, spare = spare or stack.enter_context(open_input(target)), None
-                packets = _audio_packets(
-                    reader, reader.streams[stream.index], span, output, output_format, whole, clock
+                copy, packets = audio_packets(
+                    reader, reader.streams[stream.index], span, output, output_format.container, whole, clock
                 )
+                _copy_stream_tags(stream, copy)
             elif (
                 stream.type == "subtitle"
                 and stream.codec_context.name in _SUBTITLE_CODECS[output_format.container]
@@ -275,7 +233,7 @@ def _copy_stream_tags(source: Any, copy: Any) -> None:
     copy.disposition = source.disposition
 
 
-def _chapters(chapters: list[Chapter], span: _Range, whole: bool) -> list[Chapter]:
+def _chapters(chapters: list[Chapter], span: Span, whole: bool) -> list[Chapter]:
     """The whole video's chapters as they are; a range's, those that overlap [t0, t1), cut
     to it and moved by the range's shift."""
     if whole:
@@ -303,9 +261,9 @@ def _video_packets(
     rest: Sequence[SegmentSource],
     extradata: bytes | None,
     probe: VideoProbe,
-    span: _Range,
+    span: Span,
     video: Any,
-    clock: _Clock,
+    clock: Clock,
 ) -> Iterator[tuple[Key, int, Any]]:
     """Every packet of the segments in order: ``first`` (already open, with what closes it),
     then each of ``rest``, opened only when the one before is used up."""
@@ -351,37 +309,8 @@ def _video_packets(
         raise PipelineError(f"the segments hold {index - start} frames, expected {end - start}")
 
 
-def _audio_packets(
-    source: Any,
-    stream: Any,
-    span: _Range,
-    output: Any,
-    output_format: OutputFormat,
-    copy_allowed: bool,
-    clock: _Clock,
-) -> Iterator[tuple[Key, Any]]:
-    ctx = stream.codec_context
-    codec = ctx.codec.canonical_name if ctx is not None else ""
-    holds = COPY_AUDIO_CODECS if output_format.container == "mp4" else output.supported_codecs
-    if copy_allowed and codec in holds:
-        try:
-            copy = output.add_stream_from_template(stream, opaque=True)
-        except ValueError:
-            pass
-        else:
-            _copy_stream_tags(stream, copy)
-            return _copied_audio(source, stream, copy, span.t0, span.t1, clock)
-    rate = int(ctx.sample_rate or _FALLBACK_RATE)
-    channels = int(ctx.channels or 2)
-    encoder = output.add_stream("aac", rate=rate, layout=_layout_name(channels))
-    encoder.bit_rate = min(320_000, 96_000 * max(1, channels))
-    encoder.time_base = Fraction(1, rate)
-    _copy_stream_tags(stream, encoder)
-    return _encoded_audio(source, stream, encoder, span, clock)
-
-
 def _subtitle_packets(
-    source: Any, stream: Any, span: _Range, output: Any, clock: _Clock
+    source: Any, stream: Any, span: Span, output: Any, clock: Clock
 ) -> Iterator[tuple[Key, Any]]:
     """The cues that start in [t0, t1), copied, moved by the range's shift."""
     copy = output.add_stream_from_template(stream, opaque=True)
@@ -397,119 +326,3 @@ def _subtitle_packets(
         packet.pts = packet.dts = math.floor(packet.pts - shift)
         packet.stream = copy
         yield packet.pts * ticks, packet
-
-
-def _layout_name(channels: int) -> str:
-    names = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-    if channels not in names:
-        raise InvalidMediaError(f"the audio has {channels} channels; at most 8 are supported")
-    return names[channels]
-
-
-def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
-    time_base = stream.time_base
-    target = math.floor((t0 - _SEEK_MARGIN) / time_base)
-    if stream.start_time is not None and target <= stream.start_time:
-        target = stream.start_time
-    try:
-        source.seek(target, stream=stream, backward=True, any_frame=False)
-    except av.FFmpegError:
-        source.seek(0)
-
-
-def _copied_audio(
-    source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction, clock: _Clock
-) -> Iterator[tuple[Key, Any]]:
-    """The packets whose middle lies in [t0, t1), copied (in ticks of ``clock``)."""
-    _seek_audio(source, stream, t0)
-    ticks = clock.whole(stream.time_base)  # the clock holds the stream's time base and rate
-    fallback = clock.whole(Fraction(1024, stream.codec_context.sample_rate or _FALLBACK_RATE))
-    low, high, stop = clock.ceil(2 * t0), clock.ceil(2 * t1), clock.ceil(t1)
-    for packet in source.demux(stream):
-        if not packet.size or packet.pts is None or packet.is_discard:
-            continue
-        begin = packet.pts * ticks
-        if begin >= stop:
-            break
-        length = packet.duration * ticks if packet.duration else fallback
-        if not low <= 2 * begin + length < high:  # its middle, in doubled ticks
-            continue
-        dts = packet.dts if packet.dts is not None else packet.pts
-        packet.stream = copy
-        yield dts * ticks, packet
-
-
-def _encoded_audio(
-    source: Any, stream: Any, encoder: Any, span: _Range, clock: _Clock
-) -> Iterator[tuple[Key, Any]]:
-    t0, t1 = span.t0, span.t1
-    _seek_audio(source, stream, t0)
-    rate = stream.codec_context.sample_rate
-    out_base = Fraction(1, rate)
-    ticks = clock.per(encoder.time_base)  # the time base of the packets it gives
-    # the track spans the video's [t0, t1) to the sample: silence where the source has none
-    next_pts, end_pts = round((t0 - span.shift) * rate), round((t1 - span.shift) * rate)
-    started = False
-    shape: av.AudioFrame | None = None  # a decoded frame, whose format the silence takes
-    done = False
-    for packet in source.demux(stream):
-        if done:
-            break
-        try:
-            frames = packet.decode()
-        except av.FFmpegError:
-            continue  # a damaged audio packet: its samples are skipped
-        for frame in frames:
-            if frame.pts is None:
-                continue
-            begin = frame.pts * frame.time_base
-            if begin >= t1:
-                done = True
-                break
-            first = max(0, math.ceil((t0 - begin) * rate))
-            last = min(frame.samples, math.ceil((t1 - begin) * rate))
-            if last <= first:
-                continue
-            pieces = [_cut(frame, first, last, encoder.layout.name)]
-            if not started:  # the source's audio starts after the first frame
-                started, shape = True, frame
-                at = round((begin + Fraction(first, rate) - span.shift) * rate)
-                if at > next_pts:
-                    pieces.insert(0, _silence(frame, at - next_pts, encoder.layout.name))
-            for piece in pieces:
-                piece.pts, piece.time_base, piece.sample_rate = next_pts, out_base, rate
-                next_pts += piece.samples
-                for out in encoder.encode(piece):
-                    yield out.dts * ticks, out
-    if shape is not None and next_pts < end_pts:  # the source's audio ends before the last frame
-        tail = _silence(shape, end_pts - next_pts, encoder.layout.name)
-        tail.pts, tail.time_base, tail.sample_rate = next_pts, out_base, rate
-        for out in encoder.encode(tail):
-            yield out.dts * ticks, out
-    for out in encoder.encode(None):
-        yield out.dts * ticks, out
-
-
-def _silence(like: av.AudioFrame, samples: int, layout: str) -> av.AudioFrame:
-    """``samples`` samples of silence in the format of ``like``."""
-    import numpy as np  # only for a cut or padded audio frame
-
-    data = like.to_ndarray()
-    channels = len(like.layout.channels)
-    shape = (data.shape[0], samples) if like.format.is_planar else (1, samples * channels)
-    zeros: Any = np.zeros(shape, dtype=data.dtype)
-    return av.AudioFrame.from_ndarray(zeros, format=like.format.name, layout=layout)
-
-
-def _cut(frame: av.AudioFrame, first: int, last: int, layout: str) -> av.AudioFrame:
-    """Samples [first, last) of ``frame`` as a new frame (in ``layout``, same channel count)."""
-    import numpy as np
-
-    data = frame.to_ndarray()
-    if frame.format.is_planar:
-        data = data[:, first:last]
-    else:
-        channels = len(frame.layout.channels)
-        data = data[:, first * channels : last * channels]
-    piece: Any = np.ascontiguousarray(data)
-    return av.AudioFrame.from_ndarray(piece, format=frame.format.name, layout=layout)

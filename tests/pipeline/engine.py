@@ -12,7 +12,8 @@ from pipeline.encode import EncoderSettings, encode_segment
 from pipeline.plan import plan_chunks
 from pipeline.probe import VideoProbe, probe
 from pipeline.reader import read_frames
-from pipeline.stitch import COPY_AUDIO_CODECS, stitch
+from pipeline.stitch import stitch
+from pipeline.stitch_audio import COPY_AUDIO_CODECS
 from tests.media import Clip, frame_index
 
 # name -> (file name, make_clip options)
