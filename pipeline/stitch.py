@@ -114,7 +114,7 @@ def stitch(
 
 
 def count_video_frames(path: Path) -> int:
-    with open_input(path) as container:
+    with open_input(path, decode_pictures=False) as container:
         stream = container.streams.video[0]
         return sum(1 for p in container.demux(stream) if p.size and not p.is_discard)
 
@@ -151,6 +151,7 @@ def _write(
 ) -> None:
     with ExitStack() as stack:
         first_files = stack.enter_context(ExitStack())  # closed as soon as its packets are out
+        # decoded while opened: its stream is the output's template, pixel format included
         first = first_files.enter_context(open_input(first_files.enter_context(_opened(segments[0]))))
         template = first.streams.video[0]
         output = stack.enter_context(
@@ -276,7 +277,7 @@ def _video_packets(
                 container = first[0]
             else:
                 path = stack.enter_context(_opened(rest[number - 1]))
-                container = stack.enter_context(open_input(path))
+                container = stack.enter_context(open_input(path, decode_pictures=False))
             stream = container.streams.video[0]
             name = Path(container.name).name
             if stream.codec_context.extradata != extradata:
