@@ -31,15 +31,16 @@ class _LandedLate(Exception):
     """The seek landed on a keyframe after the wanted frame."""
 
 
-def read_frames(path: Path, probe: VideoProbe, start: int, end: int) -> Iterator[Frame]:
-    """Yield frames ``start..end-1`` of ``path`` as :class:`Frame` (index, source pts, decoded frame)."""
+def read_frames(path: Path, probe: VideoProbe, start: int, end: int, threads: int = 0) -> Iterator[Frame]:
+    """Yield frames ``start..end-1`` of ``path`` as :class:`Frame` (index, source pts, decoded frame).
+    ``threads``: the decoder's threads (0: as many as FFmpeg sees fit for the machine's cores)."""
     if not 0 <= start <= end <= probe.frame_count:
         raise InvalidRangeError(f"frames {start}-{end} are outside the video's 0-{probe.frame_count}")
     if start == end:
         return
     for back in (*_BACKOFF, None):
         seek_to = 0 if back is None else max(0, start - back)
-        with _open(path, probe) as (container, stream):
+        with _open(path, probe, threads) as (container, stream):
             try:
                 yield from _read(container, stream, probe, start, end, seek_to)
                 return
@@ -49,7 +50,9 @@ def read_frames(path: Path, probe: VideoProbe, start: int, end: int) -> Iterator
 
 
 @contextmanager
-def _open(path: Path, probe: VideoProbe) -> Iterator[tuple[av.container.InputContainer, VideoStream]]:
+def _open(
+    path: Path, probe: VideoProbe, threads: int
+) -> Iterator[tuple[av.container.InputContainer, VideoStream]]:
     """A fresh demuxer for each attempt: the last one reads from the very start, unseeked
     (some containers, MPEG-TS among them, deliver nothing after a seek to the first pts)."""
     try:
@@ -61,6 +64,7 @@ def _open(path: Path, probe: VideoProbe) -> Iterator[tuple[av.container.InputCon
         if not isinstance(stream, VideoStream):
             raise InvalidMediaError(f"{Path(path).name}: stream {probe.stream_index} is not the probed video")
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
         yield container, stream
 
 
