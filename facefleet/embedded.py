@@ -184,7 +184,7 @@ def run_job(
         task = get_task(ctx, task_id)
         if task.state != TaskState.SUCCEEDED:
             raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
-        _deliver(ctx, task, request.output)
+        _deliver(ctx, task, request.output, share=not settings.keep_work_files)
         if not settings.keep_work_files:  # the output is where the user wants it: nothing else stays
             delete_task(ctx, task_id)
             clean_up(ctx, task_id)
@@ -296,12 +296,24 @@ def _child_chunk(task_id: str, index: int) -> ChunkOutcome:
     return _run_one_chunk(_child_ctx, task_id, index)
 
 
-def _deliver(ctx: JobContext, task: Task, output: Path) -> None:
-    """Copy the result to ``output`` atomically: written aside, then renamed."""
+def _deliver(ctx: JobContext, task: Task, output: Path, share: bool) -> None:
+    """Put the result at ``output`` atomically: written aside, then renamed. ``share``: the
+    job's files are removed next, so the stored output itself becomes the user's file (a hard
+    link, where the disk allows) instead of a copy of it: a long film is not written twice."""
     assert task.output_key is not None
     aside = _aside(output)
     try:
-        ctx.storage.get_file(task.output_key, aside)
+        if not (share and _hard_link(ctx.storage.local_path(task.output_key), aside)):
+            ctx.storage.get_file(task.output_key, aside)
         os.replace(aside, output)
     finally:
         aside.unlink(missing_ok=True)
+
+
+def _hard_link(source: Path, link: Path) -> bool:
+    """False where the disk cannot link (another file system, or no links allowed)."""
+    try:
+        os.link(source, link)
+    except OSError:
+        return False
+    return True

@@ -29,7 +29,8 @@ class UploadTooLarge(StorageError):
 
 class Storage(Protocol):
     def put_file(self, key: str, path: Path) -> None:
-        """Store a local file under ``key`` (atomically; overwrites)."""
+        """Store a local file under ``key`` (atomically; overwrites). The caller does not
+        write to ``path`` afterwards: a folder bucket may keep the file itself (a hard link)."""
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         """Store a stream without holding it in memory; raise UploadTooLarge past ``max_bytes``

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -44,6 +45,13 @@ class LocalStorage:
         return size
 
     def put_file(self, key: str, path: Path) -> None:
+        """Stored by hard link where the file system allows (the caller writes no more to
+        ``path``: scratch files, removed once stored), its data flushed to disk; else copied.
+        A segment or a whole output is then written once, not twice."""
+        if not self._link(key, path, sync=True):
+            self._copy(key, path)
+
+    def _copy(self, key: str, path: Path) -> None:
         def write(out: BinaryIO) -> int:
             with open(path, "rb") as src:
                 shutil.copyfileobj(src, out, _COPY_BUFFER)
@@ -52,18 +60,34 @@ class LocalStorage:
         self._atomic_write(key, write)
 
     def adopt(self, key: str, path: Path) -> None:
-        """Store a local file under ``key`` without copying its bytes where the file system
+        """Store a user's file under ``key`` without copying its bytes where the file system
         allows (a hard link, put in place atomically); else a copy."""
+        if not self._link(key, path, sync=False):
+            self._copy(key, path)
+
+    def _link(self, key: str, path: Path, *, sync: bool) -> bool:
+        """``path`` hard-linked in place as ``key`` (atomically); False where links cannot be
+        made (another file system, or none allowed)."""
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        link = target.with_name(f"{PART_PREFIX}{target.name}.{os.getpid()}")
+        link = target.with_name(f"{PART_PREFIX}{target.name}.{os.getpid()}.{threading.get_ident()}")
         link.unlink(missing_ok=True)
         try:
             os.link(path, link)
-        except OSError:  # another file system, or links not allowed: copy
-            self.put_file(key, path)
-            return
-        os.replace(link, target)
+        except OSError:
+            return False
+        try:
+            if sync:
+                fd = os.open(link, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.replace(link, target)
+        except BaseException:
+            link.unlink(missing_ok=True)
+            raise
+        return True
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         def write(out: BinaryIO) -> int:

@@ -1,6 +1,8 @@
 """The folder bucket: atomic writes, listing, limits."""
 
 import io
+import os
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +46,29 @@ def test_missing_object_is_a_clear_error(tmp_path):
     storage = LocalStorage(tmp_path / "bucket")
     with pytest.raises(StorageError, match="no object 'nope'"):
         storage.local_path("nope")
+
+
+def test_a_stored_file_is_linked_not_copied_and_outlives_its_scratch_name(tmp_path):
+    storage = LocalStorage(tmp_path / "bucket")
+    scratch = tmp_path / "seg.mp4"
+    scratch.write_bytes(b"z" * 3000)
+    storage.put_file("tasks/t1/work/segments/00000/00000.mp4", scratch)
+    stored = storage.local_path("tasks/t1/work/segments/00000/00000.mp4")
+    assert stored.stat().st_ino == scratch.stat().st_ino
+    scratch.unlink()
+    assert stored.read_bytes() == b"z" * 3000
+    assert [p.name for p in stored.parent.iterdir()] == ["00000.mp4"]  # no link left aside
+
+
+def test_a_file_on_another_file_system_is_copied(tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system at /dev/shm")
+    storage = LocalStorage(tmp_path / "bucket")
+    scratch = shm / f"facefleet-test-{os.getpid()}"
+    scratch.write_bytes(b"q" * 2000)
+    try:
+        storage.put_file("tasks/t1/output.mp4", scratch)
+    finally:
+        scratch.unlink()
+    assert storage.local_path("tasks/t1/output.mp4").read_bytes() == b"q" * 2000

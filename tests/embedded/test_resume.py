@@ -85,6 +85,8 @@ def test_rerun_of_a_job_kept_with_keep_work_reuses_it(sample, tmp_path):
     first = out.read_bytes()
     (target,) = (home / "bucket").glob("tasks/*/input/target")
     assert target.stat().st_ino == sample.stat().st_ino  # the input was linked, not copied
+    (stored,) = (home / "bucket").glob("tasks/*/output.mp4")
+    assert stored.stat().st_ino != out.stat().st_ino  # kept work: the user gets a copy of their own
     out.unlink()
     started = time.monotonic()
     assert run_cli(home, *args).returncode == 0
