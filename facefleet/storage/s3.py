@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import hashlib
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from facefleet import scratch
 from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 from facefleet.storage.file_cache import FileCache
+from facefleet.storage.s3_multipart import put_resumable, unfinished_uploads
 
 _PART_SIZE = 8 * 1024 * 1024
 _PRESIGN_REUSE_S = 60.0
@@ -108,54 +107,16 @@ class S3Storage:
             if path.stat().st_size < self._transfer.multipart_threshold:
                 self._s3.upload_file(str(path), self.bucket, key, Config=self._transfer)
             else:
-                self._put_resumable(key, path)
+                put_resumable(
+                    self._s3,
+                    self.bucket,
+                    key,
+                    path,
+                    self._transfer.multipart_chunksize,
+                    self._transfer.max_request_concurrency,
+                )
         except (BotoCoreError, ClientError) as exc:
             raise _failure("store", key, exc) from exc
-
-    def _put_resumable(self, key: str, path: Path) -> None:
-        upload_id = self._open_upload(key)
-        stored = self._stored_parts(key, upload_id)
-        size, part_size = path.stat().st_size, self._transfer.multipart_chunksize
-
-        def send(number: int) -> dict[str, Any]:
-            with open(path, "rb") as handle:
-                handle.seek((number - 1) * part_size)
-                data = handle.read(part_size)
-            etag = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
-            if stored.get(number) != etag:  # missing, or left by a writer of other bytes
-                etag = self._s3.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-                )["ETag"]
-            return {"PartNumber": number, "ETag": etag}
-
-        numbers = range(1, -(-size // part_size) + 1)
-        with ThreadPoolExecutor(max_workers=self._transfer.max_request_concurrency) as pool:
-            parts = list(pool.map(send, numbers))
-        self._s3.complete_multipart_upload(
-            Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-        )
-
-    def _open_upload(self, key: str) -> str:
-        """The id of the newest unfinished multipart upload of ``key``, or of a new one."""
-        uploads = self._unfinished_uploads(key)
-        mine = sorted((u for u in uploads if u["Key"] == key), key=lambda u: u["Initiated"])
-        if mine:
-            return str(mine[-1]["UploadId"])
-        return str(self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"])
-
-    def _stored_parts(self, key: str, upload_id: str) -> dict[int, str]:
-        parts: dict[int, str] = {}
-        pages = self._s3.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        for page in pages:
-            parts.update((p["PartNumber"], p["ETag"]) for p in page.get("Parts", []))
-        return parts
-
-    def _unfinished_uploads(self, prefix: str) -> builtins.list[dict[str, Any]]:
-        uploads: builtins.list[dict[str, Any]] = []
-        pages = self._s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
-        for page in pages:
-            uploads.extend(page.get("Uploads", []))
-        return uploads
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         reader = _LimitedReader(stream, max_bytes)
@@ -240,7 +201,7 @@ class S3Storage:
         a bucket would otherwise keep, and bill, until a lifecycle rule removes them)."""
         self._delete_keys(self.list(prefix))
         try:
-            for upload in self._unfinished_uploads(prefix):
+            for upload in unfinished_uploads(self._s3, self.bucket, prefix):
                 self._s3.abort_multipart_upload(
                     Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
