@@ -33,10 +33,10 @@ from facefleet.jobs import (
     delete_task,
     get_task,
     pending_chunks,
-    plan_task,
     retry_task,
 )
 from facefleet.options import JobOptions
+from facefleet.planning import plan_task
 from facefleet.progress import task_progress
 from facefleet.settings import Settings
 from facefleet.states import TaskState

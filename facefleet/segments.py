@@ -31,8 +31,8 @@ from facefleet import keys, metrics
 from facefleet.chunk_outcomes import account
 from facefleet.context import JobContext
 from facefleet.db import Task
-from facefleet.jobs import load_assets, load_probe
 from facefleet.options import JobOptions
+from facefleet.planning import load_assets, load_probe
 from facefleet.scratch import scratch_file
 from facefleet.states import TaskState
 from pipeline.encode import CODECS, EncoderSettings, encode_segment

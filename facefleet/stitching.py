@@ -16,8 +16,9 @@ from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
 from facefleet.errors import TryLater
 from facefleet.failures import describe, infrastructure
-from facefleet.jobs import fail_task, load_probe, move_task
+from facefleet.jobs import fail_task, move_task
 from facefleet.options import JobOptions
+from facefleet.planning import load_probe
 from facefleet.scratch import scratch_file
 from facefleet.segments import chunk_segments
 from facefleet.states import TaskState

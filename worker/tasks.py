@@ -38,7 +38,8 @@ from facefleet.distributed import (
 )
 from facefleet.errors import TaskNotFound, TryLater
 from facefleet.failures import infrastructure
-from facefleet.jobs import fail_task, get_task, plan_task
+from facefleet.jobs import fail_task, get_task
+from facefleet.planning import plan_task
 from facefleet.policy import infra_retry_delay
 from facefleet.redis_state import Lease
 from facefleet.scratch import sweep

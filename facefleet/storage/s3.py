@@ -2,24 +2,19 @@
 
 Writes are atomic by S3's own rules (an object appears whole or not at all; a multipart
 upload that is aborted leaves nothing). Reads that need a file (``local_path``) go through
-a cache on the worker's disk keyed by the object's ETag: a worker downloads a target once,
-not once per chunk, and the cache is bounded (least recently used files go first).
+a cache on the worker's disk keyed by the object's ETag (``facefleet.storage.file_cache``):
+a worker downloads a target once, not once per chunk, and the cache is bounded (least
+recently used files go first).
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
-import fcntl
-import hashlib
-import logging
-import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,8 +25,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from facefleet import scratch
 from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
-
-log = logging.getLogger(__name__)
+from facefleet.storage.file_cache import FileCache
+from facefleet.storage.s3_multipart import put_resumable, unfinished_uploads
 
 _PART_SIZE = 8 * 1024 * 1024
 _PRESIGN_REUSE_S = 60.0
@@ -112,54 +107,16 @@ class S3Storage:
             if path.stat().st_size < self._transfer.multipart_threshold:
                 self._s3.upload_file(str(path), self.bucket, key, Config=self._transfer)
             else:
-                self._put_resumable(key, path)
+                put_resumable(
+                    self._s3,
+                    self.bucket,
+                    key,
+                    path,
+                    self._transfer.multipart_chunksize,
+                    self._transfer.max_request_concurrency,
+                )
         except (BotoCoreError, ClientError) as exc:
             raise _failure("store", key, exc) from exc
-
-    def _put_resumable(self, key: str, path: Path) -> None:
-        upload_id = self._open_upload(key)
-        stored = self._stored_parts(key, upload_id)
-        size, part_size = path.stat().st_size, self._transfer.multipart_chunksize
-
-        def send(number: int) -> dict[str, Any]:
-            with open(path, "rb") as handle:
-                handle.seek((number - 1) * part_size)
-                data = handle.read(part_size)
-            etag = f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
-            if stored.get(number) != etag:  # missing, or left by a writer of other bytes
-                etag = self._s3.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-                )["ETag"]
-            return {"PartNumber": number, "ETag": etag}
-
-        numbers = range(1, -(-size // part_size) + 1)
-        with ThreadPoolExecutor(max_workers=self._transfer.max_request_concurrency) as pool:
-            parts = list(pool.map(send, numbers))
-        self._s3.complete_multipart_upload(
-            Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-        )
-
-    def _open_upload(self, key: str) -> str:
-        """The id of the newest unfinished multipart upload of ``key``, or of a new one."""
-        uploads = self._unfinished_uploads(key)
-        mine = sorted((u for u in uploads if u["Key"] == key), key=lambda u: u["Initiated"])
-        if mine:
-            return str(mine[-1]["UploadId"])
-        return str(self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"])
-
-    def _stored_parts(self, key: str, upload_id: str) -> dict[int, str]:
-        parts: dict[int, str] = {}
-        pages = self._s3.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        for page in pages:
-            parts.update((p["PartNumber"], p["ETag"]) for p in page.get("Parts", []))
-        return parts
-
-    def _unfinished_uploads(self, prefix: str) -> builtins.list[dict[str, Any]]:
-        uploads: builtins.list[dict[str, Any]] = []
-        pages = self._s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
-        for page in pages:
-            uploads.extend(page.get("Uploads", []))
-        return uploads
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         reader = _LimitedReader(stream, max_bytes)
@@ -244,7 +201,7 @@ class S3Storage:
         a bucket would otherwise keep, and bill, until a lifecycle rule removes them)."""
         self._delete_keys(self.list(prefix))
         try:
-            for upload in self._unfinished_uploads(prefix):
+            for upload in unfinished_uploads(self._s3, self.bucket, prefix):
                 self._s3.abort_multipart_upload(
                     Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
@@ -328,94 +285,3 @@ def _failure(action: str, what: str, exc: BotoCoreError | ClientError) -> Storag
 
 def _reason(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", exc))
-
-
-class FileCache:
-    """Files on local disk named by a digest of their identity (key and version), bounded
-    in total size; the least recently used go first. Safe across processes on one host:
-    entries appear by atomic rename, a file that a running step holds (``hold``: a shared
-    flock) is never evicted, and downloads in progress count towards the bound."""
-
-    def __init__(self, root: Path, max_bytes: int) -> None:
-        self.root, self.max_bytes = Path(root), max_bytes
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self.downloads = 0
-
-    def fetch(self, identity: str, download: Any) -> Path:
-        """The file for ``identity``, downloaded (``download(dest)``) if it is not here."""
-        with self.hold(identity, download) as path:
-            return path
-
-    @contextlib.contextmanager
-    def hold(self, identity: str, download: Any) -> Iterator[Path]:
-        """The file for ``identity``, pinned against eviction until the block ends."""
-        path = self.root / hashlib.sha256(identity.encode()).hexdigest()[:40]
-        for _ in range(5):
-            try:
-                fd: int | None = scratch.hold(path)
-            except FileNotFoundError:
-                fd = self._download(path, download)
-            if fd is not None and not _still_named(fd, path):
-                os.close(fd)
-                fd = None
-            if fd is None:
-                continue  # evicted between the lookup and the lock: fetch it again
-            try:
-                os.utime(path)  # most recently used
-                yield path
-            finally:
-                os.close(fd)
-            return
-        raise StorageError(
-            f"the file cache at its bound ({self.max_bytes} bytes) keeps evicting {identity!r}"
-        )
-
-    def _download(self, path: Path, download: Any) -> int | None:
-        """Download into a held ``.part-`` file and rename it into place; returns the held
-        descriptor (the lock follows the file through the rename), or None if it vanished."""
-        with self._lock:
-            if path.is_file():
-                try:
-                    return scratch.hold(path)
-                except FileNotFoundError:
-                    return None
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=scratch.PART_PREFIX)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH)
-                download(Path(tmp))
-                os.replace(tmp, path)
-            except BaseException:
-                os.close(fd)
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            self.downloads += 1
-            self._evict()
-            return fd
-
-    def _evict(self) -> None:
-        entries = []
-        for entry in self.root.iterdir():
-            try:
-                stat = entry.stat()
-            except FileNotFoundError:
-                continue
-            if entry.is_file():
-                entries.append((stat.st_mtime, stat.st_size, entry))
-        total = sum(size for _, size, _ in entries)
-        for _, size, entry in sorted(entries, key=lambda e: e[0]):
-            if total <= self.max_bytes:
-                break
-            if entry.name.startswith(scratch.PART_PREFIX) or scratch.is_held(entry):
-                continue  # in use: a download in progress, or a file a running step reads
-            entry.unlink(missing_ok=True)
-            total -= size
-            log.debug("cache: evicted %s", entry.name)
-
-
-def _still_named(fd: int, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``fd`` (not evicted meanwhile)."""
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False

@@ -155,8 +155,9 @@ def test_work_whose_message_was_lost_is_sent_again(api, services, tmp_path):
     """A task row whose planning message never left (the API died in between), and a planned
     task whose chunk messages never left (the planner died in between): both finish."""
     from facefleet import keys
-    from facefleet.jobs import create_task, plan_task
+    from facefleet.jobs import create_task
     from facefleet.options import JobOptions
+    from facefleet.planning import plan_task
 
     target = clip(tmp_path / "in.mp4")
     task_ids = [uuid.uuid4().hex for _ in range(2)]

@@ -15,8 +15,9 @@ from facefleet.chunks import process_chunk
 from facefleet.context import JobContext
 from facefleet.db import Chunk
 from facefleet.embedded import open_context
-from facefleet.jobs import cancel_task, create_task, get_task, plan_task, retry_task
+from facefleet.jobs import cancel_task, create_task, get_task, retry_task
 from facefleet.options import JobOptions
+from facefleet.planning import plan_task
 from facefleet.redis_state import RedisState
 from facefleet.segments import resume_point
 from facefleet.settings import Settings
