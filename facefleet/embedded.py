@@ -6,6 +6,7 @@ again finds the same job and resumes it from its checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -311,9 +312,23 @@ def _deliver(ctx: JobContext, task: Task, output: Path, share: bool) -> None:
 
 
 def _hard_link(source: Path, link: Path) -> bool:
-    """False where the disk cannot link (another file system, or no links allowed)."""
+    """``link`` made a hard link to ``source``, with the permissions a new file gets (the
+    stored output is a private scratch file, 0600); False where the disk cannot link
+    (another file system, or no links allowed)."""
     try:
         os.link(source, link)
     except OSError:
         return False
+    os.chmod(link, 0o666 & ~_umask())
     return True
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux tells it."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and put back (no other thread is creating files now)
+    os.umask(mask)
+    return mask

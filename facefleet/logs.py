@@ -45,10 +45,11 @@ _bound: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
 
 def bind(**fields: Any) -> None:
     """Add ``fields`` to every line logged from now on in this context."""
-    _bound.set({**_bound.get(), **fields})
+    _bound.set(MappingProxyType({**_bound.get(), **fields}))
 
 
 def clear() -> None:
+    """Nothing bound from now on in this context."""
     _bound.set(MappingProxyType({}))
 
 
@@ -73,9 +74,10 @@ def detached() -> Iterator[None]:
 
 
 def _merge_bound(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """The bound fields, under what the line itself gives."""
-    fields = _bound.get()
-    return {**fields, **event_dict} if fields else event_dict
+    """The bound fields, after the line's own (which win where both name a field)."""
+    for key, value in _bound.get().items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 # patterns of secrets, each with the replacement that keeps what is safe to show
@@ -208,10 +210,17 @@ class _Formatter(logging.Formatter):
         super().__init__()
         self._service, self._format, self._secrets = service, fmt, secrets
         self._built: logging.Formatter | None = None
+        self._building = False
 
     def format(self, record: logging.LogRecord) -> str:
         if self._built is None:
-            self._built = _processor_formatter(self._service, self._format, self._secrets)
+            if self._building:  # a line logged while structlog loads (a warning): plain text
+                return super().format(record)
+            self._building = True
+            try:
+                self._built = _processor_formatter(self._service, self._format, self._secrets)
+            finally:
+                self._building = False
         return self._built.format(record)
 
 

@@ -188,7 +188,8 @@ def decoder_threads(ctx: JobContext) -> int:
     machine's cores add synchronisation and frames in flight, not speed (on 2 cores with 4
     encoder threads, a 720p chunk took 0.5-1 % less CPU with one decoder thread than with
     FFmpeg's choice of three; a bare decode -> encode loop 2 %)."""
-    return max(1, len(os.sched_getaffinity(0)) - ctx.encoder_threads)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - ctx.encoder_threads)
 
 
 def _log_segment(task_id: str, chunk_index: int, segment: SegmentPlan, count: int, seconds: float) -> None:

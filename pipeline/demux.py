@@ -42,7 +42,9 @@ def open_input(path: Path, *, max_pixels: int | None = None, decode_pictures: bo
     ``decode_pictures=False`` for a reader of packets, tags and time bases only (the stitch):
     while opening, FFmpeg then learns the video from the container and the bitstream's
     headers instead of decoding its first pictures (seven of them for H.264, ~15 ms at 720p).
-    The video's pixel format is then left unknown; its decoding is not affected."""
+    The video's pixel format is then left unknown, and packets buffered while probing may
+    lack a dts (Matroska's do; MP4's, as our segments, keep theirs); decoding is not
+    affected."""
     decoder = {} if max_pixels is None else {"max_pixels": str(max_pixels)}
     container = av.open(
         str(Path(path).absolute()),

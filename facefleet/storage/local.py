@@ -84,9 +84,8 @@ class LocalStorage:
                 finally:
                     os.close(fd)
             os.replace(link, target)
-        except BaseException:
-            link.unlink(missing_ok=True)
-            raise
+        finally:
+            link.unlink(missing_ok=True)  # left only where ``path`` was the stored file already
         return True
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:

@@ -3,11 +3,12 @@ them, whatever a message or a library puts there."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import threading
 
 import pytest
-import structlog
 
 from facefleet import logs
 
@@ -36,7 +37,6 @@ def configured(monkeypatch, capsys):
     yield lines
     logs.clear()
     root.handlers, root.level = saved
-    structlog.reset_defaults()
 
 
 def test_lines_are_json_with_bound_fields(configured):
@@ -111,3 +111,22 @@ def test_redactor_masks_headers_bytes_and_every_flower_password():
     assert session_token not in text and AWS_SECRET not in text, text
     assert "first-pw1" not in text and "second-pw2" not in text, text
     assert "X-Amz-Security-Token" in text  # the key stays: only the value is masked
+
+
+def test_bound_fields_follow_a_copied_context_into_a_thread_and_detached_hides_them(configured):
+    logs.configure("worker")
+    logs.bind(task_id="t7", chunk=2)
+    log = logging.getLogger("facefleet.chunks")
+    copied = threading.Thread(target=contextvars.copy_context().run, args=(log.info, "in a copy"))
+    plain = threading.Thread(target=log.info, args=("in a thread of its own",))
+    for thread in (copied, plain):
+        thread.start()
+        thread.join()
+    with logs.detached():
+        log.info("dispatching for others")
+        assert logs.bound("task_id") is None
+    log.info("back", extra={"chunk": 5})  # a line's own field wins over the bound one
+    in_copy, in_plain, detached, back = configured()
+    assert (in_copy["task_id"], in_copy["chunk"]) == ("t7", 2)
+    assert "task_id" not in in_plain and "task_id" not in detached
+    assert (back["task_id"], back["chunk"]) == ("t7", 5)

@@ -99,6 +99,9 @@ def test_a_run_leaves_nothing_behind_but_its_output(sample, tmp_path, reference)
     args = ["run", "--target", str(sample), "--output", str(out), *JOB]
     assert run_cli(home, *args).returncode == 0
     assert out.read_bytes() == reference
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as any new file, though it was the stored one
     assert not [p for p in (home / "bucket").rglob("*") if p.is_file()]
     assert not [p for p in (home / "work").rglob("*") if p.is_file()]
     assert sample.exists()  # the input itself is the user's
