@@ -1,12 +1,13 @@
 # FaceFleet. `make run` and `make test` set everything up on a fresh machine.
-# The interpreter the virtual environment is made with: the distribution's own Python 3.11+
-# where it has one with venv (Debian's is built with profile-guided optimisation and linked
-# statically, as the images' python:3.11-slim is optimised; it runs our Python ~1.4x faster than
-# an unoptimised shared-library build such as pyenv's default), else the python3 on PATH.
+# The interpreter the virtual environment is made with: on Linux, the distribution's own
+# Python where it is 3.11 (the version constraints.txt is locked for) and has venv. Debian's
+# is built with profile-guided optimisation, as the official python images are; it runs our
+# Python ~1.4x faster than an unoptimised build such as pyenv's default. Else the python3 on
+# PATH. `make PYTHON=...` chooses another (on every call: a change remakes the venv).
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(firstword $(shell for py in /usr/bin/python3 python3; do \
-	$$py -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
-	&& echo $$py && break; done) python3)
+PYTHON := $(firstword $(shell [ "$$(uname -s)" = Linux ] && /usr/bin/python3 -c \
+	'import sys, ensurepip, venv; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null \
+	&& echo /usr/bin/python3) python3)
 endif
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -33,7 +34,7 @@ ffmpeg:
 # made again (--clear) when the interpreter it was made with is not $(PYTHON) any more
 $(VENV)/.installed: pyproject.toml constraints.txt $(VENV)/.interpreter
 	$(PYTHON) -m venv --clear $(VENV)
-	$(PYTHON) -c 'import sys; print(sys.executable)' > $(VENV)/.interpreter
+	$(INTERPRETER) > $(VENV)/.interpreter
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
@@ -47,9 +48,11 @@ lock:
 	mv constraints.txt.new constraints.txt
 	rm -rf $(VENV)-lock
 
+# the interpreter's own build (not a venv's link to it) and version, for the venv's rule
+INTERPRETER = $(PYTHON) -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)), sys.version)'
 $(VENV)/.interpreter: FORCE
 	@mkdir -p $(VENV)
-	@$(PYTHON) -c 'import sys; print(sys.executable)' | cmp -s - $@ || $(PYTHON) -c 'import sys; print(sys.executable)' > $@
+	@$(INTERPRETER) | cmp -s - $@ || $(INTERPRETER) > $@
 
 FORCE:
 
