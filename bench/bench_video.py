@@ -9,7 +9,8 @@ so a load spike on a shared machine hits every contender alike:
     (the reference, 1.00x; faststart because our MP4s have their index first by default);
   * ``facefleet run --processors none --workers 1`` (whole command: start-up, probe, plan,
     chunked decode and segment encode, checkpoints, stitch, delivery); target >= 0.90x;
-  * a bare PyAV decode -> encode loop in one Python process (the floor of any PyAV pipeline);
+  * a bare PyAV decode -> encode loop in one Python process (FFmpeg's own choice of decoder
+    threads: what a PyAV pipeline with nothing else costs);
   * FaceFusion 3.8's default "memory" workflow: one ffmpeg decoding to raw bgr24 on a pipe,
     a second encoding from that pipe (here a direct pipe between the two: no Python between);
   * its "disk" workflow: every frame extracted to PNG with ffmpeg, then merged with ffmpeg
