@@ -103,6 +103,7 @@ class TaskSummary(BaseModel):
     reason: str | None = Field(
         default=None, description="a failure's class: deadline, expired, or error (any other)"
     )
+    retries: int = Field(default=0, description="times its user retried it (each retry is a new budget)")
     created_at: str | None
     updated_at: str | None
     started_at: str | None

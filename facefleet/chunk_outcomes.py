@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from facefleet import keys
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
-from facefleet.jobs import fail_task, task_moved
+from facefleet.jobs import fail_task_in, task_moved
 from facefleet.policy import infra_backoff, retry_delay
 from facefleet.states import ChunkState, TaskState, chunk_sources
 
@@ -50,6 +50,9 @@ class ChunkHooks:
     # called inside the transaction that marks a chunk succeeded, before the task's row is
     # locked: a test holds two finishing transactions here and lets them go together
     chunk_marked: Callable[[str, int], None] | None = None
+    # called inside the dead letter's transaction, after the chunk is marked failed and
+    # before its task is: a test kills the process here
+    dead_lettered: Callable[[str, int], None] | None = None
 
 
 hooks = ChunkHooks()
@@ -146,7 +149,7 @@ def record_failure(
                 return ChunkOutcome.RETRY_LATER
             reason = f"{service} was unavailable for {waited:.0f} s: {reason}"
         elif chunk.attempts < ctx.max_attempts:
-            chunk.state = ChunkState.QUEUED
+            chunk.state, chunk.infra_failing_since = ChunkState.QUEUED, None  # the next attempt starts clean
             delay = retry_delay(max(1, chunk.attempts))
             _wait_for_release(chunk, delay)
             _log_retry(chunk, delay, reason, f"attempt {chunk.attempts} of {ctx.max_attempts} spent")
@@ -172,11 +175,21 @@ def _wait_for_release(chunk: Chunk, delay_s: float) -> None:
 
 
 def dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:
+    """The chunk failed for good: it and its task fail in one transaction (a crash between
+    two would leave the task running for ever, holding its tenant's slot)."""
     with ctx.sessions.begin() as session:
         chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
         assert chunk is not None
         chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
         attempts, first, last = chunk.attempts, chunk.frame_start, chunk.frame_end - 1
+        session.flush()  # chunk rows are locked before the task's, as everywhere
+        if hooks.dead_lettered is not None:
+            hooks.dead_lettered(task_id, chunk_index)
+        fail_task_in(
+            session,
+            task_id,
+            f"chunk {chunk_index} (frames {first}-{last}) failed after {attempts} attempts: {reason}",
+        )
     log.error(
         "chunk %d of task %s: failed after %d attempts",
         chunk_index,
@@ -184,12 +197,30 @@ def dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) ->
         attempts,
         extra={"state": ChunkState.FAILED.value, "attempt": attempts, "error": reason},
     )
-    fail_task(
-        ctx,
-        task_id,
-        f"chunk {chunk_index} (frames {first}-{last}) failed after {attempts} attempts: {reason}",
-    )
     return ChunkOutcome.FAILED
+
+
+def fail_tasks_with_failed_chunks(ctx: JobContext) -> list[str]:
+    """Running tasks that hold a failed chunk fail with that chunk's reason (defence in depth:
+    ``dead_letter`` fails both at once, but rows written by an older version, or by hand, may
+    still be split); returns those this call failed."""
+    failed_chunk = and_(Chunk.task_id == Task.id, Chunk.state == ChunkState.FAILED)
+    with ctx.sessions() as session:
+        rows = session.execute(
+            select(Task.id, Chunk.index, Chunk.error)
+            .join(Chunk, failed_chunk)
+            .where(Task.state == TaskState.RUNNING)
+            .order_by(Task.id, Chunk.index)
+        ).all()
+    ended: list[str] = []
+    for task_id, index, error in rows:
+        if task_id in ended:
+            continue
+        reason = f"chunk {index} failed: {error or 'no reason was recorded'}"
+        with ctx.sessions.begin() as session:
+            if fail_task_in(session, task_id, reason):
+                ended.append(task_id)
+    return ended
 
 
 def handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
@@ -236,11 +267,29 @@ def why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:
 def account(ctx: JobContext, task_keys: keys.TaskKeys, *, seconds: float = 0.0, frames: int = 0) -> None:
     """Add worker time and frames stored to the task's usage and its tenant's month."""
     with ctx.sessions.begin() as session:
+        _add_usage(session, task_keys, seconds=seconds, frames=frames)
+
+
+def segment_stored(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int, frames: int) -> None:
+    """A segment of the chunk is stored: its frames count as used, and the chunk's mark of
+    failing services goes (the services work again: a blip much later starts a new wait)."""
+    with ctx.sessions.begin() as session:
+        _add_usage(session, task_keys, frames=frames)
         session.execute(
-            update(Task)
-            .where(Task.id == task_keys.task_id)
-            .values(
-                worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames
+            update(Chunk)
+            .where(
+                Chunk.task_id == task_keys.task_id,
+                Chunk.index == chunk_index,
+                Chunk.infra_failing_since.is_not(None),
             )
+            .values(infra_failing_since=None)
         )
-        add_usage(session, task_keys.tenant, frames=frames, worker_seconds=seconds)
+
+
+def _add_usage(session: Session, task_keys: keys.TaskKeys, *, seconds: float = 0.0, frames: int = 0) -> None:
+    session.execute(
+        update(Task)
+        .where(Task.id == task_keys.task_id)
+        .values(worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames)
+    )
+    add_usage(session, task_keys.tenant, frames=frames, worker_seconds=seconds)

@@ -143,7 +143,10 @@ class Task(Base):
     # outcome
     error: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(String(32))  # a failure's class: deadline, expired, ...
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # retries by its user
+    # since when its planning or stitching attempt fails for infrastructure reasons (None: it
+    # does not); cleared when that step ends and on a retry
+    infra_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # deadline_s and queue_ttl_s, as times: failed with reason deadline / expired once past
     deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     queue_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -33,6 +33,7 @@ from facefleet.jobs import (
     delete_task,
     get_task,
     pending_chunks,
+    resume_interrupted,
     retry_task,
 )
 from facefleet.options import JobOptions
@@ -178,6 +179,7 @@ def run_job(
             _until_done(lambda: plan_task(ctx, task_id))
         task = get_task(ctx, task_id)
         if task.state == TaskState.RUNNING:
+            resume_interrupted(ctx, task_id)
             _run_chunks(settings, ctx, task_id, workers, on_progress)
         if get_task(ctx, task_id).state == TaskState.STITCHING:
             _until_done(lambda: stitch_task(ctx, task_id))

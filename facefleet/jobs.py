@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from facefleet import keys, metrics
@@ -92,19 +93,46 @@ def fail_task(ctx: JobContext, task_id: str, reason: str, kind: str = "error") -
     rows are locked before the task's, the order every transaction that changes both keeps."""
     try:
         with ctx.sessions.begin() as session:
-            move_chunks(session, task_id, ChunkState.STOPPED, finished_at=utcnow())
-            if not move_task(
-                session, task_id, TaskState.FAILED, error=reason, reason=kind, finished_at=utcnow()
-            ):
+            if not fail_task_in(session, task_id, reason, kind):
                 raise _Unchanged
     except _Unchanged:  # already ended: the chunks' update is rolled back with it
         return False
-    log.warning("task %s failed: %s", task_id, reason)
+    return True
+
+
+def fail_task_in(session: Session, task_id: str, reason: str, kind: str = "error") -> bool:
+    """``fail_task`` in the caller's transaction, so that whatever made the task fail (a
+    chunk's dead letter) commits with the failure or not at all: no crash between the two
+    can leave a failed chunk under a running task. False: the task had ended already."""
+    move_chunks(session, task_id, ChunkState.STOPPED, finished_at=utcnow())
+    if not move_task(session, task_id, TaskState.FAILED, error=reason, reason=kind, finished_at=utcnow()):
+        return False
+    after_commit(session, lambda: log.warning("task %s failed: %s", task_id, reason))
     return True
 
 
 class _Unchanged(Exception):
     pass
+
+
+def patience_left(ctx: JobContext, task_id: str, fallback_since: datetime | None = None) -> bool:
+    """The task's planning or stitching met an unavailable service: whether it may wait and
+    try again, measured from the first such failure of this attempt (recorded on the task,
+    cleared when the step ends and on a retry), never from an older moment such as when the
+    chunks finished. Where the database itself does not answer, ``fallback_since`` (the mark
+    as the step read it when it began), or now."""
+    now = utcnow()
+    try:
+        with ctx.sessions.begin() as session:
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.infra_failing_since.is_(None))
+                .values(infra_failing_since=now)
+            )
+            since = session.scalar(select(Task.infra_failing_since).where(Task.id == task_id)) or now
+    except SQLAlchemyError:
+        since = fallback_since or now
+    return (now - since).total_seconds() <= ctx.infra_retry_s
 
 
 def create_task(
@@ -226,9 +254,11 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
             session.execute(
                 update(Chunk)
                 .where(Chunk.task_id == task_id, Chunk.state != ChunkState.SUCCEEDED)
-                .values(
+                .values(  # a retry is a new budget: attempts, lost workers, infrastructure marks
                     state=ChunkState.QUEUED,
                     attempts=0,
+                    lost=0,
+                    infra_failing_since=None,
                     error=None,
                     finished_at=None,
                     released_at=None,
@@ -246,6 +276,7 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
             reason=None,
             finished_at=None,
             attempts=Task.attempts + 1,
+            infra_failing_since=None,
             deadline_at=deadline,
             queue_expires_at=None,
         ):
@@ -253,6 +284,24 @@ def retry_task(ctx: JobContext, task_id: str) -> RetryPlan:
         if step != TaskState.RUNNING:
             return RetryPlan(step)
         return RetryPlan(step, tuple(pending_chunks(session, task_id)))
+
+
+def resume_interrupted(ctx: JobContext, task_id: str) -> int:
+    """The embedded runner, holding the job's lock, resumes a job whose last run was
+    interrupted (Ctrl-C, a closed laptop, a kill): chunks that run left ``running`` go back to
+    waiting with their attempt given back. An interrupted run is the user's own stop, not a
+    lost worker, so it spends neither attempts nor the lost-worker budget."""
+    with ctx.sessions.begin() as session:
+        result = session.execute(
+            update(Chunk)
+            .where(Chunk.task_id == task_id, Chunk.state == ChunkState.RUNNING)
+            .values(
+                state=ChunkState.QUEUED,
+                attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
+                updated_at=utcnow(),
+            )
+        )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def requeue_expired(ctx: JobContext, chunk_is_leased: Callable[[str, int], bool]) -> list[tuple[str, int]]:

@@ -23,7 +23,7 @@ from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.errors import TaskNotFound, TryLater
 from facefleet.failures import describe, infrastructure
-from facefleet.jobs import fail_task, move_task, pending_chunks
+from facefleet.jobs import fail_task, move_task, patience_left, pending_chunks
 from facefleet.options import JobOptions, check_plan_size
 from facefleet.scratch import scratch_dir
 from facefleet.states import TaskState
@@ -60,7 +60,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         source_keys, ref_key, target = list(task.source_keys), task.reference_key, task.target_key
         task_keys = keys.of(task)
         target_name = task.target_name or "target"
-        planning_since = task.started_at or utcnow()
+        failing_since = task.infra_failing_since
     names: dict[str, str] = {}
     try:
         with ExitStack() as held:
@@ -88,7 +88,7 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
     except Exception as exc:  # a bad input, a full disk, a bucket down for too long: the task says so
         log.warning("planning task %s failed: %r", task_id, exc, exc_info=True)
         service = infrastructure(exc)
-        if service is not None and (utcnow() - planning_since).total_seconds() <= ctx.infra_retry_s:
+        if service is not None and patience_left(ctx, task_id, failing_since):
             raise TryLater(service) from exc
         reason = describe(exc, names)
         fail_task(ctx, task_id, f"{service} was unavailable too long: {reason}" if service else reason)
@@ -151,6 +151,7 @@ def _commit_plan(
             frame_end=end,
             frames_total=end - start,
             chunks_total=len(chunk_plans),
+            infra_failing_since=None,
         ):
             raise _NoLongerPlanning
 

@@ -28,7 +28,7 @@ from itertools import islice
 from sqlalchemy import select
 
 from facefleet import keys, metrics
-from facefleet.chunk_outcomes import account
+from facefleet.chunk_outcomes import segment_stored
 from facefleet.context import JobContext
 from facefleet.db import Task
 from facefleet.options import JobOptions
@@ -126,7 +126,7 @@ def run_segments(
         finally:
             taken.set()
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-        account(ctx, task_keys, frames=count)
+        segment_stored(ctx, task_keys, chunk_index, count)
         now = time.monotonic()
         ctx.record_work(count, now - last_stored[0])
         last_stored[0] = now

@@ -16,7 +16,7 @@ from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, utcnow
 from facefleet.errors import TryLater
 from facefleet.failures import describe, infrastructure
-from facefleet.jobs import fail_task, move_task
+from facefleet.jobs import fail_task, move_task, patience_left
 from facefleet.options import JobOptions
 from facefleet.planning import load_probe
 from facefleet.scratch import scratch_file
@@ -48,7 +48,7 @@ def stitch_task(
         options = JobOptions.model_validate(task.options)
         target_key, task_keys = task.target_key, keys.of(task)
         logs.bind(tenant=task.tenant)
-        stitching_since = max((c.finished_at for c in chunks if c.finished_at), default=utcnow())
+        failing_since = task.infra_failing_since
         frame_start, frame_end = task.frame_start, task.frame_end
     if frame_start is None or frame_end is None:  # a task in stitching without a plan: nothing to join
         fail_task(ctx, task_id, "stitch failed: the task has no plan (no frame range)")
@@ -90,7 +90,7 @@ def stitch_task(
     except Exception as exc:
         log.warning("stitching task %s failed: %r", task_id, exc, exc_info=True)
         service = infrastructure(exc)
-        if service is not None and (utcnow() - stitching_since).total_seconds() <= ctx.infra_retry_s:
+        if service is not None and patience_left(ctx, task_id, failing_since):
             raise TryLater(service) from exc
         if still_ours():
             fail_task(ctx, task_id, f"stitch failed: {describe(exc)}")
@@ -105,6 +105,7 @@ def stitch_task(
             output_key=task_keys.output,
             bytes_out=size,
             finished_at=utcnow(),
+            infra_failing_since=None,
             cleanup=None if ctx.keep_work_files else Cleanup.WORK,
         )
         if won:

@@ -10,6 +10,8 @@ worker at a time), and by `facefleet beat` if one runs.
   queue TTL fail with reason ``expired``.
 * Tasks left in planning or stitching with no lease held get their message sent again
   (at most once per few lease TTLs: a message may simply be waiting in a deep queue).
+* Running tasks that hold a failed chunk fail with its reason (a chunk's dead letter fails
+  its task in the same transaction; this catches rows split any other way).
 * Running tasks whose chunks have all succeeded, yet which never moved on to stitching, get
   moved and their stitch sent.
 * Pending clean-ups (files of cancelled, deleted and succeeded tasks) are retried until the
@@ -30,7 +32,7 @@ from sqlalchemy import func, select
 
 from facefleet import metrics
 from facefleet.admission import waiting_for_capacity
-from facefleet.chunk_outcomes import stitch_finished
+from facefleet.chunk_outcomes import fail_tasks_with_failed_chunks, stitch_finished
 from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
 from facefleet.db import Task, utcnow
 from facefleet.deadlines import enforce_deadlines
@@ -85,6 +87,9 @@ def reap(
     for task_id, kind in enforce_deadlines(svc.ctx):
         log.warning("task %s failed: %s", task_id, kind)
         svc.state.cancel_flags.set(task_id)  # its running chunks stop at their next segment
+    for task_id in fail_tasks_with_failed_chunks(svc.ctx):
+        log.warning("task %s was still running with a failed chunk: failed", task_id)
+        svc.state.cancel_flags.set(task_id)  # its other running chunks stop at their next segment
     stitched = stitch_finished(svc.ctx)
     for task_id in stitched:
         log.warning("task %s had every chunk done but no stitch: stitch sent", task_id)
