@@ -21,7 +21,7 @@ from celery import signals
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from facefleet import logs, memory, metrics
+from facefleet import chunk_outcomes, logs, memory, metrics
 from facefleet.chunk_outcomes import ChunkOutcome
 from facefleet.chunks import process_chunk
 from facefleet.cleanup import clean_up
@@ -77,6 +77,7 @@ def register(app: FaceFleetCelery) -> None:
     @signals.worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:  # prefork children and the solo pool: before taking work
         services(app)
+        _arm_test_switches()
         app.lifecycle.warm_up(app.settings.runtime())
 
     @signals.worker_shutting_down.connect(weak=False)
@@ -389,6 +390,14 @@ def _poisoned(svc: Services, task_id: str) -> Callable[[], None] | None:
     if not poison or get_task(svc.ctx, task_id).target_name != poison:
         return None
     return lambda: os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _arm_test_switches() -> None:
+    """Test-only: with FACEFLEET_TEST_KILL_AT_DEAD_LETTER=1, this process kills itself inside
+    its first dead letter's transaction, between the chunk's failure and its task's, as a
+    crash or an OOM kill at the worst moment would."""
+    if os.environ.get("FACEFLEET_TEST_KILL_AT_DEAD_LETTER") == "1":
+        chunk_outcomes.hooks.dead_lettered = lambda _task_id, _index: os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _trim_cache(svc: Services, current_task: str) -> None:

@@ -108,3 +108,16 @@ def test_a_run_leaves_nothing_behind_but_its_output(sample, tmp_path, reference)
     out.unlink()
     assert run_cli(home, *args).returncode == 0  # run again: done afresh, the same bytes
     assert out.read_bytes() == reference
+
+
+def test_a_run_interrupted_twelve_times_still_finishes(sample, tmp_path, reference):
+    """Each interruption is the user's own stop, not a lost worker: the one chunk, killed
+    mid-way twelve times (more than the lost-worker budget of 10), still finishes."""
+    home, out = tmp_path / "home", tmp_path / "out.mp4"
+    one_chunk = ["--processors", "none", "--chunk-frames", "100", "--segment-frames", "5", "--no-progress"]
+    args = ["run", "--target", str(sample), "--output", str(out), *one_chunk]  # 20 segments, one chunk
+    for interruption in range(12):
+        _run_and_kill(home, args, after_segments=interruption + 1)
+    result = run_cli(home, *args, env={"FACEFLEET_KEEP_WORK_FILES": "1"})
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == reference
