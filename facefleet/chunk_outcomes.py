@@ -40,6 +40,7 @@ class ChunkOutcome(StrEnum):
     TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
     LEASE_LOST = "lease-lost"  # another worker holds the chunk now and goes on from here
     HANDED_BACK = "handed-back"  # its worker is stopping: back to waiting, for another worker now
+    LOCAL_FAULT = "local-fault"  # its worker is broken (disk, device, credentials): given back
     SKIPPED = "skipped"  # nothing to do: already done, or the task is no longer running
 
 

@@ -26,7 +26,8 @@ from facefleet.chunk_outcomes import (
 )
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
-from facefleet.failures import describe, infrastructure
+from facefleet.failures import describe, infrastructure, local_fault
+from facefleet.local_faults import given_back
 from facefleet.options import JobOptions
 from facefleet.segments import run_segments
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState
@@ -116,6 +117,8 @@ def process_chunk(
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
+        if (fault := local_fault(exc)) is not None:  # this worker's, not the work's: no attempt
+            return given_back(ctx, task_id, chunk_index, fault)
         return record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
     finally:
         account(ctx, task_keys, seconds=time.monotonic() - started)

@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     retention_output_days: float = Field(default=0, ge=0)
     retention_input_days: float = Field(default=0, ge=0)
     keep_work_files: bool = False
+    # a worker whose chunks of this many different tasks fail in a row (or that meets one
+    # fault of its own: full disk, device, refused credentials) stops taking chunks, and
+    # checks itself every worker_breaker_recheck_s to take them again (worker.breaker)
+    worker_breaker_failures: int = Field(default=3, ge=1, le=50)
+    worker_breaker_recheck_s: float = Field(default=60.0, gt=0)
+    # bucket prefixes of tasks with no row (an API killed mid-upload, a late writer after a
+    # DELETE) are removed once this old; the longest upload must take less
+    orphan_grace_s: float = Field(default=3600.0, gt=0)
     # where each worker serves /metrics for its pool (0: not served)
     metrics_port: int = Field(default=9101, ge=0, le=65535)
     work_dir: Path | None = None  # scratch space for workers (defaults under home)

@@ -10,11 +10,12 @@ from typing import BinaryIO, Protocol
 class StorageError(Exception):
     """The bucket refused or lost something. The message names the object and the kind of
     failure, never the endpoint; ``transient`` says whether trying again later may help
-    (unreachable, 5xx, throttled)."""
+    (unreachable, 5xx, throttled); ``local`` that the bucket refused this host's credentials
+    (expired, unknown, badly signed): a fault of the host, which another host may not have."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False, local: bool = False) -> None:
         super().__init__(message)
-        self.transient = transient
+        self.transient, self.local = transient, local
 
 
 class ObjectMissing(StorageError):
