@@ -197,6 +197,8 @@ class Chunk(Base):
     segments_done: Mapped[int] = mapped_column(Integer, default=0)
     # times its worker was lost (killed, out of memory, preempted): a budget of its own
     lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # frames of its stored segments counted in usage so far (the chunk's finish counts the rest)
+    frames_accounted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # since when its attempts fail for infrastructure reasons (None: they do not)
     infra_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # dispatch: PostgreSQL is the queue of record; a queued chunk waits here until the
@@ -239,6 +241,19 @@ class Chunk(Base):
     @property
     def frame_count(self) -> int:
         return self.frame_end - self.frame_start
+
+
+class PendingUpload(Base):
+    """A submission storing its inputs under ``prefix`` before its task row exists: recorded
+    before the first byte is stored, removed once the row commits (or the refusal's files are
+    gone). The reaper removes prefixes with neither a row nor a pending upload younger than
+    the grace period (an API killed mid-upload)."""
+
+    __tablename__ = "pending_uploads"
+
+    task_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class Usage(Base):

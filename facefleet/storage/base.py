@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -58,6 +59,10 @@ class Storage(Protocol):
 
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        """The "folders" right under ``prefix`` (each ends with "/"), those that hold only an
+        unfinished upload included."""
 
     def delete_prefix(self, prefix: str) -> None: ...
 

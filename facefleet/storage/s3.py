@@ -198,6 +198,19 @@ class S3Storage:
             raise _failure("list", prefix, exc) from exc
         return sorted(keys)
 
+    def folders(self, prefix: str) -> builtins.list[str]:
+        found: set[str] = set()
+        try:
+            for operation in ("list_objects_v2", "list_multipart_uploads"):
+                pages = self._s3.get_paginator(operation).paginate(
+                    Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+                )
+                for page in pages:
+                    found.update(item["Prefix"] for item in page.get("CommonPrefixes", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise _failure("list", prefix, exc) from exc
+        return sorted(found)
+
     def delete_prefix(self, prefix: str) -> None:
         """Every object under ``prefix``, and the parts of unfinished uploads there (which
         a bucket would otherwise keep, and bill, until a lifecycle rule removes them)."""
