@@ -308,6 +308,11 @@ class DatabaseTimeouts:
     statement_s: float = 120.0
     idle_in_transaction_s: float = 300.0
     lock_s: float = 60.0
+    # a peer that vanished (a failover, a cut cable) is noticed by TCP in about
+    # keepalive_idle_s + 3 probes, or once unacknowledged data waits tcp_user_timeout_s,
+    # instead of the kernel's ~15 minutes of retransmissions
+    keepalive_idle_s: float = 30.0
+    tcp_user_timeout_s: float = 60.0
 
 
 def make_engine(
@@ -342,7 +347,7 @@ def make_engine(
             ("lock_timeout", limits.lock_s),
         )
     )
-    connect_args: dict[str, Any] = {"options": options}
+    connect_args: dict[str, Any] = {"options": options, **_keepalives(limits)}
     if limits.connect_s:
         connect_args["connect_timeout"] = max(1, round(limits.connect_s))
     extra: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
@@ -355,6 +360,23 @@ def make_engine(
         connect_args=connect_args,
         **extra,
     )
+
+
+def _keepalives(limits: DatabaseTimeouts) -> dict[str, int]:
+    """libpq's TCP keepalive and user timeout: a call on a dead connection fails in about a
+    minute and the pool replaces it (0 turns them off)."""
+    if not limits.keepalive_idle_s:
+        return {"keepalives": 0}
+    idle = max(1, round(limits.keepalive_idle_s))
+    found = {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": max(1, idle // 3),
+        "keepalives_count": 3,
+    }
+    if limits.tcp_user_timeout_s:
+        found["tcp_user_timeout"] = int(limits.tcp_user_timeout_s * 1000)
+    return found
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

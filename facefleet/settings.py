@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     db_statement_timeout_s: float = Field(default=120.0, ge=0)
     db_idle_in_transaction_timeout_s: float = Field(default=300.0, ge=0)
     db_lock_timeout_s: float = Field(default=60.0, ge=0)
+    db_keepalive_idle_s: float = Field(default=30.0, ge=0)  # TCP keepalive (0: off)
+    db_tcp_user_timeout_s: float = Field(default=60.0, ge=0)  # unacknowledged data (0: off)
     redis_namespace: str = "facefleet"  # prefix of every Redis key (checkpoints, leases, flags)
     queue_prefix: str = ""  # prefix of the Celery queue names (isolates deployments on one broker)
     # every worker runs the reaper (expired leases, lost messages, deadlines) and the
@@ -152,6 +154,8 @@ class Settings(BaseSettings):
             statement_s=self.db_statement_timeout_s,
             idle_in_transaction_s=self.db_idle_in_transaction_timeout_s,
             lock_s=self.db_lock_timeout_s,
+            keepalive_idle_s=self.db_keepalive_idle_s,
+            tcp_user_timeout_s=self.db_tcp_user_timeout_s,
         )
 
     def egress_policy(self, max_bytes: int) -> EgressPolicy:

@@ -107,3 +107,39 @@ def test_a_late_writer_after_the_clean_up_or_a_delete_is_swept(api, fleet, s3, t
         interval=0.5,
     )
     assert bucket_keys(s3, keys.TaskKeys(kept).prefix) == {keys.TaskKeys(kept).output}  # its output stays
+
+
+def test_the_slot_counts_of_workers_gone_are_pruned(services):
+    state = services.state
+    state.announce_worker("gone-node@test", 2, ttl_s=0.01)
+    state.announce_worker("live-node@test", 1, ttl_s=30)
+    time.sleep(0.05)
+    try:
+        state.worker_slots()
+        counted = state.redis.hkeys(state.keys.marker("worker-slots"))
+        assert "gone-node@test" not in counted and "live-node@test" in counted
+    finally:
+        state.withdraw_worker("live-node@test")
+
+
+def test_task_busy_reads_the_leases_of_the_task_only(services):
+    state = services.state
+    lease = state.chunk_lease("busy-task", 3)
+    assert not state.task_busy("busy-task")
+    assert lease.acquire(heartbeat=False)
+    assert state.task_busy("busy-task") and not state.task_busy("other-task")
+    lease.release()
+    assert not state.task_busy("busy-task")
+
+
+def test_database_connections_have_tcp_keepalives_and_a_user_timeout(pg_url):
+    from facefleet.db import make_engine
+
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            params = conn.connection.dbapi_connection.get_dsn_parameters()  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    assert params["keepalives"] == "1" and int(params["keepalives_idle"]) > 0, params
+    assert int(params["tcp_user_timeout"]) > 0, params
