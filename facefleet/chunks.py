@@ -27,6 +27,7 @@ from facefleet.chunk_outcomes import (
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.failures import describe, infrastructure, local_fault
+from facefleet.frames_usage import settle_frames
 from facefleet.local_faults import given_back
 from facefleet.options import JobOptions
 from facefleet.segments import run_segments
@@ -127,9 +128,24 @@ def process_chunk(
         return handed_back(ctx, task_id, chunk_index) if hand_back() else why_stopped(ctx, task_id)
     outcome = finish(ctx, task_id, chunk_index)
     if outcome in (ChunkOutcome.SUCCEEDED, ChunkOutcome.STITCH):
+        _settle(ctx, task_keys, chunk_index)
         metrics.CHUNK_DURATION.observe(max(0.0, (utcnow() - first_started).total_seconds()))
         log.info("chunk %d of task %s: succeeded", chunk_index, task_id, extra={"state": "succeeded"})
     return outcome
+
+
+def _settle(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int) -> None:
+    """Count the frames whose accounting failed after their checkpoint (never a failure of
+    the chunk, which is done)."""
+    try:
+        missing = settle_frames(ctx, task_keys, chunk_index)
+    except Exception as exc:
+        log.warning(
+            "chunk %d of task %s: frames not settled in usage (%r)", chunk_index, task_keys.task_id, exc
+        )
+        return
+    if missing:
+        log.warning("chunk %d of task %s: %d frames counted late", chunk_index, task_keys.task_id, missing)
 
 
 def _ready_since(chunk: Chunk) -> datetime:

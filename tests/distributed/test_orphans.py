@@ -143,3 +143,28 @@ def test_database_connections_have_tcp_keepalives_and_a_user_timeout(pg_url):
         engine.dispose()
     assert params["keepalives"] == "1" and int(params["keepalives_idle"]) > 0, params
     assert int(params["tcp_user_timeout"]) > 0, params
+
+
+def test_frames_whose_accounting_failed_are_counted_at_the_chunk_s_finish(api, services, tmp_path):
+    from sqlalchemy import update
+
+    from facefleet.db import Chunk, Task
+    from facefleet.frames_usage import settle_frames
+
+    task_id = submit(api, clip(tmp_path / "clip.mp4"))
+    body = wait_state(api, task_id, {"succeeded", "failed"}, timeout=120)
+    assert body["state"] == "succeeded", body
+    with services.sessions.begin() as session:  # a segment's accounting lost after its checkpoint
+        session.execute(
+            update(Chunk)
+            .where(Chunk.task_id == task_id, Chunk.index == 1)
+            .values(frames_accounted=Chunk.frames_accounted - 8)
+        )
+        session.execute(
+            update(Task).where(Task.id == task_id).values(frames_processed=Task.frames_processed - 8)
+        )
+    task_keys = keys.TaskKeys(task_id)
+    assert settle_frames(services.ctx, task_keys, 1) == 8
+    assert settle_frames(services.ctx, task_keys, 1) == 0  # once
+    with services.sessions() as session:
+        assert session.scalar(select(Task.frames_processed).where(Task.id == task_id)) == 96
