@@ -96,3 +96,26 @@ def test_a_success_ends_the_run_and_a_local_fault_opens_at_once():
     assert not breaker.record(ChunkOutcome.LOCAL_FAULT, "d", "the worker's scratch disk is full")
     assert breaker.reason == "the worker's scratch disk is full"
     assert not breaker.due_for_check()  # checked when it opened
+
+
+def test_faults_of_the_host_are_told_from_failures_of_the_work():
+    import errno
+
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    from facefleet.failures import infrastructure, local_fault
+    from facefleet.storage.s3 import _failure
+    from pipeline.errors import DeviceError, InvalidMediaError
+
+    expired = ClientError({"Error": {"Code": "ExpiredToken", "Message": "expired"}}, "PutObject")
+    for exc in (
+        OSError(errno.ENOSPC, "No space left on device"),
+        _failure("store", "tasks/abc/work/segments/00000/00000.mp4", expired),
+        _failure("store", "tasks/abc/output.mp4", NoCredentialsError()),
+        DeviceError("model inswapper_128 cannot be loaded by onnxruntime: CUDA failure"),
+    ):
+        assert local_fault(exc), exc
+        assert infrastructure(exc) is None, exc  # neither waited out nor spent: given back
+    slow = ClientError({"Error": {"Code": "SlowDown", "Message": "slow"}}, "PutObject")
+    for exc in (InvalidMediaError("not a video"), _failure("store", "k", slow), RuntimeError("bug")):
+        assert local_fault(exc) is None, exc
