@@ -66,8 +66,7 @@ def sweep_orphans(ctx: JobContext, grace_s: float) -> int:
         )
     removed = 0
     for task_id, prefix in prefixes.items():
-        if task_id not in known:
-            _removed(ctx, prefix, uploads=True)
+        if task_id not in known and _removed(ctx, prefix, uploads=True):
             log.warning("orphaned files of task %s removed (no task row, no upload under way)", task_id)
             removed += 1
     return removed
