@@ -28,6 +28,7 @@ from facefleet.egress import check_url, fetch, parse_s3_url
 from facefleet.failures import scrub
 from facefleet.jobs import create_task
 from facefleet.options import JobOptions, OptionsError, check_plan_size, parse_options
+from facefleet.orphans import clear_pending, record_pending
 from facefleet.scratch import scratch_dir
 from pipeline.errors import PipelineError
 from pipeline.images import check_image
@@ -80,6 +81,7 @@ def submit(
         if existing := find_by_idempotency_key(svc, idempotency_key):
             return existing, False
     upload = Upload(task_id=new_id(), tenant=tenant)
+    record_pending(svc.ctx, upload.keys)  # before any byte is stored: a killed API's are swept
     with scratch_dir(svc.ctx.scratch, "upload") as tmp:
         target_copy = tmp / "target"
         try:
@@ -101,10 +103,14 @@ def submit(
             task = _create(svc, upload, options, idempotency_key, frames)
         except BaseException:
             svc.storage.delete_prefix(upload.keys.prefix)
+            clear_pending(svc.ctx, upload.task_id)
             raise
     if task is None:  # lost a race on the same idempotency key
         assert idempotency_key is not None
         svc.storage.delete_prefix(upload.keys.prefix)
+    clear_pending(svc.ctx, upload.task_id)  # the row, or no files: nothing for the sweep
+    if task is None:
+        assert idempotency_key is not None
         winner = find_by_idempotency_key(svc, idempotency_key)
         assert winner is not None
         return winner, False

@@ -40,6 +40,7 @@ class ChunkOutcome(StrEnum):
     TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
     LEASE_LOST = "lease-lost"  # another worker holds the chunk now and goes on from here
     HANDED_BACK = "handed-back"  # its worker is stopping: back to waiting, for another worker now
+    LOCAL_FAULT = "local-fault"  # its worker is broken (disk, device, credentials): given back
     SKIPPED = "skipped"  # nothing to do: already done, or the task is no longer running
 
 
@@ -264,32 +265,13 @@ def why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:
     return ChunkOutcome.LEASE_LOST
 
 
-def account(ctx: JobContext, task_keys: keys.TaskKeys, *, seconds: float = 0.0, frames: int = 0) -> None:
-    """Add worker time and frames stored to the task's usage and its tenant's month."""
+def account(ctx: JobContext, task_keys: keys.TaskKeys, seconds: float) -> None:
+    """Add an attempt's worker time to the task's usage and its tenant's month (its frames
+    are counted per stored segment, by ``facefleet.frames_usage``)."""
     with ctx.sessions.begin() as session:
-        _add_usage(session, task_keys, seconds=seconds, frames=frames)
-
-
-def segment_stored(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int, frames: int) -> None:
-    """A segment of the chunk is stored: its frames count as used, and the chunk's mark of
-    failing services goes (the services work again: a blip much later starts a new wait)."""
-    with ctx.sessions.begin() as session:
-        _add_usage(session, task_keys, frames=frames)
         session.execute(
-            update(Chunk)
-            .where(
-                Chunk.task_id == task_keys.task_id,
-                Chunk.index == chunk_index,
-                Chunk.infra_failing_since.is_not(None),
-            )
-            .values(infra_failing_since=None)
+            update(Task)
+            .where(Task.id == task_keys.task_id)
+            .values(worker_seconds=Task.worker_seconds + seconds)
         )
-
-
-def _add_usage(session: Session, task_keys: keys.TaskKeys, *, seconds: float = 0.0, frames: int = 0) -> None:
-    session.execute(
-        update(Task)
-        .where(Task.id == task_keys.task_id)
-        .values(worker_seconds=Task.worker_seconds + seconds, frames_processed=Task.frames_processed + frames)
-    )
-    add_usage(session, task_keys.tenant, frames=frames, worker_seconds=seconds)
+        add_usage(session, task_keys.tenant, worker_seconds=seconds)

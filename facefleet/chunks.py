@@ -26,7 +26,9 @@ from facefleet.chunk_outcomes import (
 )
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
-from facefleet.failures import describe, infrastructure
+from facefleet.failures import describe, infrastructure, local_fault
+from facefleet.frames_usage import settle_frames
+from facefleet.local_faults import given_back
 from facefleet.options import JobOptions
 from facefleet.segments import run_segments
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState
@@ -116,17 +118,34 @@ def process_chunk(
         )
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
+        if (fault := local_fault(exc)) is not None:  # this worker's, not the work's: no attempt
+            return given_back(ctx, task_id, chunk_index, fault)
         return record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
     finally:
-        account(ctx, task_keys, seconds=time.monotonic() - started)
+        account(ctx, task_keys, time.monotonic() - started)
         memory.release_free_memory()  # what comes next (a chunk, a stitch) starts as small
     if not finished:
         return handed_back(ctx, task_id, chunk_index) if hand_back() else why_stopped(ctx, task_id)
     outcome = finish(ctx, task_id, chunk_index)
     if outcome in (ChunkOutcome.SUCCEEDED, ChunkOutcome.STITCH):
+        _settle(ctx, task_keys, chunk_index)
         metrics.CHUNK_DURATION.observe(max(0.0, (utcnow() - first_started).total_seconds()))
         log.info("chunk %d of task %s: succeeded", chunk_index, task_id, extra={"state": "succeeded"})
     return outcome
+
+
+def _settle(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int) -> None:
+    """Count the frames whose accounting failed after their checkpoint (never a failure of
+    the chunk, which is done)."""
+    try:
+        missing = settle_frames(ctx, task_keys, chunk_index)
+    except Exception as exc:
+        log.warning(
+            "chunk %d of task %s: frames not settled in usage (%r)", chunk_index, task_keys.task_id, exc
+        )
+        return
+    if missing:
+        log.warning("chunk %d of task %s: %d frames counted late", chunk_index, task_keys.task_id, missing)
 
 
 def _ready_since(chunk: Chunk) -> datetime:

@@ -200,6 +200,8 @@ class Chunk(Base):
     segments_done: Mapped[int] = mapped_column(Integer, default=0)
     # times its worker was lost (killed, out of memory, preempted): a budget of its own
     lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # frames of its stored segments counted in usage so far (the chunk's finish counts the rest)
+    frames_accounted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # since when its attempts fail for infrastructure reasons (None: they do not)
     infra_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # dispatch: PostgreSQL is the queue of record; a queued chunk waits here until the
@@ -242,6 +244,19 @@ class Chunk(Base):
     @property
     def frame_count(self) -> int:
         return self.frame_end - self.frame_start
+
+
+class PendingUpload(Base):
+    """A submission storing its inputs under ``prefix`` before its task row exists: recorded
+    before the first byte is stored, removed once the row commits (or the refusal's files are
+    gone). The reaper removes prefixes with neither a row nor a pending upload younger than
+    the grace period (an API killed mid-upload)."""
+
+    __tablename__ = "pending_uploads"
+
+    task_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class Usage(Base):
@@ -296,6 +311,11 @@ class DatabaseTimeouts:
     statement_s: float = 120.0
     idle_in_transaction_s: float = 300.0
     lock_s: float = 60.0
+    # a peer that vanished (a failover, a cut cable) is noticed by TCP in about
+    # keepalive_idle_s + 3 probes, or once unacknowledged data waits tcp_user_timeout_s,
+    # instead of the kernel's ~15 minutes of retransmissions
+    keepalive_idle_s: float = 30.0
+    tcp_user_timeout_s: float = 60.0
 
 
 def make_engine(
@@ -330,7 +350,7 @@ def make_engine(
             ("lock_timeout", limits.lock_s),
         )
     )
-    connect_args: dict[str, Any] = {"options": options}
+    connect_args: dict[str, Any] = {"options": options, **_keepalives(limits)}
     if limits.connect_s:
         connect_args["connect_timeout"] = max(1, round(limits.connect_s))
     extra: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
@@ -343,6 +363,23 @@ def make_engine(
         connect_args=connect_args,
         **extra,
     )
+
+
+def _keepalives(limits: DatabaseTimeouts) -> dict[str, int]:
+    """libpq's TCP keepalive and user timeout: a call on a dead connection fails in about a
+    minute and the pool replaces it (0 turns them off)."""
+    if not limits.keepalive_idle_s:
+        return {"keepalives": 0}
+    idle = max(1, round(limits.keepalive_idle_s))
+    found = {
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": max(1, idle // 3),
+        "keepalives_count": 3,
+    }
+    if limits.tcp_user_timeout_s:
+        found["tcp_user_timeout"] = int(limits.tcp_user_timeout_s * 1000)
+    return found
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError,
 
 from facefleet.options import OptionsError
 from facefleet.storage.base import StorageError
-from pipeline.errors import PipelineError
+from pipeline.errors import DeviceError, PipelineError, ProviderError
 
 # bucket keys, as a user would name what they hold
 _KEY_ROLES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -63,6 +63,19 @@ def infrastructure(exc: BaseException) -> str | None:
     return None
 
 
+def local_fault(exc: BaseException) -> str | None:
+    """What is wrong with this host, when ``exc`` is a fault of the worker that met it and not
+    of the work (a full scratch disk, a model its device or runtime cannot load, credentials
+    the bucket refuses): safe to show; None otherwise. Another host may do the work."""
+    if isinstance(exc, StorageError):
+        return f"object storage refused this worker's credentials: {scrub(str(exc))}" if exc.local else None
+    if isinstance(exc, DeviceError | ProviderError):
+        return f"this worker cannot load its models: {scrub(str(exc))}"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return describe(exc)
+    return None
+
+
 def _fill(role: str, match: re.Match[str]) -> str:
     return role.format(*(str(int(group)) for group in match.groups()))
 
@@ -81,6 +94,8 @@ def describe(exc: BaseException, names: Mapping[str, str] | None = None) -> str:
     if isinstance(exc, OSError):
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return "the worker's scratch disk is full (no space left on device)"
+        if exc.errno == errno.EROFS:
+            return "the worker's scratch disk is read-only"
         if exc.errno == errno.ENOMEM or isinstance(exc, MemoryError):
             return "the worker ran out of memory"
         return f"the worker's local disk failed ({exc.strerror or type(exc).__name__})"

@@ -53,6 +53,10 @@ class KeySpace:
         """A chunk's lease (``part`` is its index), or the planner's or stitcher's."""
         return f"{self.namespace}:lease:{task_id}:{part}"
 
+    def leases(self, task_id: str) -> str:
+        """The set of the task's lease keys, each added before it is taken."""
+        return f"{self.namespace}:leases:{task_id}"
+
     def marker(self, name: str) -> str:
         return f"{self.namespace}:marker:{name}"
 
@@ -148,9 +152,15 @@ class Lease:
     """
 
     def __init__(
-        self, client: redis.Redis, key: str, ttl_s: float, stall_after_s: float | None = None
+        self,
+        client: redis.Redis,
+        key: str,
+        ttl_s: float,
+        stall_after_s: float | None = None,
+        index_key: str | None = None,
     ) -> None:
         self._redis, self.key, self.ttl_ms = client, key, max(1, int(ttl_s * 1000))
+        self.index_key = index_key  # a set naming every lease of the task (``task_busy``)
         self.stall_after_s = stall_after_s
         self._touched = time.monotonic()
         self.token = secrets.token_hex(16)
@@ -163,6 +173,11 @@ class Lease:
         return self._lost.is_set()
 
     def acquire(self, heartbeat: bool = True) -> bool:
+        if self.index_key is not None:  # named before it is taken: a busy check never misses it
+            pipe = self._redis.pipeline()
+            pipe.sadd(self.index_key, self.key)
+            pipe.expire(self.index_key, PROGRESS_TTL_S)
+            pipe.execute()
         if not self._redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
             return False
         self.touch()
@@ -222,11 +237,23 @@ class RedisState:
         return cls(connect(url), namespace, lease_ttl_s)
 
     def chunk_lease(self, task_id: str, chunk_index: int, stall_after_s: float | None = None) -> Lease:
-        return Lease(self.redis, self.keys.lease(task_id, chunk_index), self.lease_ttl_s, stall_after_s)
+        return Lease(
+            self.redis,
+            self.keys.lease(task_id, chunk_index),
+            self.lease_ttl_s,
+            stall_after_s,
+            self.keys.leases(task_id),
+        )
 
     def lease(self, task_id: str, part: str, stall_after_s: float | None = None) -> Lease:
         """The lease of a task's planning ("plan") or stitching ("stitch")."""
-        return Lease(self.redis, self.keys.lease(task_id, part), self.lease_ttl_s, stall_after_s)
+        return Lease(
+            self.redis,
+            self.keys.lease(task_id, part),
+            self.lease_ttl_s,
+            stall_after_s,
+            self.keys.leases(task_id),
+        )
 
     def is_leased(self, task_id: str, part: int | str) -> bool:
         return bool(self.redis.exists(self.keys.lease(task_id, part)))
@@ -235,7 +262,8 @@ class RedisState:
         """Whether anyone holds a lease on part of the task (its planning, a chunk, its
         stitch). An unreachable Redis answers yes: files are then left for a later pass."""
         try:
-            return any(True for _ in self.redis.scan_iter(match=self.keys.lease(task_id, "*"), count=1000))
+            named: set[str] = self.redis.smembers(self.keys.leases(task_id))  # type: ignore[assignment]
+            return bool(named) and int(self.redis.exists(*named)) > 0  # type: ignore[arg-type]
         except redis.RedisError:
             return True
 
@@ -310,10 +338,19 @@ class RedisState:
         now = time.time()
         self.redis.zremrangebyscore(self.keys.marker("workers"), "-inf", now)
         names: list[str] = self.redis.zrangebyscore(self.keys.marker("workers"), now, "+inf")  # type: ignore[assignment]
+        self._prune_slots(set(names))
         if not names:
             return 0
         slots: list[str | None] = self.redis.hmget(self.keys.marker("worker-slots"), names)  # type: ignore[assignment]
         return sum(int(n or 1) for n in slots)
+
+    def _prune_slots(self, live: set[str]) -> None:
+        """Drop the slot counts of workers gone from the fleet (one field per node name
+        would otherwise stay for ever)."""
+        key = self.keys.marker("worker-slots")
+        gone = [name for name in self.redis.hkeys(key) if name not in live]  # type: ignore[union-attr]
+        if gone:
+            self.redis.hdel(key, *gone)
 
     def record_work(self, frames: int, seconds: float) -> None:
         """Frames a worker processed in ``seconds`` of its time (throughput, per 10 s bucket)."""

@@ -28,9 +28,9 @@ from itertools import islice
 from sqlalchemy import select
 
 from facefleet import keys, metrics
-from facefleet.chunk_outcomes import segment_stored
 from facefleet.context import JobContext
 from facefleet.db import Task
+from facefleet.frames_usage import account_segment
 from facefleet.options import JobOptions
 from facefleet.planning import load_assets, load_probe
 from facefleet.scratch import scratch_file
@@ -126,7 +126,7 @@ def run_segments(
         finally:
             taken.set()
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
-        segment_stored(ctx, task_keys, chunk_index, count)
+        account_segment(ctx, task_keys, chunk_index, count)
         now = time.monotonic()
         ctx.record_work(count, now - last_stored[0])
         last_stored[0] = now

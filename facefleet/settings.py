@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     db_statement_timeout_s: float = Field(default=120.0, ge=0)
     db_idle_in_transaction_timeout_s: float = Field(default=300.0, ge=0)
     db_lock_timeout_s: float = Field(default=60.0, ge=0)
+    db_keepalive_idle_s: float = Field(default=30.0, ge=0)  # TCP keepalive (0: off)
+    db_tcp_user_timeout_s: float = Field(default=60.0, ge=0)  # unacknowledged data (0: off)
     redis_namespace: str = "facefleet"  # prefix of every Redis key (checkpoints, leases, flags)
     queue_prefix: str = ""  # prefix of the Celery queue names (isolates deployments on one broker)
     # every worker runs the reaper (expired leases, lost messages, deadlines) and the
@@ -110,6 +112,14 @@ class Settings(BaseSettings):
     retention_output_days: float = Field(default=0, ge=0)
     retention_input_days: float = Field(default=0, ge=0)
     keep_work_files: bool = False
+    # a worker whose chunks of this many different tasks fail in a row (or that meets one
+    # fault of its own: full disk, device, refused credentials) stops taking chunks, and
+    # checks itself every worker_breaker_recheck_s to take them again (worker.breaker)
+    worker_breaker_failures: int = Field(default=3, ge=1, le=50)
+    worker_breaker_recheck_s: float = Field(default=60.0, gt=0)
+    # bucket prefixes of tasks with no row (an API killed mid-upload, a late writer after a
+    # DELETE) are removed once this old; the longest upload must take less
+    orphan_grace_s: float = Field(default=3600.0, gt=0)
     # where each worker serves /metrics for its pool (0: not served)
     metrics_port: int = Field(default=9101, ge=0, le=65535)
     work_dir: Path | None = None  # scratch space for workers (defaults under home)
@@ -144,6 +154,8 @@ class Settings(BaseSettings):
             statement_s=self.db_statement_timeout_s,
             idle_in_transaction_s=self.db_idle_in_transaction_timeout_s,
             lock_s=self.db_lock_timeout_s,
+            keepalive_idle_s=self.db_keepalive_idle_s,
+            tcp_user_timeout_s=self.db_tcp_user_timeout_s,
         )
 
     def egress_policy(self, max_bytes: int) -> EgressPolicy:

@@ -23,6 +23,7 @@ Choices (the stitch depends on them):
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ _MIN_TRACK_TIMESCALE = 10_000
 
 
 # the --codec names and the encoders PyAV's FFmpeg bundles for them
+# a full disk or quota: the host's fault, not the input's
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 CODECS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
 # x264's preset names as SVT-AV1's numbered presets (0 slowest .. 13 fastest)
 _SVT_PRESETS = {
@@ -206,6 +209,8 @@ def encode_segment(frames: Iterable[Frame], out: Path, probe: VideoProbe, settin
     except av.FFmpegError as exc:
         container.close()
         out.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise  # the host's disk, not the input: kept for the caller to tell apart
         raise PipelineError(f"encoding failed ({settings.codec}): {exc}") from None
     except BaseException:
         container.close()

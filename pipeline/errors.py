@@ -19,3 +19,8 @@ class ModelError(PipelineError):
 
 class ProviderError(PipelineError):
     """An execution provider that was asked for is not active."""
+
+
+class DeviceError(ModelError):
+    """A verified model that this host's runtime or accelerator cannot load or run (a CUDA
+    or onnxruntime failure): a fault of the host, not of the input or the model file."""

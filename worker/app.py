@@ -26,6 +26,7 @@ from facefleet.distributed import (
 )
 from facefleet.settings import Settings
 from worker.base import FaceFleetCelery
+from worker.breaker import Breaker
 from worker.lifecycle import Lifecycle
 
 PROCESS_START_S = 600.0
@@ -49,6 +50,7 @@ def create_celery(
     app.node_name, app.chunk_slots, app.served, app.pool_kind = node_name, chunk_slots, served, pool
     warm_processes = chunk_slots if pool == "prefork" else min(chunk_slots, 1)
     app.lifecycle = Lifecycle(warm_processes, settings.warm_model_names)
+    app.breaker = Breaker(settings.worker_breaker_failures, settings.worker_breaker_recheck_s)
     app.conf.update(celery_config(settings))
     from worker import tasks
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from celery import Celery
 
 from facefleet.settings import Settings
 from worker.lifecycle import Lifecycle
+
+if TYPE_CHECKING:
+    from worker.breaker import Breaker
 
 
 class FaceFleetCelery(Celery):
@@ -20,3 +25,4 @@ class FaceFleetCelery(Celery):
     served: tuple[str, ...] = ()  # the queues it takes (short names)
     pool_kind: str = "prefork"  # the worker pool (Celery's own `pool` is its connection pool)
     lifecycle: Lifecycle
+    breaker: Breaker  # opens when this host is broken (see worker.breaker)

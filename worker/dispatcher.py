@@ -29,6 +29,7 @@ from facefleet.dispatch import ACTIVE, RELEASED, count, release, unstarted
 from facefleet.distributed import CHUNKS, Services, open_services
 from facefleet.readiness import ReadyBoard, remove_report, write_report
 from facefleet.settings import Settings
+from worker.breaker import Breaker, host_problem
 from worker.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
@@ -104,12 +105,15 @@ class FleetLoop:
         reap: Callable[[Services], int],
         send: Callable[[str, int], None],
         waiting_messages: Callable[[], Mapping[str, int]],
+        breaker: Breaker | None = None,
         stop_taking_chunks: Callable[[], bool] = lambda: True,
+        start_taking_chunks: Callable[[], bool] = lambda: True,
     ) -> None:
         self.node, self.slots, self.settings = node, slots, settings
         self.served, self.lifecycle = served, lifecycle
         self._reap, self._send, self._waiting = reap, send, waiting_messages
-        self._stop_taking_chunks = stop_taking_chunks
+        self._stop_taking_chunks, self._start_taking_chunks = stop_taking_chunks, start_taking_chunks
+        self.breaker = breaker
         self._took_chunks = bool(slots)
         self._stop = threading.Event()
         self._withdrawn = False
@@ -176,14 +180,38 @@ class FleetLoop:
             self._withdraw(svc)
             self._report(False, "shutting down")
             return
-        if self.lifecycle.failed and self._took_chunks:  # else it would fail every chunk it took
-            self._took_chunks = not self._stop_taking_chunks()
-        warm = self.lifecycle.warm
+        broken = self._broken(svc)
+        self._take_chunks(not (self.lifecycle.failed or broken))  # else it fails every chunk it takes
+        warm = self.lifecycle.warm and not broken
         ready = [q for q in self.served if warm or q != CHUNKS]
         if self.slots and warm:
             svc.state.announce_worker(self.node, self.slots, ttl_s=ttl_s)
+        elif broken:  # nothing counts on its slots: the dispatcher releases for the others
+            svc.state.withdraw_worker(self.node)
         ReadyBoard(svc.state.redis, svc.state.keys).announce(self.node, ready, ttl_s)
-        self._report(len(ready) == len(self.served), "" if warm else self.lifecycle.not_warm_reason())
+        reason = broken or ("" if warm else self.lifecycle.not_warm_reason())
+        self._report(len(ready) == len(self.served), reason)
+
+    def _take_chunks(self, take: bool) -> None:
+        """Cancel the chunk consumer (or start it again) when the worker's state changed."""
+        if not take and self._took_chunks:
+            self._took_chunks = not self._stop_taking_chunks()
+        elif take and not self._took_chunks and self.slots:
+            self._took_chunks = self._start_taking_chunks()
+
+    def _broken(self, svc: Services) -> str:
+        """Why its breaker is open ("" when closed); checks the host when a check is due."""
+        breaker = self.breaker
+        if breaker is None or not breaker.reason:
+            return ""
+        if breaker.due_for_check():
+            problem = host_problem(self.settings.scratch_dir, svc.storage.ping)
+            breaker.checked()
+            if problem is None:
+                breaker.close_half_open()
+                return ""
+            log.warning("breaker stays open: %s", problem)
+        return f"breaker open, takes no chunks: {breaker.reason} (checked every {breaker.recheck_s:.0f} s)"
 
     def _withdraw(self, svc: Services) -> None:
         if not self._withdrawn:

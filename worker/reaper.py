@@ -38,6 +38,7 @@ from facefleet.db import Task, utcnow
 from facefleet.deadlines import enforce_deadlines
 from facefleet.distributed import PLANNING, Services
 from facefleet.jobs import requeue_expired
+from facefleet.orphans import sweep_late_writes, sweep_orphans
 from facefleet.redis_state import Lease
 from facefleet.states import TaskState
 
@@ -118,10 +119,17 @@ def _release_waiting(svc: Services, enqueue_plan: Callable[[str], None]) -> int:
 
 
 def _tidy(svc: Services) -> None:
-    """Clean-ups that are due, then retention."""
+    """Clean-ups that are due, orphans and late writes (a few times per grace period), then
+    retention."""
     for task_id in pending_cleanups(svc.ctx):
         clean_up(svc.ctx, task_id)
     settings = svc.settings
+    grace = settings.orphan_grace_s
+    every_s = max(settings.reaper_interval_s, grace / 4)
+    # marked per pace: a worker of another grace (a rollout that changes it) keeps its own
+    if svc.state.mark_once(f"orphan-sweep:{every_s:g}", every_s):
+        sweep_orphans(svc.ctx, grace)
+        sweep_late_writes(svc.ctx, grace, settings.keep_work_files)
     if settings.retention_output_days:
         expire_outputs(svc.ctx, settings.retention_output_days)
     if settings.retention_input_days:

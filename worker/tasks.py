@@ -27,13 +27,11 @@ from facefleet.chunks import process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.distributed import (
     CHUNK_TASK,
-    CHUNKS,
     PLAN_TASK,
     REAP_TASK,
     STITCH_TASK,
     Services,
     open_services,
-    queue_name,
     waiting_messages,
 )
 from facefleet.errors import TaskNotFound, TryLater
@@ -47,6 +45,7 @@ from facefleet.states import TaskState
 from facefleet.stitching import stitch_task
 from worker import observe
 from worker.base import FaceFleetCelery
+from worker.breaker import note_outcome, scratch_full_fault, start_taking_chunks, stop_taking_chunks
 from worker.dispatcher import FleetLoop, dispatch
 from worker.reaper import reap
 
@@ -103,7 +102,9 @@ def register(app: FaceFleetCelery) -> None:
             reap=lambda svc: run_reap(app, svc),
             send=lambda task_id, index: enqueue_chunk(app, task_id, index),
             waiting_messages=lambda: waiting_messages(app, app.settings),
+            breaker=app.breaker,
             stop_taking_chunks=lambda: stop_taking_chunks(app),
+            start_taking_chunks=lambda: start_taking_chunks(app),
         )
         fleet_loop.start()
         loop.append(fleet_loop)
@@ -137,21 +138,6 @@ def register(app: FaceFleetCelery) -> None:
                 "reaper pass skipped: %s does not answer (%s)", infrastructure(exc), type(exc).__name__
             )
             return 0  # the fleet loops run it again within seconds
-
-
-def stop_taking_chunks(app: FaceFleetCelery) -> bool:
-    """Asks this worker's consumer to stop taking chunks (its models could not be loaded);
-    over the broker's control channel, which the consumer reads in its own thread. True once
-    it answered (before the consumer is up, nobody does: the fleet loop asks again)."""
-    queue = queue_name(app.settings, CHUNKS)
-    try:
-        replies = app.control.cancel_consumer(queue, destination=[app.node_name], reply=True, timeout=1.0)
-    except Exception as exc:  # the broker does not answer: the next pass asks again
-        log.warning("cannot ask the consumer to stop taking chunks (%s)", type(exc).__name__)
-        return False
-    if replies:
-        log.error("models not loaded: this worker takes no chunks (see `facefleet worker --check`)")
-    return bool(replies)
 
 
 def run_reap(app: FaceFleetCelery, svc: Services) -> int:
@@ -209,6 +195,9 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
 
 def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
     svc = services(app)
+    if app.breaker.reason:  # this worker is broken: the message goes back for another worker
+        enqueue_chunk(app, task_id, chunk_index)
+        return "breaker-open"
     lease = svc.state.chunk_lease(task_id, chunk_index, stall_after_s=svc.settings.chunk_stall_s)
     if not lease.acquire():
         log.info("chunk %d of task %s is leased elsewhere: this delivery does nothing", chunk_index, task_id)
@@ -224,12 +213,13 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
                 chunk_index,
                 should_stop=_stopper(app, svc, lease, task_id),
                 hand_back=lambda: app.lifecycle.stopping and not lease.lost,  # lost: not ours to give
-                on_frame=_poisoned(svc, task_id) or lease.touch,
+                on_frame=_poisoned(svc, task_id) or scratch_full_fault() or lease.touch,
             ),
         )
     finally:
         lease.release()
         _trim_cache(svc, task_id)
+    note_outcome(app.breaker, svc.ctx, outcome, task_id, chunk_index)
     if outcome != ChunkOutcome.SKIPPED:
         label = "succeeded" if outcome == ChunkOutcome.STITCH else outcome.value
         metrics.CHUNK_ATTEMPTS.labels(label).inc()

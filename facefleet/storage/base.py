@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -10,11 +11,12 @@ from typing import BinaryIO, Protocol
 class StorageError(Exception):
     """The bucket refused or lost something. The message names the object and the kind of
     failure, never the endpoint; ``transient`` says whether trying again later may help
-    (unreachable, 5xx, throttled)."""
+    (unreachable, 5xx, throttled); ``local`` that the bucket refused this host's credentials
+    (expired, unknown, badly signed): a fault of the host, which another host may not have."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False, local: bool = False) -> None:
         super().__init__(message)
-        self.transient = transient
+        self.transient, self.local = transient, local
 
 
 class ObjectMissing(StorageError):
@@ -57,6 +59,10 @@ class Storage(Protocol):
 
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        """The "folders" right under ``prefix`` (each ends with "/"), those that hold only an
+        unfinished upload included."""
 
     def delete_prefix(self, prefix: str) -> None: ...
 

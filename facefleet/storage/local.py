@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import shutil
@@ -134,6 +135,12 @@ class LocalStorage:
             if p.is_file() and not p.name.startswith(PART_PREFIX)
         )
         return sorted(k for k in keys if k.startswith(prefix))
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        directory = self._path(prefix) if prefix else self.root
+        if not directory.is_dir():
+            return []
+        return sorted(f"{prefix}{p.name}/" for p in directory.iterdir() if p.is_dir())
 
     def delete_prefix(self, prefix: str) -> None:
         for key in self.list(prefix):

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from facefleet import scratch
 from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
@@ -151,7 +151,9 @@ class S3Storage:
                 raise UploadTooLarge(max_bytes)
             self._s3.download_file(bucket, key, str(dest), Config=self._transfer)
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("read", f"s3://{bucket}/{key}", exc) from exc
+            failure = _failure("read", f"s3://{bucket}/{key}", exc)
+            failure.local = False  # another bucket refusing us says nothing of this host
+            raise failure from exc
         return size
 
     def local_path(self, key: str) -> Path:
@@ -195,6 +197,19 @@ class S3Storage:
         except (BotoCoreError, ClientError) as exc:
             raise _failure("list", prefix, exc) from exc
         return sorted(keys)
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        found: set[str] = set()
+        try:
+            for operation in ("list_objects_v2", "list_multipart_uploads"):
+                pages = self._s3.get_paginator(operation).paginate(
+                    Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+                )
+                for page in pages:
+                    found.update(item["Prefix"] for item in page.get("CommonPrefixes", []))
+        except (BotoCoreError, ClientError) as exc:
+            raise _failure("list", prefix, exc) from exc
+        return sorted(found)
 
     def delete_prefix(self, prefix: str) -> None:
         """Every object under ``prefix``, and the parts of unfinished uploads there (which
@@ -266,6 +281,18 @@ _TRANSIENT_CODES = frozenset(
         "RequestTimeout",
     }
 )
+# the bucket refused this host's credentials: another host's may be fine
+_CREDENTIAL_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "SignatureDoesNotMatch",
+        "RequestTimeTooSkewed",
+    }
+)
 
 
 def _failure(action: str, what: str, exc: BotoCoreError | ClientError) -> StorageError:
@@ -276,7 +303,13 @@ def _failure(action: str, what: str, exc: BotoCoreError | ClientError) -> Storag
         if code in _MISSING:
             return ObjectMissing(f"no object {what!r} in the bucket")
         return StorageError(
-            f"object storage refused to {action} {what!r} ({code})", transient=code in _TRANSIENT_CODES
+            f"object storage refused to {action} {what!r} ({code})",
+            transient=code in _TRANSIENT_CODES,
+            local=code in _CREDENTIAL_CODES,
+        )
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return StorageError(
+            f"object storage: this host has no usable credentials ({type(exc).__name__})", local=True
         )
     return StorageError(
         f"object storage is unreachable (could not {action} {what!r}: {type(exc).__name__})", transient=True

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import ModelError, ProviderError
+from pipeline.errors import DeviceError, ModelError, ProviderError
 from pipeline.models.registry import ModelSpec, Shape
 from pipeline.runtime import Runtime
 
@@ -99,7 +99,7 @@ def _build(path: Path, spec: ModelSpec, runtime: Runtime) -> Any:
             str(path), sess_options=_session_options(runtime), providers=providers
         )
     except Exception as exc:  # onnxruntime raises its own untyped errors
-        raise ModelError(f"model {spec.name} ({path}) cannot be loaded by onnxruntime: {exc}") from exc
+        raise DeviceError(f"model {spec.name} ({path}) cannot be loaded by onnxruntime: {exc}") from exc
     active = session.get_providers()
     log.info("model %s: providers active %s (asked for %s)", spec.name, active, list(runtime.providers))
     check_providers(runtime.providers, active, runtime.allow_cpu_fallback)
@@ -107,7 +107,7 @@ def _build(path: Path, spec: ModelSpec, runtime: Runtime) -> Any:
     try:
         _warm_up(session)
     except Exception as exc:
-        raise ModelError(f"model {spec.name} ({path}) fails on a warm-up run: {exc}") from exc
+        raise DeviceError(f"model {spec.name} ({path}) fails on a warm-up run: {exc}") from exc
     return session
 
 
