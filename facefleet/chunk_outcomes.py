@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, case, exists, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, select, true, update
 from sqlalchemy.orm import Session
 
 from facefleet import keys
@@ -55,12 +55,18 @@ class ChunkHooks:
 hooks = ChunkHooks()
 
 
-def finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
-    """Mark the chunk succeeded; whichever transaction marks a task's last chunk moves the
-    task to stitching, however the finishing chunks' commits interleave: the task's row is
-    locked before the count, so the second of two concurrent finishers waits for the first
-    to commit and then sees its chunk as succeeded (READ COMMITTED takes a fresh snapshot
-    per statement)."""
+def fenced(lease_token: str | None) -> ColumnElement[bool]:
+    """The condition that the chunk is still held under ``lease_token`` (the start of the
+    attempt wrote it, the reaper's take-over clears it); None: no lease (embedded mode)."""
+    return true() if lease_token is None else Chunk.lease_token == lease_token
+
+
+def finish(ctx: JobContext, task_id: str, chunk_index: int, lease_token: str | None = None) -> ChunkOutcome:
+    """Mark the chunk succeeded (if still held under ``lease_token``); whichever transaction
+    marks a task's last chunk moves the task to stitching, however the finishing chunks'
+    commits interleave: the task's row is locked before the count, so the second of two
+    concurrent finishers waits for the first to commit and then sees its chunk as succeeded
+    (READ COMMITTED takes a fresh snapshot per statement)."""
     with ctx.sessions.begin() as session:
         result = session.execute(
             update(Chunk)
@@ -68,6 +74,7 @@ def finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
                 Chunk.task_id == task_id,
                 Chunk.index == chunk_index,
                 Chunk.state.in_(chunk_sources(ChunkState.SUCCEEDED)),
+                fenced(lease_token),
             )
             .values(
                 state=ChunkState.SUCCEEDED,
@@ -79,7 +86,7 @@ def finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
             )
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            return ChunkOutcome.SKIPPED  # cancelled meanwhile, or another delivery finished it
+            return ChunkOutcome.SKIPPED  # cancelled, finished by another delivery, or taken over
         if hooks.chunk_marked is not None:
             hooks.chunk_marked(task_id, chunk_index)
         won = move_to_stitching_if_done(session, task_id)
@@ -124,13 +131,22 @@ def stitch_finished(ctx: JobContext) -> list[str]:
 
 
 def record_failure(
-    ctx: JobContext, task_id: str, chunk_index: int, reason: str, service: str | None = None
+    ctx: JobContext,
+    task_id: str,
+    chunk_index: int,
+    reason: str,
+    service: str | None = None,
+    lease_token: str | None = None,
 ) -> ChunkOutcome:
     """An attempt failed with ``reason``. A failure of the work spends the attempt; one of a
     service (``service``: its role) gives the attempt back and spends time instead, up to
     ``infra_retry_s`` from the first such failure in a row."""
     with ctx.sessions.begin() as session:
-        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
+        chunk = session.scalar(
+            select(Chunk)
+            .where(Chunk.task_id == task_id, Chunk.index == chunk_index, fenced(lease_token))
+            .with_for_update()
+        )
         if chunk is None or chunk.state != ChunkState.RUNNING or chunk.worker != ctx.worker_name:
             return ChunkOutcome.SKIPPED  # no longer ours: another worker took it over (lost lease)
         chunk.error = reason
@@ -192,7 +208,9 @@ def dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) ->
     return ChunkOutcome.FAILED
 
 
-def handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
+def handed_back(
+    ctx: JobContext, task_id: str, chunk_index: int, lease_token: str | None = None
+) -> ChunkOutcome:
     """Its worker is stopping (a rollout, a scale-down): the chunk, still this worker's and
     its task running, goes back to waiting with no backoff, and its attempt is given back
     (stopping is no failure of the work). What it stored stays: the next holder resumes at
@@ -206,6 +224,7 @@ def handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome
                 Chunk.index == chunk_index,
                 Chunk.state == ChunkState.RUNNING,
                 Chunk.worker == ctx.worker_name,
+                fenced(lease_token),
                 running_task,
             )
             .values(
