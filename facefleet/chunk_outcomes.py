@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import and_, case, exists, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, select, true, update
 from sqlalchemy.orm import Session
 
 from facefleet import keys
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, add_usage, utcnow
+from facefleet.db import Chunk, Task, add_usage, after_commit, utcnow
 from facefleet.jobs import fail_task_in, task_moved
 from facefleet.policy import infra_backoff, retry_delay
 from facefleet.states import ChunkState, TaskState, chunk_sources
@@ -59,12 +59,18 @@ class ChunkHooks:
 hooks = ChunkHooks()
 
 
-def finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
-    """Mark the chunk succeeded; whichever transaction marks a task's last chunk moves the
-    task to stitching, however the finishing chunks' commits interleave: the task's row is
-    locked before the count, so the second of two concurrent finishers waits for the first
-    to commit and then sees its chunk as succeeded (READ COMMITTED takes a fresh snapshot
-    per statement)."""
+def fenced(lease_token: str | None) -> ColumnElement[bool]:
+    """The condition that the chunk is still held under ``lease_token`` (the start of the
+    attempt wrote it, the reaper's take-over clears it); None: no lease (embedded mode)."""
+    return true() if lease_token is None else Chunk.lease_token == lease_token
+
+
+def finish(ctx: JobContext, task_id: str, chunk_index: int, lease_token: str | None = None) -> ChunkOutcome:
+    """Mark the chunk succeeded (if still held under ``lease_token``); whichever transaction
+    marks a task's last chunk moves the task to stitching, however the finishing chunks'
+    commits interleave: the task's row is locked before the count, so the second of two
+    concurrent finishers waits for the first to commit and then sees its chunk as succeeded
+    (READ COMMITTED takes a fresh snapshot per statement)."""
     with ctx.sessions.begin() as session:
         result = session.execute(
             update(Chunk)
@@ -72,6 +78,7 @@ def finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
                 Chunk.task_id == task_id,
                 Chunk.index == chunk_index,
                 Chunk.state.in_(chunk_sources(ChunkState.SUCCEEDED)),
+                fenced(lease_token),
             )
             .values(
                 state=ChunkState.SUCCEEDED,
@@ -83,7 +90,7 @@ def finish(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
             )
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            return ChunkOutcome.SKIPPED  # cancelled meanwhile, or another delivery finished it
+            return ChunkOutcome.SKIPPED  # cancelled, finished by another delivery, or taken over
         if hooks.chunk_marked is not None:
             hooks.chunk_marked(task_id, chunk_index)
         won = move_to_stitching_if_done(session, task_id)
@@ -128,13 +135,22 @@ def stitch_finished(ctx: JobContext) -> list[str]:
 
 
 def record_failure(
-    ctx: JobContext, task_id: str, chunk_index: int, reason: str, service: str | None = None
+    ctx: JobContext,
+    task_id: str,
+    chunk_index: int,
+    reason: str,
+    service: str | None = None,
+    lease_token: str | None = None,
 ) -> ChunkOutcome:
     """An attempt failed with ``reason``. A failure of the work spends the attempt; one of a
     service (``service``: its role) gives the attempt back and spends time instead, up to
     ``infra_retry_s`` from the first such failure in a row."""
     with ctx.sessions.begin() as session:
-        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
+        chunk = session.scalar(
+            select(Chunk)
+            .where(Chunk.task_id == task_id, Chunk.index == chunk_index, fenced(lease_token))
+            .with_for_update()
+        )
         if chunk is None or chunk.state != ChunkState.RUNNING or chunk.worker != ctx.worker_name:
             return ChunkOutcome.SKIPPED  # no longer ours: another worker took it over (lost lease)
         chunk.error = reason
@@ -155,7 +171,7 @@ def record_failure(
             _wait_for_release(chunk, delay)
             _log_retry(chunk, delay, reason, f"attempt {chunk.attempts} of {ctx.max_attempts} spent")
             return ChunkOutcome.RETRY
-    return dead_letter(ctx, task_id, chunk_index, reason)
+        return _dead_letter_in(session, chunk, reason)  # under the same lock and fence
 
 
 def _log_retry(chunk: Chunk, delay_s: float, reason: str, spent: str) -> None:
@@ -176,27 +192,32 @@ def _wait_for_release(chunk: Chunk, delay_s: float) -> None:
 
 
 def dead_letter(ctx: JobContext, task_id: str, chunk_index: int, reason: str) -> ChunkOutcome:
-    """The chunk failed for good: it and its task fail in one transaction (a crash between
-    two would leave the task running for ever, holding its tenant's slot)."""
+    """The chunk failed for good (out of attempts or of lost workers)."""
     with ctx.sessions.begin() as session:
-        chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
-        assert chunk is not None
-        chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
-        attempts, first, last = chunk.attempts, chunk.frame_start, chunk.frame_end - 1
-        session.flush()  # chunk rows are locked before the task's, as everywhere
-        if hooks.dead_lettered is not None:
-            hooks.dead_lettered(task_id, chunk_index)
-        fail_task_in(
-            session,
-            task_id,
-            f"chunk {chunk_index} (frames {first}-{last}) failed after {attempts} attempts: {reason}",
+        chunk = session.scalar(
+            select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index).with_for_update()
         )
-    log.error(
-        "chunk %d of task %s: failed after %d attempts",
-        chunk_index,
-        task_id,
-        attempts,
-        extra={"state": ChunkState.FAILED.value, "attempt": attempts, "error": reason},
+        assert chunk is not None
+        return _dead_letter_in(session, chunk, reason)
+
+
+def _dead_letter_in(session: Session, chunk: Chunk, reason: str) -> ChunkOutcome:
+    """The chunk and its task fail in the caller's transaction: a crash between two
+    transactions would leave the task running for ever, holding its tenant's slot."""
+    task_id, chunk_index = chunk.task_id, chunk.index
+    chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
+    attempts, first, last = chunk.attempts, chunk.frame_start, chunk.frame_end - 1
+    session.flush()  # chunk rows are locked before the task's, as everywhere
+    if hooks.dead_lettered is not None:
+        hooks.dead_lettered(task_id, chunk_index)
+    spent = f" after {attempts} attempts" if attempts else ""  # none: its workers were lost
+    fail_task_in(session, task_id, f"chunk {chunk_index} (frames {first}-{last}) failed{spent}: {reason}")
+    extra = {"state": ChunkState.FAILED.value, "attempt": attempts, "error": reason}
+    after_commit(
+        session,
+        lambda: log.error(
+            "chunk %d of task %s: failed after %d attempts", chunk_index, task_id, attempts, extra=extra
+        ),
     )
     return ChunkOutcome.FAILED
 
@@ -224,7 +245,9 @@ def fail_tasks_with_failed_chunks(ctx: JobContext) -> list[str]:
     return ended
 
 
-def handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome:
+def handed_back(
+    ctx: JobContext, task_id: str, chunk_index: int, lease_token: str | None = None
+) -> ChunkOutcome:
     """Its worker is stopping (a rollout, a scale-down): the chunk, still this worker's and
     its task running, goes back to waiting with no backoff, and its attempt is given back
     (stopping is no failure of the work). What it stored stays: the next holder resumes at
@@ -238,6 +261,7 @@ def handed_back(ctx: JobContext, task_id: str, chunk_index: int) -> ChunkOutcome
                 Chunk.index == chunk_index,
                 Chunk.state == ChunkState.RUNNING,
                 Chunk.worker == ctx.worker_name,
+                fenced(lease_token),
                 running_task,
             )
             .values(

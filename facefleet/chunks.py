@@ -26,6 +26,7 @@ from facefleet.chunk_outcomes import (
 )
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
+from facefleet.errors import LeaseLost
 from facefleet.failures import describe, infrastructure, local_fault
 from facefleet.frames_usage import settle_frames
 from facefleet.local_faults import given_back
@@ -44,10 +45,17 @@ def process_chunk(
     should_stop: Callable[[], bool] = lambda: False,
     hand_back: Callable[[], bool] = lambda: False,
     on_frame: Callable[[], None] = lambda: None,
+    lease_token: str | None = None,
+    still_ours: Callable[[], bool] = lambda: True,
 ) -> ChunkOutcome:
     """Process one chunk from its resume point. The caller must hold the chunk's lease.
     ``should_stop`` and ``hand_back`` are asked between segments; ``hand_back`` (the worker
-    is stopping) puts the chunk back to waiting for the next dispatch."""
+    is stopping) puts the chunk back to waiting for the next dispatch.
+
+    Fencing: ``lease_token`` (the lease's) is written on the chunk as the attempt starts and
+    every ending of the attempt requires it still there (the reaper's take-over clears it);
+    ``still_ours`` is asked before each store and checkpoint. A holder that lost its lease
+    records nothing."""
     with ctx.sessions.begin() as session:
         task = session.get(Task, task_id)
         chunk = session.scalar(select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index))
@@ -82,6 +90,7 @@ def process_chunk(
                     attempts=Chunk.attempts + (0 if continuing or taken_over else 1),
                     lost=lost,
                     worker=ctx.worker_name,
+                    lease_token=lease_token,
                     started_at=func.coalesce(Chunk.started_at, utcnow()),
                     updated_at=utcnow(),
                 )
@@ -115,18 +124,24 @@ def process_chunk(
             end,
             lambda: should_stop() or hand_back(),
             on_frame,
+            still_ours,
         )
+    except LeaseLost:
+        log.warning("chunk %d of task %s: lease lost, another worker goes on", chunk_index, task_id)
+        return ChunkOutcome.LEASE_LOST
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
         if (fault := local_fault(exc)) is not None:  # this worker's, not the work's: no attempt
             return given_back(ctx, task_id, chunk_index, fault)
-        return record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc))
+        return record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc), lease_token)
     finally:
         account(ctx, task_keys, time.monotonic() - started)
         memory.release_free_memory()  # what comes next (a chunk, a stitch) starts as small
+    if not finished and hand_back():
+        return handed_back(ctx, task_id, chunk_index, lease_token)
     if not finished:
-        return handed_back(ctx, task_id, chunk_index) if hand_back() else why_stopped(ctx, task_id)
-    outcome = finish(ctx, task_id, chunk_index)
+        return why_stopped(ctx, task_id)
+    outcome = finish(ctx, task_id, chunk_index, lease_token)
     if outcome in (ChunkOutcome.SUCCEEDED, ChunkOutcome.STITCH):
         _settle(ctx, task_keys, chunk_index)
         metrics.CHUNK_DURATION.observe(max(0.0, (utcnow() - first_started).total_seconds()))

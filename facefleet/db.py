@@ -204,6 +204,9 @@ class Chunk(Base):
     frames_accounted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # since when its attempts fail for infrastructure reasons (None: they do not)
     infra_failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # fencing: the token of the lease its running attempt started under; ending the attempt
+    # requires it, and the reaper's take-over clears it (a lost holder can then end nothing)
+    lease_token: Mapped[str | None] = mapped_column(String(64))
     # dispatch: PostgreSQL is the queue of record; a queued chunk waits here until the
     # dispatcher releases it to the broker (released_at), not before not_before (a retry's
     # backoff); priority, tenant and submitted_at are the task's, copied for one index

@@ -22,3 +22,11 @@ class TryLater(JobError):
     def __init__(self, service: str) -> None:
         super().__init__(f"{service} is unavailable")
         self.service = service
+
+
+class LeaseLost(JobError):
+    """The holder's lease on a piece of work is lost (expired, taken, or not renewed for too
+    long): it stops and writes nothing more. Another holder goes on; no attempt is spent."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the lease on {what} is lost")

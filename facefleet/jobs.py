@@ -322,6 +322,7 @@ def requeue_expired(ctx: JobContext, chunk_is_leased: Callable[[str, int], bool]
                 .where(Chunk.task_id == task_id, Chunk.index == index, Chunk.state == ChunkState.RUNNING)
                 .values(  # the start that was lost gives its attempt back: it counts as lost
                     state=ChunkState.QUEUED,
+                    lease_token=None,  # fencing: the lost holder can no longer end the chunk
                     released_at=None,  # waits to be released again (first: it is the oldest)
                     lost=Chunk.lost + 1,
                     attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 
 from sqlalchemy import delete
@@ -35,11 +36,18 @@ from pipeline.processors import Assets, JobInputs, prepare_chain
 log = logging.getLogger("facefleet.jobs")
 
 
-def plan_task(ctx: JobContext, task_id: str) -> list[int]:
+def plan_task(
+    ctx: JobContext,
+    task_id: str,
+    on_progress: Callable[[], None] = lambda: None,
+    still_ours: Callable[[], bool] = lambda: True,
+) -> list[int]:
     """Probe the target, prepare the processors once, write the chunk rows.
 
     Returns the indices of the chunks to process. Bad input fails the task with a reason and
-    returns []. Safe to call twice: a plan found complete is not redone.
+    returns []. Safe to call twice: a plan found complete is not redone. ``on_progress``
+    (the planner's lease) hears of each step and of the plan's upload going on; a planner
+    whose lease is lost (``still_ours``) stores and commits nothing more.
     """
     with ctx.sessions.begin() as session:
         task = session.get(Task, task_id)
@@ -62,13 +70,18 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         target_name = task.target_name or "target"
         failing_since = task.infra_failing_since
     names: dict[str, str] = {}
+
+    def step(phase: str) -> None:
+        ctx.set_phase(task_id, phase, None)
+        on_progress()
+
     try:
         with ExitStack() as held:
-            ctx.set_phase(task_id, "probing", None)
+            step("probing")
             target_path = held.enter_context(ctx.storage.hold(target))
             names[target_path.name] = target_name
             video = probe(target_path, ctx.limits)
-            ctx.set_phase(task_id, "planning", None)
+            step("planning")
             start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
             check_plan_size(
                 options,
@@ -84,7 +97,9 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
                 limits=ctx.limits,
             )
             assets = prepare_chain(options.processors, options.processor_options(), inputs, ctx.runtime)
-            _store_plan(ctx, task_keys, video, assets if options.processors else None)
+            if not still_ours():
+                return _lease_lost(task_id)
+            _store_plan(ctx, task_keys, video, assets if options.processors else None, on_progress)
     except Exception as exc:  # a bad input, a full disk, a bucket down for too long: the task says so
         log.warning("planning task %s failed: %r", task_id, exc, exc_info=True)
         service = infrastructure(exc)
@@ -93,6 +108,8 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         reason = describe(exc, names)
         fail_task(ctx, task_id, f"{service} was unavailable too long: {reason}" if service else reason)
         return []
+    if not still_ours():
+        return _lease_lost(task_id)
     try:
         _commit_plan(ctx, task_id, video, chunk_plans, start, end)
     except _NoLongerPlanning:  # cancelled meanwhile: no chunk rows, and what planning stored goes
@@ -100,6 +117,12 @@ def plan_task(ctx: JobContext, task_id: str) -> list[int]:
         return []
     log.info("task %s planned: frames %d-%d in %d chunks", task_id, start, end, len(chunk_plans))
     return [plan.index for plan in chunk_plans]
+
+
+def _lease_lost(task_id: str) -> list[int]:
+    """The planner's lease is lost: another planner goes on, this one writes nothing more."""
+    log.warning("planning of task %s lost its lease: another planner goes on", task_id)
+    return []
 
 
 def _chunk_frames(video: VideoProbe, start: int, end: int, asked: int, max_chunk_s: float) -> int:
@@ -156,13 +179,19 @@ def _commit_plan(
             raise _NoLongerPlanning
 
 
-def _store_plan(ctx: JobContext, task_keys: keys.TaskKeys, video: VideoProbe, assets: Assets | None) -> None:
+def _store_plan(
+    ctx: JobContext,
+    task_keys: keys.TaskKeys,
+    video: VideoProbe,
+    assets: Assets | None,
+    on_progress: Callable[[], None],
+) -> None:
     """The probe, and the processors' assets (None: the job has no processors, so no chunk
-    ever loads them)."""
+    ever loads them); ``on_progress`` hears of the uploads going on."""
     with scratch_dir(ctx.scratch, f"plan-{task_keys.task_id}") as scratch:
         probe_file = scratch / "probe.json"
         probe_file.write_text(json.dumps(video.to_dict()))
-        ctx.storage.put_file(task_keys.probe, probe_file)
+        ctx.storage.put_file(task_keys.probe, probe_file, on_progress)
         if assets is None:
             return
         import numpy as np  # not imported by a job without processors
@@ -171,7 +200,7 @@ def _store_plan(ctx: JobContext, task_keys: keys.TaskKeys, video: VideoProbe, as
         np.savez(buffer, allow_pickle=False, **assets)
         assets_file = scratch / "assets.npz"
         assets_file.write_bytes(buffer.getvalue())
-        ctx.storage.put_file(task_keys.assets, assets_file)
+        ctx.storage.put_file(task_keys.assets, assets_file, on_progress)
 
 
 def load_probe(ctx: JobContext, task_keys: keys.TaskKeys) -> VideoProbe:

@@ -26,6 +26,9 @@ PROGRESS_TTL_S = 7 * 24 * 3600
 # throughput is measured in buckets of 10 s, over the last 5 minutes
 METER_BUCKET_S = 10
 METER_WINDOW_S = 300
+# a lease counts as lost to its holder this far into its TTL without a renewal (one beat of
+# the heartbeat, which renews every (1 - VALID_FRACTION) of the TTL, before Redis drops it)
+VALID_FRACTION = 0.75
 
 # compare-and-delete / compare-and-extend: only the lease's owner may release or renew it
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -142,9 +145,14 @@ class Lease:
     """An exclusive, expiring claim on one key (SET NX PX with an owner token).
 
     ``acquire`` returns False when someone else holds it. While held, a heartbeat thread
-    renews it every third of the TTL; when a renewal finds the lease gone or taken (Redis
+    renews it every quarter of the TTL; when a renewal finds the lease gone or taken (Redis
     lost it, or the holder stalled past the TTL) ``lost`` becomes true and the holder must
     stop. ``release`` deletes it only if it is still ours.
+
+    A holder cut off from Redis hears no answer at all, so the lease also counts as lost
+    once it was not renewed for ``VALID_FRACTION`` of the TTL (monotonic clock, from when
+    the last successful renewal was sent): a beat before Redis can expire it, so a write
+    the holder checked ``lost`` for just before lands before anyone else may take over.
 
     With ``stall_after_s``, the heartbeat also watches the holder: if ``touch`` has not been
     called for that long (a hung decode or upload), it stops renewing, so the lease expires
@@ -162,7 +170,7 @@ class Lease:
         self._redis, self.key, self.ttl_ms = client, key, max(1, int(ttl_s * 1000))
         self.index_key = index_key  # a set naming every lease of the task (``task_busy``)
         self.stall_after_s = stall_after_s
-        self._touched = time.monotonic()
+        self._touched = self._renewed = time.monotonic()
         self.token = secrets.token_hex(16)
         self._lost = threading.Event()
         self._stop = threading.Event()
@@ -170,7 +178,15 @@ class Lease:
 
     @property
     def lost(self) -> bool:
+        """Whether the holder must stop (for good: a lost lease is never found again)."""
+        if not self._lost.is_set() and time.monotonic() - self._renewed >= self.valid_s:
+            self._lost.set()
         return self._lost.is_set()
+
+    @property
+    def valid_s(self) -> float:
+        """How long after a successful renewal the holder may still count on the lease."""
+        return self.ttl_ms * VALID_FRACTION / 1000
 
     def acquire(self, heartbeat: bool = True) -> bool:
         if self.index_key is not None:  # named before it is taken: a busy check never misses it
@@ -178,8 +194,10 @@ class Lease:
             pipe.sadd(self.index_key, self.key)
             pipe.expire(self.index_key, PROGRESS_TTL_S)
             pipe.execute()
+        sent = time.monotonic()
         if not self._redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
             return False
+        self._renewed = sent
         self.touch()
         if heartbeat:
             self._thread = threading.Thread(target=self._beat, name=f"lease {self.key}", daemon=True)
@@ -191,11 +209,15 @@ class Lease:
         self._touched = time.monotonic()
 
     def renew(self) -> bool:
-        return bool(self._redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        sent = time.monotonic()
+        renewed = bool(self._redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        if renewed:
+            self._renewed = sent
+        return renewed
 
     def _beat(self) -> None:
-        interval = self.ttl_ms / 3000
-        while not self._stop.wait(interval):
+        interval = self.ttl_ms / 1000 * (1 - VALID_FRACTION)
+        while not self._stop.wait(interval) and not self.lost:
             stalled_s = time.monotonic() - self._touched
             if self.stall_after_s is not None and stalled_s > self.stall_after_s:
                 log.warning("no progress under %s for %.0f s: letting the lease expire", self.key, stalled_s)
@@ -205,8 +227,10 @@ class Lease:
                 if not self.renew():
                     self._lost.set()
                     return
-            except redis.RedisError:
-                continue  # a blip: the next beat tries again, the TTL covers two misses
+            except redis.RedisError as exc:  # a blip: the next beat tries again, ``lost`` ends the wait
+                log.warning("lease %s not renewed (%s)", self.key, type(exc).__name__)
+        if self.lost:
+            log.warning("lease %s not renewed for %.1f s: lost to its holder", self.key, self.valid_s)
 
     def release(self) -> None:
         self._stop.set()

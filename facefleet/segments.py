@@ -30,6 +30,7 @@ from sqlalchemy import select
 from facefleet import keys, metrics
 from facefleet.context import JobContext
 from facefleet.db import Task
+from facefleet.errors import LeaseLost
 from facefleet.frames_usage import account_segment
 from facefleet.options import JobOptions
 from facefleet.planning import load_assets, load_probe
@@ -76,10 +77,14 @@ def run_segments(
     end: int,
     should_stop: Callable[[], bool],
     on_frame: Callable[[], None],
+    still_ours: Callable[[], bool] = lambda: True,
 ) -> bool:
     """Encode and store the chunk's remaining segments; returns whether all are stored (False:
     stopped between segments). Each stored segment is counted in the task's usage at once, so
     an attempt that dies later still has its work accounted for.
+
+    ``still_ours`` (the chunk's lease) is checked right before each store and each
+    checkpoint: a holder that lost its lease raises LeaseLost and writes nothing more.
 
     Segments overlap: once a segment has taken its last frame, the next one starts encoding
     while the first drains its encoder, is closed, stored and checkpointed, so no core waits
@@ -105,6 +110,10 @@ def run_segments(
     abort = threading.Event()  # set when the chunk fails: segments in flight stop taking frames
     last_stored = [time.monotonic()]
 
+    def fence() -> None:
+        if not still_ours():
+            raise LeaseLost(f"chunk {chunk_index} of task {task_id}")
+
     def run_segment(
         segment: SegmentPlan, frames: Iterator[Frame], previous: Future[None] | None, taken: threading.Event
     ) -> None:
@@ -122,9 +131,11 @@ def run_segments(
                     raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
                 if previous is not None:
                     previous.result()  # commit order: the segment before is stored and checkpointed
-                ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path)
+                fence()
+                ctx.storage.put_file(task_keys.segment(chunk_index, segment.index), path, on_frame)
         finally:
             taken.set()
+        fence()
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
         account_segment(ctx, task_keys, chunk_index, count)
         now = time.monotonic()
@@ -133,7 +144,7 @@ def run_segments(
         for latency in latencies:  # counted once stored: the count equals the frames processed
             frame_latency.observe(latency)
         _log_segment(task_id, chunk_index, segment, count, now - began)
-        on_frame()  # the upload was progress too
+        on_frame()  # the checkpoint and the accounting were progress too
 
     with (
         ctx.storage.hold(target_key) as target,

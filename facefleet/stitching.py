@@ -38,8 +38,10 @@ def stitch_task(
     call moved the task to ``succeeded``. Only a task in ``stitching`` is touched: a task
     that already succeeded (a second stitcher) is left exactly as it is. ``still_ours`` (the
     stitch lease) is checked before the output is stored and before the final state change,
-    so a stitcher that lost its lease changes nothing. Segments are read one at a time, so
-    beyond the output this needs one segment and the target on local disk."""
+    so a stitcher that lost its lease changes nothing; ``on_progress`` (the lease's stall
+    watch) hears of every segment fetched and of the output's upload going on. Segments are
+    read one at a time, so beyond the output this needs one segment and the target on local
+    disk."""
     with ctx.sessions() as session:
         task = session.get(Task, task_id)
         if task is None or task.state != TaskState.STITCHING:
@@ -85,7 +87,7 @@ def stitch_task(
                 log.warning("stitch of task %s lost its lease: another stitcher goes on", task_id)
                 return False
             ctx.set_phase(task_id, "uploading", None)
-            ctx.storage.put_file(task_keys.output, out)
+            ctx.storage.put_file(task_keys.output, out, on_progress)
             size = out.stat().st_size
     except Exception as exc:
         log.warning("stitching task %s failed: %r", task_id, exc, exc_info=True)

@@ -182,7 +182,9 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
     try:
         if _exhausted(svc, task_id, TaskState.PLANNING):
             return 0
-        indices = _holding_on(svc, lease, lambda: plan_task(svc.ctx, task_id))
+        indices = _holding_on(
+            svc, lease, lambda: plan_task(svc.ctx, task_id, lease.touch, lambda: not lease.lost)
+        )
     except TryLater as later:
         _put_off(app, svc, task_id, "plan", PLAN_TASK, later)
         return 0
@@ -214,6 +216,8 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
                 should_stop=_stopper(app, svc, lease, task_id),
                 hand_back=lambda: app.lifecycle.stopping and not lease.lost,  # lost: not ours to give
                 on_frame=_poisoned(svc, task_id) or scratch_full_fault() or lease.touch,
+                lease_token=lease.token,
+                still_ours=lambda: not lease.lost,
             ),
         )
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -30,9 +31,11 @@ class UploadTooLarge(StorageError):
 
 
 class Storage(Protocol):
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, progress: Callable[[], None] | None = None) -> None:
         """Store a local file under ``key`` (atomically; overwrites). The caller does not
-        write to ``path`` afterwards: a folder bucket may keep the file itself (a hard link)."""
+        write to ``path`` afterwards: a folder bucket may keep the file itself (a hard link).
+        ``progress`` is called as the transfer goes on (a lease's stall watch: a long upload
+        is progress, not a hung holder)."""
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         """Store a stream without holding it in memory; raise UploadTooLarge past ``max_bytes``

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
@@ -45,10 +45,11 @@ class LocalStorage:
             raise
         return size
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, progress: Callable[[], None] | None = None) -> None:
         """Stored by hard link where the file system allows (the caller writes no more to
         ``path``: scratch files, removed once stored), its data flushed to disk; else copied.
-        A segment or a whole output is then written once, not twice."""
+        A segment or a whole output is then written once, not twice. (``progress``: a local
+        write has no transfer to watch.)"""
         if not self._link(key, path, sync=True):
             self._copy(key, path)
 

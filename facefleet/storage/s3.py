@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,12 +26,15 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from facefleet import scratch
 from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 from facefleet.storage.file_cache import FileCache
-from facefleet.storage.s3_multipart import put_resumable, unfinished_uploads
+from facefleet.storage.s3_multipart import OwnUploads, put_resumable, unfinished_uploads
+from facefleet.storage.transfer_watch import TransferWatch
 
 _PART_SIZE = 8 * 1024 * 1024
 _PRESIGN_REUSE_S = 60.0
 _PRESIGNED_KEPT = 10_000
 _DELETE_BATCH = 1000
+_CONNECT_TIMEOUT_S = 5
+_READ_TIMEOUT_S = 60
 
 
 class _LimitedReader:
@@ -72,8 +75,8 @@ class S3Storage:
         # seconds (our callers then wait out the outage, with their own deadline)
         config = Config(
             retries={"max_attempts": 5, "mode": "adaptive"},
-            connect_timeout=5,
-            read_timeout=60,
+            connect_timeout=_CONNECT_TIMEOUT_S,
+            read_timeout=_READ_TIMEOUT_S,
             s3={"addressing_style": "path"},
         )
         self._s3 = client or boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
@@ -90,6 +93,7 @@ class S3Storage:
             use_threads=True,
         )
         self.cache = FileCache(cache_dir, cache_max_bytes)
+        self._uploads = OwnUploads()
         self._presigned: OrderedDict[tuple[str, int], tuple[str, float]] = OrderedDict()
         self._presigned_lock = threading.Lock()
 
@@ -98,23 +102,29 @@ class S3Storage:
 
     # ------------------------------------------------------------------------ writes
 
-    def put_file(self, key: str, path: Path) -> None:
+    def put_file(self, key: str, path: Path, progress: Callable[[], None] | None = None) -> None:
         """Store ``path`` at ``key``. A file above the multipart threshold goes up in parts
         that survive a failure: called again (the caller retries after an outage), it
         finds the upload it began, keeps the parts already there whose checksum matches,
-        and sends only the rest. A small file is one PUT, repeated whole (it is idempotent)."""
+        and sends only the rest. A small file is one PUT, repeated whole (it is idempotent).
+        ``progress`` hears of the transfer going on (``TransferWatch``)."""
         try:
-            if path.stat().st_size < self._transfer.multipart_threshold:
-                self._s3.upload_file(str(path), self.bucket, key, Config=self._transfer)
-            else:
-                put_resumable(
-                    self._s3,
-                    self.bucket,
-                    key,
-                    path,
-                    self._transfer.multipart_chunksize,
-                    self._transfer.max_request_concurrency,
-                )
+            with TransferWatch(progress, _CONNECT_TIMEOUT_S + _READ_TIMEOUT_S) as watch:
+                if path.stat().st_size < self._transfer.multipart_threshold:
+                    self._s3.upload_file(
+                        str(path), self.bucket, key, Config=self._transfer, Callback=watch.moved
+                    )
+                else:
+                    put_resumable(
+                        self._s3,
+                        self.bucket,
+                        key,
+                        path,
+                        self._transfer.multipart_chunksize,
+                        self._transfer.max_request_concurrency,
+                        self._uploads,
+                        watch.moved,
+                    )
         except (BotoCoreError, ClientError) as exc:
             raise _failure("store", key, exc) from exc
 

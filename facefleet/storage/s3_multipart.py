@@ -1,7 +1,8 @@
 """A large file stored as an S3 multipart upload that survives failures: called again after
-an outage, ``put_resumable`` finds the upload it began, keeps the parts already there whose
-checksum matches, and sends only the rest; and ``unfinished_uploads``, the uploads begun
-under a prefix and not completed (resumed here, aborted when the prefix is deleted).
+an outage, ``put_resumable`` finds the upload this process began (never another writer's),
+keeps the parts already there whose checksum matches, and sends only the rest; and
+``unfinished_uploads``, the uploads begun under a prefix and not completed (aborted when
+the prefix is deleted).
 
 Kept apart from ``S3Storage`` (``facefleet.storage.s3``), which calls in here: this is S3's
 multipart protocol on the client it is given, and boto's errors go to the caller as they
@@ -11,16 +12,49 @@ are, for it to name the object.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 
-def put_resumable(s3: Any, bucket: str, key: str, path: Path, part_size: int, concurrency: int) -> None:
+
+class OwnUploads:
+    """The multipart uploads this process began and has not completed, by key. Only these
+    are resumed: an unfinished upload of the same key found in the bucket may be another
+    writer's that is still sending parts (a stitcher whose lease lapsed during a slow
+    upload), and completing it, or having it completed under our feet, fails one of us.
+    An upload is taken out while a call sends it, so two calls never share one."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> str | None:
+        with self._lock:
+            return self._ids.pop(key, None)
+
+    def keep(self, key: str, upload_id: str) -> None:
+        with self._lock:
+            self._ids[key] = upload_id
+
+
+def put_resumable(
+    s3: Any,
+    bucket: str,
+    key: str,
+    path: Path,
+    part_size: int,
+    concurrency: int,
+    own: OwnUploads,
+    moved: Callable[[int], None] = lambda _count: None,
+) -> None:
     """Store ``path`` at ``key`` in parts of ``part_size`` bytes, ``concurrency`` at a time,
-    going on with the upload an earlier call began."""
-    upload_id = _open_upload(s3, bucket, key)
-    stored = _stored_parts(s3, bucket, key, upload_id)
+    going on with the upload an earlier call of this process began (``own``); ``moved``
+    hears of every part sent or found stored."""
+    upload_id, stored = _open_upload(s3, bucket, key, own)
     size = path.stat().st_size
 
     def send(number: int) -> dict[str, Any]:
@@ -31,21 +65,32 @@ def put_resumable(s3: Any, bucket: str, key: str, path: Path, part_size: int, co
         if stored.get(number) != etag:  # missing, or left by a writer of other bytes
             sent = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
             etag = sent["ETag"]
+        moved(len(data))
         return {"PartNumber": number, "ETag": etag}
 
     numbers = range(1, -(-size // part_size) + 1)
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        parts = list(pool.map(send, numbers))
-    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            parts = list(pool.map(send, numbers))
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    except BaseException:
+        own.keep(key, upload_id)  # the next call of this process goes on with it
+        raise
 
 
-def _open_upload(s3: Any, bucket: str, key: str) -> str:
-    """The id of the newest unfinished multipart upload of ``key``, or of a new one."""
-    uploads = unfinished_uploads(s3, bucket, key)
-    mine = sorted((u for u in uploads if u["Key"] == key), key=lambda u: u["Initiated"])
-    if mine:
-        return str(mine[-1]["UploadId"])
-    return str(s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"])
+def _open_upload(s3: Any, bucket: str, key: str, own: OwnUploads) -> tuple[str, dict[int, str]]:
+    """The upload of ``key`` this process began and the parts it holds, or a new upload."""
+    upload_id = own.take(key)
+    if upload_id is not None:
+        try:
+            return upload_id, _stored_parts(s3, bucket, key, upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":  # aborted: start again
+                own.keep(key, upload_id)
+                raise
+    return str(s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]), {}
 
 
 def _stored_parts(s3: Any, bucket: str, key: str, upload_id: str) -> dict[int, str]:

@@ -2,7 +2,8 @@
 ``down()`` refuses new connections and drops the open ones (as a crashed server or a
 broken network does), ``up()`` serves again on the same port; ``cut()`` drops the open
 connections but goes on accepting (a failover, a NAT or load balancer forgetting its
-flows); ``latency_s`` delays every piece of every answer (a slow or distant service)."""
+flows); ``latency_s`` delays every piece of every answer (a slow or distant service).
+``TapProxy`` logs, slows or holds back the HTTP requests it passes on."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 
 class TcpProxy:
@@ -86,9 +88,86 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-            with self._lock:
-                self._open.discard(source)
-                self._open.discard(sink)
+            self._close_pair(source, sink)
+
+    def _close_pair(self, source: socket.socket, sink: socket.socket) -> None:
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self._open.discard(source)
+            self._open.discard(sink)
+
+
+_METHODS = (b"GET ", b"PUT ", b"POST ", b"HEAD ", b"DELETE ")
+
+
+@dataclass
+class Request:
+    """One HTTP request a client sent through a TapProxy: its method, path (with the query),
+    when its first and its last bytes were passed on (monotonic clock)."""
+
+    method: str
+    path: str
+    first_byte: float
+    last_byte: float
+
+
+class TapProxy(TcpProxy):
+    """A TcpProxy in front of an HTTP service (S3) that logs every request passed on
+    (``requests``: a write log), slows the bodies of those whose request line holds
+    ``slow_marker`` to ``slow_bytes_per_s``, and holds back the first request whose line
+    holds ``hold_marker`` until ``release()``."""
+
+    def __init__(
+        self,
+        target_port: int,
+        slow_marker: bytes | None = None,
+        slow_bytes_per_s: float = 0.0,
+        hold_marker: bytes | None = None,
+    ) -> None:
+        self.requests: list[Request] = []
+        self.slow_marker, self.slow_bytes_per_s = slow_marker, slow_bytes_per_s
+        self.hold_marker = hold_marker
+        self.held = threading.Event()  # set once the held request arrived
+        self._released = threading.Event()
+        super().__init__(target_port)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, delay_s: float) -> None:
+        for sock in (source, sink):  # a slowed or held request keeps the service quiet a while
+            sock.settimeout(None)
+        if delay_s or sink.getpeername() != self.target:
+            super()._pump(source, sink, delay_s)  # answers pass as they are
+            return
+        current: Request | None = None
+        slow = False
+        try:
+            while data := source.recv(1024 if slow else 65536):
+                if data.startswith(_METHODS):
+                    current, slow = self._begin(data)
+                if slow:
+                    time.sleep(len(data) / self.slow_bytes_per_s)
+                sink.sendall(data)
+                if current is not None:
+                    current.last_byte = time.monotonic()
+        except OSError:
+            pass
+        finally:
+            self._close_pair(source, sink)
+
+    def _begin(self, data: bytes) -> tuple[Request, bool]:
+        """A new request (``data`` starts with its line): logged, held back if it is the one."""
+        line = data.split(b"\r\n", 1)[0]
+        method, path = line.decode("latin-1").split(" ")[:2]
+        if self.hold_marker is not None and self.hold_marker in line and not self.held.is_set():
+            self.held.set()
+            self._released.wait()
+        now = time.monotonic()
+        request = Request(method, path, now, now)
+        with self._lock:
+            self.requests.append(request)
+        slow = bool(self.slow_marker and self.slow_marker in line and self.slow_bytes_per_s)
+        return request, slow

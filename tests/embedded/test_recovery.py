@@ -4,6 +4,7 @@ chunk's new holder alone, a chunk whose checkpoint store is unreachable still ru
 for speed, not truth), and a task cancelled while planning leaves nothing behind."""
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -110,8 +111,8 @@ def test_a_task_cancelled_while_planning_keeps_no_chunks_or_files(sample, tmp_pa
     class CancelOnPlanUpload(LocalStorage):
         """The user's cancel arrives while the planner stores its probe."""
 
-        def put_file(self, key: str, path: Path) -> None:
-            super().put_file(key, path)
+        def put_file(self, key: str, path: Path, progress: Callable[[], None] | None = None) -> None:
+            super().put_file(key, path, progress)
             if key == keys.TaskKeys(TASK).probe:
                 cancel_task(ctx, TASK)
 
