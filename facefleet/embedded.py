@@ -26,7 +26,7 @@ from facefleet.chunk_outcomes import ChunkOutcome
 from facefleet.chunks import process_chunk
 from facefleet.cleanup import clean_up
 from facefleet.context import JobContext
-from facefleet.db import Base, Task, make_engine, make_sessionmaker
+from facefleet.db import Task, make_engine, make_sessionmaker
 from facefleet.errors import TryLater
 from facefleet.jobs import (
     create_task,
@@ -36,6 +36,7 @@ from facefleet.jobs import (
     resume_interrupted,
     retry_task,
 )
+from facefleet.local_schema import ensure_schema
 from facefleet.options import JobOptions
 from facefleet.planning import plan_task
 from facefleet.progress import task_progress
@@ -69,7 +70,7 @@ class JobRequest:
 def open_context(settings: Settings, worker_name: str | None = None) -> JobContext:
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(f"sqlite:///{settings.home / 'facefleet.db'}")
-    Base.metadata.create_all(engine)
+    ensure_schema(engine)
     sessions = make_sessionmaker(engine)
     ensure_default_tenant(sessions)
     return JobContext(
