@@ -21,13 +21,13 @@ def account_segment(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int,
     """A stored segment's ``frames``: the task's and its tenant's usage, and the chunk's count.
     The chunk's mark of failing services goes too: they work again, so a blip much later
     starts a new wait instead of counting from the old one."""
-    with ctx.sessions.begin() as session:
-        _add(session, task_keys, frames)
+    with ctx.sessions.begin() as session:  # the chunk's row before the task's: the lock order
         session.execute(
             update(Chunk)
             .where(Chunk.task_id == task_keys.task_id, Chunk.index == chunk_index)
             .values(frames_accounted=Chunk.frames_accounted + frames, infra_failing_since=None)
         )
+        _add(session, task_keys, frames)
 
 
 def settle_frames(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int) -> int:
