@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     max_frames: int | None = Field(default=None, ge=1)
     max_duration_s: float | None = Field(default=None, gt=0)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
-    probe_timeout_s: float = Field(default=30.0, gt=0)  # the API's sandboxed probe of an upload
+    probe_timeout_s: float = Field(default=30.0, gt=0)  # the sandboxed probe of a submission's target
     probe_memory_bytes: int = Field(default=2 * 1024**3, ge=64 * 1024**2)
 
     # inputs by URL: the guard for every outbound fetch (http:// only inside egress_allow)
