@@ -23,11 +23,11 @@ from api.queue import Producer
 from api.schemas import ProblemBody, SubmitForm, SubmitJson
 from api.state import ApiState
 from api.stats import stats
-from api.submit import MAX_SOURCES
 from api.tasks import tasks
 from facefleet import logs
 from facefleet.distributed import require
 from facefleet.settings import Settings
+from facefleet.submission import MAX_SOURCES
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from facefleet.egress import EgressRefused
-from facefleet.errors import InvalidTransition, TaskNotFound
+from facefleet.errors import InvalidSubmission, InvalidTransition, MediaRefused, TaskNotFound
 from facefleet.options import OptionsError
 from facefleet.storage.base import StorageError, UploadTooLarge
-from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +83,12 @@ def register_error_handlers(app: Flask) -> None:
     def _conflict(exc: InvalidTransition) -> Response:
         return problem_response(409, str(exc), "invalid-transition")
 
+    @app.errorhandler(InvalidSubmission)
+    def _invalid(exc: InvalidSubmission) -> Response:
+        if exc.field:
+            return problem_response(400, str(exc), "missing-field", field=exc.field)
+        return problem_response(400, str(exc))
+
     @app.errorhandler(OptionsError)
     def _options(exc: OptionsError) -> Response:
         return problem_response(422, str(exc), "invalid-options")
@@ -96,8 +101,8 @@ def register_error_handlers(app: Flask) -> None:
     def _refused_url(exc: EgressRefused) -> Response:
         return problem_response(422, str(exc), "refused-url")
 
-    @app.errorhandler(PipelineError)
-    def _media(exc: PipelineError) -> Response:
+    @app.errorhandler(MediaRefused)
+    def _media(exc: MediaRefused) -> Response:
         return problem_response(422, str(exc), "invalid-media")
 
     @app.errorhandler(StorageError)

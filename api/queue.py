@@ -1,5 +1,5 @@
 """Sending work to the workers: a Celery producer built from Settings (task names and queues
-are the contract in facefleet.distributed; the API never imports the worker)."""
+are the contract in facefleet.queues; the API never imports the worker)."""
 
 from __future__ import annotations
 

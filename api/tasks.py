@@ -29,7 +29,7 @@ from api.schemas import (
     submission_body,
 )
 from api.state import state
-from api.submit import submit
+from api.submit import check_idempotency_key, receiver
 from facefleet import logs
 from facefleet.cleanup import clean_up
 from facefleet.db import Task
@@ -38,6 +38,7 @@ from facefleet.jobs import cancel_task, delete_task, fail_task, get_task, retry_
 from facefleet.progress import task_progress
 from facefleet.standing import phase_of, queue_standing
 from facefleet.states import TaskState
+from facefleet.submission import submit
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,16 @@ def create() -> tuple[Response, int, dict[str, str]]:
     api = state()
     svc = api.services
     tenant = principal().tenant
+    idempotency_key = request.headers.get("Idempotency-Key")
     admit_submission(svc, api.limiter, tenant)
+    check_idempotency_key(idempotency_key)
     task, created = submit(
-        svc,
-        request.headers.get("Idempotency-Key"),
-        tenant,
-        lambda options: api.admission.check(svc, options.priority),
+        svc.ctx,
+        svc.settings,
+        receiver(svc),
+        tenant=tenant,
+        idempotency_key=idempotency_key,
+        admit=lambda options: api.admission.check(svc, options.priority),
     )
     logs.bind(task_id=task.id, tenant=tenant)
     if created:

@@ -26,8 +26,7 @@ from facefleet.jobs import fail_task_in, task_moved
 from facefleet.policy import infra_backoff, retry_delay
 from facefleet.states import ChunkState, TaskState, chunk_sources
 
-# the name these lines have always carried (the ``logger`` field): moving the code changes no log
-log = logging.getLogger("facefleet.chunks")
+log = logging.getLogger(__name__)
 
 
 class ChunkOutcome(StrEnum):

@@ -29,7 +29,6 @@ from facefleet.context import JobContext
 from facefleet.db import Task, make_engine, make_sessionmaker
 from facefleet.errors import TryLater
 from facefleet.jobs import (
-    create_task,
     delete_task,
     get_task,
     pending_chunks,
@@ -44,10 +43,8 @@ from facefleet.settings import Settings
 from facefleet.states import TaskState
 from facefleet.stitching import stitch_task
 from facefleet.storage.local import LocalStorage
+from facefleet.submission import Draft, Receive, submit
 from facefleet.tenancy import ensure_default_tenant
-from pipeline.errors import InvalidMediaError
-from pipeline.images import check_image
-from pipeline.limits import MediaLimits
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +103,9 @@ def _file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def check_inputs(request: JobRequest, limits: MediaLimits | None = None) -> None:
-    """Refuse, before any work, what would only fail later: missing or unreadable inputs and
-    an output path that cannot be written."""
+def check_inputs(request: JobRequest) -> None:
+    """Refuse, before any work, the paths that name no file and an output path that cannot
+    be written. What the files hold is checked by the submission, as the API's are."""
     named = [("target", request.target), *[("source", s) for s in request.sources]]
     if request.reference:
         named.append(("reference", request.reference))
@@ -117,14 +114,6 @@ def check_inputs(request: JobRequest, limits: MediaLimits | None = None) -> None
             raise EmbeddedJobError(f"{role} not found: {path}")
         if not path.is_file():
             raise EmbeddedJobError(f"{role} is not a regular file: {path}")
-    for role, path in named[1:]:
-        try:
-            check_image(path, limits or MediaLimits())  # from the header: no bomb is decoded
-        except InvalidMediaError as exc:
-            reason = str(exc).removeprefix(f"{path.name}: ")
-            if reason.startswith("cannot be read as an image"):
-                raise EmbeddedJobError(f"{role} cannot be read as an image: {path}") from None
-            raise EmbeddedJobError(f"{role} {path}: {reason}") from None
     _check_output(request.output)
 
 
@@ -167,14 +156,14 @@ def run_job(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> str:
     """Run (or resume) a job to completion and write its output; returns the task id."""
-    check_inputs(request, settings.media_limits())
+    check_inputs(request)
     memory.release_free_memory()  # caps the heap arenas before any decoder starts its threads
     started = time.time()
     ctx = open_context(settings)
     scratch.sweep(settings.scratch_dir, started)  # what killed runs left (live ones hold theirs)
     task_id = job_id(request)
     with _job_lock(settings, task_id):
-        _ensure_task(ctx, request, task_id)
+        _ensure_task(ctx, settings, request, task_id)
         task = get_task(ctx, task_id)
         if task.state in (TaskState.QUEUED, TaskState.PLANNING):
             _until_done(lambda: plan_task(ctx, task_id))
@@ -206,7 +195,7 @@ def _until_done(step: Callable[[], object]) -> None:
             time.sleep(5)
 
 
-def _ensure_task(ctx: JobContext, request: JobRequest, task_id: str) -> None:
+def _ensure_task(ctx: JobContext, settings: Settings, request: JobRequest, task_id: str) -> None:
     with ctx.sessions() as session:
         task = session.get(Task, task_id)
     if (
@@ -218,29 +207,30 @@ def _ensure_task(ctx: JobContext, request: JobRequest, task_id: str) -> None:
         clean_up(ctx, task_id)
         task = None
     if task is None:
-        storage = ctx.storage  # inputs are linked into the bucket, not copied, where the disk allows
+        storage = ctx.storage
         assert isinstance(storage, LocalStorage)
-        storage.adopt(keys.TaskKeys(task_id).target, request.target)
-        source_keys = []
-        for number, source in enumerate(request.sources):
-            storage.adopt(keys.TaskKeys(task_id).source(number), source)
-            source_keys.append(keys.TaskKeys(task_id).source(number))
-        reference = None
-        if request.reference:
-            reference = keys.TaskKeys(task_id).reference
-            storage.adopt(reference, request.reference)
-        create_task(
-            ctx,
-            task_id=task_id,
-            target_key=keys.TaskKeys(task_id).target,
-            target_name=request.target.name,
-            source_keys=source_keys,
-            reference_key=reference,
-            options=request.options,
-            bytes_in=request.target.stat().st_size,
-        )
+        submit(ctx, settings, _adopting(storage, request), task_id=task_id)
     elif task.state == TaskState.FAILED:
         retry_task(ctx, task_id)
+
+
+def _adopting(storage: LocalStorage, request: JobRequest) -> Receive:
+    """The user's files into the bucket: linked, not copied, where the disk allows."""
+
+    def receive(draft: Draft, _scratch: Path) -> None:
+        target = draft.add_target(request.target.name)
+        storage.adopt(target, request.target)
+        # probed under its key's name, as the API's copy is: the file's own name (a .m3u8,
+        # say) would let FFmpeg pick another reader, and refuse it in other words
+        draft.target_copy, draft.target_bytes = storage.local_path(target), request.target.stat().st_size
+        for source in request.sources:
+            storage.adopt(draft.add_source(), source)
+        if request.reference:
+            draft.reference_key = draft.keys.reference
+            storage.adopt(draft.reference_key, request.reference)
+        draft.options = request.options
+
+    return receive
 
 
 def _run_chunks(

@@ -30,3 +30,17 @@ class LeaseLost(JobError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"the lease on {what} is lost")
+
+
+class InvalidSubmission(JobError):
+    """A submission that is malformed: an input missing (``field`` names it), one too many,
+    or options that are not a JSON object."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class MediaRefused(JobError):
+    """An input that is not usable media, is past a media limit, or whose range is
+    impossible; the message names the input as its user knows it."""

@@ -16,7 +16,7 @@ from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.states import ChunkState, TaskState
 
-log = logging.getLogger("facefleet.chunks")
+log = logging.getLogger(__name__)
 
 
 def given_back(ctx: JobContext, task_id: str, chunk_index: int, fault: str) -> ChunkOutcome:

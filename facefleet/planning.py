@@ -18,13 +18,13 @@ from contextlib import ExitStack
 from sqlalchemy import delete
 
 from facefleet import keys, logs
-from facefleet.admission import admitted
 from facefleet.cleanup import clean_up
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, utcnow
 from facefleet.errors import TaskNotFound, TryLater
 from facefleet.failures import describe, infrastructure
 from facefleet.jobs import fail_task, move_task, patience_left, pending_chunks
+from facefleet.max_running import admitted
 from facefleet.options import JobOptions, check_plan_size
 from facefleet.scratch import scratch_dir
 from facefleet.states import TaskState
@@ -32,8 +32,7 @@ from pipeline.plan import ChunkPlan, frame_range, plan_chunks
 from pipeline.probe import VideoProbe, probe
 from pipeline.processors import Assets, JobInputs, prepare_chain
 
-# the name these lines have always carried (the ``logger`` field): moving the code changes no log
-log = logging.getLogger("facefleet.jobs")
+log = logging.getLogger(__name__)
 
 
 def plan_task(

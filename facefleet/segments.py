@@ -42,8 +42,7 @@ from pipeline.plan import SegmentPlan, plan_chunks
 from pipeline.prefetch import prefetch
 from pipeline.processors import Chain, build_chain
 
-# the name these lines have always carried (the ``logger`` field): moving the code changes no log
-log = logging.getLogger("facefleet.chunks")
+log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.5
 # Segments in flight at once: one taking frames, the one before it finishing.

@@ -20,6 +20,19 @@ def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "facefleet"
 
 
+class TestHooks(BaseSettings):
+    """Test-only switches (FACEFLEET_TEST_*): each makes a fault happen on purpose, so that a
+    test can watch the service meet it. All off in a deployment."""
+
+    __test__ = False  # not a test class
+    model_config = SettingsConfigDict(env_prefix="FACEFLEET_TEST_", extra="ignore")
+
+    poison_name: str | None = None  # a chunk of a target so named kills its worker at its first frame
+    kill_at_dead_letter: bool = False  # a worker kills itself inside its first dead letter's transaction
+    scratch_full: bool = False  # a worker's scratch writes fail as a full disk's do
+    prober_crash: bool = False  # the sandboxed prober aborts on every file
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
 
@@ -77,7 +90,7 @@ class Settings(BaseSettings):
     max_frames: int | None = Field(default=None, ge=1)
     max_duration_s: float | None = Field(default=None, gt=0)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
-    probe_timeout_s: float = Field(default=30.0, gt=0)  # the API's sandboxed probe of an upload
+    probe_timeout_s: float = Field(default=30.0, gt=0)  # the sandboxed probe of a submission's target
     probe_memory_bytes: int = Field(default=2 * 1024**3, ge=64 * 1024**2)
 
     # inputs by URL: the guard for every outbound fetch (http:// only inside egress_allow)
@@ -135,6 +148,9 @@ class Settings(BaseSettings):
     # models a chunk worker loads and runs once before it says it is ready (comma-separated
     # names, e.g. "det_10g,w600k_r50,inswapper_128"; empty: ready once its services answer)
     warm_models: str = ""
+
+    # test-only fault switches, read from their own FACEFLEET_TEST_* variables
+    test_hooks: TestHooks = Field(default_factory=TestHooks)
 
     @property
     def effective_broker_url(self) -> str:

@@ -1,6 +1,6 @@
 """The child process of ``pipeline.sandbox``: probe one file under resource limits, print JSON.
 
-It reads ``{"path", "limits", "memory_bytes", "cpu_s"}`` on stdin and writes one of
+It reads ``{"path", "limits", "memory_bytes", "cpu_s", "crash"}`` on stdin and writes one of
 ``{"probe": ...}``, ``{"error": message}`` or ``{"out_of_memory": true}`` on stdout. The
 limits are set before FFmpeg is loaded, so they hold for everything it does.
 """
@@ -13,8 +13,6 @@ import resource
 import sys
 from pathlib import Path
 from typing import Any
-
-CRASH_SWITCH = "FACEFLEET_TEST_PROBER_CRASH"  # tests: "1" makes the child abort, as a crash would
 
 
 def _limit(request: dict[str, Any]) -> None:
@@ -41,7 +39,7 @@ def _run(request: dict[str, Any]) -> dict[str, Any]:
 def main() -> None:
     request = json.load(sys.stdin)
     _limit(request)
-    if os.environ.get(CRASH_SWITCH) == "1":
+    if request.get("crash"):  # tests (FACEFLEET_TEST_PROBER_CRASH): abort, as a crash would
         os.abort()
     json.dump(_run(request), sys.stdout)
 

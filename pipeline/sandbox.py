@@ -35,16 +35,19 @@ def probe_untrusted(
     timeout_s: float = 30.0,
     memory_bytes: int = 2 << 30,
     cpu_s: int | None = None,
+    crash: bool = False,
 ) -> VideoProbe:
     """``probe(path, limits)`` in a child limited to ``memory_bytes`` of address space,
     ``cpu_s`` seconds of CPU (default: twice ``timeout_s``, decoders run threads) and
-    ``timeout_s`` seconds of wall-clock time."""
+    ``timeout_s`` seconds of wall-clock time. ``crash`` (tests only): the child aborts, as a
+    file that crashes FFmpeg would make it."""
     path = Path(path)
     request = {
         "path": str(path.absolute()),
         "limits": dataclasses.asdict(limits or MediaLimits()),
         "memory_bytes": memory_bytes,
         "cpu_s": cpu_s if cpu_s is not None else max(1, round(2 * timeout_s)),
+        "crash": crash,
     }
     try:
         done = subprocess.run(

@@ -22,7 +22,6 @@ every prefork child records into it and the main process's fleet loop reads it.
 from __future__ import annotations
 
 import ctypes
-import errno
 import logging
 import multiprocessing
 import os
@@ -32,11 +31,9 @@ from pathlib import Path
 
 from facefleet.chunk_outcomes import ChunkOutcome
 from facefleet.context import JobContext
-from facefleet.distributed import CHUNKS, queue_name
 from facefleet.local_faults import attempt_returned, chunk_error
 from facefleet.scratch import scratch_file
 from facefleet.storage.base import StorageError
-from worker.base import FaceFleetCelery
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +101,15 @@ class Breaker:
         self._checked_at.value = time.monotonic()
 
 
-def host_problem(scratch: Path, bucket_answers: Callable[[], None]) -> str | None:
+def host_problem(
+    scratch: Path, bucket_answers: Callable[[], None], fault: Callable[[], None] | None = None
+) -> str | None:
     """What is still wrong with this host (None: nothing the check can see): its scratch
-    disk must take a small file, written through, and the bucket its credentials."""
+    disk must take a small file, written through, and the bucket its credentials.
+    (``fault``: a test's full disk, raised before the write.)"""
     try:
-        _scratch_full()
+        if fault:
+            fault()
         with scratch_file(scratch, "breaker-check") as path, open(path, "wb") as out:
             out.write(os.urandom(PROBE_BYTES))
             out.flush()
@@ -120,42 +121,6 @@ def host_problem(scratch: Path, bucket_answers: Callable[[], None]) -> str | Non
     except StorageError as exc:
         return f"object storage still fails: {exc}"
     return None
-
-
-def scratch_full_fault() -> Callable[[], None] | None:
-    """Test-only: with FACEFLEET_TEST_SCRATCH_FULL=1 on a worker, its scratch writes fail as a
-    full disk does (ENOSPC), from the first frame of every chunk and in the breaker's check."""
-    return _scratch_full if os.environ.get("FACEFLEET_TEST_SCRATCH_FULL") == "1" else None
-
-
-def _scratch_full() -> None:
-    if os.environ.get("FACEFLEET_TEST_SCRATCH_FULL") == "1":
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
-def stop_taking_chunks(app: FaceFleetCelery) -> bool:
-    """Asks this worker's consumer to stop taking chunks (its models could not be loaded, or
-    its breaker is open); over the broker's control channel, which the consumer reads in its
-    own thread. True once it answered (before the consumer is up, nobody does: the fleet loop
-    asks again)."""
-    return _consumer(app, "cancel_consumer", "this worker takes no chunks (see `facefleet worker --check`)")
-
-
-def start_taking_chunks(app: FaceFleetCelery) -> bool:
-    """Asks this worker's consumer to take chunks again (its breaker closed)."""
-    return _consumer(app, "add_consumer", "this worker takes chunks again")
-
-
-def _consumer(app: FaceFleetCelery, command: str, done: str) -> bool:
-    queue = queue_name(app.settings, CHUNKS)
-    try:
-        replies = getattr(app.control, command)(queue, destination=[app.node_name], reply=True, timeout=1.0)
-    except Exception as exc:  # the broker does not answer: the next pass asks again
-        log.warning("cannot ask the consumer to %s (%s)", command, type(exc).__name__)
-        return False
-    if replies:
-        log.warning(done)
-    return bool(replies)
 
 
 def note_outcome(

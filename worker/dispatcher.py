@@ -30,6 +30,7 @@ from facefleet.distributed import CHUNKS, Services, open_services
 from facefleet.readiness import ReadyBoard, remove_report, write_report
 from facefleet.settings import Settings
 from worker.breaker import Breaker, host_problem
+from worker.faults import scratch_full
 from worker.lifecycle import Lifecycle
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,9 @@ class FleetLoop:
         if breaker is None or not breaker.reason:
             return ""
         if breaker.due_for_check():
-            problem = host_problem(self.settings.scratch_dir, svc.storage.ping)
+            problem = host_problem(
+                self.settings.scratch_dir, svc.storage.ping, scratch_full(self.settings.test_hooks)
+            )
             breaker.checked()
             if problem is None:
                 breaker.close_half_open()

@@ -31,13 +31,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from facefleet import metrics
-from facefleet.admission import waiting_for_capacity
 from facefleet.chunk_outcomes import fail_tasks_with_failed_chunks, stitch_finished
 from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
 from facefleet.db import Task, utcnow
 from facefleet.deadlines import enforce_deadlines
 from facefleet.distributed import PLANNING, Services
 from facefleet.jobs import requeue_expired
+from facefleet.max_running import waiting_for_capacity
 from facefleet.orphans import sweep_late_writes, sweep_orphans
 from facefleet.redis_state import Lease
 from facefleet.states import TaskState

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -18,10 +17,8 @@ from typing import Any, TypeVar
 
 import redis
 from celery import signals
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
-from facefleet import chunk_outcomes, logs, memory, metrics
+from facefleet import logs, memory, metrics
 from facefleet.chunk_outcomes import ChunkOutcome
 from facefleet.chunks import process_chunk
 from facefleet.cleanup import clean_up
@@ -34,19 +31,19 @@ from facefleet.distributed import (
     open_services,
     waiting_messages,
 )
-from facefleet.errors import TaskNotFound, TryLater
+from facefleet.errors import TryLater
 from facefleet.failures import infrastructure
-from facefleet.jobs import fail_task, get_task
 from facefleet.planning import plan_task
-from facefleet.policy import infra_retry_delay
 from facefleet.redis_state import Lease
 from facefleet.scratch import sweep
 from facefleet.states import TaskState
 from facefleet.stitching import stitch_task
-from worker import observe
+from worker import faults, observe
 from worker.base import FaceFleetCelery
-from worker.breaker import note_outcome, scratch_full_fault, start_taking_chunks, stop_taking_chunks
+from worker.breaker import note_outcome
+from worker.consumer import start_taking_chunks, stop_taking_chunks
 from worker.dispatcher import FleetLoop, dispatch
+from worker.policies import exhausted, holding_on, put_off, riding_out_redis
 from worker.reaper import reap
 
 log = logging.getLogger(__name__)
@@ -76,7 +73,7 @@ def register(app: FaceFleetCelery) -> None:
     @signals.worker_process_init.connect(weak=False)
     def _init_process(**_: Any) -> None:  # prefork children and the solo pool: before taking work
         services(app)
-        _arm_test_switches()
+        faults.arm_process(app.settings.test_hooks)
         app.lifecycle.warm_up(app.settings.runtime())
 
     @signals.worker_shutting_down.connect(weak=False)
@@ -116,15 +113,15 @@ def register(app: FaceFleetCelery) -> None:
 
     @app.task(name=PLAN_TASK)
     def plan(task_id: str) -> int:
-        return _riding_out_redis(services(app), lambda: run_plan(app, task_id))
+        return riding_out_redis(services(app), lambda: run_plan(app, task_id))
 
     @app.task(name=CHUNK_TASK)
     def chunk(task_id: str, chunk_index: int, attempt: int = 1) -> str:  # attempt: older messages
-        return _riding_out_redis(services(app), lambda: run_chunk(app, task_id, chunk_index))
+        return riding_out_redis(services(app), lambda: run_chunk(app, task_id, chunk_index))
 
     @app.task(name=STITCH_TASK)
     def stitch(task_id: str) -> str:
-        return _riding_out_redis(services(app), lambda: run_stitch(app, task_id))
+        return riding_out_redis(services(app), lambda: run_stitch(app, task_id))
 
     @app.task(name=REAP_TASK)
     def reap_expired() -> int:  # sent by `facefleet beat`, if one runs: the workers do it anyway
@@ -180,13 +177,13 @@ def run_plan(app: FaceFleetCelery, task_id: str) -> int:
         log.info("task %s is being planned elsewhere", task_id)
         return 0
     try:
-        if _exhausted(svc, task_id, TaskState.PLANNING):
+        if exhausted(svc, task_id, TaskState.PLANNING):
             return 0
-        indices = _holding_on(
+        indices = holding_on(
             svc, lease, lambda: plan_task(svc.ctx, task_id, lease.touch, lambda: not lease.lost)
         )
     except TryLater as later:
-        _put_off(app, svc, task_id, "plan", PLAN_TASK, later)
+        put_off(svc, task_id, "plan", later, lambda delay: enqueue(app, PLAN_TASK, task_id, countdown=delay))
         return 0
     finally:
         lease.release()
@@ -206,7 +203,7 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
         return "leased"
     measured = memory.reset_peak()
     try:
-        outcome = _holding_on(
+        outcome = holding_on(
             svc,
             lease,
             lambda: process_chunk(
@@ -215,7 +212,9 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
                 chunk_index,
                 should_stop=_stopper(app, svc, lease, task_id),
                 hand_back=lambda: app.lifecycle.stopping and not lease.lost,  # lost: not ours to give
-                on_frame=_poisoned(svc, task_id) or scratch_full_fault() or lease.touch,
+                on_frame=faults.poisoned(svc, task_id)
+                or faults.scratch_full(app.settings.test_hooks)
+                or lease.touch,
                 lease_token=lease.token,
                 still_ours=lambda: not lease.lost,
             ),
@@ -250,112 +249,21 @@ def run_stitch(app: FaceFleetCelery, task_id: str) -> str:
         log.info("task %s is being stitched elsewhere", task_id)
         return "leased"
     try:
-        if _exhausted(svc, task_id, TaskState.STITCHING):
+        if exhausted(svc, task_id, TaskState.STITCHING):
             return "failed"
-        done = _holding_on(
+        done = holding_on(
             svc,
             lease,
             lambda: stitch_task(svc.ctx, task_id, still_ours=lambda: not lease.lost, on_progress=lease.touch),
         )
     except TryLater as later:
-        _put_off(app, svc, task_id, "stitch", STITCH_TASK, later)
+        put_off(
+            svc, task_id, "stitch", later, lambda delay: enqueue(app, STITCH_TASK, task_id, countdown=delay)
+        )
         return "later"
     finally:
         lease.release()
     return "done" if done else "skipped"
-
-
-def _holding_on(svc: Services, lease: Lease, step: Callable[[], T]) -> T:
-    """Run ``step``; while the database does not answer, keep the message and the lease and
-    wait for it (a breaker: this process takes no other work meanwhile), then run the step
-    again, up to FACEFLEET_INFRA_RETRY_S. So an outage spends no message and no attempt."""
-    waited_s, delay_s = 0.0, 1.0
-    while True:
-        try:
-            return step()
-        except Exception as exc:
-            if infrastructure(exc) != "the database" or lease.lost or waited_s > svc.settings.infra_retry_s:
-                raise
-            log.warning(
-                "the database does not answer (%s): holding %s and waiting", type(exc).__name__, lease.key
-            )
-        while waited_s <= svc.settings.infra_retry_s and not lease.lost:
-            time.sleep(delay_s)
-            waited_s, delay_s = waited_s + delay_s, min(2 * delay_s, 5.0)
-            lease.touch()  # waiting is not stalling
-            if _database_answers(svc):
-                break
-
-
-def _riding_out_redis(svc: Services, body: Callable[[], T]) -> T:
-    """Run a task's ``body``; when Redis stops answering where the body cannot do without it
-    (taking a lease, counting a start), keep the message, wait for Redis with backoff (this
-    process takes no other work meanwhile) and run the body again, up to
-    FACEFLEET_INFRA_RETRY_S. So a Redis outage spends no message; a lease left behind
-    expires on its own and the reaper moves that work on."""
-    waited_s, delay_s = 0.0, 1.0
-    while True:
-        try:
-            return body()
-        except redis.RedisError as exc:
-            if infrastructure(exc) != "Redis" or waited_s > svc.settings.infra_retry_s:
-                raise
-            log.warning("Redis does not answer (%s): holding this message and waiting", type(exc).__name__)
-        while waited_s <= svc.settings.infra_retry_s:
-            time.sleep(delay_s)
-            waited_s, delay_s = waited_s + delay_s, min(2 * delay_s, 5.0)
-            if _redis_answers(svc):
-                break
-
-
-def _redis_answers(svc: Services) -> bool:
-    try:
-        return svc.state.ping()
-    except redis.RedisError:
-        return False
-
-
-def _database_answers(svc: Services) -> bool:
-    try:
-        with svc.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return True
-    except SQLAlchemyError:
-        return False
-
-
-def _put_off(
-    app: FaceFleetCelery, svc: Services, task_id: str, part: str, name: str, later: TryLater
-) -> None:
-    """A step that met an unavailable service: its start is given back and it is sent again
-    after a while (with jitter), so an outage costs time, never the step's attempts."""
-    generation = get_task(svc.ctx, task_id).attempts
-    svc.state.uncount_start(task_id, part, generation)
-    delay = infra_retry_delay(min(6, svc.state.count_start(task_id, f"{part}-later", generation)))
-    log.warning("%s of task %s put off %.0f s: %s", part, task_id, delay, later)
-    enqueue(app, name, task_id, countdown=delay)
-
-
-def _exhausted(svc: Services, task_id: str, step: TaskState) -> bool:
-    """Counts this start of the task's planning or stitching (``step``); past the attempt
-    limit (each earlier start died: a worker killed by it, say), the task fails instead of
-    looping."""
-    try:
-        task = get_task(svc.ctx, task_id)
-    except TaskNotFound:
-        return False  # deleted: plan_task and stitch_task find nothing to do
-    if task.state != step and not (step == TaskState.PLANNING and task.state == TaskState.QUEUED):
-        return False  # a duplicate message for work already done: not an attempt
-    part = "plan" if step == TaskState.PLANNING else "stitch"
-    starts = svc.state.count_start(task_id, part, task.attempts)
-    if starts <= svc.settings.chunk_max_attempts:
-        return False
-    fail_task(
-        svc.ctx,
-        task_id,
-        f"{step.value} did not finish in {starts - 1} attempts (its worker died or failed each time)",
-    )
-    return True
 
 
 def _stopper(app: FaceFleetCelery, svc: Services, lease: Lease, task_id: str) -> Callable[[], bool]:
@@ -375,23 +283,6 @@ def _stopper(app: FaceFleetCelery, svc: Services, lease: Lease, task_id: str) ->
             return False  # process_chunk also checks the task's state in PostgreSQL
 
     return should_stop
-
-
-def _poisoned(svc: Services, task_id: str) -> Callable[[], None] | None:
-    """Test-only: with FACEFLEET_TEST_POISON_NAME set, a task whose target has that name
-    kills its worker at its first frame, as an input that crashes a decoder would."""
-    poison = os.environ.get("FACEFLEET_TEST_POISON_NAME")
-    if not poison or get_task(svc.ctx, task_id).target_name != poison:
-        return None
-    return lambda: os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _arm_test_switches() -> None:
-    """Test-only: with FACEFLEET_TEST_KILL_AT_DEAD_LETTER=1, this process kills itself inside
-    its first dead letter's transaction, between the chunk's failure and its task's, as a
-    crash or an OOM kill at the worst moment would."""
-    if os.environ.get("FACEFLEET_TEST_KILL_AT_DEAD_LETTER") == "1":
-        chunk_outcomes.hooks.dead_lettered = lambda _task_id, _index: os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _trim_cache(svc: Services, current_task: str) -> None:

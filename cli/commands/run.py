@@ -114,6 +114,7 @@ def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOption
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     # the engine is loaded by the command that runs it, not by `facefleet --help`
     from facefleet.embedded import EmbeddedJobError, JobRequest, run_job
+    from facefleet.errors import InvalidSubmission, MediaRefused
     from facefleet.options import OptionsError
     from facefleet.storage.base import StorageError
     from pipeline.errors import PipelineError
@@ -134,7 +135,14 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             settings = settings.model_copy(update={"keep_work_files": True})
         with _ProgressBar(enabled=not args.no_progress) as bar:
             run_job(settings, request, workers=args.workers, on_progress=bar.update)
-    except (OptionsError, EmbeddedJobError, PipelineError, StorageError) as exc:
+    except (
+        OptionsError,
+        InvalidSubmission,
+        MediaRefused,
+        EmbeddedJobError,
+        PipelineError,
+        StorageError,
+    ) as exc:
         print(f"facefleet: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # the disk, the home folder, the output folder

@@ -74,3 +74,6 @@ class Storage(Protocol):
 
     def presign(self, key: str, expires_s: int = 3600) -> str | None:
         """A URL that downloads ``key`` without credentials, where the backend has one."""
+
+    def get_external(self, bucket: str, key: str, dest: Path, max_bytes: int) -> int:
+        """An object of another bucket (an ``s3://`` input) copied to ``dest``; its size."""

@@ -21,7 +21,6 @@ from typing import Any
 from facefleet import scratch
 from facefleet.storage.base import StorageError
 
-# the name these lines have always carried (the ``logger`` field): moving the code changes no log
 log = logging.getLogger("facefleet.storage.s3")
 
 

@@ -121,6 +121,9 @@ class LocalStorage:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def get_external(self, bucket: str, key: str, dest: Path, max_bytes: int) -> int:
+        raise StorageError(f"s3://{bucket}/{key}: a folder bucket reads no other bucket")
+
     def size(self, key: str) -> int:
         return self.local_path(key).stat().st_size
 

@@ -34,7 +34,7 @@ MAX_UPLOAD_BYTES = 3_000_000
 WORKERS = 2
 MAX_CHUNKS_PER_TASK = 50
 LOST_WORKER_BUDGET = 6
-POISON_NAME = "poison.mp4"  # a target of this name kills its worker (worker/tasks.py, test-only)
+POISON_NAME = "poison.mp4"  # a target of this name kills its worker (worker/faults.py, test-only)
 
 
 # secret-bearing settings every fleet process gets (PostgreSQL here trusts local connections,

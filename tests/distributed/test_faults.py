@@ -190,7 +190,7 @@ def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services
     from facefleet.jobs import create_task, get_task
     from facefleet.options import JobOptions
     from facefleet.states import TaskState
-    from worker.tasks import _exhausted
+    from worker.policies import exhausted
 
     task = create_task(
         services.ctx, target_key=keys.TaskKeys("x").target, source_keys=[], options=JobOptions()
@@ -198,8 +198,8 @@ def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services
     with services.sessions.begin() as session:
         session.execute(update(Task).where(Task.id == task.id).values(state=TaskState.STITCHING))
     limit = services.settings.chunk_max_attempts
-    assert [_exhausted(services, task.id, TaskState.STITCHING) for _ in range(limit)] == [False] * limit
-    assert _exhausted(services, task.id, TaskState.STITCHING)
+    assert [exhausted(services, task.id, TaskState.STITCHING) for _ in range(limit)] == [False] * limit
+    assert exhausted(services, task.id, TaskState.STITCHING)
     failed = get_task(services.ctx, task.id)
     assert failed.state == TaskState.FAILED
     assert (

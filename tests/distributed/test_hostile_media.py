@@ -1,17 +1,22 @@
 """Hostile uploads cost the API nothing: a decompression-bomb image, a video whose header
 claims a huge frame, a playlist that points elsewhere, and a file that crashes the prober
-all answer 422 quickly, and the API keeps serving."""
+all answer 422 quickly, and the API keeps serving. `facefleet run` refuses the same files
+with the same message (one submission pipeline serves both modes)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from tests.distributed.helpers import clip
-from tests.media import make_huge_header_avi, make_huge_png, make_playlist
+from tests.embedded.conftest import run_cli
+from tests.media import make_huge_header_avi, make_huge_png, make_playlist, make_text_file
 
 
 def _submit(api: str, files: dict[str, tuple[str, bytes]]) -> requests.Response:
@@ -63,3 +68,51 @@ def test_a_file_that_crashes_the_prober_gets_422_and_the_api_stays_up(crashing_a
         assert answer.status_code == 422, answer.text
         assert "could not be read safely" in answer.json()["detail"]
     assert requests.get(f"{crashing_api}/v1/tasks", timeout=10).status_code == 200  # still serving
+
+
+def _hostile(kind: str, tmp_path: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+    """The files (by field) and options of one hostile submission."""
+    target = clip(tmp_path / "in.mp4")
+    if kind == "bomb source":
+        return {"target": target, "source": make_huge_png(tmp_path / "face.png")}, {}
+    if kind == "video source":
+        return {"target": target, "source": target}, {"processors": "face_swapper"}
+    if kind == "huge header":
+        return {"target": make_huge_header_avi(tmp_path / "huge.avi")}, {}
+    if kind == "playlist":
+        return {"target": make_playlist(tmp_path / "list.m3u8", clip(tmp_path / "seg.ts"))}, {}
+    if kind == "text":
+        return {"target": make_text_file(tmp_path / "notes.mp4")}, {}
+    if kind == "trim past the end":
+        return {"target": target}, {"trim_start": 5000}
+    assert kind == "prober crash"
+    return {"target": target}, {}
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["bomb source", "video source", "huge header", "playlist", "text", "trim past the end", "prober crash"],
+)
+def test_both_modes_refuse_the_same_inputs_with_the_same_message(request, api, tmp_path, kind):
+    files, options = _hostile(kind, tmp_path)
+    crash = kind == "prober crash"
+    url = request.getfixturevalue("crashing_api") if crash else api
+    answer = requests.post(
+        f"{url}/v1/tasks",
+        files={field: (path.name, path.read_bytes()) for field, path in files.items()},
+        data={"options": json.dumps({"processors": "none", **options})},
+        timeout=60,
+    )
+    assert answer.status_code == 422, answer.text
+    flags = [f"--{field}={path}" for field, path in files.items()]
+    flags += [f"--{name.replace('_', '-')}={value}" for name, value in options.items()]
+    result = run_cli(
+        tmp_path / "home",
+        "run",
+        *flags,
+        f"--output={tmp_path / 'out.mp4'}",
+        env={"FACEFLEET_TEST_PROBER_CRASH": "1"} if crash else None,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == f"facefleet: {answer.json()['detail']}"
+    assert not (tmp_path / "out.mp4").exists()

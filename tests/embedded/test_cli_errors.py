@@ -83,4 +83,4 @@ def test_target_folder_and_non_image_source_are_refused(tmp_path, sample):
         "face_swapper",
     )
     assert result.returncode != 0
-    assert f"source cannot be read as an image: {sample}" in result.stderr
+    assert "source" in result.stderr and "cannot be read as an image" in result.stderr

@@ -9,7 +9,6 @@ import pytest
 from pipeline.errors import InvalidMediaError
 from pipeline.limits import MediaLimits
 from pipeline.probe import probe
-from pipeline.probe_child import CRASH_SWITCH
 from pipeline.sandbox import probe_untrusted
 from tests.media import Clip, make_huge_header_avi, make_text_file
 
@@ -30,13 +29,11 @@ def test_a_refusal_in_the_child_keeps_its_message(tmp_path: Path, clips: dict[st
         assert str(sandboxed.value) == str(direct.value)
 
 
-def test_a_crash_is_an_invalid_file(clips: dict[str, Clip], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(CRASH_SWITCH, "1")
+def test_a_crash_is_an_invalid_file(clips: dict[str, Clip]) -> None:
     with pytest.raises(
         InvalidMediaError, match=r"cfr.mp4: the file could not be read safely \(the prober crashed\)"
     ):
-        probe_untrusted(clips["cfr"].path)
-    monkeypatch.delenv(CRASH_SWITCH)
+        probe_untrusted(clips["cfr"].path, crash=True)
     assert probe_untrusted(clips["cfr"].path).frame_count == clips["cfr"].frames
 
 

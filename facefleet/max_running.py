@@ -1,5 +1,6 @@
-"""A tenant's ``max_running``: whether one of its queued tasks may start now, and which
-waiting tasks have room (the seam that dispatch from PostgreSQL will take over)."""
+"""A tenant's ``max_running``: whether one of its queued tasks may start now (planning asks),
+and which waiting tasks have room (the reaper releases them). Not the API's admission
+control (``api.admission``), which refuses submissions while the fleet's backlog is long."""
 
 from __future__ import annotations
 
