@@ -12,8 +12,9 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from facefleet.egress import EgressRefused
-from facefleet.errors import InvalidSubmission, InvalidTransition, MediaRefused, TaskNotFound
+from facefleet.errors import InvalidSubmission, InvalidTransition, MediaRefused, QuotaRefused, TaskNotFound
 from facefleet.options import OptionsError
+from facefleet.quotas import QUEUE_FULL_RETRY_S
 from facefleet.storage.base import StorageError, UploadTooLarge
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(MediaRefused)
     def _media(exc: MediaRefused) -> Response:
         return problem_response(422, str(exc), "invalid-media")
+
+    @app.errorhandler(QuotaRefused)
+    def _quota(exc: QuotaRefused) -> Response:
+        if exc.kind == "too-many-queued":  # waiting tasks leave: try again later
+            response = problem_response(429, str(exc), exc.kind, **exc.extra)
+            response.headers["Retry-After"] = str(QUEUE_FULL_RETRY_S)
+            return response
+        return problem_response(403, str(exc), exc.kind, **exc.extra)
 
     @app.errorhandler(StorageError)
     @app.errorhandler(redis.RedisError)

@@ -44,3 +44,12 @@ class InvalidSubmission(JobError):
 class MediaRefused(JobError):
     """An input that is not usable media, is past a media limit, or whose range is
     impossible; the message names the input as its user knows it."""
+
+
+class QuotaRefused(JobError):
+    """The tenant's limits leave no room for this task (``kind``: ``too-many-queued`` or
+    ``quota-exceeded``); ``extra`` holds the figures a client needs (the limit, what is left)."""
+
+    def __init__(self, message: str, kind: str, **extra: int) -> None:
+        super().__init__(message)
+        self.kind, self.extra = kind, extra

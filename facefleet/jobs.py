@@ -25,6 +25,7 @@ from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, after_commit, utcnow
 from facefleet.errors import InvalidTransition, TaskNotFound
 from facefleet.options import JobOptions
+from facefleet.quotas import reserve
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources, task_sources
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ def create_task(
     if task_id is not None:
         task.id = task_id
     with ctx.sessions.begin() as session:
+        reserve(session, tenant, frames_total or 0)  # the tenant's quotas, exactly, under its lock
         session.add(task)
         add_usage(session, tenant, tasks=1, bytes_in=bytes_in)
     return task

@@ -169,13 +169,15 @@ def test_max_running_and_max_queued(keyed_api, operator, tmp_path):
 
 
 def test_the_monthly_frame_quota(keyed_api, operator, tmp_path):
-    tenant = operator.tenant("--monthly-frames", "50")
+    """A task whose frames do not fit in what is left of the month is refused whole, not
+    allowed to overrun: 96 frames fit in 150, a second 96 do not."""
+    tenant = operator.tenant("--monthly-frames", "150")
     key = operator.key(tenant)
     task_id = _submit(keyed_api, key, clip(tmp_path / "in.mp4")).json()["id"]
     assert _wait(keyed_api, key, task_id, DONE) == "succeeded"
     refused = _submit(keyed_api, key, clip(tmp_path / "in.mp4"))
     assert refused.status_code == 403, refused.text
-    assert "monthly quota of 50 frames" in refused.json()["detail"]
+    assert "54 of the monthly quota of 150 are left" in refused.json()["detail"]
     shown = operator.run("tenants", "show", tenant)
     assert shown.returncode == 0, shown.stderr
     assert "96 frames" in shown.stdout and "whsec_" in shown.stdout

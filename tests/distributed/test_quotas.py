@@ -1,0 +1,66 @@
+"""Quotas that hold under concurrency: the check that admits a task is made in the
+transaction that writes its row, under the tenant's lock, so uploads in flight together
+cannot all pass it; and a task's frames count against the month from its acceptance."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.distributed.helpers import FRAMES, JOB, clip
+
+
+@pytest.fixture
+def no_workers(fleet):  # type: ignore[no-untyped-def]
+    """Accepted tasks stay queued (nothing plans them) while the test counts them."""
+    for proc in fleet.live_workers():
+        proc.stop()
+    yield
+    fleet.ensure_workers()
+
+
+def _submit(api: str, key: str, path) -> requests.Response:  # type: ignore[no-untyped-def]
+    return requests.post(
+        f"{api}/v1/tasks",
+        files={"target": ("in.mp4", path.read_bytes())},
+        data={"options": json.dumps(JOB)},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=120,
+    )
+
+
+def test_twenty_concurrent_submissions_against_max_queued_two(keyed_api, operator, no_workers, tmp_path):
+    key = operator.key(operator.tenant("--max-queued", "2"))
+    target = clip(tmp_path / "in.mp4")
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: _submit(keyed_api, key, target), range(20)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201] * 2 + [429] * 18, codes
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.json()["limit"] == 2
+    listed = requests.get(
+        f"{keyed_api}/v1/tasks", headers={"Authorization": f"Bearer {key}"}, timeout=10
+    ).json()["items"]
+    assert len(listed) == 2  # the refused left no row
+
+
+def test_a_submission_over_the_months_remaining_frames_is_refused_up_front(
+    keyed_api, operator, no_workers, tmp_path
+):
+    """Frames are counted when a task is accepted, not when its chunks finish: the second
+    clip does not fit in what the first left of the quota, though no chunk has run yet."""
+    key = operator.key(operator.tenant("--monthly-frames", str(FRAMES + FRAMES // 2)))
+    target = clip(tmp_path / "in.mp4")
+    first = _submit(keyed_api, key, target)
+    assert first.status_code == 201, first.text
+    second = _submit(keyed_api, key, target)
+    assert second.status_code == 403, second.text
+    body = second.json()
+    assert body["type"].endswith("quota-exceeded")
+    assert body["left"] == FRAMES // 2 and body["needed"] == FRAMES, body
+    assert f"{FRAMES // 2} of the monthly quota" in body["detail"]
