@@ -25,8 +25,8 @@ from facefleet.distributed import Services
 from facefleet.errors import TaskNotFound, TryLater
 from facefleet.failures import infrastructure
 from facefleet.jobs import fail_task, get_task
+from facefleet.leases import Lease
 from facefleet.policy import infra_retry_delay, retry_delay
-from facefleet.redis_state import Lease
 from facefleet.states import TaskState
 
 log = logging.getLogger(__name__)

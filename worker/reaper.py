@@ -37,9 +37,9 @@ from facefleet.db import Task, utcnow
 from facefleet.deadlines import enforce_deadlines
 from facefleet.distributed import PLANNING, Services
 from facefleet.jobs import requeue_expired
+from facefleet.leases import Lease
 from facefleet.max_running import waiting_for_capacity
 from facefleet.orphans import sweep_late_writes, sweep_orphans
-from facefleet.redis_state import Lease
 from facefleet.states import TaskState
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ from facefleet.distributed import (
 )
 from facefleet.errors import TryLater
 from facefleet.failures import infrastructure
+from facefleet.leases import Lease
 from facefleet.planning import plan_task
-from facefleet.redis_state import Lease
 from facefleet.scratch import sweep
 from facefleet.states import TaskState
 from facefleet.stitching import stitch_task
