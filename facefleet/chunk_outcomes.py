@@ -247,11 +247,22 @@ def fail_tasks_with_failed_chunks(ctx: JobContext) -> list[str]:
 def handed_back(
     ctx: JobContext, task_id: str, chunk_index: int, lease_token: str | None = None
 ) -> ChunkOutcome:
-    """Its worker is stopping (a rollout, a scale-down): the chunk, still this worker's and
-    its task running, goes back to waiting with no backoff, and its attempt is given back
-    (stopping is no failure of the work). What it stored stays: the next holder resumes at
-    the checkpoint."""
+    """Its worker is stopping (a rollout, a scale-down): the chunk goes back to waiting with
+    its attempt given back (stopping is no failure of the work)."""
+    if not give_back(ctx, task_id, chunk_index, lease_token):
+        return why_stopped(ctx, task_id)
+    return ChunkOutcome.HANDED_BACK
+
+
+def give_back(
+    ctx: JobContext, task_id: str, chunk_index: int, lease_token: str | None, error: str | None = None
+) -> bool:
+    """The chunk, still this worker's (under ``lease_token``) and its task running, goes back
+    to waiting with no backoff and its attempt returned; what it stored stays, the next
+    holder resumes at the checkpoint. ``error``: why (kept as the chunk's last error).
+    False: it was no longer ours to give."""
     running_task = exists().where(Task.id == task_id, Task.state == TaskState.RUNNING)
+    values = {} if error is None else {"error": error}
     with ctx.sessions.begin() as session:
         moved = session.execute(
             update(Chunk)
@@ -269,11 +280,10 @@ def handed_back(
                 released_at=None,
                 not_before=None,
                 updated_at=utcnow(),
+                **values,
             )
         )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        return why_stopped(ctx, task_id)
-    return ChunkOutcome.HANDED_BACK
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def why_stopped(ctx: JobContext, task_id: str) -> ChunkOutcome:

@@ -132,7 +132,7 @@ def process_chunk(
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
         if (fault := local_fault(exc)) is not None:  # this worker's, not the work's: no attempt
-            return given_back(ctx, task_id, chunk_index, fault)
+            return given_back(ctx, task_id, chunk_index, fault, lease_token)
         return record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc), lease_token)
     finally:
         account(ctx, task_keys, time.monotonic() - started)

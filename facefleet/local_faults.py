@@ -9,40 +9,21 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import case, exists, select, update
+from sqlalchemy import select, update
 
-from facefleet.chunk_outcomes import ChunkOutcome, why_stopped
+from facefleet.chunk_outcomes import ChunkOutcome, give_back, why_stopped
 from facefleet.context import JobContext
-from facefleet.db import Chunk, Task, utcnow
-from facefleet.states import ChunkState, TaskState
+from facefleet.db import Chunk, utcnow
+from facefleet.states import ChunkState
 
 log = logging.getLogger(__name__)
 
 
-def given_back(ctx: JobContext, task_id: str, chunk_index: int, fault: str) -> ChunkOutcome:
-    """The attempt met ``fault`` of this worker: the chunk, still ours and its task running,
-    waits again with no backoff and its attempt returned (what it stored stays)."""
-    running_task = exists().where(Task.id == task_id, Task.state == TaskState.RUNNING)
-    with ctx.sessions.begin() as session:
-        moved = session.execute(
-            update(Chunk)
-            .where(
-                Chunk.task_id == task_id,
-                Chunk.index == chunk_index,
-                Chunk.state == ChunkState.RUNNING,
-                Chunk.worker == ctx.worker_name,
-                running_task,
-            )
-            .values(
-                state=ChunkState.QUEUED,
-                attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
-                error=fault,
-                released_at=None,
-                not_before=None,
-                updated_at=utcnow(),
-            )
-        )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+def given_back(
+    ctx: JobContext, task_id: str, chunk_index: int, fault: str, lease_token: str | None = None
+) -> ChunkOutcome:
+    """The attempt met ``fault`` of this worker: the chunk waits again, its attempt returned."""
+    if not give_back(ctx, task_id, chunk_index, lease_token, error=fault):
         return why_stopped(ctx, task_id)
     log.warning(
         "chunk %d of task %s: given back, this worker is at fault (no attempt spent)",

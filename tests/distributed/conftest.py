@@ -501,6 +501,7 @@ def reference(fleet, tmp_path_factory) -> bytes:
     from tests.distributed.helpers import clip, download, submit, wait_state
 
     tmp = tmp_path_factory.mktemp("reference")
+    fleet.ensure_workers()  # made by whichever test first asks, whatever the one before left
     task_id = submit(fleet.api_url, clip(tmp / "in.mp4"))
     body = wait_state(fleet.api_url, task_id, {"succeeded", "failed", "cancelled"})
     assert body["state"] == "succeeded", body
