@@ -50,7 +50,7 @@ def test_repeated_encodes_give_one_output_in_and_across_processes(
     first = encoded(frames, video, tmp_path / "first.mp4", threads)
     # MB-tree and the preset's lookahead are on (x264 records its settings in the stream)
     assert b"mbtree=1" in first and b"rc_lookahead=10" in first
-    assert f"threads={threads} ".encode() in first
+    assert f" threads={threads} ".encode() in first  # not lookahead_threads
 
     digests = {digest(first)}
     for number in range(REPEATS // 2):  # one after another
