@@ -1,31 +1,36 @@
-"""Video engine benchmark: throughput, memory and start-up, measured side by side in one run.
+"""Video engine benchmark: throughput, output size and quality, memory and start-up, each
+ratio measured side by side in one run.
 
-Every contender encodes the same generated 720p input with the same x264 settings (crf 18,
-preset veryfast, no B-frames, no MB-tree as our segments use, 4 encoder frame threads) and
-keeps the audio by stream copy. Rounds are interleaved and the best of ``--rounds`` counts,
-so a load spike on a shared machine hits every contender alike:
+The reference is the ffmpeg CLI as a user runs it: its defaults (MB-tree, the preset's
+lookahead) plus the user-facing options we are asked for, the same CRF, preset, no B-frames
+and 4 threads, audio copied::
 
-  * the ffmpeg CLI: ``ffmpeg -i in -c:v libx264 ... -c:a copy -movflags +faststart out``
-    (the reference, 1.00x; faststart because our MP4s have their index first by default);
-  * ``facefleet run --processors none --workers 1`` (whole command: start-up, probe, plan,
-    chunked decode and segment encode, checkpoints, stitch, delivery); target >= 0.90x;
-  * a bare PyAV decode -> encode loop in one Python process (FFmpeg's own choice of decoder
-    threads: what a PyAV pipeline with nothing else costs);
+  ffmpeg -i in -c:v libx264 -preset veryfast -crf 18 -bf 0 -threads 4 -pix_fmt yuv420p -c:a copy out
+
+Contenders, on the same input, rounds interleaved, the best of ``--rounds`` counting (a load
+spike on a shared machine then hits every contender alike):
+
+  * ``facefleet run --processors none --workers 1 --crf 18 --preset veryfast`` (the whole
+    command: start-up, probe, plan, chunked decode and segment encode, checkpoints, stitch,
+    a faststart MP4 delivered); targets >= 0.95x the CLI's throughput on 20 s, >= 1.0x on
+    60 s, and an output <= 1.05x the CLI's size with a PSNR no lower;
+  * a bare PyAV decode -> encode loop in one Python process, same x264 settings, no audio;
   * FaceFusion 3.8's default "memory" workflow: one ffmpeg decoding to raw bgr24 on a pipe,
-    a second encoding from that pipe (here a direct pipe between the two: no Python between);
-  * its "disk" workflow: every frame extracted to PNG with ffmpeg, then merged with ffmpeg
-    (first round only: it is several times slower than the rest).
+    a second encoding from it with the CLI's settings (a direct pipe: no Python between);
+  * its "disk" workflow: every frame to PNG with ffmpeg, then merged (first round only).
 
-The 20 s input shows the whole command with its fixed costs (start-up, probe, stitch); a
-longer input (``--long-seconds``, CLI against ``facefleet run`` only) shows the throughput
-a long video gets, where those costs are spread over many frames.
+Each output's size is set against the CLI's, and its PSNR against the input (ffmpeg's psnr
+filter, all planes): the same CRF must cost the same bits for the same quality.
 
-Then the peak resident memory of ``facefleet run`` (the whole process tree, sampled) on a
-1-minute and a 10-minute input (ffmpeg testsrc2, small frames, so it stays quick), which
-must not grow with the length (within 10 %), and the start-up time of ``facefleet --help``.
+Inputs (made once, kept in ``--out``): footage-like, a real photograph panned and zoomed
+with grain (``bench/footage.py``), 20 s and ``--long-seconds`` of it; and a generated
+pattern (testsrc2), 20 s. Then the peak resident memory of ``facefleet run`` (the whole
+process tree, sampled) on a 1-minute and a 10-minute input (small frames, so it stays
+quick), which must not grow with the length (within 10 %), and the start-up time of
+``facefleet --help``.
 
 Usage: python bench/bench_video.py [--seconds 20] [--long-seconds 60] [--rounds 3] [--long-minutes 10]
-                                   [--out bench/out]
+                                   [--out bench/out] [--no-pattern] [--no-disk]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import argparse
 import compileall
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -46,30 +52,20 @@ import av
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from facefleet.demo import make_sample_video  # noqa: E402
+from bench.footage import QUIET, footage, pattern  # noqa: E402
 
 CRF, PRESET, THREADS = "18", "veryfast", "4"
-X264_PARAMS = "bframes=0:mbtree=0"  # what pipeline.encode gives x264
-CLI_X264 = [
-    "-c:v",
-    "libx264",
-    "-crf",
-    CRF,
-    "-preset",
-    PRESET,
-    "-x264-params",
-    X264_PARAMS,
-    "-threads",
-    THREADS,
-]
-QUIET = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
-TARGET_RATIO = 0.9
+# the CLI as users run it: x264's defaults (MB-tree, rc-lookahead) and the options asked for
+CLI_X264 = ["-c:v", "libx264", "-preset", PRESET, "-crf", CRF, "-bf", "0", "-threads", THREADS]
+TARGETS = {"throughput": 0.95, "long throughput": 1.0, "size": 1.05}
+OURS = "facefleet run"
+CLI = "ffmpeg CLI"
 # PNG encoding makes it several times slower than the rest: one round of it tells enough
-DISK = "FaceFusion disk (PNG frames, then merge; 1 round)"
+DISK = "FaceFusion disk (PNG, 1 round)"
 
 
 def ffmpeg_cli(src: Path, dst: Path) -> None:
-    cmd = [*QUIET, "-i", str(src), *CLI_X264, "-c:a", "copy", "-movflags", "+faststart", str(dst)]
+    cmd = [*QUIET, "-i", str(src), *CLI_X264, "-pix_fmt", "yuv420p", "-c:a", "copy", str(dst)]
     subprocess.run(cmd, check=True)
 
 
@@ -87,6 +83,10 @@ def facefleet_cmd(src: Path, dst: Path) -> list[str]:
         "none",
         "--workers",
         "1",
+        "--crf",
+        CRF,
+        "--preset",
+        PRESET,
         "--no-progress",
     ]
 
@@ -134,7 +134,7 @@ def bare_loop(src: Path, dst: Path) -> None:
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         stream_in = inp.streams.video[0]
         stream_in.thread_type = "AUTO"
-        options = {"crf": CRF, "preset": PRESET, "x264-params": X264_PARAMS}
+        options = {"crf": CRF, "preset": PRESET, "x264-params": "bframes=0"}
         stream_out = out.add_stream("libx264", rate=stream_in.average_rate, options=options)
         stream_out.width, stream_out.height, stream_out.pix_fmt = stream_in.width, stream_in.height, "yuv420p"
         stream_out.codec_context.thread_count = int(THREADS)
@@ -191,15 +191,13 @@ def best_seconds(
             run()
             seconds = time.perf_counter() - started
             best[name] = min(best[name], seconds)
-            times.append(
-                f"{name.split(' (')[0].removesuffix(' --processors none --workers 1')} {seconds:.2f}s"
-            )
+            times.append(f"{name.split(' (')[0]} {seconds:.2f}s")
         print(f"  round {number}: " + ", ".join(times) + f"  (load {_load()})", flush=True)
     return best
 
 
 def generated(path: Path, seconds: float, width: int, height: int) -> Path:
-    """A testsrc2 clip with a tone, made by the ffmpeg CLI (kept between runs)."""
+    """A small testsrc2 clip with a tone, for the memory measurement (kept between runs)."""
     if not path.exists():
         subprocess.run(
             [
@@ -225,35 +223,103 @@ def help_seconds(rounds: int = 5) -> float:
     return best
 
 
-def sample_720p(out: Path, seconds: float) -> Path:
-    src = out / f"input-720p-{seconds:g}s.mp4"
-    if not src.exists():
-        make_sample_video(src, seconds=seconds, width=1280, height=720)
-    return src
-
-
 def _frames_and_rate(src: Path) -> tuple[int, str]:
     with av.open(str(src)) as probe:
         stream = probe.streams.video[0]
         return sum(1 for packet in probe.demux(stream) if packet.size), str(stream.average_rate)
 
 
-def long_throughput(out: Path, seconds: float, rounds: int) -> None:
-    """The CLI against ``facefleet run`` on a longer input: the throughput of a long video."""
-    src = sample_720p(out, seconds)
-    frames, _ = _frames_and_rate(src)
-    print(f"throughput on {src.name} ({frames} frames), same settings, best of {rounds}:")
-    contenders: dict[str, Callable[[], object]] = {
-        "ffmpeg CLI": lambda: ffmpeg_cli(src, out / "cli-long.mp4"),
-        "facefleet run": lambda: facefleet_run(src, out / "facefleet-long.mp4", out / "home-long"),
+def psnr(encoded: Path, source: Path) -> float:
+    """PSNR of ``encoded`` against ``source``, all planes (ffmpeg's psnr filter, "average")."""
+    result = subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-i",
+            str(encoded),
+            "-i",
+            str(source),
+            "-lavfi",
+            "[0:v][1:v]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"PSNR y:\S+ u:\S+ v:\S+ average:(\S+)", result.stderr)
+    if found is None:
+        raise SystemExit(f"no PSNR for {encoded}: {result.stderr[-500:]}")
+    return float(found.group(1))
+
+
+def compare(
+    title: str, src: Path, contenders: dict[str, tuple[Callable[[], object], Path]], rounds: int
+) -> dict[str, float]:
+    """Time the contenders side by side, then set each one's fps, size and PSNR against the
+    CLI's; returns our ratios (throughput, size) and the PSNR difference."""
+    frames, rate = _frames_and_rate(src)
+    print(f"{title}: {src.name} ({frames} frames, {rate} fps), best of {rounds}:", flush=True)
+    once = frozenset({DISK})
+    best = best_seconds({name: run for name, (run, _) in contenders.items()}, rounds, once)
+    reference_fps = frames / best[CLI]
+    reference_size = contenders[CLI][1].stat().st_size
+    reference_psnr = psnr(contenders[CLI][1], src)
+    ratios: dict[str, float] = {}
+    print(f"  {'':<40} {'fps':>7} {'speed':>6} {'MB':>7} {'size':>6} {'PSNR dB':>8}")
+    for name, (_, output) in contenders.items():
+        fps = frames / best[name]
+        size = output.stat().st_size
+        quality = reference_psnr if name == CLI else psnr(output, src)
+        print(
+            f"  {name:<40} {fps:7.1f} {fps / reference_fps:5.2f}x {size / 1e6:7.2f} "
+            f"{size / reference_size:5.2f}x {quality:8.2f}",
+            flush=True,
+        )
+        if name == OURS:
+            ratios = {
+                "throughput": fps / reference_fps,
+                "size": size / reference_size,
+                "psnr": quality - reference_psnr,
+            }
+    return ratios
+
+
+def verdict(label: str, ratios: dict[str, float], throughput_target: float) -> None:
+    speed, size, quality = ratios["throughput"], ratios["size"], ratios["psnr"]
+    met = speed >= throughput_target and size <= TARGETS["size"] and quality >= -0.005
+    print(
+        f"  {label}: facefleet / ffmpeg CLI: throughput {speed:.2f}x (target >= {throughput_target}), "
+        f"size {size:.2f}x (target <= {TARGETS['size']}), PSNR {quality:+.2f} dB (target >= 0): "
+        f"{'met' if met else 'NOT met'}"
+    )
+
+
+def contenders_for(
+    src: Path, out: Path, tag: str, *, everyone: bool, disk: bool
+) -> dict[str, tuple[Callable[[], object], Path]]:
+    """name -> (a run, the file it writes); the CLI and us always, the others if ``everyone``."""
+    _, rate = _frames_and_rate(src)
+    with av.open(str(src)) as probe:
+        width, height = probe.streams.video[0].width, probe.streams.video[0].height
+    paths = {name: out / f"{tag}-{slug}.mp4" for name, slug in NAMES.items()}
+    runs: dict[str, tuple[Callable[[], object], Path]] = {
+        CLI: (lambda: ffmpeg_cli(src, paths[CLI]), paths[CLI]),
+        OURS: (lambda: facefleet_run(src, paths[OURS], out / f"home-{tag}"), paths[OURS]),
     }
-    best = best_seconds(contenders, rounds)
-    reference = frames / best["ffmpeg CLI"]
-    for name, taken in best.items():
-        print(f"  {name:<46} {frames / taken:7.1f} fps  {frames / taken / reference:5.2f}x the CLI")
-    ratio = frames / best["facefleet run"] / reference
-    verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
-    print(f"  facefleet / ffmpeg CLI = {ratio:.2f} on {seconds:g} s (target >= {TARGET_RATIO}: {verdict})")
+    if everyone:
+        runs[BARE] = (lambda: bare_loop(src, paths[BARE]), paths[BARE])
+        runs[MEMORY] = (lambda: facefusion_memory(src, paths[MEMORY], width, height, rate), paths[MEMORY])
+        if disk:
+            runs[DISK] = (lambda: facefusion_disk(src, paths[DISK], rate), paths[DISK])
+    return runs
+
+
+BARE = "bare PyAV loop (video only)"
+MEMORY = "FaceFusion memory (ffmpeg | ffmpeg)"
+NAMES = {CLI: "cli", OURS: "facefleet", BARE: "bare", MEMORY: "memory", DISK: "disk"}
 
 
 def _load() -> str:
@@ -264,65 +330,76 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the 720p throughput input")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the 720p inputs")
     parser.add_argument(
-        "--long-seconds", type=float, default=60.0, help="length of the long 720p input (0: skip it)"
+        "--long-seconds", type=float, default=60.0, help="length of the long footage input (0: skip it)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each counts")
-    parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long memory input")
+    parser.add_argument("--size", default="1280x720", help="frame size of the throughput inputs")
+    parser.add_argument(
+        "--long-minutes", type=float, default=10.0, help="length of the long memory input (0: skip)"
+    )
     parser.add_argument("--memory-size", default="320x180", help="frame size of the memory inputs")
+    parser.add_argument("--no-pattern", action="store_true", help="skip the generated pattern")
+    parser.add_argument("--no-disk", action="store_true", help="skip FaceFusion's disk workflow")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     # our modules' bytecode, as an installed package ships it (the editable install leaves
     # it to each run, and PYTHONDONTWRITEBYTECODE then makes every run compile them again)
     for package in ("api", "worker", "pipeline", "facefleet", "cli"):
         compileall.compile_dir(ROOT / package, quiet=1)
-    print(f"{os.cpu_count()} CPUs, load {_load()} (1/5/15 min); ffmpeg and PyAV's own libx264")
+    print(
+        f"{os.cpu_count()} CPUs, load {_load()} (1/5/15 min); ffmpeg {_cli_version()}, PyAV {av.__version__}"
+    )
     # an unoptimised interpreter build (pyenv's default) makes start-up ~1.4x slower
     print(f"Python {platform.python_version()} from {sys.base_prefix} ({sys.executable})")
+    print(f"reference: ffmpeg -i in {' '.join(CLI_X264)} -pix_fmt yuv420p -c:a copy out.mp4")
+    width, height = (int(v) for v in args.size.split("x"))
+    seconds = args.seconds
 
-    src = sample_720p(args.out, args.seconds)
-    frames, rate = _frames_and_rate(src)
-    print(
-        f"throughput on {src.name} ({frames} frames, 1280x720, {rate} fps), libx264 crf {CRF} "
-        f"{PRESET} {X264_PARAMS} threads={THREADS}, best of {args.rounds}:"
-    )
-    out = args.out
-    contenders: dict[str, Callable[[], object]] = {
-        "ffmpeg CLI": lambda: ffmpeg_cli(src, out / "cli.mp4"),
-        "facefleet run --processors none --workers 1": lambda: facefleet_run(
-            src, out / "facefleet.mp4", out / "home-throughput"
-        ),
-        "bare PyAV decode -> encode loop": lambda: bare_loop(src, out / "bare.mp4"),
-        "FaceFusion memory (ffmpeg | ffmpeg, bgr24)": lambda: facefusion_memory(
-            src, out / "memory.mp4", 1280, 720, rate
-        ),
-        DISK: lambda: facefusion_disk(src, out / "disk.mp4", rate),
-    }
-    best = best_seconds(contenders, args.rounds, once=frozenset({DISK}))
-    reference = frames / best["ffmpeg CLI"]
-    for name, seconds in best.items():
-        fps = frames / seconds
-        print(f"  {name:<46} {fps:7.1f} fps  {fps / reference:5.2f}x the CLI")
-    ours = frames / best["facefleet run --processors none --workers 1"]
-    verdict = "met" if ours / reference >= TARGET_RATIO else "NOT met"
-    print(f"  facefleet / ffmpeg CLI = {ours / reference:.2f} (target >= {TARGET_RATIO}: {verdict})")
+    src = footage(out / f"footage-{args.size}-{seconds:g}s.mp4", seconds, width, height)
+    contenders = contenders_for(src, out, "footage", everyone=True, disk=not args.no_disk)
+    ratios = compare("footage-like (photograph panned and zoomed, grain)", src, contenders, args.rounds)
+    verdict(f"footage {seconds:g} s", ratios, TARGETS["throughput"])
+    if not args.no_pattern:
+        src = pattern(out / f"pattern-{args.size}-{seconds:g}s.mp4", seconds, width, height)
+        contenders = contenders_for(src, out, "pattern", everyone=False, disk=False)
+        ratios = compare("generated pattern (testsrc2)", src, contenders, args.rounds)
+        verdict(f"pattern {seconds:g} s", ratios, TARGETS["throughput"])
     if args.long_seconds > 0:
-        long_throughput(args.out, args.long_seconds, max(2, args.rounds - 1))
+        src = footage(
+            out / f"footage-{args.size}-{args.long_seconds:g}s.mp4", args.long_seconds, width, height
+        )
+        contenders = contenders_for(src, out, "long", everyone=False, disk=False)
+        ratios = compare("footage-like, long", src, contenders, max(2, args.rounds - 1))
+        verdict(f"footage {args.long_seconds:g} s", ratios, TARGETS["long throughput"])
 
-    width, height = (int(v) for v in args.memory_size.split("x"))
+    if args.long_minutes > 0:
+        memory(out, args.memory_size, args.long_minutes)
+    print(f"facefleet --help: {help_seconds():.3f} s (best of 5; target < 0.3 s)")
+    print(f"load at the end {_load()}")
+
+
+def memory(out: Path, size: str, long_minutes: float) -> None:
+    """Peak RSS of ``facefleet run`` on a 1-minute and a long input: it must not grow."""
+    width, height = (int(v) for v in size.split("x"))
     print(f"peak RSS of facefleet run, whole process tree ({width}x{height}, 25 fps):")
     peaks = {}
-    for minutes in (1.0, args.long_minutes):
+    for minutes in (1.0, long_minutes):
         video = generated(out / f"input-{minutes:g}min-{width}x{height}.mp4", 60 * minutes, width, height)
         peaks[minutes] = facefleet_run(video, out / f"out-{minutes:g}min.mp4", out / "home-memory")
         print(f"  {minutes:g}-minute input: {peaks[minutes] / 1024:.1f} MiB", flush=True)
-    ratio = peaks[args.long_minutes] / peaks[1.0]
-    verdict = "met" if ratio <= 1.1 else "NOT met"
-    print(f"  {args.long_minutes:g}-minute / 1-minute = {ratio:.2f} (target <= 1.10: {verdict})")
-    print(f"facefleet --help: {help_seconds():.3f} s (best of 5; target < 0.3 s)")
-    print(f"load at the end {_load()}")
+    ratio = peaks[long_minutes] / peaks[1.0]
+    print(
+        f"  {long_minutes:g}-minute / 1-minute = {ratio:.2f} (target <= 1.10: {'met' if ratio <= 1.1 else 'NOT met'})"
+    )
+
+
+def _cli_version() -> str:
+    first = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True).stdout
+    return first.split()[2] if first else "?"
 
 
 if __name__ == "__main__":

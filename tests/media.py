@@ -121,8 +121,7 @@ def make_clip(
     path.parent.mkdir(parents=True, exist_ok=True)
     muxer_options = mp4_options(time_base) if path.suffix in (".mp4", ".mov") else {}
     with av.open(str(path), "w", options=muxer_options) as container:
-        # mbtree=0: x264's MB-tree makes repeated encodes in one process differ now and then
-        params = f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}:scenecut=0:mbtree=0"
+        params = f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}:scenecut=0"
         if open_gop:
             params += ":open-gop=1"
         video = container.add_stream(

@@ -11,7 +11,12 @@ import pytest
 from tests.embedded.conftest import run_cli
 from tests.ffmpeg_media import decoded_images, ffprobe, frame_times, indices, make_kind, make_tracks, psnr
 
-MIN_PSNR_DB = 40.0
+# The mean over the frames, and a floor for any one frame (a wrong or shifted picture is
+# far below both). x264's MB-tree (its default, as the ffmpeg CLI runs it) moves bits to the
+# pictures others draw on: in 5-frame segments of these clips frames range 38-42 dB and the
+# mean is ~40 at crf 18 (without MB-tree every frame was above 40)
+MIN_PSNR_DB = 38.0
+MIN_FRAME_PSNR_DB = 35.0
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +44,11 @@ def check_same_frames(out: Path, target: Path) -> None:
     assert frame_times(out) == frame_times(target)
     got, wanted = decoded_images(out), decoded_images(target)
     assert indices(got) == indices(wanted)
-    worst = min(psnr(a, b) for a, b in zip(got, wanted, strict=True))
-    assert worst >= MIN_PSNR_DB, f"a frame is only {worst:.1f} dB from the input's"
+    values = [psnr(a, b) for a, b in zip(got, wanted, strict=True)]
+    assert min(values) >= MIN_FRAME_PSNR_DB, f"a frame is only {min(values):.1f} dB from the input's"
+    assert sum(values) / len(values) >= MIN_PSNR_DB, (
+        f"the frames are {sum(values) / len(values):.1f} dB on average"
+    )
 
 
 @pytest.mark.parametrize(
