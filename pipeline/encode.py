@@ -39,6 +39,7 @@ from av.video.stream import VideoStream
 from pipeline.errors import PipelineError
 from pipeline.frames import Frame
 from pipeline.probe import VideoProbe
+from pipeline.x264_asm import x264_asm
 
 # Pixel formats whose chroma is halved horizontally / vertically.
 # SVT-AV1 prints its banner to stderr unless told; set once here, never from the segment
@@ -125,13 +126,15 @@ def encoder_options(settings: EncoderSettings) -> dict[str, str]:
             "x265-params": f"bframes=0:frame-threads={settings.threads}:log-level=error",
         }
     if settings.codec == "libx264":
+        # x264's own defaults otherwise (MB-tree, the preset's rc-lookahead), as the ffmpeg
+        # CLI gives them: without MB-tree the same CRF costs up to 3x the bits on footage.
+        # Not its AVX-512 functions: one of them lets heap garbage into MB-tree
+        # (pipeline/x264_asm.py); bytes stay the same run to run (tests/pipeline/test_identity.py)
+        asm = x264_asm()
         return {
             "crf": str(settings.crf),
             "preset": settings.preset,
-            # x264's own defaults otherwise (MB-tree, the preset's rc-lookahead), as the ffmpeg
-            # CLI gives them: without MB-tree the same CRF costs up to 3x the bits on footage.
-            # Bytes stay the same run to run (tests/pipeline/test_identity.py)
-            "x264-params": "bframes=0",
+            "x264-params": "bframes=0" + (f":asm={asm}" if asm else ""),
         }
     return {"crf": str(settings.crf), "preset": settings.preset, "bf": "0"}
 
