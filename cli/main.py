@@ -21,7 +21,9 @@ LOG_FORMATS = ("json", "text")
 MULTIPROCESS_METRICS = ("api", "worker")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command``, only that sub-command's part (the one about
+    to run: the other commands' modules and flags are then never loaded)."""
     parser = argparse.ArgumentParser(prog="facefleet", description=__doc__)
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log progress and debug detail to stderr"
@@ -29,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     log_help = "json (one object per line; services' default) or text (commands' default)"
     parser.add_argument("--log-format", choices=LOG_FORMATS, default=None, help=log_help)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
+    for name in (command,) if command in COMMANDS else COMMANDS:
         importlib.import_module(f"cli.commands.{name}").register(subparsers)
     for sub in subparsers.choices.values():  # also accepted after the sub-command
         sub.add_argument("--log-format", choices=LOG_FORMATS, default=argparse.SUPPRESS, help=log_help)
@@ -57,10 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     return result
 
 
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named on the command line, or None where the whole parser is wanted
+    (none named, or help asked for before it)."""
+    for word in argv:
+        if word in ("-h", "--help"):
+            return None
+        if word in COMMANDS:
+            return word
+    return None
+
+
 def _start(argv: list[str] | None) -> tuple[argparse.Namespace, Settings] | int:
     """The parsed command, logging configured and the settings; or the exit status of a
     command line or environment that is wrong."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(_command(sys.argv[1:] if argv is None else argv)).parse_args(argv)
     if args.command not in SERVICES:
         # A command uses no pydantic plugins; looking for them reads every installed package's
         # entry points (~18 ms under the profiler). Services look, as pydantic does by default.

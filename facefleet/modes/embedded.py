@@ -42,7 +42,7 @@ from facefleet.task.jobs import (
     resume_interrupted,
     retry_task,
 )
-from facefleet.task.planning import plan_task
+from facefleet.task.planning import plan_task, remember_probe
 from facefleet.task.progress import task_progress
 from facefleet.task.stitching import stitch_task
 from facefleet.task.submission import Draft, Receive, submit
@@ -211,15 +211,20 @@ def _ensure_task(ctx: JobContext, settings: Settings, request: JobRequest, task_
     if task is None:
         storage = ctx.storage
         assert isinstance(storage, LocalStorage)
-        submit(ctx, settings, _adopting(storage, request), task_id=task_id)
+        drafts: list[Draft] = []
+        submit(ctx, settings, _adopting(storage, request, drafts), task_id=task_id)
+        if drafts and drafts[0].video is not None:
+            remember_probe(ctx, task_id, drafts[0].video)
     elif task.state == TaskState.FAILED:
         retry_task(ctx, task_id)
 
 
-def _adopting(storage: LocalStorage, request: JobRequest) -> Receive:
-    """The user's files into the bucket: linked, not copied, where the disk allows."""
+def _adopting(storage: LocalStorage, request: JobRequest, drafts: list[Draft]) -> Receive:
+    """The user's files into the bucket: linked, not copied, where the disk allows; the
+    draft is kept in ``drafts``."""
 
     def receive(draft: Draft, _scratch: Path) -> None:
+        drafts.append(draft)
         target = draft.add_target(request.target.name)
         storage.adopt(target, request.target)
         # probed under its key's name, as the API's copy is: the file's own name (a .m3u8,

@@ -36,6 +36,16 @@ from pipeline.processors import Assets, JobInputs, prepare_chain
 log = logging.getLogger(__name__)
 
 
+def remember_probe(ctx: JobContext, task_id: str, video: VideoProbe) -> None:
+    """The target as the submission's sandbox probed it, for a planning in this same process
+    (the embedded run): it takes this one instead of probing the file again."""
+    ctx.cache[_probed(task_id)] = video
+
+
+def _probed(task_id: str) -> tuple[str, str]:
+    return ("probe", task_id)
+
+
 def plan_task(
     ctx: JobContext,
     task_id: str,
@@ -80,7 +90,7 @@ def plan_task(
             step("probing")
             target_path = held.enter_context(ctx.storage.hold(target))
             names[target_path.name] = target_name
-            video = probe(target_path, ctx.limits)
+            video = ctx.cache.pop(_probed(task_id), None) or probe(target_path, ctx.limits)
             step("planning")
             start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
             check_plan_size(

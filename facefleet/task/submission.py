@@ -25,7 +25,6 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import InvalidSubmission, MediaRefused
 from facefleet.config.options import JobOptions, OptionsError, check_plan_size, parse_options
 from facefleet.config.settings import Settings
-from facefleet.egress import check_url, fetch, parse_s3_url
 from facefleet.records import keys
 from facefleet.records.db import Task, new_id
 from facefleet.storage.scratch import scratch_dir
@@ -35,6 +34,7 @@ from facefleet.task.orphans import clear_pending, record_pending
 from pipeline.errors import PipelineError
 from pipeline.images import check_image
 from pipeline.plan import frame_range
+from pipeline.probe import VideoProbe
 from pipeline.sandbox import probe_untrusted
 
 MAX_SOURCES = 8
@@ -58,6 +58,7 @@ class Draft:
     options_text: str | None = None
     target_url: str | None = None
     source_urls: list[str] = field(default_factory=list)
+    video: VideoProbe | None = None  # the target as the sandbox probed it, once accepted
 
     @property
     def keys(self) -> keys.TaskKeys:
@@ -83,6 +84,8 @@ class Draft:
         url = url.strip()
         target = field_name == "target_url"
         limit = settings.max_upload_bytes if target else settings.max_source_bytes
+        from facefleet.egress import check_url  # the HTTP client only where a URL is given
+
         check_url(url, settings.egress_policy(limit), what=field_name)
         if target:
             if self.target_url or self.target_key:
@@ -152,7 +155,7 @@ def _check(
     options = _options(draft, settings.job_defaults())
     admit(options)  # before the probe: a refusal costs no sandbox
     assert draft.target_copy is not None
-    frames = _probe_target(settings, draft.target_copy, draft.target_name or "target", options)
+    draft.video, frames = _probe_target(settings, draft.target_copy, draft.target_name or "target", options)
     _check_images(ctx, settings, draft, scratch)
     check_plan_size(
         options, frames, max_chunks=settings.max_chunks_per_task, max_segments=settings.max_segments_per_task
@@ -181,6 +184,8 @@ def _fetch_urls(ctx: JobContext, settings: Settings, draft: Draft, scratch: Path
 
 
 def _fetch(ctx: JobContext, settings: Settings, url: str, what: str, dest: Path, max_bytes: int) -> int:
+    from facefleet.egress import fetch, parse_s3_url
+
     policy = settings.egress_policy(max_bytes)
     if url.startswith("s3://"):
         bucket, key = parse_s3_url(url, policy.allowed_s3_buckets, what=what)
@@ -219,9 +224,9 @@ def _raw_options(text: str | None) -> dict[str, Any]:
     return raw
 
 
-def _probe_target(settings: Settings, path: Path, name: str, options: JobOptions) -> int:
+def _probe_target(settings: Settings, path: Path, name: str, options: JobOptions) -> tuple[VideoProbe, int]:
     """Refuse a target that is not a usable video, is past a media limit, or whose range is
-    impossible; returns the number of frames the task will process. The probe runs in a child
+    impossible; returns the probe and the number of frames the task will process. The probe runs in a child
     process with memory and CPU limits: a file that crashes or hangs FFmpeg costs that child,
     never the caller."""
     try:
@@ -235,7 +240,7 @@ def _probe_target(settings: Settings, path: Path, name: str, options: JobOptions
         start, end = frame_range(video.frame_count, options.trim_start, options.trim_end)
     except PipelineError as exc:  # name the user's file, not the scratch copy
         raise MediaRefused(scrub(str(exc), {path.name: name})) from None
-    return end - start
+    return video, end - start
 
 
 def _check_images(ctx: JobContext, settings: Settings, draft: Draft, scratch: Path) -> None:
