@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from pipeline.encode import mp4_options
+from pipeline.x264_asm import x264_asm
 
 BITS = 8  # indices 0..255: clips stay tiny
 BAND = 8  # rows per band
@@ -124,6 +125,8 @@ def make_clip(
         params = f"bframes={3 if bframes else 0}:keyint={gop}:min-keyint={gop}:scenecut=0"
         if open_gop:
             params += ":open-gop=1"
+        if asm := x264_asm():  # as the engine's segments: the same clip every generation
+            params += f":asm={asm}"
         video = container.add_stream(
             "libx264", rate=fps, options={"crf": "16", "preset": "veryfast", "x264-params": params}
         )

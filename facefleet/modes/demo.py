@@ -11,6 +11,8 @@ import av
 import cv2
 import numpy as np
 
+from pipeline.x264_asm import x264_asm
+
 AUDIO_RATE = 48_000
 TONE_HZ = 440.0
 
@@ -46,7 +48,9 @@ def make_sample_video(
     frames = round(seconds * fps)
     out.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(out), "w") as container:
-        video = container.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast"})
+        # x264 without its AVX-512 code, as the segments: the same sample every time (x264_asm)
+        asm = {"x264-params": f"asm={x264_asm()}"} if x264_asm() else {}
+        video = container.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "veryfast", **asm})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         audio = container.add_stream("aac", rate=AUDIO_RATE, layout="mono")
         for index in range(frames):
