@@ -1,8 +1,9 @@
 """The child process of ``pipeline.sandbox``: probe one file under resource limits, print JSON.
 
-It reads ``{"path", "limits", "memory_bytes", "cpu_s", "crash"}`` on stdin and writes one of
+It loads FFmpeg first (a spare prober does so before its request comes), then reads
+``{"path", "limits", "memory_bytes", "cpu_s", "crash"}`` on stdin and writes one of
 ``{"probe": ...}``, ``{"error": message}`` or ``{"out_of_memory": true}`` on stdout. The
-limits are set before FFmpeg is loaded, so they hold for everything it does.
+limits are set before the file is opened, so they hold for everything FFmpeg does with it.
 """
 
 from __future__ import annotations
@@ -23,20 +24,21 @@ def _limit(request: dict[str, Any]) -> None:
 
 
 def _run(request: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from pipeline.errors import InvalidMediaError
-        from pipeline.limits import MediaLimits
-        from pipeline.probe import probe
+    from pipeline.errors import InvalidMediaError
+    from pipeline.limits import MediaLimits
+    from pipeline.probe import probe
 
-        try:
-            return {"probe": probe(Path(request["path"]), MediaLimits(**request["limits"])).to_dict()}
-        except InvalidMediaError as exc:
-            return {"error": str(exc)}
+    try:
+        return {"probe": probe(Path(request["path"]), MediaLimits(**request["limits"])).to_dict()}
+    except InvalidMediaError as exc:
+        return {"error": str(exc)}
     except MemoryError:
         return {"out_of_memory": True}
 
 
 def main() -> None:
+    import pipeline.probe  # noqa: F401  FFmpeg loaded while the request is on its way
+
     request = json.load(sys.stdin)
     _limit(request)
     if request.get("crash"):  # tests (FACEFLEET_TEST_PROBER_CRASH): abort, as a crash would

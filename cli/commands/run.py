@@ -112,6 +112,16 @@ def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOption
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.sandbox import drop_spare, start_spare
+
+    start_spare()  # the target's prober starts (and loads FFmpeg) while the engine loads here
+    try:
+        return _handle(args, settings)
+    finally:
+        drop_spare()
+
+
+def _handle(args: argparse.Namespace, settings: Settings) -> int:
     # the engine is loaded by the command that runs it, not by `facefleet --help`
     from facefleet.config.errors import InvalidSubmission, MediaRefused
     from facefleet.config.options import OptionsError

@@ -47,6 +47,7 @@ from facefleet.task.progress import task_progress
 from facefleet.task.stitching import stitch_task
 from facefleet.task.submission import Draft, Receive, submit
 from facefleet.tenants.tenancy import ensure_default_tenant
+from pipeline.sandbox import drop_spare
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,7 @@ def run_job(
     task_id = job_id(request)
     with _job_lock(settings, task_id):
         _ensure_task(ctx, settings, request, task_id)
+        drop_spare()  # a prober started ahead that the job did not need (it was submitted before)
         task = get_task(ctx, task_id)
         if task.state in (TaskState.QUEUED, TaskState.PLANNING):
             _until_done(lambda: plan_task(ctx, task_id))
