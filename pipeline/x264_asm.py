@@ -35,7 +35,7 @@ def x264_asm() -> str | None:
     """The value for x264's ``asm`` parameter, or None to let x264 detect its CPU."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return None
-    return AVX2_SET if _X264_AVX512 <= _cpu_flags() else None
+    return AVX2_SET if _cpu_flags() >= _X264_AVX512 else None
 
 
 def _cpu_flags() -> frozenset[str]:
