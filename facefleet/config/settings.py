@@ -103,13 +103,10 @@ class Settings(BaseSettings):
     # keyframe and encoder start per chunk (750 against 600 on a 60 s 720p input: 2 % fewer
     # bits, ~4 % less time)
     chunk_frames: int = Field(default=750, ge=1)
-    # a segment is one encoder's run, a whole chunk by default: each fresh encoder starts
-    # without the rate control's history, so its first keyframe got ~40 % fewer bits than
-    # x264 gives a keyframe mid-stream (the ffmpeg CLI's); 250-frame segments wrote 1.1 %
-    # fewer bits at 0.025 dB less PSNR than the CLI on 20 s of 720p footage, 750 the CLI's
-    # bytes and PSNR (x264 still puts a keyframe every 250 frames within it). A resumed chunk
-    # redoes at most one segment (60 cost ~5 % more CPU and ~10 % more bits)
-    segment_frames: int = Field(default=750, ge=1)
+    # a segment starts with a keyframe and is one encoder's run: 250 frames is x264's own keyframe
+    # interval (60 cost ~5 % more CPU, ~10 % more bits and more per-segment work); a resumed
+    # chunk redoes at most one segment
+    segment_frames: int = Field(default=250, ge=1)
     max_chunks_per_task: int = Field(default=5000, ge=1)
     max_chunk_s: float = Field(default=600.0, gt=0)  # seconds of video a chunk may hold at most
     max_segments_per_task: int = Field(default=50000, ge=1)
