@@ -33,7 +33,28 @@ class TestHooks(BaseSettings):
     prober_crash: bool = False  # the sandboxed prober aborts on every file
 
 
-class Settings(BaseSettings):
+class ProvenanceSettings(BaseSettings):
+    """What every output says it is (facefleet.provenance): the invisible watermark in each
+    processed frame, the C2PA manifest signed at the stitch, and ``facefleet verify``."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
+
+    # "off": processed frames go unmarked (a --processors none job is never marked); a task
+    # keeps what was decided when it was submitted, so its resumes give the same bytes
+    watermark: Literal["on", "off"] = "on"
+    # the deployment's C2PA signing certificate chain (PEM, the signer's first) and its
+    # private key (PEM); unset: outputs go unsigned (a warning at start-up); set but
+    # unusable: the command stops at start-up
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+    # PEM roots whose signers `facefleet verify` calls trusted (unset: valid, not trusted)
+    c2pa_trust_anchors: Path | None = None
+    # the sandboxed reading of a file `verify` is given: wall-clock seconds and frames read
+    verify_timeout_s: float = Field(default=120.0, gt=0)
+    verify_max_frames: int = Field(default=750, ge=1)
+
+
+class Settings(ProvenanceSettings):
     model_config = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
 
     # embedded mode: everything lives under home (SQLite + a folder as the bucket)

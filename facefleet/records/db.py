@@ -134,6 +134,9 @@ class Task(Base):
     source_keys: Mapped[list[Any]] = mapped_column(JSON, default=list)
     reference_key: Mapped[str | None] = mapped_column(String(500))
     output_key: Mapped[str | None] = mapped_column(String(500))
+    # what the output says it is: {"watermark": bool}, then at the stitch
+    # {"signed": bool, "c2pa": why not signed, "manifest": its label}
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # plan
     probe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     frame_start: Mapped[int | None] = mapped_column(Integer)

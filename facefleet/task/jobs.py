@@ -174,6 +174,8 @@ def create_task(
         priority=options.priority,
         idempotency_key=idempotency_key,
         bytes_in=bytes_in,
+        # decided once: resumes and retries mark (or not) as the first attempt did
+        provenance={"watermark": ctx.watermark and bool(options.processors)},
     )
     if task_id is not None:
         task.id = task_id
