@@ -23,6 +23,7 @@ from api.queue import Producer
 from api.schemas import ProblemBody, SubmitForm, SubmitJson
 from api.state import ApiState
 from api.stats import stats
+from api.verify import provenance
 from api.tasks import tasks
 from facefleet.config.settings import Settings
 from facefleet.modes.distributed import require
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     app.register_api(health)
     app.register_api(tasks)
     app.register_api(stats)
+    app.register_api(provenance)
     register_error_handlers(app)
 
     @app.url_value_preprocessor  # the first hook of a request: before the blueprints' checks

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from facefleet.config.settings import Settings
 
-COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants", "sla")
+COMMANDS = (
+    "run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants", "sla", "verify"
+)
 # sub-commands that are services: JSON logs at INFO unless told otherwise
 SERVICES = {"api": "api", "worker": "worker", "beat": "beat"}
 LOG_FORMATS = ("json", "text")

@@ -41,9 +41,10 @@ class Credentials:
     alg: str  # c2pa's name: es256, es384, es512, ps256, ed25519
 
     @classmethod
-    def load(cls, cert: Path, key: Path) -> Credentials:
-        """Read and check the pair: both parse, the key is the certificate's, and c2pa signs a
-        small image with them (it refuses a self-signed or CA certificate as a signer)."""
+    def load(cls, cert: Path, key: Path, *, trial: bool = True) -> Credentials:
+        """Read and check the pair: both parse, the key is the certificate's, and (``trial``)
+        c2pa signs a small image with them (it refuses a self-signed or CA certificate as a
+        signer)."""
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -71,7 +72,8 @@ class Credentials:
         if alg is None:
             raise SigningError(f"the C2PA key's type ({type(private).__name__}) cannot sign C2PA manifests")
         credentials = cls(chain, key_bytes, alg)
-        credentials.try_signing()
+        if trial:
+            credentials.try_signing()
         return credentials
 
     def _signer(self) -> Any:

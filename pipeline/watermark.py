@@ -31,7 +31,6 @@ frame depends only on its pixels, so the same input frames give the same marked 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -265,11 +264,20 @@ def mark_video_frame(frame: av.VideoFrame, coded: np.ndarray) -> av.VideoFrame:
     return marked
 
 
-def mark_frames(frames: Iterator[Frame], task_id: str) -> Iterator[Frame]:
-    """``frames`` with ``task_id``'s short id in the luma of each."""
-    coded = payload_bits(short_id(task_id))
-    for frame in frames:
-        yield Frame(frame.index, frame.pts, video_frame=mark_video_frame(frame.to_video_frame(), coded))
+class Watermarker:
+    """The last processor of a marked job's chain: each frame as the encoder will get it,
+    its luma marked with the task's short id."""
+
+    name = "watermark"
+
+    def __init__(self, task_id: str) -> None:
+        self._coded = payload_bits(short_id(task_id))
+
+    def process(self, frames: list[Frame]) -> list[Frame]:
+        return [
+            Frame(f.index, f.pts, video_frame=mark_video_frame(f.to_video_frame(), self._coded))
+            for f in frames
+        ]
 
 
 # --- detection ------------------------------------------------------------------------

@@ -116,6 +116,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     from facefleet.config.errors import InvalidSubmission, MediaRefused
     from facefleet.config.options import OptionsError
     from facefleet.modes.embedded import EmbeddedJobError, JobRequest, run_job
+    from facefleet.provenance.signing import ProvenanceConfigError
     from facefleet.storage.base import StorageError
     from pipeline.errors import PipelineError
 
@@ -142,6 +143,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         EmbeddedJobError,
         PipelineError,
         StorageError,
+        ProvenanceConfigError,
     ) as exc:
         print(f"facefleet: {exc}", file=sys.stderr)
         return 1

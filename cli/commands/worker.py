@@ -79,9 +79,15 @@ def handle_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     from facefleet.modes.distributed import ConfigurationError
+    from facefleet.provenance.signing import ProvenanceConfigError, check_signing
 
     if args.check:
         return handle_check(args, settings)
+    try:
+        check_signing(settings)  # the stitch signs with it: an unusable one stops the worker here
+    except ProvenanceConfigError as exc:
+        print(f"facefleet worker: {exc}", file=sys.stderr)
+        return 2
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port

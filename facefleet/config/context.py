@@ -32,10 +32,10 @@ class JobContext:
     max_chunks_per_task: int = 5000
     max_segments_per_task: int = 50000
     limits: MediaLimits = field(default_factory=MediaLimits)
-    # provenance: new tasks with processors get the watermark; the signer of the C2PA
-    # manifests (a facefleet.provenance.signing.C2paSigner; None: outputs go unsigned)
+    # provenance: new tasks with processors get the watermark; the stitch signs a C2PA
+    # manifest with this certificate chain and key (None: outputs go unsigned)
     watermark: bool = True
-    c2pa_signer: Any = None
+    c2pa_files: tuple[Path, Path] | None = None
     # sessions for reads outside any transaction (the API's status and listing); default: sessions
     reads: sessionmaker | None = None
     # whether any process holds a lease on part of the task (its files may still change)

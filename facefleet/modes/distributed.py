@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from facefleet.config.context import JobContext
 from facefleet.config.settings import Settings
+from facefleet.provenance.signing import signing_files
 from facefleet.fleet.queues import CHUNK_TASK as CHUNK_TASK
 from facefleet.fleet.queues import CHUNKS as CHUNKS
 from facefleet.fleet.queues import PLAN_TASK as PLAN_TASK
@@ -112,6 +113,8 @@ def open_services(settings: Settings, worker_name: str | None = None, *, pre_pin
         max_chunks_per_task=settings.max_chunks_per_task,
         max_segments_per_task=settings.max_segments_per_task,
         limits=settings.media_limits(),
+        watermark=settings.watermark == "on",
+        c2pa_files=signing_files(settings),
         task_busy=state.task_busy,
         record_work=state.record_work,
         set_phase=state.set_phase,

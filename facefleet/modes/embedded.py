@@ -24,6 +24,7 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import TryLater
 from facefleet.config.options import JobOptions
 from facefleet.config.settings import Settings
+from facefleet.provenance.signing import check_signing, signing_files
 from facefleet.observability import memory
 from facefleet.records import keys
 from facefleet.records.checkpoints import SqlCheckpoints
@@ -88,6 +89,8 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
         max_chunks_per_task=settings.max_chunks_per_task,
         max_segments_per_task=settings.max_segments_per_task,
         limits=settings.media_limits(),
+        watermark=settings.watermark == "on",
+        c2pa_files=signing_files(settings),
     )
 
 
@@ -159,6 +162,7 @@ def run_job(
 ) -> str:
     """Run (or resume) a job to completion and write its output; returns the task id."""
     check_inputs(request)
+    check_signing(settings)  # an unusable certificate stops the job before any work
     memory.release_free_memory()  # caps the heap arenas before any decoder starts its threads
     started = time.time()
     ctx = open_context(settings)

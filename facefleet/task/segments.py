@@ -36,6 +36,7 @@ from facefleet.records.db import Task
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
 from facefleet.task.frames_usage import account_segment
+from facefleet.provenance.marking import with_watermark
 from facefleet.task.planning import load_assets, load_probe
 from pipeline.encode import CODECS, EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
@@ -261,9 +262,8 @@ def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Ch
     cache_key = ("chain", task_keys.task_id)
     if cache_key not in ctx.cache:
         assets = load_assets(ctx, task_keys) if options.processors else {}
-        ctx.cache[cache_key] = build_chain(
-            options.processors, options.processor_options(), assets, ctx.runtime
-        )
+        chain = build_chain(options.processors, options.processor_options(), assets, ctx.runtime)
+        ctx.cache[cache_key] = with_watermark(ctx, task_keys.task_id, chain)
     chain: Chain = ctx.cache[cache_key]
     return chain
 

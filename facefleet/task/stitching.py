@@ -16,6 +16,8 @@ from facefleet.config.options import JobOptions
 from facefleet.observability import logs
 from facefleet.records import keys
 from facefleet.records.db import Chunk, Task, add_usage, utcnow
+from facefleet.provenance.marking import marked_task
+from facefleet.provenance.signing import sign_output
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
 from facefleet.task.cleanup import Cleanup, clean_up
@@ -53,6 +55,7 @@ def stitch_task(
         logs.bind(tenant=task.tenant)
         failing_since = task.infra_failing_since
         frame_start, frame_end = task.frame_start, task.frame_end
+        provenance = dict(task.provenance or {})
     if frame_start is None or frame_end is None:  # a task in stitching without a plan: nothing to join
         fail_task(ctx, task_id, "stitch failed: the task has no plan (no frame range)")
         return False
@@ -84,6 +87,11 @@ def stitch_task(
                 out,
                 OutputFormat(options.container, options.faststart),
             )
+            provenance.update(
+                sign_output(
+                    ctx.c2pa_files, ctx.scratch, task_id, options, ctx.runtime, marked_task(provenance), out
+                )
+            )
             if not still_ours():
                 log.warning("stitch of task %s lost its lease: another stitcher goes on", task_id)
                 return False
@@ -107,6 +115,7 @@ def stitch_task(
             TaskState.SUCCEEDED,
             output_key=task_keys.output,
             bytes_out=size,
+            provenance=provenance,
             finished_at=utcnow(),
             infra_failing_since=None,
             cleanup=None if ctx.keep_work_files else Cleanup.WORK,
