@@ -23,8 +23,8 @@ from api.queue import Producer
 from api.schemas import ProblemBody, SubmitForm, SubmitJson
 from api.state import ApiState
 from api.stats import stats
-from api.verify import provenance
 from api.tasks import tasks
+from api.verify import provenance
 from facefleet.config.settings import Settings
 from facefleet.modes.distributed import require
 from facefleet.observability import logs

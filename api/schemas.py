@@ -109,6 +109,11 @@ class TaskSummary(BaseModel):
     started_at: str | None
     finished_at: str | None
     output_expired_at: str | None
+    provenance: dict[str, Any] = Field(
+        default_factory=dict,
+        description="watermark: whether its processed frames carry the watermark; once succeeded, "
+        "signed: whether the output carries a signed C2PA manifest (manifest: its label; c2pa: why not)",
+    )
 
 
 class Progress(BaseModel):

@@ -234,6 +234,7 @@ SUMMARY_COLUMNS = (
     Task.started_at,
     Task.finished_at,
     Task.output_expired_at,
+    Task.provenance,
 )
 
 
@@ -255,6 +256,7 @@ def _summary(task: Any) -> dict[str, Any]:
         "started_at": _iso(task.started_at),
         "finished_at": _iso(task.finished_at),
         "output_expired_at": _iso(task.output_expired_at),
+        "provenance": task.provenance or {},
     }
 
 

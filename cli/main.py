@@ -14,7 +14,17 @@ if TYPE_CHECKING:
     from facefleet.config.settings import Settings
 
 COMMANDS = (
-    "run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants", "sla", "verify"
+    "run",
+    "demo",
+    "models",
+    "api",
+    "worker",
+    "flower",
+    "migrate",
+    "client",
+    "tenants",
+    "sla",
+    "verify",
 )
 # sub-commands that are services: JSON logs at INFO unless told otherwise
 SERVICES = {"api": "api", "worker": "worker", "beat": "beat"}

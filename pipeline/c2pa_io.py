@@ -79,7 +79,9 @@ class Credentials:
     def _signer(self) -> Any:
         import c2pa
 
-        info = c2pa.C2paSignerInfo(alg=self.alg.encode(), sign_cert=self.chain, private_key=self.key, ta_url=None)
+        info = c2pa.C2paSignerInfo(
+            alg=self.alg.encode(), sign_cert=self.chain, private_key=self.key, ta_url=None
+        )
         return c2pa.Signer.from_info(info)
 
     def try_signing(self) -> None:
@@ -164,6 +166,9 @@ def _tiny_png() -> bytes:
         return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
 
     header = (1).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])  # 1x1, 8-bit greyscale
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(
-        b"IEND", b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+        + chunk(b"IEND", b"")
     )

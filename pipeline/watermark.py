@@ -107,7 +107,9 @@ def _axis(pixels: int) -> _Axis:
     starts = np.arange(CANON) * scale
     edges = np.arange(pixels + 1)
     # the overlap of pixel p ([p, p+1)) with cell c ([c*scale, (c+1)*scale)), in cells
-    overlap = np.minimum(edges[None, 1:], starts[:, None] + scale) - np.maximum(edges[None, :-1], starts[:, None])
+    overlap = np.minimum(edges[None, 1:], starts[:, None] + scale) - np.maximum(
+        edges[None, :-1], starts[:, None]
+    )
     down = np.clip(overlap, 0, None) / scale
     centre = (np.arange(pixels) + 0.5) / scale - 0.5
     low = np.clip(np.floor(centre), 0, CANON - 2).astype(np.intp)
@@ -131,7 +133,7 @@ def _spread(cells: np.ndarray, height: int, width: int) -> np.ndarray:
     """The (CANON, CANON) ``cells`` interpolated (bilinear) over an (H, W) frame (float32)."""
     rows, cols = _axis(height), _axis(width)
     wide = cols.up @ cells.astype(np.float32).T  # (W, CANON)
-    return np.ascontiguousarray((rows.up @ wide.T))
+    return np.ascontiguousarray(rows.up @ wide.T)
 
 
 def _round_trip(cells: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -147,7 +149,6 @@ def _block_dct(cells: np.ndarray) -> np.ndarray:
 
 
 def _block_idct(coefficients: np.ndarray) -> np.ndarray:
-    blocks = CANON // BLOCK
     d = _dct_matrix()
     tiles = d.T @ coefficients @ d
     return tiles.transpose(0, 2, 1, 3).reshape(CANON, CANON)

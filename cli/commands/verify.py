@@ -58,12 +58,18 @@ def _text(report: dict[str, Any]) -> str:
     if manifest is None:
         lines.append("C2PA manifest: none")
     else:
-        state = "valid" if manifest.get("valid") else f"NOT valid ({manifest.get('error') or manifest.get('failures')})"
+        state = (
+            "valid"
+            if manifest.get("valid")
+            else f"NOT valid ({manifest.get('error') or manifest.get('failures')})"
+        )
         signer = manifest.get("signer") or {}
         trusted = ", trusted" if manifest.get("trusted") else ", signer not among the trust anchors"
         lines.append(f"C2PA manifest: {state}{trusted if manifest.get('valid') else ''}")
         lines.append(f"  signed by: {signer.get('common_name')} (issuer {signer.get('issuer')})")
-        lines.append(f"  FaceFleet's: {'yes' if manifest.get('facefleet') else 'no'}; task {manifest.get('task_id')}")
+        lines.append(
+            f"  FaceFleet's: {'yes' if manifest.get('facefleet') else 'no'}; task {manifest.get('task_id')}"
+        )
     watermark = report["watermark"]
     if watermark is None:
         lines.append("watermark: none found")

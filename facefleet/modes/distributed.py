@@ -16,7 +16,6 @@ from sqlalchemy.orm import sessionmaker
 
 from facefleet.config.context import JobContext
 from facefleet.config.settings import Settings
-from facefleet.provenance.signing import signing_files
 from facefleet.fleet.queues import CHUNK_TASK as CHUNK_TASK
 from facefleet.fleet.queues import CHUNKS as CHUNKS
 from facefleet.fleet.queues import PLAN_TASK as PLAN_TASK
@@ -26,6 +25,7 @@ from facefleet.fleet.queues import REAP_TASK as REAP_TASK
 from facefleet.fleet.queues import STITCH_TASK as STITCH_TASK
 from facefleet.fleet.queues import STITCHING as STITCHING
 from facefleet.fleet.redis_state import RedisState
+from facefleet.provenance.signing import signing_files
 from facefleet.records.db import make_engine, make_sessionmaker
 from facefleet.storage.s3 import S3Storage
 

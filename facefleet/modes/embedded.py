@@ -24,8 +24,8 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import TryLater
 from facefleet.config.options import JobOptions
 from facefleet.config.settings import Settings
-from facefleet.provenance.signing import check_signing, signing_files
 from facefleet.observability import memory
+from facefleet.provenance.signing import check_signing, signing_files
 from facefleet.records import keys
 from facefleet.records.checkpoints import SqlCheckpoints
 from facefleet.records.db import Task, make_engine, make_sessionmaker

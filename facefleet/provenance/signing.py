@@ -82,7 +82,9 @@ def models_used(options: JobOptions, runtime: Runtime) -> list[dict[str, Any]]:
     models = []
     for name in dict.fromkeys(names):
         spec = registry.specs.get(name)
-        models.append({"name": name, "file": spec.file if spec else None, "sha256": spec.sha256 if spec else None})
+        models.append(
+            {"name": name, "file": spec.file if spec else None, "sha256": spec.sha256 if spec else None}
+        )
     return models
 
 

@@ -31,12 +31,12 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import LeaseLost
 from facefleet.config.options import JobOptions
 from facefleet.observability import metrics
+from facefleet.provenance.marking import with_watermark
 from facefleet.records import keys
 from facefleet.records.db import Task
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
 from facefleet.task.frames_usage import account_segment
-from facefleet.provenance.marking import with_watermark
 from facefleet.task.planning import load_assets, load_probe
 from pipeline.encode import CODECS, EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched

@@ -14,10 +14,10 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import TryLater
 from facefleet.config.options import JobOptions
 from facefleet.observability import logs
-from facefleet.records import keys
-from facefleet.records.db import Chunk, Task, add_usage, utcnow
 from facefleet.provenance.marking import marked_task
 from facefleet.provenance.signing import sign_output
+from facefleet.records import keys
+from facefleet.records.db import Chunk, Task, add_usage, utcnow
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
 from facefleet.task.cleanup import Cleanup, clean_up
