@@ -18,7 +18,7 @@ rate-1/3 convolutional code (``pipeline.ecc``), decoded by soft voting over many
   coded bit's chips (the host's interference, which on a still scene would be the same in
   every frame and so never vote away) and adds only what brings it to the bit's sign with
   a margin. The change is spread over the frame by bilinear interpolation of the cells
-  (no blocky edges), and capped so the frame keeps a PSNR above 41 dB against the unmarked
+  (no blocky edges), and capped so the frame keeps a luma PSNR of 43 dB against the unmarked
   one.
 * Decoding: each frame's coded-bit correlations (scaled by their spread in that frame) are
   summed over the frames read, the Viterbi search finds the message, and the CRC with a
@@ -50,7 +50,7 @@ BLOCK = 8
 BAND = (6, 8)  # the DCT coefficients (u, v) with u + v in this range (inclusive) carry chips
 MARGIN = 3.0  # what each coded bit's correlation is brought to, in 8-bit luma levels
 MAX_STEP = 10.0  # the largest change of one coded bit's chips in one frame (levels)
-MIN_PSNR_DB = 42.0
+MIN_PSNR_DB = 43.0
 REFINEMENTS = 4  # passes that make up for the interpolation's blur  # the frame's change is scaled down to keep at least this
 MIN_CORRELATION = 0.65  # below it a CRC that happens to match is noise, not a mark
 
