@@ -116,7 +116,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     from facefleet.config.errors import InvalidSubmission, MediaRefused
     from facefleet.config.options import OptionsError
     from facefleet.modes.embedded import EmbeddedJobError, JobRequest, run_job
-    from facefleet.provenance.signing import ProvenanceConfigError
+    from facefleet.provenance.signing import UNSIGNED, ProvenanceConfigError, signing_files
     from facefleet.storage.base import StorageError
     from pipeline.errors import PipelineError
 
@@ -134,6 +134,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         )
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
+        if signing_files(settings) is None:  # (commands log errors only: said here)
+            print(f"facefleet: warning: {UNSIGNED}", file=sys.stderr)
         with _ProgressBar(enabled=not args.no_progress) as bar:
             run_job(settings, request, workers=args.workers, on_progress=bar.update)
     except (

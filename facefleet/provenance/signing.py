@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 TOOL = "FaceFleet"
 TASK_ASSERTION = "org.facefleet.task"
+UNSIGNED = (
+    "C2PA signing is off: FACEFLEET_C2PA_CERT and FACEFLEET_C2PA_KEY are unset, so outputs go "
+    "unsigned (provenance.signed: false; the watermark still marks processed frames)"
+)
 
 
 class ProvenanceConfigError(ValueError):
@@ -43,10 +47,7 @@ def check_signing(settings: Settings) -> bool:
     certificate's, a chain c2pa refuses): ProvenanceConfigError, naming the variables."""
     cert, key = settings.c2pa_cert, settings.c2pa_key
     if cert is None and key is None:
-        log.warning(
-            "C2PA signing is off: FACEFLEET_C2PA_CERT and FACEFLEET_C2PA_KEY are unset, so outputs "
-            "go unsigned (provenance.signed: false; the watermark still marks processed frames)"
-        )
+        log.warning(UNSIGNED)
         return False
     if cert is None or key is None:
         missing = "FACEFLEET_C2PA_CERT" if cert is None else "FACEFLEET_C2PA_KEY"

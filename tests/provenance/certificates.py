@@ -49,7 +49,7 @@ def _usage(signer: bool) -> x509.KeyUsage:
 
 def make_chain(folder: Path) -> TestChain:
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     validity = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
     root_key = ec.generate_private_key(ec.SECP256R1())
     root = (
@@ -78,7 +78,9 @@ def make_chain(folder: Path) -> TestChain:
         .add_extension(_usage(signer=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()), critical=False
+        )
         .sign(root_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM

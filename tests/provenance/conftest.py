@@ -51,7 +51,9 @@ def tiny_clip(folder: Path) -> Path:
 
 
 def run_job(home: Path, target: Path, out: Path, *extra: str, env: dict[str, str]) -> Any:
-    return run_cli(home, "run", "--target", str(target), "--output", str(out), "--no-progress", *extra, env=env)
+    return run_cli(
+        home, "run", "--target", str(target), "--output", str(out), "--no-progress", *extra, env=env
+    )
 
 
 def verify(home: Path, path: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:

@@ -6,7 +6,6 @@ after a 10 s cut from the middle; an untouched input has neither and exits 1."""
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import av
 import pytest

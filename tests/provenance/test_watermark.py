@@ -30,14 +30,17 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def _marked(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
     marker = Watermarker(TASK_ID)
-    return [f.to_video_frame() for f in marker.process([Frame(i, i, video_frame=v) for i, v in enumerate(frames)])]
+    return [
+        f.to_video_frame() for f in marker.process([Frame(i, i, video_frame=v) for i, v in enumerate(frames)])
+    ]
 
 
 def test_marked_frames_keep_40_db_against_the_unmarked_ones(frames):
     marked = _marked(frames)
     luma = [_psnr(frame_luma(a), frame_luma(b)) for a, b in zip(frames, marked, strict=True)]
     colour = [
-        _psnr(a.to_ndarray(format="bgr24"), b.to_ndarray(format="bgr24")) for a, b in zip(frames, marked, strict=True)
+        _psnr(a.to_ndarray(format="bgr24"), b.to_ndarray(format="bgr24"))
+        for a, b in zip(frames, marked, strict=True)
     ]
     print(f"PSNR luma min {min(luma):.2f} dB, RGB min {min(colour):.2f} dB over {len(frames)} frames")
     assert min(luma) >= 40.0 and min(colour) >= 40.0
