@@ -134,8 +134,6 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         )
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
-        if signing_files(settings) is None:  # (commands log errors only: said here)
-            print(f"facefleet: warning: {UNSIGNED}", file=sys.stderr)
         with _ProgressBar(enabled=not args.no_progress) as bar:
             run_job(settings, request, workers=args.workers, on_progress=bar.update)
     except (
@@ -156,6 +154,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         print("facefleet: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    if signing_files(settings) is None:  # said once the job is done: a refusal's message stays alone
+        print(f"facefleet: warning: {UNSIGNED}", file=sys.stderr)
     print(args.output)
     return 0
 
