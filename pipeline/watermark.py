@@ -93,12 +93,13 @@ class _Axis:
     """One axis of a frame against the canonical grid, as sparse matrices (each pixel meets
     a cell or two): ``down`` (CANON, pixels) averages pixels into cells (area weights),
     ``up`` (pixels, CANON) spreads cells back over pixels (bilinear), and ``round_trip``
-    (CANON, CANON, dense) is ``down @ up``: a change of the cells spread over the frame
-    and averaged back."""
+    (CANON, CANON) is ``down @ up``: a change of the cells spread over the frame and averaged
+    back. Sparse products run in scipy's own loops: no BLAS threads, which on a busy host
+    (a decoder and an encoder beside them) cost 30x the work in waiting."""
 
     down: sparse.csr_array
     up: sparse.csr_array
-    round_trip: np.ndarray
+    round_trip: sparse.csr_array
 
 
 @lru_cache(maxsize=8)
@@ -118,7 +119,9 @@ def _axis(pixels: int) -> _Axis:
     up[np.arange(pixels), low] = 1 - weight
     up[np.arange(pixels), low + 1] += weight
     return _Axis(
-        sparse.csr_array(down.astype(np.float32)), sparse.csr_array(up.astype(np.float32)), down @ up
+        sparse.csr_array(down.astype(np.float32)),
+        sparse.csr_array(up.astype(np.float32)),
+        sparse.csr_array(down @ up),
     )
 
 
@@ -138,7 +141,8 @@ def _spread(cells: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def _round_trip(cells: np.ndarray, height: int, width: int) -> np.ndarray:
     """``_cells(_spread(cells))``, computed on the grid."""
-    return _axis(height).round_trip @ cells @ _axis(width).round_trip.T
+    rows, cols = _axis(height).round_trip, _axis(width).round_trip
+    return np.asarray((cols @ (rows @ cells).T).T)
 
 
 def _block_dct(cells: np.ndarray) -> np.ndarray:
