@@ -241,7 +241,9 @@ _PLANAR_16 = {"yuv420p10le", "yuv422p10le", "yuv444p10le", "gray10le"}
 def _plane(frame: av.VideoFrame, index: int, dtype: type) -> np.ndarray:
     plane = frame.planes[index]
     itemsize = np.dtype(dtype).itemsize
-    rows = np.frombuffer(memoryview(plane), dtype=dtype).reshape(plane.height, plane.line_size // itemsize)
+    rows: np.ndarray = np.frombuffer(memoryview(plane), dtype=dtype).reshape(
+        plane.height, plane.line_size // itemsize
+    )
     return rows[:, : plane.width]
 
 
