@@ -44,6 +44,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="with --check: exit 0 while the worker still reports, ready or not (a liveness probe)",
     )
+    parser.add_argument(
+        "--gpus",
+        default=None,
+        help="all or GPU indices (0,1,...): one supervised worker process per GPU, each pinned to it "
+        "(CUDA_VISIBLE_DEVICES); --concurrency and the rest apply to each",
+    )
     parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
         "--segment-pause", type=float, default=0.0, help=argparse.SUPPRESS
@@ -82,6 +88,8 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.check:
         return handle_check(args, settings)
+    if args.gpus is not None:
+        return handle_gpus(args, settings)
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
@@ -125,6 +133,37 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
         if metrics_dir is not None:
             remove_private_dir(metrics_dir)
     return 0
+
+
+def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
+    """``--gpus``: one worker per GPU under a supervisor (see ``worker/supervisor.py``)."""
+    from pipeline.devices import NoGpuError, choose_gpus, list_gpus
+    from worker.supervisor import supervise
+
+    fake = settings.test_hooks.fake_gpus
+    try:
+        present = [g.strip() for g in fake.split(",") if g.strip()] if fake else [g.index for g in list_gpus()]
+        gpus = choose_gpus(args.gpus, present)
+    except NoGpuError as exc:
+        print(f"facefleet worker --gpus {args.gpus}: {exc}; without --gpus the worker runs on the CPU", file=sys.stderr)
+        return 2
+    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
+    common = [
+        "--queues", args.queues,
+        "--concurrency", str(args.concurrency),
+        "--pool", args.pool,
+        "--segment-pause", str(args.segment_pause),
+    ]  # fmt: skip
+    if args.loglevel:
+        common += ["--loglevel", args.loglevel]
+    if getattr(args, "log_format", None):
+        common += ["--log-format", args.log_format]
+    per_gpu = {
+        gpu: [*common, "--name", f"{name}-gpu{gpu}", *(["--beat"] if args.beat and i == 0 else [])]
+        for i, gpu in enumerate(gpus)
+    }
+    return supervise(per_gpu, port)
 
 
 def _quiet(args: argparse.Namespace, settings: Settings) -> list[str]:
