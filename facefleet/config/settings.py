@@ -253,6 +253,9 @@ class ModelSettings(BaseSettings):
     # "det_10g,w600k_r50,inswapper_128"; empty: ready once its services answer)
     warm_models: CommaList = ()
     encoder_threads: int = 4
+    # frames per inference call on this worker: detection over them at once and all their
+    # faces swapped in one call (unset: each job's face_batch); the output does not depend on it
+    inference_batch: int | None = Field(default=None, ge=1, le=64)
 
     def runtime(self) -> Runtime:
         defaults = Runtime()
@@ -262,6 +265,7 @@ class ModelSettings(BaseSettings):
             model_manifest=self.model_manifest,
             providers=self.providers,
             allow_cpu_fallback=self.allow_cpu_fallback,
+            inference_batch=self.inference_batch or 0,
         )
 
 

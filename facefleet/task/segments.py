@@ -123,9 +123,8 @@ def run_segments(
         stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
         try:
             with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
-                ours = _take(
-                    _processed(chain, islice(frames, count), options.face_batch), count, taken, abort
-                )
+                batch = ctx.runtime.inference_batch or options.face_batch
+                ours = _take(_processed(chain, islice(frames, count), batch), count, taken, abort)
                 written = encode_segment(progress.track(ours, latencies), path, video, encoder)
                 if written != count:
                     raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.faces.batched_detection import batch_session
 from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
 from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
 from pipeline.faces.types import FaceDetector
@@ -41,17 +42,23 @@ def load_detector(options: Mapping[str, Any], runtime: Runtime) -> FaceDetector:
     detector: FaceDetector = DETECTOR_CLASSES[loaded.spec.kind](
         loaded.spec.name, loaded.session, detector_settings(options)
     )
+    detector.batch_session = batch_session(detector, loaded, runtime)  # type: ignore[attr-defined]
     return detector
+
+
+def face_batch(options: Mapping[str, Any], runtime: Runtime) -> int:
+    """Faces per model call: the worker's FACEFLEET_INFERENCE_BATCH, else the job's face_batch."""
+    return runtime.inference_batch or int(options.get("face_batch", 8))
 
 
 def load_recognizer(options: Mapping[str, Any], runtime: Runtime) -> ArcFaceRecognizer:
     loaded = load_model(runtime, str(options.get("face_recognizer", "w600k_r50")), ("arcface",))
-    return ArcFaceRecognizer(loaded.spec.name, loaded.session, int(options.get("face_batch", 8)))
+    return ArcFaceRecognizer(loaded.spec.name, loaded.session, face_batch(options, runtime))
 
 
 def load_enhancer(options: Mapping[str, Any], runtime: Runtime) -> GfpganEnhancer:
     loaded = load_model(runtime, str(options.get("enhancer_model", "gfpgan_1.4")), ("gfpgan",))
-    return GfpganEnhancer(loaded.spec.name, loaded.session, int(options.get("face_batch", 8)))
+    return GfpganEnhancer(loaded.spec.name, loaded.session, face_batch(options, runtime))
 
 
 def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
@@ -73,7 +80,7 @@ def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
                     )
             _swapper_sessions[key] = (session, emap)
         session, emap = _swapper_sessions[key]
-    return InSwapper(loaded.spec.name, session, emap, int(options.get("face_batch", 8)))
+    return InSwapper(loaded.spec.name, session, emap, face_batch(options, runtime))
 
 
 def load_models(names: Sequence[str], runtime: Runtime) -> None:
