@@ -19,3 +19,4 @@ class Runtime:
     # frames per inference call (detection over them at once, their faces swapped together);
     # 0: each job's face_batch
     inference_batch: int = 0
+    gpu: str | None = None  # the GPU index this process is pinned to (CUDA_VISIBLE_DEVICES), if one

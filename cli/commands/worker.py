@@ -50,6 +50,13 @@ def register(subparsers: Any) -> None:
         help="all or GPU indices (0,1,...): one supervised worker process per GPU, each pinned to it "
         "(CUDA_VISIBLE_DEVICES); --concurrency and the rest apply to each",
     )
+    parser.add_argument(
+        "--hwaccel",
+        choices=["auto", "none"],
+        default=None,
+        help="NVDEC/NVENC where this FFmpeg build and host have them (auto) or the CPU codecs "
+        "(none); default: FACEFLEET_HWACCEL, else none",
+    )
     parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
         "--segment-pause", type=float, default=0.0, help=argparse.SUPPRESS
@@ -88,8 +95,11 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.check:
         return handle_check(args, settings)
+    if args.hwaccel is not None:
+        settings = settings.model_copy(update={"hwaccel": args.hwaccel})
     if args.gpus is not None:
         return handle_gpus(args, settings)
+    _report_codecs(settings)
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
@@ -157,6 +167,8 @@ def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
     ]  # fmt: skip
     if args.loglevel:
         common += ["--loglevel", args.loglevel]
+    if args.hwaccel:
+        common += ["--hwaccel", args.hwaccel]
     if getattr(args, "log_format", None):
         common += ["--log-format", args.log_format]
     per_gpu = {
@@ -164,6 +176,13 @@ def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
         for i, gpu in enumerate(gpus)
     }
     return supervise(per_gpu, port)
+
+
+def _report_codecs(settings: Settings) -> None:
+    from pipeline.hwaccel import choose
+
+    codecs = choose(settings.hwaccel)
+    logging.getLogger(__name__).info("video codecs (--hwaccel %s): %s", settings.hwaccel, codecs.reason)
 
 
 def _quiet(args: argparse.Namespace, settings: Settings) -> list[str]:

@@ -247,7 +247,8 @@ class ModelSettings(BaseSettings):
     model_dir: Path | None = None
     model_mirrors: CommaList = ()  # folders or URLs
     model_manifest: Path | None = None
-    providers: CommaList = ("CPUExecutionProvider",)  # onnxruntime providers, in order
+    # onnxruntime providers, in order; "auto": TensorRT, then CUDA, then the CPU, as present
+    providers: CommaList = ("CPUExecutionProvider",)
     allow_cpu_fallback: bool = False
     # models a chunk worker loads and runs once before it says it is ready (e.g.
     # "det_10g,w600k_r50,inswapper_128"; empty: ready once its services answer)
@@ -256,6 +257,10 @@ class ModelSettings(BaseSettings):
     # frames per inference call on this worker: detection over them at once and all their
     # faces swapped in one call (unset: each job's face_batch); the output does not depend on it
     inference_batch: int | None = Field(default=None, ge=1, le=64)
+    # NVDEC/NVENC where the FFmpeg build and the host have them (auto), or the CPU codecs (none)
+    hwaccel: Literal["auto", "none"] = "none"
+    # the GPU `facefleet worker --gpus` pinned this process to (CUDA's own variable)
+    cuda_visible_devices: str | None = Field(default=None, validation_alias="CUDA_VISIBLE_DEVICES")
 
     def runtime(self) -> Runtime:
         defaults = Runtime()
@@ -266,6 +271,7 @@ class ModelSettings(BaseSettings):
             providers=self.providers,
             allow_cpu_fallback=self.allow_cpu_fallback,
             inference_batch=self.inference_batch or 0,
+            gpu=self.cuda_visible_devices.split(",")[0] if self.cuda_visible_devices else None,
         )
 
 

@@ -36,6 +36,7 @@ METRICS: tuple[MetricName, ...] = (
     MetricName("facefleet_queue_depth", "gauge", ("queue", "priority")),
     MetricName("facefleet_worker_busy_ratio", "gauge"),
     MetricName("facefleet_gpu_memory_used_bytes", "gauge", ("gpu",), only_with="a GPU"),
+    MetricName("facefleet_gpu_utilisation_ratio", "gauge", ("gpu",), only_with="a GPU"),
     MetricName("facefleet_http_request_duration_seconds", "histogram", ("route", "status")),
     MetricName("facefleet_http_requests", "counter", ("method", "endpoint", "status")),
     MetricName("facefleet_chunk_duration_seconds", "histogram"),

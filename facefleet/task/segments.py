@@ -39,6 +39,7 @@ from facefleet.task.frames_usage import account_segment
 from facefleet.task.planning import load_assets, load_probe
 from pipeline.encode import CODECS, EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
+from pipeline.models import oom
 from pipeline.plan import SegmentPlan, plan_chunks
 from pipeline.prefetch import prefetch
 from pipeline.processors import Chain, build_chain
@@ -123,7 +124,7 @@ def run_segments(
         stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
         try:
             with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
-                batch = ctx.runtime.inference_batch or options.face_batch
+                batch = oom.capped(ctx.runtime.inference_batch or options.face_batch)
                 ours = _take(_processed(chain, islice(frames, count), batch), count, taken, abort)
                 written = encode_segment(progress.track(ours, latencies), path, video, encoder)
                 if written != count:

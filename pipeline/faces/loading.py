@@ -14,6 +14,7 @@ from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
 from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
 from pipeline.faces.types import FaceDetector
 from pipeline.models import ModelStore, load_model
+from pipeline.models import oom
 from pipeline.models.derived import swapper_files
 from pipeline.models.sessions import open_session
 from pipeline.runtime import Runtime
@@ -48,7 +49,7 @@ def load_detector(options: Mapping[str, Any], runtime: Runtime) -> FaceDetector:
 
 def face_batch(options: Mapping[str, Any], runtime: Runtime) -> int:
     """Faces per model call: the worker's FACEFLEET_INFERENCE_BATCH, else the job's face_batch."""
-    return runtime.inference_batch or int(options.get("face_batch", 8))
+    return oom.capped(runtime.inference_batch or int(options.get("face_batch", 8)))
 
 
 def load_recognizer(options: Mapping[str, Any], runtime: Runtime) -> ArcFaceRecognizer:
