@@ -150,6 +150,10 @@ class Readiness(BaseModel):
     fleet: str = Field(description="ok, or the queues with work and no ready worker")
     workers: dict[str, int] = Field(description="ready workers per queue")
     work: dict[str, bool] = Field(description="whether each queue has work waiting or running")
+    providers: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per ready chunk worker: the execution provider that took each model it warmed up",
+    )
 
 
 class ReadinessQuery(BaseModel):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from facefleet.records.db import Chunk
@@ -167,3 +168,29 @@ def test_sigterm_reaches_every_gpu_worker_and_each_hands_its_chunk_back(
         assert wait_state(api, task_id, {"succeeded", "failed"})["state"] == "succeeded"
         chunk = _chunk(services, task_id)
         assert chunk.attempts == 1 and chunk.lost == 0, (chunk.attempts, chunk.lost)
+
+
+def test_readyz_says_which_provider_took_each_warmed_model(api, fleet, tmp_path):
+    from tests.faces.conftest import _shared_models
+
+    models = _shared_models()
+    if not (models / "det_500m.onnx").is_file():
+        pytest.skip(f"the real detector is missing from {models}")
+    worker = fleet.start_worker(
+        extra_env={
+            "FACEFLEET_WARM_MODELS": "det_500m",
+            "FACEFLEET_MODEL_MIRRORS": str(models),
+            "FACEFLEET_MODEL_DIR": str(tmp_path / "models"),
+            "FACEFLEET_PROVIDERS": "auto",
+        }
+    )
+    node = f"{worker.name}-{fleet.run_id}@fftest"
+
+    def reported() -> dict | None:  # type: ignore[type-arg]
+        found = requests.get(f"{api}/readyz", timeout=10).json().get("providers", {})
+        return found.get(node)
+
+    # on this CPU host "auto" finds neither TensorRT nor CUDA: the CPU took it, and says so
+    assert wait_for(reported, 60, "the worker's providers in /readyz") == {"det_500m": "CPUExecutionProvider"}
+    assert "det_500m on CPUExecutionProvider" in worker.text()
+    worker.stop()
