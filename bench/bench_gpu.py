@@ -34,8 +34,8 @@ from pipeline.frames import Frame, batched  # noqa: E402
 from pipeline.hwaccel import choose  # noqa: E402
 from pipeline.models import clear_sessions  # noqa: E402
 from pipeline.models.sessions import chosen_providers  # noqa: E402
-from pipeline.processors import JobInputs, build_chain, prepare_chain  # noqa: E402
 from pipeline.probe import probe  # noqa: E402
+from pipeline.processors import JobInputs, build_chain, prepare_chain  # noqa: E402
 from pipeline.reader import read_frames  # noqa: E402
 from pipeline.runtime import Runtime  # noqa: E402
 from tests.faces.models import RECOGNIZER, SWAPPER, generated_options, write_test_models  # noqa: E402
@@ -78,7 +78,9 @@ def run(clip: Path, runtime: Runtime, options: dict, source: Path, batch: int, c
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=240)
     parser.add_argument("--batches", default="1,4,8,16")
     parser.add_argument("--width", type=int, default=1920)
@@ -95,15 +97,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         manifest = write_test_models(work / "generated")
-        clip = make_sample_video(work / "clip.mp4", seconds=args.frames / 25, width=args.width, height=args.height)
+        clip = make_sample_video(
+            work / "clip.mp4", seconds=args.frames / 25, width=args.width, height=args.height
+        )
         source = source_face(work / "source.png")
         detector = _detector(mirrors)
         swapper = args.real_swapper or SWAPPER
         options = generated_options(face_detector=detector, swapper_model=swapper)
         codecs = choose(args.hwaccel)
         print(f"clip: {args.frames} frames {args.width}x{args.height}; codecs: {codecs.reason}")
-        print(f"models: detector {detector} (real weights), recogniser {RECOGNIZER} (generated), "
-              f"swapper {swapper} ({'real weights' if args.real_swapper else 'generated, real signature'})")
+        print(
+            f"models: detector {detector} (real weights), recogniser {RECOGNIZER} (generated), "
+            f"swapper {swapper} ({'real weights' if args.real_swapper else 'generated, real signature'})"
+        )
         sides = [("accelerated", GPU_SIDE)] + ([] if args.no_cpu else [("cpu", CPU_SIDE)])
         print(f"{'side':<12}{'batch':>6}{'fps':>9}{'p50 ms':>9}{'p95 ms':>9}  providers")
         for name, providers in sides:
@@ -114,8 +120,13 @@ def main() -> None:
                     providers=providers, allow_cpu_fallback=True,
                 )  # fmt: skip
                 result = run(clip, runtime, options, source, batch, codecs)
-                shown = ", ".join(f"{m}={p.replace('ExecutionProvider', '')}" for m, p in sorted(result["providers"].items()))
-                print(f"{name:<12}{batch:>6}{result['fps']:>9.1f}{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}  {shown}")
+                shown = ", ".join(
+                    f"{m}={p.replace('ExecutionProvider', '')}"
+                    for m, p in sorted(result["providers"].items())
+                )
+                print(
+                    f"{name:<12}{batch:>6}{result['fps']:>9.1f}{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}  {shown}"
+                )
 
 
 if __name__ == "__main__":

@@ -80,12 +80,12 @@ def list_gpus() -> list[Gpu]:
             handle = nvml.nvmlDeviceGetHandleByIndex(index)  # type: ignore[attr-defined]
             name = nvml.nvmlDeviceGetName(handle)  # type: ignore[attr-defined]
             memory = nvml.nvmlDeviceGetMemoryInfo(handle).total  # type: ignore[attr-defined]
-            found.append(Gpu(str(index), name.decode() if isinstance(name, bytes) else str(name), int(memory)))
+            found.append(
+                Gpu(str(index), name.decode() if isinstance(name, bytes) else str(name), int(memory))
+            )
     else:
         found = [
-            Gpu(row[0], row[1], _mib(row[2]))
-            for row in _smi("index,name,memory.total")
-            if len(row) >= 3
+            Gpu(row[0], row[1], _mib(row[2])) for row in _smi("index,name,memory.total") if len(row) >= 3
         ]
     if not found:
         raise NoGpuError("no NVIDIA GPU found: the NVIDIA driver lists none on this host")

@@ -152,10 +152,15 @@ def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
 
     fake = settings.test_hooks.fake_gpus
     try:
-        present = [g.strip() for g in fake.split(",") if g.strip()] if fake else [g.index for g in list_gpus()]
+        present = (
+            [g.strip() for g in fake.split(",") if g.strip()] if fake else [g.index for g in list_gpus()]
+        )
         gpus = choose_gpus(args.gpus, present)
     except NoGpuError as exc:
-        print(f"facefleet worker --gpus {args.gpus}: {exc}; without --gpus the worker runs on the CPU", file=sys.stderr)
+        print(
+            f"facefleet worker --gpus {args.gpus}: {exc}; without --gpus the worker runs on the CPU",
+            file=sys.stderr,
+        )
         return 2
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"

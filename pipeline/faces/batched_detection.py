@@ -53,14 +53,19 @@ def _checked_copy(detector: Any, loaded: LoadedModel, runtime: Runtime) -> Any |
         alone = [detector.session.run(detector.output_names, {detector.input_name: b}) for b in blobs]
         together = _run(detector, session, blobs)
     except Exception as exc:  # onnxruntime's own errors: a graph that cannot take a batch
-        log.warning("model %s: the batch copy cannot run %d images at once (%s)", loaded.spec.name, CHECK_IMAGES, exc)
+        log.warning(
+            "model %s: the batch copy cannot run %d images at once (%s)", loaded.spec.name, CHECK_IMAGES, exc
+        )
         return None
     same = all(
-        len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        len(a) == len(b)
+        and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b, strict=True))
         for a, b in zip(alone, together, strict=True)
     )
     if not same:
-        log.warning("model %s: the batch copy differs from the original; one frame at a time", loaded.spec.name)
+        log.warning(
+            "model %s: the batch copy differs from the original; one frame at a time", loaded.spec.name
+        )
         return None
     log.info("model %s: detection runs over whole batches of frames", loaded.spec.name)
     return session

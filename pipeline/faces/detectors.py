@@ -83,7 +83,10 @@ class ScrfdDetector:
         size, strides = self.settings.size, STRIDES * 3
         cells = [(size // stride) ** 2 for stride in strides]
         return [
-            [o.reshape(c, count, -1)[:, i].reshape(-1, o.shape[-1]) for o, c in zip(outputs, cells, strict=True)]
+            [
+                o.reshape(c, count, -1)[:, i].reshape(-1, o.shape[-1])
+                for o, c in zip(outputs, cells, strict=True)
+            ]
             for i in range(count)
         ]
 

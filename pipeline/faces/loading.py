@@ -13,8 +13,7 @@ from pipeline.faces.batched_detection import batch_session
 from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
 from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
 from pipeline.faces.types import FaceDetector
-from pipeline.models import ModelStore, load_model
-from pipeline.models import oom
+from pipeline.models import ModelStore, load_model, oom
 from pipeline.models.derived import swapper_files
 from pipeline.models.sessions import open_session
 from pipeline.runtime import Runtime

@@ -115,7 +115,10 @@ class InSwapper:
             target = blob[part]
             source = np.repeat(latent, len(target), axis=0)
             return binding.run(
-                self.session, [self.output_name], {self.target_name: target, self.source_name: source}, self.name
+                self.session,
+                [self.output_name],
+                {self.target_name: target, self.source_name: source},
+                self.name,
             )[0]
 
         predicted = _run_in_batches(self.session, self.batch_size, len(crops), run_part)
@@ -144,7 +147,9 @@ class GfpganEnhancer:
             self.session,
             self.batch_size,
             len(crops),
-            lambda part: binding.run(self.session, [self.output_name], {self.input_name: blob[part]}, self.name)[0],
+            lambda part: binding.run(
+                self.session, [self.output_name], {self.input_name: blob[part]}, self.name
+            )[0],
         )
         rgb = (np.clip(predicted, -1, 1) + 1) / 2 * 255.0
         bgr = np.clip(rgb.transpose(0, 2, 3, 1) + 0.5, 0, 255).astype(np.uint8)[..., ::-1]

@@ -21,12 +21,14 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 def device_of(session: Any) -> str:
-    """"cuda" when the session's first provider is a GPU one, else "cpu"."""
+    """ "cuda" when the session's first provider is a GPU one, else "cpu"."""
     active = session.get_providers()
     return "cuda" if active and active[0] in GPU_PROVIDERS else "cpu"
 
 
-def run_bound(session: Any, outputs: Sequence[str], feeds: Mapping[str, np.ndarray], device: str) -> list[np.ndarray]:
+def run_bound(
+    session: Any, outputs: Sequence[str], feeds: Mapping[str, np.ndarray], device: str
+) -> list[np.ndarray]:
     """``session.run(outputs, feeds)`` through an IO binding, the outputs allocated on ``device``."""
     binding = session.io_binding()
     for name, value in feeds.items():
@@ -38,7 +40,9 @@ def run_bound(session: Any, outputs: Sequence[str], feeds: Mapping[str, np.ndarr
     return found
 
 
-def run(session: Any, outputs: Sequence[str], feeds: Mapping[str, np.ndarray], model: str = "") -> list[np.ndarray]:
+def run(
+    session: Any, outputs: Sequence[str], feeds: Mapping[str, np.ndarray], model: str = ""
+) -> list[np.ndarray]:
     """Bound on a GPU session, plain ``session.run`` on the CPU (where binding gains nothing);
     running out of memory is a ``DeviceMemoryError`` (``oom.py``)."""
     device = device_of(session)

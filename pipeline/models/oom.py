@@ -41,7 +41,9 @@ def step_down(batch: int) -> int:
     global _ceiling
     with _lock:
         _ceiling = max(1, min(_ceiling or batch, batch) // 2)
-        log.warning("out of accelerator memory with a batch of %d: batches of at most %d from now on", batch, _ceiling)
+        log.warning(
+            "out of accelerator memory with a batch of %d: batches of at most %d from now on", batch, _ceiling
+        )
         return _ceiling
 
 

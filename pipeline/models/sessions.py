@@ -121,7 +121,13 @@ def _plan(path: Path, spec: ModelSpec, runtime: Runtime, available: Sequence[str
     device = eps.host_device(runtime.gpu) if wants_trt else eps.Device()
     folder = path.parent if os.access(path.parent, os.W_OK) else runtime.model_dir
     plan = eps.plan(
-        spec.name, spec.kind, runtime.providers, available, model_folder=folder, model_sha256=spec.sha256, device=device
+        spec.name,
+        spec.kind,
+        runtime.providers,
+        available,
+        model_folder=folder,
+        model_sha256=spec.sha256,
+        device=device,
     )
     if plan.engine_cache is not None:
         plan.engine_cache.mkdir(parents=True, exist_ok=True)

@@ -133,9 +133,7 @@ def test_one_worker_per_gpu_pinned_and_restarted_when_killed(fleet, services):
     assert not proc.alive()
 
 
-def test_sigterm_reaches_every_gpu_worker_and_each_hands_its_chunk_back(
-    api, fleet, services, tmp_path
-):
+def test_sigterm_reaches_every_gpu_worker_and_each_hands_its_chunk_back(api, fleet, services, tmp_path):
     for worker in fleet.live_workers():
         worker.stop()
     proc = _supervisor(fleet, "gpus-b", "all", fake="0,1", pause=1.0)

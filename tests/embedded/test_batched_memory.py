@@ -54,7 +54,9 @@ def test_a_ten_times_longer_swap_job_peaks_no_higher_with_batching(tmp_path):
     }
     source = source_face(tmp_path / "source.png")
     clips = {
-        name: make_sample_video(tmp_path / f"{name}.mp4", seconds=seconds, width=SIZE[0], height=SIZE[1], fps=FPS)
+        name: make_sample_video(
+            tmp_path / f"{name}.mp4", seconds=seconds, width=SIZE[0], height=SIZE[1], fps=FPS
+        )
         for name, seconds in (("one-minute", 60), ("ten-minutes", 600))
     }
     peaks = {name: _peak_mib(tmp_path / f"home-{name}", clip, env, source) for name, clip in clips.items()}

@@ -22,7 +22,9 @@ SHA = "ab" * 32
 
 
 def _plan(requested, available, device=H100, kind="inswapper"):  # type: ignore[no-untyped-def]
-    return plan("m", kind, requested, available, model_folder=Path("/models"), model_sha256=SHA, device=device)
+    return plan(
+        "m", kind, requested, available, model_folder=Path("/models"), model_sha256=SHA, device=device
+    )
 
 
 def test_auto_takes_tensorrt_then_cuda_then_cpu_where_present():
