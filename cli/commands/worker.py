@@ -147,6 +147,7 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
     """``--gpus``: one worker per GPU under a supervisor (see ``worker/supervisor.py``)."""
+    from facefleet.modes.distributed import ConfigurationError, require
     from pipeline.devices import NoGpuError, choose_gpus, list_gpus
     from worker.supervisor import supervise
 
@@ -161,6 +162,11 @@ def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
             f"facefleet worker --gpus {args.gpus}: {exc}; without --gpus the worker runs on the CPU",
             file=sys.stderr,
         )
+        return 2
+    try:
+        require(settings)  # said once here, not by every child restarted again and again
+    except ConfigurationError as exc:
+        print(f"facefleet worker: {exc}", file=sys.stderr)
         return 2
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
