@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from facefleet.egress import EgressPolicy
 
 
+def clone_mirrors() -> tuple[str, ...]:
+    """Without FACEFLEET_MODEL_MIRRORS: the ``shared/models`` folder beside the project's
+    clone, where there is one (the models a checkout's tests and demo use), else none."""
+    beside = Path(__file__).resolve().parents[1].parent / "shared" / "models"
+    return (str(beside),) if beside.is_dir() else ()
+
+
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "facefleet"
 
@@ -208,7 +215,8 @@ class Settings(BaseSettings):
         defaults = Runtime()
         return Runtime(
             model_dir=self.model_dir or defaults.model_dir,
-            model_mirrors=tuple(m.strip() for m in self.model_mirrors.split(",") if m.strip()),
+            model_mirrors=tuple(m.strip() for m in self.model_mirrors.split(",") if m.strip())
+            or clone_mirrors(),
             model_manifest=self.model_manifest,
             providers=tuple(p.strip() for p in self.providers.split(",") if p.strip()),
             allow_cpu_fallback=self.allow_cpu_fallback,

@@ -25,7 +25,12 @@ def register(subparsers: Any) -> None:
         help=f"comma-separated, among {', '.join(QUEUES)} (default: all)",
     )
     parser.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU is a good start)")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    parser.add_argument(
+        "--pool",
+        default="prefork",
+        choices=["prefork", "solo", "threads"],
+        help="Celery's execution pool: processes, the main process alone, or threads (default: prefork)",
+    )
     parser.add_argument("--name", default=None, help="worker node name (default: facefleet@HOST-PID)")
     parser.add_argument("--loglevel", default=None, help="default: FACEFLEET_LOG_LEVEL, else INFO")
     parser.add_argument(

@@ -269,6 +269,20 @@ class S3Storage:
                 self._presigned.popitem(last=False)
         return url
 
+    def create_bucket(self) -> None:
+        """Create the bucket (``facefleet doctor --fix``); one that exists already is fine."""
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError:
+            pass
+        except BotoCoreError as exc:
+            raise _failure("reach", f"bucket {self.bucket}", exc) from exc
+        try:
+            self._s3.create_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise _failure("create", f"bucket {self.bucket}", exc) from exc
+
     def ping(self) -> None:
         """Raise StorageError unless the bucket answers."""
         try:
