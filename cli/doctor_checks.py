@@ -56,22 +56,45 @@ def check_python() -> Check:
     version = ".".join(map(str, sys.version_info[:3]))
     if sys.version_info[:2] == (3, 11):
         return Check("python", OK, f"{version} ({sys.executable})")
-    return Check("python", WARN, f"{version}: the locked dependencies are for 3.11", "make PYTHON=python3.11 install")
+    return Check(
+        "python", WARN, f"{version}: the locked dependencies are for 3.11", "make PYTHON=python3.11 install"
+    )
 
 
 def check_settings(settings: Settings, mode: str) -> Check:
     if mode == "embedded":
         return Check("settings", OK, f"embedded: FACEFLEET_HOME={settings.home}")
-    missing = [n for n, v in (("FACEFLEET_DATABASE_URL", settings.database_url), ("FACEFLEET_S3_BUCKET", settings.s3_bucket)) if not v]
+    missing = [
+        n
+        for n, v in (
+            ("FACEFLEET_DATABASE_URL", settings.database_url),
+            ("FACEFLEET_S3_BUCKET", settings.s3_bucket),
+        )
+        if not v
+    ]
     if missing:
-        return Check("settings", FAIL, f"service mode needs {' and '.join(missing)}", f"export {missing[0]}=... (see README: running it as a service)")
-    return Check("settings", OK, f"service: bucket {settings.s3_bucket}, Redis and broker from FACEFLEET_REDIS_URL/FACEFLEET_BROKER_URL")
+        return Check(
+            "settings",
+            FAIL,
+            f"service mode needs {' and '.join(missing)}",
+            f"export {missing[0]}=... (see README: running it as a service)",
+        )
+    return Check(
+        "settings",
+        OK,
+        f"service: bucket {settings.s3_bucket}, Redis and broker from FACEFLEET_REDIS_URL/FACEFLEET_BROKER_URL",
+    )
 
 
 def check_ffmpeg() -> list[Check]:
     import av
 
-    wanted = {"libx264": "h264 output", "libx265": "hevc output", "libsvtav1": "av1 output", "aac": "audio of a trim"}
+    wanted = {
+        "libx264": "h264 output",
+        "libx265": "hevc output",
+        "libsvtav1": "av1 output",
+        "aac": "audio of a trim",
+    }
     missing = []
     for codec, use in wanted.items():
         try:
@@ -80,7 +103,12 @@ def check_ffmpeg() -> list[Check]:
             missing.append(f"{codec} ({use})")
     library = f"PyAV {av.__version__}, FFmpeg {av.library_versions['libavcodec']}"
     checks = [
-        Check("ffmpeg codecs", FAIL, f"{library}: no {', '.join(missing)}", "pip install the av wheel from constraints.txt (it bundles them)")
+        Check(
+            "ffmpeg codecs",
+            FAIL,
+            f"{library}: no {', '.join(missing)}",
+            "pip install the av wheel from constraints.txt (it bundles them)",
+        )
         if missing
         else Check("ffmpeg codecs", OK, f"{library}: libx264, libx265, libsvtav1, aac")
     ]
@@ -88,7 +116,9 @@ def check_ffmpeg() -> list[Check]:
     checks.append(
         Check("ffmpeg CLI", OK, cli)
         if cli
-        else Check("ffmpeg CLI", WARN, "not on PATH (only the tests and the bench use it)", "apt-get install ffmpeg")
+        else Check(
+            "ffmpeg CLI", WARN, "not on PATH (only the tests and the bench use it)", "apt-get install ffmpeg"
+        )
     )
     return checks
 
@@ -113,7 +143,9 @@ def check_models(settings: Settings, names: list[str], why: str) -> list[Check]:
         if path is not None:
             checks.append(Check(label, OK, f"{path} (sha256 verified; {why})"))
             continue
-        detail = "; ".join(problems) or f"no verified copy in {settings.runtime().model_dir} or a mirror folder"
+        detail = (
+            "; ".join(problems) or f"no verified copy in {settings.runtime().model_dir} or a mirror folder"
+        )
         fix = how_to_provide(spec)
         checks.append(Check(label, FAIL, f"missing: {detail} ({why})", fix))
     return checks
@@ -169,7 +201,12 @@ def check_embedded_database(settings: Settings) -> Check:
     finally:
         engine.dispose()
     if revision is not None and revision > SCHEMA_REVISION:
-        return Check("database", FAIL, f"{path} is of a newer release (schema {revision} > {SCHEMA_REVISION})", "upgrade facefleet")
+        return Check(
+            "database",
+            FAIL,
+            f"{path} is of a newer release (schema {revision} > {SCHEMA_REVISION})",
+            "upgrade facefleet",
+        )
     return Check("database", OK, f"{path} (schema {revision}; a run grows it to {SCHEMA_REVISION})")
 
 
@@ -183,7 +220,9 @@ def check_database(settings: Settings) -> Check:
 
     assert settings.database_url
     head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
-    engine = create_engine(normalize_url(settings.database_url), connect_args=_connect_timeout(settings.database_url))
+    engine = create_engine(
+        normalize_url(settings.database_url), connect_args=_connect_timeout(settings.database_url)
+    )
     try:
         with engine.connect() as conn:
             current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -191,7 +230,11 @@ def check_database(settings: Settings) -> Check:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         if "alembic_version" in reason:
             return Check("database", FAIL, "reachable, but no schema", "facefleet migrate")
-        fix = "createdb the database, then facefleet migrate" if "does not exist" in reason else "start PostgreSQL or fix FACEFLEET_DATABASE_URL"
+        fix = (
+            "createdb the database, then facefleet migrate"
+            if "does not exist" in reason
+            else "start PostgreSQL or fix FACEFLEET_DATABASE_URL"
+        )
         return Check("database", FAIL, f"unreachable: {_redact(reason)}", fix)
     finally:
         engine.dispose()
@@ -216,9 +259,13 @@ def check_redis(settings: Settings) -> Check:
     import redis
 
     try:
-        redis.Redis.from_url(settings.redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S).ping()
+        redis.Redis.from_url(
+            settings.redis_url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+        ).ping()
     except redis.RedisError as exc:
-        return Check("redis", FAIL, f"unreachable: {type(exc).__name__}", "start Redis or fix FACEFLEET_REDIS_URL")
+        return Check(
+            "redis", FAIL, f"unreachable: {type(exc).__name__}", "start Redis or fix FACEFLEET_REDIS_URL"
+        )
     return Check("redis", OK, "answers PING (checkpoints, progress, leases)")
 
 
@@ -229,7 +276,12 @@ def check_broker(settings: Settings) -> Check:
         with Connection(settings.effective_broker_url, connect_timeout=TIMEOUT_S) as conn:
             conn.ensure_connection(max_retries=1, timeout=TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - kombu raises the transport's own errors
-        return Check("broker", FAIL, f"unreachable: {type(exc).__name__}", "start RabbitMQ/Redis or fix FACEFLEET_BROKER_URL")
+        return Check(
+            "broker",
+            FAIL,
+            f"unreachable: {type(exc).__name__}",
+            "start RabbitMQ/Redis or fix FACEFLEET_BROKER_URL",
+        )
     return Check("broker", OK, f"accepts connections; queues {', '.join(QUEUES)}")
 
 
@@ -251,9 +303,15 @@ def check_bucket(settings: Settings) -> Check:
     try:
         _bucket(settings).ping()
     except ObjectMissing:
-        return Check("bucket", FAIL, f"{settings.s3_bucket} does not exist", "facefleet doctor --fix (creates it)")
+        return Check(
+            "bucket", FAIL, f"{settings.s3_bucket} does not exist", "facefleet doctor --fix (creates it)"
+        )
     except StorageError as exc:
-        fix = "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY" if exc.local else "start the S3 server or fix FACEFLEET_S3_ENDPOINT_URL"
+        fix = (
+            "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            if exc.local
+            else "start the S3 server or fix FACEFLEET_S3_ENDPOINT_URL"
+        )
         return Check("bucket", FAIL, str(exc), fix)
     return Check("bucket", OK, f"{settings.s3_bucket} answers")
 

@@ -47,7 +47,9 @@ JOB_FLAGS: dict[str, Flag] = {
         "frames); default: the end of the video",
         metavar="FRAME",
     ),
-    "codec": Flag(str, "video codec of the output (libx264, libx265, SVT-AV1)", "h264", ("h264", "hevc", "av1")),
+    "codec": Flag(
+        str, "video codec of the output (libx264, libx265, SVT-AV1)", "h264", ("h264", "hevc", "av1")
+    ),
     "crf": Flag(int, "constant quality: lower is better and bigger; 0-51 (av1: 0-63)", 18, metavar="Q"),
     "preset": Flag(str, "encoder speed against size (x264's names; mapped for av1)", "veryfast", PRESETS),
     "pix_fmt": Flag(
@@ -56,7 +58,9 @@ JOB_FLAGS: dict[str, Flag] = {
     "container": Flag(
         str, "file format; default: from an .mov/.mkv --output name, else mp4", None, ("mp4", "mov", "mkv")
     ),
-    "faststart": Flag(bool, "MP4/MOV: put the index first, so playback starts before the download ends", True),
+    "faststart": Flag(
+        bool, "MP4/MOV: put the index first, so playback starts before the download ends", True
+    ),
     "face_selector": Flag(
         str,
         "which faces to process: all, the largest, the leftmost, or those like --reference",
@@ -74,11 +78,19 @@ JOB_FLAGS: dict[str, Flag] = {
     ),
     "detector_score": Flag(float, "lowest detection score a face needs (0-1)", 0.5, metavar="S"),
     "detector_nms": Flag(float, "overlap above which two detections are one face (0-1)", 0.4, metavar="T"),
-    "face_recognizer": Flag(str, "face recognition model (for swapping and --reference)", "w600k_r50", metavar="MODEL"),
-    "detector_size": Flag(int, "detector input size in pixels (160-1280, a multiple of 32)", 640, metavar="PX"),
+    "face_recognizer": Flag(
+        str, "face recognition model (for swapping and --reference)", "w600k_r50", metavar="MODEL"
+    ),
+    "detector_size": Flag(
+        int, "detector input size in pixels (160-1280, a multiple of 32)", 640, metavar="PX"
+    ),
     "swapper_model": Flag(str, "face_swapper's model", "inswapper_128", metavar="MODEL"),
-    "enhancer_model": Flag(str, "face_enhancer's model (declare GFPGAN in a manifest)", "gfpgan_1.4", metavar="MODEL"),
-    "enhancer_blend": Flag(float, "face_enhancer: share of the enhanced face in the result (0-1)", 0.8, metavar="B"),
+    "enhancer_model": Flag(
+        str, "face_enhancer's model (declare GFPGAN in a manifest)", "gfpgan_1.4", metavar="MODEL"
+    ),
+    "enhancer_blend": Flag(
+        float, "face_enhancer: share of the enhanced face in the result (0-1)", 0.8, metavar="B"
+    ),
     "anonymizer_mode": Flag(str, "face_anonymizer: how faces are hidden", "blur", ("blur", "pixelate")),
     "face_batch": Flag(int, "faces sent to the model at once (1-64)", 8, metavar="N"),
 }
@@ -87,7 +99,9 @@ JOB_FLAGS: dict[str, Flag] = {
 SCHEDULING_FLAGS: dict[str, Flag] = {
     "priority": Flag(int, "0-9; 9 goes first", 5, metavar="P"),
     "deadline_s": Flag(float, "fail the task when not done this many seconds after submission", metavar="S"),
-    "queue_ttl_s": Flag(float, "fail the task when no frame of it started this many seconds after submission", metavar="S"),
+    "queue_ttl_s": Flag(
+        float, "fail the task when no frame of it started this many seconds after submission", metavar="S"
+    ),
 }
 
 PROCESSORS_HELP = (
@@ -108,14 +122,23 @@ def add_option_flags(parser: argparse.ArgumentParser, flags: dict[str, Flag]) ->
         shown = "" if flag.default is None else f" (default: {_shown(flag.default)})"
         if flag.kind is bool:
             group.add_argument(
-                flag_name(name), dest=name, action=argparse.BooleanOptionalAction, default=None, help=flag.help + shown
+                flag_name(name),
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=flag.help + shown,
             )
         else:
             # choices are shown, and checked by JobOptions as the API checks them: a wrong
             # value is the same refusal (exit status 1) whichever way it came
             metavar = "{" + ",".join(flag.choices) + "}" if flag.choices else flag.metavar
             group.add_argument(
-                flag_name(name), dest=name, type=flag.kind, default=None, metavar=metavar, help=flag.help + shown
+                flag_name(name),
+                dest=name,
+                type=flag.kind,
+                default=None,
+                metavar=metavar,
+                help=flag.help + shown,
             )
 
 

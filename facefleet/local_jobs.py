@@ -131,5 +131,7 @@ def parse_age(text: str) -> timedelta:
     units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     number, unit = text[:-1], text[-1:].lower()
     if unit not in units or not number.isdigit():
-        raise LocalJobError(f"--older-than {text!r}: expected a number and a unit (s, m, h, d, w), as 7d or 12h")
+        raise LocalJobError(
+            f"--older-than {text!r}: expected a number and a unit (s, m, h, d, w), as 7d or 12h"
+        )
     return timedelta(**{units[unit]: int(number)})

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("api", help="serve the HTTP API (gunicorn)")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on; 0.0.0.0: every interface (default: 127.0.0.1)"
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0: every interface (default: 127.0.0.1)",
     )
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")

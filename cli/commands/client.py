@@ -41,13 +41,22 @@ def register(subparsers: Any) -> None:
     )
     submit.add_argument("target", type=Path, metavar="VIDEO", help="the video to process")
     submit.add_argument(
-        "--source", type=Path, action="append", default=[], metavar="IMAGE", help="a face to swap in (repeatable)"
+        "--source",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="a face to swap in (repeatable)",
     )
     submit.add_argument(
         "--reference", type=Path, metavar="IMAGE", help="the face to process, with --face-selector reference"
     )
-    submit.add_argument("--options", metavar="JSON", help="options as a JSON object (the flags below override its fields)")
-    submit.add_argument("--processors", default=None, metavar="LIST", help=PROCESSORS_HELP + " (default: none)")
+    submit.add_argument(
+        "--options", metavar="JSON", help="options as a JSON object (the flags below override its fields)"
+    )
+    submit.add_argument(
+        "--processors", default=None, metavar="LIST", help=PROCESSORS_HELP + " (default: none)"
+    )
     submit.add_argument("--idempotency-key", metavar="KEY", help="send twice with the same key, get one task")
     submit.add_argument("--follow", action="store_true", help="then show progress until the task ends")
     add_option_flags(submit, {**JOB_FLAGS, **SCHEDULING_FLAGS})
@@ -74,14 +83,18 @@ def register(subparsers: Any) -> None:
         ("retry", "run a failed task again from where it failed"),
         ("delete", "delete a task in any state: every file and row of it (usage stays counted)"),
     ):
-        action = subparsers.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        action = subparsers.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
         action.add_argument("id", help="the task id")
         _common(action)
         action.set_defaults(handler=handle_action, action=name)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default=None, metavar="URL", help="API base URL (default: FACEFLEET_API_URL)")
+    parser.add_argument(
+        "--api", default=None, metavar="URL", help="API base URL (default: FACEFLEET_API_URL)"
+    )
 
 
 def _base(args: argparse.Namespace, settings: Settings) -> str:

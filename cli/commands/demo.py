@@ -38,12 +38,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the sample video (default: 8)")
     parser.add_argument(
-        "--processors", default="face_anonymizer", metavar="LIST", help=PROCESSORS_HELP + " (default: face_anonymizer)"
+        "--processors",
+        default="face_anonymizer",
+        metavar="LIST",
+        help=PROCESSORS_HELP + " (default: face_anonymizer)",
     )
     parser.add_argument(
         "--face-detector", default="det_500m", metavar="MODEL", help="face detector model (default: det_500m)"
     )
-    parser.add_argument("--workers", type=int, default=2, metavar="W", help="chunks processed at once (default: 2)")
+    parser.add_argument(
+        "--workers", type=int, default=2, metavar="W", help="chunks processed at once (default: 2)"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -63,7 +68,10 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         face_detector=args.face_detector,
         workers=args.workers,
     )
-    print(f"running: {_what(args.processors)} with {args.face_detector}, {args.workers} worker(s)", file=sys.stderr)
+    print(
+        f"running: {_what(args.processors)} with {args.face_detector}, {args.workers} worker(s)",
+        file=sys.stderr,
+    )
     return run.handle(run_args, settings)
 
 

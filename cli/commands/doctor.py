@@ -48,9 +48,14 @@ def register(subparsers: Any) -> None:
         "unless FACEFLEET_WARM_MODELS names the models)",
     )
     parser.add_argument(
-        "--face-detector", default=None, metavar="MODEL", help="the detector those processors use (default: det_500m)"
+        "--face-detector",
+        default=None,
+        metavar="MODEL",
+        help="the detector those processors use (default: det_500m)",
     )
-    parser.add_argument("--fix", action="store_true", help="fix what can be fixed here: create a missing bucket")
+    parser.add_argument(
+        "--fix", action="store_true", help="fix what can be fixed here: create a missing bucket"
+    )
     parser.add_argument("--json", action="store_true", help="print the checks as JSON (for scripts)")
     parser.set_defaults(handler=handle)
 

@@ -74,7 +74,9 @@ def handle_list(args: argparse.Namespace, settings: Settings) -> int:
     ]
     print_table(("ID", "STATE", "FRAMES", "SIZE", "CREATED (UTC)", "INPUT"), rows)
     total = sum(job.bytes for job in jobs)
-    print(f"\n{len(jobs)} job(s), {human_bytes(total)} in {settings.home}; `facefleet jobs clean` removes them")
+    print(
+        f"\n{len(jobs)} job(s), {human_bytes(total)} in {settings.home}; `facefleet jobs clean` removes them"
+    )
     return 0
 
 

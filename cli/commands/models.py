@@ -6,9 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pipeline.errors import PipelineError
-
 from cli.option_flags import HelpFormatter
+from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from facefleet.settings import Settings

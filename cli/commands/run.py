@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from facefleet.options import JobOptions
     from facefleet.settings import Settings
 
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
@@ -41,9 +42,15 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="where to write the video; it appears only when complete",
     )
-    parser.add_argument("--processors", default="none", metavar="LIST", help=PROCESSORS_HELP + " (default: none)")
     parser.add_argument(
-        "--workers", type=int, default=1, metavar="W", help="chunks processed at once, in W processes (default: 1)"
+        "--processors", default="none", metavar="LIST", help=PROCESSORS_HELP + " (default: none)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="W",
+        help="chunks processed at once, in W processes (default: 1)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or phase lines")
     parser.add_argument(
@@ -138,7 +145,10 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         return 130
     seconds = time.monotonic() - began
     fps = result.frames / seconds if seconds > 0 else 0.0
-    print(f"done: {result.frames} frames in {seconds:.1f} s ({fps:.1f} frame/s) -> {args.output}", file=sys.stderr)
+    print(
+        f"done: {result.frames} frames in {seconds:.1f} s ({fps:.1f} frame/s) -> {args.output}",
+        file=sys.stderr,
+    )
     print(args.output)
     return 0
 

@@ -39,7 +39,9 @@ def register(subparsers: Any) -> None:
     listing = key_actions.add_parser("list", help="keys (never their secrets)")
     listing.add_argument("--tenant", help="only this tenant's keys (default: all)")
     revoke = key_actions.add_parser("revoke", help="revoke a key (refused from the next request on)")
-    revoke.add_argument("key", metavar="ID_OR_PREFIX", help="the key's id, or the start of the key (ffk_<id>)")
+    revoke.add_argument(
+        "key", metavar="ID_OR_PREFIX", help="the key's id, or the start of the key (ffk_<id>)"
+    )
     keys.set_defaults(handler=handle_keys)
 
 

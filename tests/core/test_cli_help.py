@@ -15,7 +15,9 @@ from cli.option_flags import JOB_FLAGS, SCHEDULING_FLAGS, flag_name
 from facefleet.options import JobOptions
 
 
-def _parsers(parser: argparse.ArgumentParser, path: str = "facefleet") -> Iterator[tuple[str, argparse.ArgumentParser]]:
+def _parsers(
+    parser: argparse.ArgumentParser, path: str = "facefleet"
+) -> Iterator[tuple[str, argparse.ArgumentParser]]:
     yield path, parser
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -56,11 +58,19 @@ def test_no_option_takes_an_optional_value() -> None:
 
 
 def test_the_top_help_says_what_facefleet_is_and_where_its_home_is() -> None:
-    result = subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, check=True
+    )
     text = result.stdout
     assert "composition root" not in text and "Settings are built here" not in text
     assert "face" in text.split("\n\n")[1].lower()  # the first paragraph says what it does
-    for command in ("facefleet demo", "facefleet run", "facefleet jobs list", "facefleet doctor", "facefleet models list"):
+    for command in (
+        "facefleet demo",
+        "facefleet run",
+        "facefleet jobs list",
+        "facefleet doctor",
+        "facefleet models list",
+    ):
         assert command in text, command
     assert "FACEFLEET_HOME" in text
 
@@ -72,7 +82,9 @@ def test_run_help_lists_the_processors_the_choices_and_the_trim_semantics() -> N
     text = " ".join(result.stdout.split())
     for name in ("face_swapper", "face_enhancer", "face_anonymizer", "face_debugger"):
         assert name in text
-    assert "{h264,hevc,av1}" in text and "{blur,pixelate}" in text and "{all,largest,leftmost,reference}" in text
+    assert (
+        "{h264,hevc,av1}" in text and "{blur,pixelate}" in text and "{all,largest,leftmost,reference}" in text
+    )
     assert "--faststart, --no-faststart" in text and "[FASTSTART]" not in text
     assert "exclusive" in text and "0-based frame index" in text
     assert "(default: 18)" in text and "(default: veryfast)" in text
@@ -112,7 +124,9 @@ def test_openapi_options_are_the_same_names(tmp_path) -> None:
     from api.app import create_app
     from facefleet.settings import Settings
 
-    settings = Settings(database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none", s3_bucket="b", home=tmp_path)
+    settings = Settings(
+        database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none", s3_bucket="b", home=tmp_path
+    )
     document = create_app(settings).test_client().get("/openapi.json").get_json()
     options = document["components"]["schemas"]["JobOptions"]["properties"]
     assert set(options) == set(JobOptions.model_fields) == {*JOB_FLAGS, *SCHEDULING_FLAGS, "processors"}
@@ -128,9 +142,24 @@ def test_an_unknown_option_or_processor_gets_a_suggestion(tmp_path) -> None:
         text=True,
         env={**os.environ, **env},
     )
-    assert result.returncode == 2 and "--trim-stat" in result.stderr and "did you mean --trim-start" in result.stderr
+    assert (
+        result.returncode == 2
+        and "--trim-stat" in result.stderr
+        and "did you mean --trim-start" in result.stderr
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "run", "--target", "x.mp4", "--output", "y.mp4", "--processors", "face_swaper"],
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "run",
+            "--target",
+            "x.mp4",
+            "--output",
+            "y.mp4",
+            "--processors",
+            "face_swaper",
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, **env},

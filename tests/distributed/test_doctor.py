@@ -18,7 +18,12 @@ from tests.faces.conftest import _shared_models
 
 def _doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], env={**os.environ, **env}, capture_output=True, text=True, cwd=REPO, timeout=120
+        [sys.executable, "-m", "cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
 
 
@@ -80,11 +85,15 @@ def test_doctor_says_the_database_needs_migrating(env, pg_url, tmp_path):
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         empty = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
-        result = _doctor({**env, "FACEFLEET_DATABASE_URL": empty, "FACEFLEET_WORK_DIR": str(tmp_path)}, "doctor")
+        result = _doctor(
+            {**env, "FACEFLEET_DATABASE_URL": empty, "FACEFLEET_WORK_DIR": str(tmp_path)}, "doctor"
+        )
         assert result.returncode == 1
         assert _failed(result.stdout).get("database") == "fix: facefleet migrate", result.stdout
         gone = make_url(pg_url).set(database=f"{name}_none").render_as_string(hide_password=False)
-        result = _doctor({**env, "FACEFLEET_DATABASE_URL": gone, "FACEFLEET_WORK_DIR": str(tmp_path)}, "doctor")
+        result = _doctor(
+            {**env, "FACEFLEET_DATABASE_URL": gone, "FACEFLEET_WORK_DIR": str(tmp_path)}, "doctor"
+        )
         assert "createdb" in _failed(result.stdout).get("database", ""), result.stdout
     finally:
         with admin.connect() as conn:

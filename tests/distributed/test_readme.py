@@ -12,6 +12,7 @@ is this interpreter's bin folder put first on PATH."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -37,7 +38,9 @@ def _frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-def _own_names(script: str, *, database: str, bucket: str, s3_port: int, api_port: int, redis_url: str) -> str:
+def _own_names(
+    script: str, *, database: str, bucket: str, s3_port: int, api_port: int, redis_url: str
+) -> str:
     replacements = [
         ("make run ", "facefleet demo  # make run's last step: "),
         (". .venv/bin/activate ", "true  # the venv's bin is on PATH: "),
@@ -82,25 +85,23 @@ def test_every_command_block_of_the_readme_runs(tmp_path, redis_url):
     for name in ("FACEFLEET_DATABASE_URL", "FACEFLEET_API_KEY", "FACEFLEET_S3_BUCKET", "FACEFLEET_AUTH"):
         env.pop(name, None)
     (tmp_path / "readme.sh").write_text("set -euo pipefail\nset -x\n" + script)
-    shell = subprocess.Popen(
-        ["bash", str(tmp_path / "readme.sh")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # the API, the worker and moto it starts are ended with it
-    )
-    try:
-        output, _ = shell.communicate(timeout=840)
-    finally:
-        with_logs = "".join(
-            f"\n--- {log.name}\n{log.read_text()[-3000:]}" for log in tmp_path.glob("*.log")
+    transcript = tmp_path / "readme.out"  # what the newcomer would have seen, as it comes
+    with transcript.open("w") as out:
+        shell = subprocess.Popen(
+            ["bash", str(tmp_path / "readme.sh")],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # the API, the worker and moto it starts are ended with it
         )
-        try:
+    try:
+        shell.wait(timeout=840)
+    finally:
+        output = transcript.read_text()
+        with_logs = "".join(f"\n--- {log.name}\n{log.read_text()[-3000:]}" for log in tmp_path.glob("*.log"))
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(shell.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", database])
     assert shell.returncode == 0, output[-6000:] + with_logs
     assert _frames(tmp_path / ".demo" / "output.mp4") == 200
@@ -125,5 +126,3 @@ def test_make_run_installs_what_running_needs():
     ).stdout
     assert any("[dev]" in line for line in tested.splitlines() if "pip install" in line)
     assert "BrokenPipe" not in planned
-
-

@@ -62,7 +62,9 @@ def test_doctor_names_a_missing_model_with_its_fix_and_passes_once_it_is_downloa
 
 def test_doctor_checks_the_models_of_the_processors_asked_for(tmp_path):
     env = {"FACEFLEET_MODEL_DIR": str(tmp_path / "models"), "FACEFLEET_MODEL_MIRRORS": str(tmp_path / "none")}
-    result = run_cli(tmp_path / "home", "doctor", "--processors", "face_swapper", "--face-detector", "yunet", env=env)
+    result = run_cli(
+        tmp_path / "home", "doctor", "--processors", "face_swapper", "--face-detector", "yunet", env=env
+    )
     assert result.returncode == 1
     failed = {line.split()[2] for line in result.stdout.splitlines() if line.startswith("  FAIL")}
     assert failed == {"yunet", "w600k_r50", "inswapper_128"}, result.stdout

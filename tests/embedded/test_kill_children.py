@@ -114,7 +114,17 @@ def test_kill_9_leaves_no_process_and_the_rerun_bar_moves_forward(long_sample, t
 
 def test_a_plain_kill_stops_the_run_and_its_workers(long_sample, tmp_path):
     home, out = tmp_path / "home", tmp_path / "out.mp4"
-    args = ["run", "--target", str(long_sample), "--output", str(out), "--workers", "2", "--no-progress", *JOB]
+    args = [
+        "run",
+        "--target",
+        str(long_sample),
+        "--output",
+        str(out),
+        "--workers",
+        "2",
+        "--no-progress",
+        *JOB,
+    ]
     run, tree = _start_and_signal(home, args, signal.SIGTERM)
     try:
         _, stderr = run.communicate(timeout=10)
@@ -163,4 +173,3 @@ def test_a_record_of_a_reused_pid_is_left_alone(tmp_path):
     finally:
         bystander.kill()
         bystander.wait()
-
