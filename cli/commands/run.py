@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.option_flags import JOB_FLAGS, PROCESSORS_HELP, HelpFormatter, add_option_flags, with_flag
+from cli.option_flags import DETECTORS, JOB_FLAGS, PROCESSORS_HELP, HelpFormatter, add_option_flags, with_flag
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -110,6 +110,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             raise OptionsError("--workers must be at least 1")
         if args.container is None and args.output.suffix.lower() in (".mov", ".mkv"):
             args.container = args.output.suffix.lower()[1:]  # the output's name says which
+        _pick_present_detector(args, settings)
         options = options_from_args(args, settings)
         _warn_ignored(args, options.processors)
         request = JobRequest(
@@ -151,6 +152,29 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(args.output)
     return 0
+
+
+def _pick_present_detector(args: argparse.Namespace, settings: Settings) -> None:
+    """No --face-detector given and the default one is not here, another one is: use it, and
+    say so (the job's id changes with it, as with the flag)."""
+    if args.face_detector is not None or args.processors in ("", "none"):
+        return
+    from pipeline.models.store import ModelStore
+
+    store = ModelStore.for_runtime(settings.runtime())
+    default = str(JOB_FLAGS["face_detector"].default)
+    if store.find(store.spec(default))[0] is not None:
+        return
+    for name in DETECTORS:
+        path = store.find(store.spec(name))[0]
+        if path is not None:
+            print(
+                f"facefleet: note: the default detector {default} is not here; using {name} ({path}). "
+                f"--face-detector chooses; `facefleet models download {default}` fetches it",
+                file=sys.stderr,
+            )
+            args.face_detector = name
+            return
 
 
 def _warn_ignored(args: argparse.Namespace, processors: list[str]) -> None:

@@ -81,3 +81,25 @@ def test_models_are_found_beside_the_clone_without_a_setting(tmp_path):
     listed = run_cli(tmp_path / "home", "models", "list", env=env)
     row = next(line for line in listed.stdout.splitlines() if line.startswith("det_500m "))
     assert str(folder / "det_500m.onnx") in row and "sha256 ok" in row
+
+
+def test_run_picks_a_present_detector_when_the_default_is_missing_and_says_so(sample, tmp_path):
+    mirror = _shared_models()
+    if not (mirror / "det_500m.onnx").is_file():
+        pytest.skip(f"the real detector det_500m.onnx is missing from {mirror}")
+    env = {"FACEFLEET_MODEL_DIR": str(tmp_path / "models"), "FACEFLEET_MODEL_MIRRORS": str(mirror)}
+    out = tmp_path / "out.mp4"
+    result = run_cli(
+        tmp_path / "home",
+        "run",
+        "--target",
+        str(sample),
+        "--output",
+        str(out),
+        "--processors",
+        "face_anonymizer",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the default detector det_10g is not here; using det_500m" in result.stderr
+    assert "facefleet models download det_10g" in result.stderr and out.is_file()
