@@ -118,6 +118,8 @@ def _check(response: requests.Response) -> dict[str, Any]:
         detail = problem.get("detail") or problem.get("title")
     except ValueError:
         detail = response.text[:200]
+    if response.status_code == 401:
+        detail = f"{detail} (the key is FACEFLEET_API_KEY; an operator makes one: facefleet keys create --tenant NAME)"
     raise ClientError(f"{response.status_code}: {detail}")
 
 

@@ -166,3 +166,16 @@ def test_an_unknown_option_or_processor_gets_a_suggestion(tmp_path) -> None:
     )
     assert result.returncode == 1 and "did you mean face_swapper" in result.stderr, result.stderr
     assert "--processors" in result.stderr
+
+
+def test_a_worker_refuses_an_unknown_queue_at_once() -> None:
+    """`--queues gpu` used to log "ready." and never get work."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "worker", "--queues", "chunk"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown queue 'chunk' (did you mean chunks?)" in result.stderr
+    assert "planning, chunks, stitching" in result.stderr
