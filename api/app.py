@@ -16,6 +16,7 @@ from flask_openapi3 import Info, OpenAPI
 from flask_openapi3.models import Schema
 from pydantic import BaseModel, ValidationError
 
+from api.console import console
 from api.health import health
 from api.metrics import Metrics
 from api.problems import problem_response, register_error_handlers
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     app.extensions["facefleet"] = ApiState(settings, _producer=producer)
     app.extensions["facefleet.metrics"] = metrics = Metrics(app.extensions["facefleet"])
 
+    app.register_blueprint(console)  # the web console at /
     app.register_api(health)
     app.register_api(tasks)
     app.register_api(stats)
