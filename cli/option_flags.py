@@ -155,7 +155,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 def suggest(word: str, known: list[str] | tuple[str, ...]) -> str:
     """`` (did you mean X?)`` for a near miss, else nothing."""
-    close = difflib.get_close_matches(word, known, n=1)
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.75)
     return f" (did you mean {close[0]}?)" if close else ""
 
 

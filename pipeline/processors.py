@@ -74,7 +74,7 @@ def parse_processor_names(text: str | Sequence[str]) -> list[str]:
     names = [n for n in names if n and n != "none"]
     unknown = [n for n in names if n not in _FACTORIES]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], PROCESSOR_NAMES, n=1)
+        close = difflib.get_close_matches(unknown[0], PROCESSOR_NAMES, n=1, cutoff=0.75)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise PipelineError(
             f"unknown processor {unknown[0]!r}{hint}; choose from none, {', '.join(PROCESSOR_NAMES)}"

@@ -110,8 +110,9 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             raise OptionsError("--workers must be at least 1")
         if args.container is None and args.output.suffix.lower() in (".mov", ".mkv"):
             args.container = args.output.suffix.lower()[1:]  # the output's name says which
-        _pick_present_detector(args, settings)
         options = options_from_args(args, settings)
+        if options.processors and _pick_present_detector(args, settings):
+            options = options_from_args(args, settings)
         _warn_ignored(args, options.processors)
         request = JobRequest(
             target=args.target,
@@ -154,17 +155,17 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _pick_present_detector(args: argparse.Namespace, settings: Settings) -> None:
+def _pick_present_detector(args: argparse.Namespace, settings: Settings) -> bool:
     """No --face-detector given and the default one is not here, another one is: use it, and
-    say so (the job's id changes with it, as with the flag)."""
-    if args.face_detector is not None or args.processors in ("", "none"):
-        return
+    say so (the job's id changes with it, as with the flag); returns whether it did."""
+    if args.face_detector is not None:
+        return False
     from pipeline.models.store import ModelStore
 
     store = ModelStore.for_runtime(settings.runtime())
     default = str(JOB_FLAGS["face_detector"].default)
     if store.find(store.spec(default))[0] is not None:
-        return
+        return False
     for name in DETECTORS:
         path = store.find(store.spec(name))[0]
         if path is not None:
@@ -174,7 +175,8 @@ def _pick_present_detector(args: argparse.Namespace, settings: Settings) -> None
                 file=sys.stderr,
             )
             args.face_detector = name
-            return
+            return True
+    return False
 
 
 def _warn_ignored(args: argparse.Namespace, processors: list[str]) -> None:

@@ -208,7 +208,7 @@ class ModelRegistry:
     def get(self, name: str, kind: tuple[str, ...] | None = None) -> ModelSpec:
         spec = self.specs.get(name)
         if spec is None:
-            close = difflib.get_close_matches(name, list(self.specs), n=1)
+            close = difflib.get_close_matches(name, list(self.specs), n=1, cutoff=0.75)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ModelError(
                 f"unknown model {name!r}{hint}; known: {', '.join(sorted(self.specs))} "
