@@ -9,12 +9,10 @@ loads no pydantic model.
 from __future__ import annotations
 
 import argparse
-import difflib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):  # not a dataclass: `--help` would import inspect for it
     kind: type
     help: str
     default: object = None  # JobOptions' default, shown in the help (None: none)
@@ -155,6 +153,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 def suggest(word: str, known: list[str] | tuple[str, ...]) -> str:
     """`` (did you mean X?)`` for a near miss, else nothing."""
+    import difflib
+
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.75)
     return f" (did you mean {close[0]}?)" if close else ""
 
