@@ -56,3 +56,25 @@ def test_jobs_commands_on_a_fresh_home_and_bad_input(tmp_path):
     assert shown.returncode == 1 and "no job 'abc'" in shown.stderr
     bad_age = run_cli(home, "jobs", "clean", "--older-than", "week")
     assert bad_age.returncode == 1 and "--older-than 'week'" in bad_age.stderr
+
+
+def test_an_input_the_chain_does_not_use_is_named_as_ignored(sample, tmp_path):
+    from PIL import Image
+
+    face = tmp_path / "face.png"
+    Image.new("RGB", (64, 64), "gray").save(face)
+    out = tmp_path / "out.mp4"
+    result = run_cli(
+        tmp_path / "home",
+        "run",
+        "--target",
+        str(sample),
+        "--output",
+        str(out),
+        "--source",
+        str(face),
+        "--trim-end",
+        "10",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning: --source is used only by face_swapper; it is ignored" in result.stderr
