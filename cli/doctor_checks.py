@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facefleet.queues import QUEUES
+from facefleet.fleet.queues import QUEUES
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 TIMEOUT_S = 3
@@ -43,7 +43,7 @@ _PROCESSOR_MODELS = {
 
 def models_for(processors: list[str], options: dict[str, object]) -> list[str]:
     """The models a chain needs with the given options (the JobOptions' defaults fill in)."""
-    from facefleet.options import JobOptions
+    from facefleet.config.options import JobOptions
 
     values = JobOptions.model_validate(options).model_dump()
     names = [str(values[f]) for p in processors for f in _PROCESSOR_MODELS.get(p, ())]
@@ -188,8 +188,8 @@ def _disk_setting(name: str) -> str:
 def check_embedded_database(settings: Settings) -> Check:
     from sqlalchemy import text
 
-    from facefleet.db import make_engine
-    from facefleet.local_schema import SCHEMA_REVISION
+    from facefleet.records.db import make_engine
+    from facefleet.records.local_schema import SCHEMA_REVISION
 
     path = settings.home / "facefleet.db"
     if not path.exists():
@@ -216,7 +216,7 @@ def check_database(settings: Settings) -> Check:
     from sqlalchemy.exc import SQLAlchemyError
 
     from cli.commands.migrate import alembic_config
-    from facefleet.db import normalize_url
+    from facefleet.records.db import normalize_url
 
     assert settings.database_url
     head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
@@ -250,7 +250,7 @@ def _connect_timeout(url: str) -> dict[str, object]:
 def _redact(text: str) -> str:
     import os
 
-    from facefleet.logs import Redactor, secret_values
+    from facefleet.observability.logs import Redactor, secret_values
 
     return Redactor(secret_values(os.environ)).text(text)
 

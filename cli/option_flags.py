@@ -1,6 +1,6 @@
 """The job options as command-line flags, each with its help, default and choices.
 
-The same names are the fields of ``facefleet.options.JobOptions`` (the API's ``options``
+The same names are the fields of ``facefleet.config.options.JobOptions`` (the API's ``options``
 and its OpenAPI document); ``tests/core/test_cli_help.py`` checks that names, defaults and
 choices agree. They are written here rather than read from JobOptions so that ``--help``
 loads no pydantic model.

@@ -17,7 +17,7 @@ from cli.commands import run
 from cli.option_flags import PROCESSORS_HELP, HelpFormatter
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 DESCRIPTION = """\
 Make a sample video (a group photo, panned and zoomed, with a tone) and run a job on it,
@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.demo import make_sample_video
+    from facefleet.modes.demo import make_sample_video
 
     sample = args.dir / f"sample-{args.seconds:g}s.mp4"
     if not sample.exists():
@@ -76,7 +76,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _source(folder: Path) -> Path:
-    from facefleet.demo import source_face
+    from facefleet.modes.demo import source_face
 
     return source_face(folder / "source.png")
 

@@ -12,7 +12,7 @@ from cli.option_flags import PROCESSORS_HELP, HelpFormatter
 
 if TYPE_CHECKING:
     from cli.doctor_checks import Check
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 DESCRIPTION = """\
 Check what FaceFleet needs, and say how to fix what is wrong.
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
 
 def _model_names(args: argparse.Namespace, settings: Settings) -> tuple[list[str], str]:
     from cli.doctor_checks import models_for
-    from facefleet.options import parse_options
+    from facefleet.config.options import parse_options
 
     warm = settings.warm_model_names
     if args.processors is None and warm:
@@ -99,7 +99,7 @@ def run_checks(args: argparse.Namespace, settings: Settings, mode: str) -> list[
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     from cli.doctor_checks import FAIL
-    from facefleet.options import OptionsError
+    from facefleet.config.options import OptionsError
 
     mode = args.mode or ("service" if settings.database_url else "embedded")
     try:

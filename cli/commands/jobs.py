@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from cli.option_flags import HelpFormatter
 
 if TYPE_CHECKING:
-    from facefleet.local_jobs import LocalJob
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
+    from facefleet.modes.local_jobs import LocalJob
 
 DESCRIPTION = """\
 The jobs `facefleet run` keeps in FACEFLEET_HOME: those run with --keep-work, and those
@@ -56,7 +56,7 @@ def _state(job: LocalJob) -> str:
 
 
 def handle_list(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.local_jobs import list_jobs
+    from facefleet.modes.local_jobs import list_jobs
 
     jobs = list_jobs(settings)
     if not jobs:
@@ -88,7 +88,7 @@ def print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Non
 
 
 def handle_show(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.local_jobs import LocalJobError, find_job
+    from facefleet.modes.local_jobs import LocalJobError, find_job
 
     try:
         job = find_job(settings, args.id)
@@ -110,7 +110,14 @@ def handle_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_clean(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.local_jobs import LocalJobError, find_job, list_jobs, older_than, parse_age, remove_jobs
+    from facefleet.modes.local_jobs import (
+        LocalJobError,
+        find_job,
+        list_jobs,
+        older_than,
+        parse_age,
+        remove_jobs,
+    )
 
     try:
         jobs = [find_job(settings, job_id) for job_id in args.ids] if args.ids else list_jobs(settings)

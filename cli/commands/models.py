@@ -10,7 +10,7 @@ from cli.option_flags import HelpFormatter
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
     from pipeline.models.store import ModelStore
 
 DESCRIPTION = """\

@@ -12,8 +12,8 @@ from cli.option_flags import DETECTORS, JOB_FLAGS, PROCESSORS_HELP, HelpFormatte
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from facefleet.options import JobOptions
-    from facefleet.settings import Settings
+    from facefleet.config.options import JobOptions
+    from facefleet.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -86,7 +86,7 @@ def build_parser_namespace(**values: Any) -> argparse.Namespace:
 
 
 def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOptions:
-    from facefleet.options import parse_options
+    from facefleet.config.options import parse_options
 
     raw: dict[str, Any] = {"processors": args.processors}
     raw.update({name: getattr(args, name) for name in JOB_FLAGS if getattr(args, name) is not None})
@@ -97,10 +97,10 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     # the engine is loaded by the command that runs it, not by `facefleet --help`
     import time
 
-    from facefleet.embedded import EmbeddedJobError, JobRequest, run_job
-    from facefleet.errors import InvalidSubmission, MediaRefused
-    from facefleet.local_children import stop_on_sigterm
-    from facefleet.options import OptionsError
+    from facefleet.config.errors import InvalidSubmission, MediaRefused
+    from facefleet.config.options import OptionsError
+    from facefleet.modes.embedded import EmbeddedJobError, JobRequest, run_job
+    from facefleet.modes.local_children import stop_on_sigterm
     from facefleet.storage.base import StorageError
     from pipeline.errors import PipelineError
 

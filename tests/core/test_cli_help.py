@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from cli.main import build_parser
 from cli.option_flags import JOB_FLAGS, SCHEDULING_FLAGS, flag_name
-from facefleet.options import JobOptions
+from facefleet.config.options import JobOptions
 
 
 def _parsers(
@@ -122,7 +122,7 @@ def test_every_option_is_a_flag_of_run_and_submit() -> None:
 def test_openapi_options_are_the_same_names(tmp_path) -> None:
     """The document the API serves (no service is reached to serve it)."""
     from api.app import create_app
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
     settings = Settings(
         database_url="postgresql+psycopg2://nobody@127.0.0.1:1/none", s3_bucket="b", home=tmp_path

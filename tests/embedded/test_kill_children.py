@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from facefleet.demo import make_sample_video
-from facefleet.local_children import end_survivors
+from facefleet.modes.demo import make_sample_video
+from facefleet.modes.local_children import end_survivors
 from tests.embedded.conftest import REPO, facefleet_cmd, run_cli
 
 SEGMENT = 10
@@ -143,7 +143,7 @@ def test_a_rerun_ends_survivors_a_previous_run_recorded(tmp_path):
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from facefleet.local_children import record_child\n"
+        "from facefleet.modes.local_children import record_child\n"
         "record_child(Path(sys.argv[1]))\n"
         "print('recorded', flush=True)\n"
         "time.sleep(120)\n"
