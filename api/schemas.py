@@ -35,6 +35,7 @@ PROBLEM_STATUSES = {
     401: "no key, or a wrong or revoked one",
     403: "the tenant's quota is used up",
     404: "no such task for this caller",
+    408: "the body did not arrive in time (too slow, or stalled)",
     409: "the task's state does not allow this",
     413: "an upload is larger than allowed",
     415: "the body is neither multipart/form-data nor JSON",

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None  # the key those commands send (FACEFLEET_API_KEY)
     # every /v1/ request needs a key; "off": one user, everything belongs to the default tenant
     auth: Literal["on", "off"] = "on"
+    # slow clients (the API): a request's line and headers must arrive within
+    # api_header_timeout_s; a body may pause at most upload_read_timeout_s between bytes and
+    # must arrive within upload_grace_s plus its length at upload_min_bytes_per_s (else 408);
+    # a tenant may have tenant_max_uploads submissions being received at once, an API process
+    # api_submit_threads (default: all its threads but 2, kept for health and status reads)
+    api_header_timeout_s: float = Field(default=10.0, gt=0)
+    upload_read_timeout_s: float = Field(default=15.0, gt=0)
+    upload_min_bytes_per_s: int = Field(default=64 * 1024, ge=1)
+    upload_grace_s: float = Field(default=30.0, ge=0)
+    tenant_max_uploads: int = Field(default=4, ge=1)
+    api_submit_threads: int | None = Field(default=None, ge=1)
     # `facefleet flower`: user:password (comma-separated for several); needed beyond loopback
     flower_basic_auth: SecretStr | None = None
 

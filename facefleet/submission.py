@@ -11,7 +11,6 @@ error goes up, and the row is written last.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,17 +26,21 @@ from facefleet.db import Task, new_id
 from facefleet.egress import check_url, fetch, parse_s3_url
 from facefleet.errors import InvalidSubmission, MediaRefused
 from facefleet.failures import scrub
+from facefleet.inputs import check_text, load_json
 from facefleet.jobs import create_task
 from facefleet.options import JobOptions, OptionsError, check_plan_size, parse_options
 from facefleet.orphans import clear_pending, record_pending
 from facefleet.scratch import scratch_dir
 from facefleet.settings import Settings
-from pipeline.errors import PipelineError
+from pipeline.errors import ModelError, PipelineError
 from pipeline.images import check_image
+from pipeline.models.registry import ModelRegistry, check_model_options
 from pipeline.plan import frame_range
 from pipeline.sandbox import probe_untrusted
 
 MAX_SOURCES = 8
+MAX_NAME = 500  # tasks.target_name
+MAX_URL = 8192
 # processors that cannot run without a source face
 NEEDS_SOURCE = frozenset({"face_swapper"})
 
@@ -67,6 +70,8 @@ class Draft:
         """The key the one target goes to (a target_url as well is refused once fetched)."""
         if self.target_key:
             raise InvalidSubmission("only one target may be sent")
+        if name is not None:
+            check_text(name, "the target's file name", MAX_NAME)
         self.target_key, self.target_name = self.keys.target, name
         return self.target_key
 
@@ -80,7 +85,7 @@ class Draft:
 
     def add_url(self, settings: Settings, field_name: str, url: str) -> None:
         """An input named by URL, refused at once when the guard would refuse to fetch it."""
-        url = url.strip()
+        url = check_text(url.strip(), field_name, MAX_URL)
         target = field_name == "target_url"
         limit = settings.max_upload_bytes if target else settings.max_source_bytes
         check_url(url, settings.egress_policy(limit), what=field_name)
@@ -149,7 +154,7 @@ def _check(
 ) -> tuple[JobOptions, int]:
     """The options and the number of frames the task will process, or the refusal."""
     _fetch_urls(ctx, settings, draft, scratch)
-    options = _options(draft, settings.job_defaults())
+    options = _options(draft, settings)
     admit(options)  # before the probe: a refusal costs no sandbox
     assert draft.target_copy is not None
     frames = _probe_target(settings, draft.target_copy, draft.target_name or "target", options)
@@ -194,26 +199,27 @@ def _url_name(url: str) -> str | None:
     return name[:200] or None
 
 
-def _options(draft: Draft, defaults: dict[str, Any]) -> JobOptions:
+def _options(draft: Draft, settings: Settings) -> JobOptions:
     if draft.target_key is None:
         raise InvalidSubmission("missing field: target (the video to process)", field="target")
-    options = draft.options or parse_options(_raw_options(draft.options_text), defaults)
+    options = draft.options or parse_options(_raw_options(draft.options_text), settings.job_defaults())
     if NEEDS_SOURCE & set(options.processors) and not draft.source_keys:
         raise InvalidSubmission(
             "missing field: source (the face_swapper needs a source face image)", field="source"
         )
     if options.face_selector == "reference" and draft.reference_key is None:
         raise OptionsError("face_selector: 'reference' needs a reference image (field reference)")
+    try:  # at submission, not when a worker first loads them
+        check_model_options(options.model_dump(), ModelRegistry.load(settings.runtime().model_manifest))
+    except ModelError as exc:
+        raise OptionsError(str(exc)) from None
     return options
 
 
 def _raw_options(text: str | None) -> dict[str, Any]:
     if not text or not text.strip():
         return {}
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidSubmission(f"options is not valid JSON: {exc}") from None
+    raw = load_json(text, "options")
     if not isinstance(raw, dict):
         raise InvalidSubmission("options must be a JSON object")
     return raw

@@ -13,6 +13,8 @@ from facefleet.scratch import sweep
 if TYPE_CHECKING:
     from facefleet.settings import Settings
 
+RESERVED_THREADS = 2  # threads of each process that never receive a submission
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("api", help="serve the HTTP API (gunicorn)")
@@ -40,10 +42,13 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigurationError as exc:
         print(f"facefleet api: {exc}", file=sys.stderr)
         return 2
+    if settings.api_submit_threads is None:  # the rest answer health and status reads
+        settings = settings.model_copy(update={"api_submit_threads": max(1, args.threads - RESERVED_THREADS)})
     sweep(settings.scratch_dir, time.time())  # uploads of API processes that died
     metrics_dir = use_private_dir("api")  # before prometheus_client is imported
     from gunicorn.glogging import Logger
 
+    from api.serving import worker_class
     from facefleet.metrics import mark_process_dead
 
     class _Logs(Logger):  # type: ignore[misc]
@@ -60,7 +65,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", worker_class(settings.api_header_timeout_s))
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("logger_class", _Logs)  # the app logs each request, with its id
             self.cfg.set("child_exit", lambda _server, worker: mark_process_dead(worker.pid))
