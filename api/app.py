@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # multipart overhead allowed on top of the files' own limits
 _FORM_SLACK = 1024 * 1024
-DEFAULT_SUBMIT_THREADS = 6  # `facefleet api` sets it from its threads
+DEFAULT_SUBMIT_THREADS = 7  # `facefleet api` sets it from its threads
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # probes and scrapes: logged at DEBUG, they would drown the rest

@@ -1,9 +1,14 @@
 """The gunicorn worker the API runs on: gthread (a poller holds idle and keep-alive
-connections without a thread; a pool of threads runs requests), with budgets so that no
-client holds a thread for long:
+connections without a thread; threads run requests), with two pools and budgets so that no
+client holds a thread that health and status reads need:
 
-- a request's line and headers must arrive within ``header_timeout_s`` of the first byte,
-  else the connection is shut (a slowloris holds a thread that long at most);
+- reads (GET, HEAD, OPTIONS: health, readiness, status, lists, metrics) run on a pool of
+  their own (``read_threads``); submissions, cancels and deletes on the other. Uploads,
+  URL fetches and probes can fill theirs; they never delay a read;
+- a request's line and headers are gathered by the poller's thread, without blocking, and
+  the request goes to a thread of the pool only once they are all in: a client that sends
+  its headers slowly holds no thread; they must arrive within ``header_timeout_s`` of the
+  connection (or of its hand-over to a thread), else the connection is shut;
 - a body's reads have their own deadlines (``api.body``);
 - a connection whose body was not read to the end (a refusal before the upload) is closed
   after the answer, never drained: gunicorn would otherwise read the rest of the body, at
@@ -15,9 +20,13 @@ client holds a thread for long:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import selectors
 import socket
 import time
+from concurrent import futures
+from functools import partial
 from typing import Any
 
 from gunicorn.http.body import ChunkedReader, LengthReader
@@ -28,7 +37,7 @@ from gunicorn.http.errors import (
     UnsupportedTransferCoding,
 )
 from gunicorn.util import write_nonblock
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from api.watchdog import Watchdog, shut
 
@@ -41,14 +50,74 @@ _STATUSES: tuple[tuple[type[BaseException], int, str], ...] = (
 )
 
 
+# headers larger than this are handed to a thread as they are (its parser refuses them)
+_HEAD_GATHERED = 64 * 1024
+
+
+_READS = frozenset({b"GET", b"HEAD", b"OPTIONS"})
+# a stuck send (a client that reads no answer) or read ends after this long
+_IO_TIMEOUT_S = 60.0
+
+
 class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
     header_timeout_s = 10.0
+    read_threads = 4
 
     def init_process(self) -> None:
         self.watchdog = Watchdog()
+        self.read_pool = futures.ThreadPoolExecutor(max_workers=self.read_threads)
         super().init_process()
 
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        self.read_pool.shutdown(False)
+        super().handle_quit(sig, frame)
+
+    def accept(self, server: Any, listener: socket.socket) -> None:
+        try:
+            sock, client = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        conn = TConn(self.cfg, sock, client, server)
+        conn.head, conn.header_alarm = b"", None
+        if not self.cfg.is_ssl:  # TLS bytes cannot be gathered before the handshake
+            deadline = time.monotonic() + self.header_timeout_s
+            conn.header_alarm = self.watchdog.arm(deadline, shut(sock, socket.SHUT_RDWR))
+        self.nr_conns += 1
+        with self._lock:
+            self.poller.register(sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+
+    def on_client_socket_readable(self, conn: Any, client: socket.socket) -> None:
+        if self.cfg.is_ssl:
+            super().on_client_socket_readable(conn, client)
+            return
+        try:
+            data = conn.sock.recv(_HEAD_GATHERED)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        gathered = conn.head + data
+        if data and b"\r\n\r\n" not in gathered and len(gathered) < _HEAD_GATHERED:
+            conn.head = gathered  # stays in the poller until the rest comes (or the deadline)
+            return
+        conn.head = b""
+        self.watchdog.disarm(conn.header_alarm)
+        with self._lock:
+            self.poller.unregister(client)
+            if conn.initialized:
+                try:
+                    self._keep.remove(conn)
+                except ValueError:  # closed as idle meanwhile
+                    return
+        conn.init()
+        conn.parser.unreader.unread(gathered)  # after bytes a pipelining client sent before
+        pool = self.read_pool if gathered.split(b" ", 1)[0] in _READS else self.tpool
+        self._wrap_future(pool.submit(self.handle, conn), conn)
+
     def handle(self, conn: Any) -> Any:
+        conn.sock.settimeout(_IO_TIMEOUT_S)
         deadline = time.monotonic() + self.header_timeout_s
         conn.header_alarm = self.watchdog.arm(deadline, shut(conn.sock, socket.SHUT_RDWR))
         try:
@@ -90,6 +159,7 @@ def _body_read(req: Any) -> bool:
     return True
 
 
-def worker_class(header_timeout_s: float) -> type[BoundedThreadWorker]:
-    """The worker class with this deployment's header budget."""
-    return type("ApiWorker", (BoundedThreadWorker,), {"header_timeout_s": header_timeout_s})
+def worker_class(header_timeout_s: float, read_threads: int) -> type[BoundedThreadWorker]:
+    """The worker class with this deployment's header budget and read pool."""
+    attributes = {"header_timeout_s": header_timeout_s, "read_threads": read_threads}
+    return type("ApiWorker", (BoundedThreadWorker,), attributes)

@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # api_header_timeout_s; a body may pause at most upload_read_timeout_s between bytes and
     # must arrive within upload_grace_s plus its length at upload_min_bytes_per_s (else 408);
     # a tenant may have tenant_max_uploads submissions being received at once, an API process
-    # api_submit_threads (default: all its threads but 2, kept for health and status reads)
+    # api_submit_threads (default: all its write threads but one, kept for cancels and deletes)
     api_header_timeout_s: float = Field(default=10.0, gt=0)
     upload_read_timeout_s: float = Field(default=15.0, gt=0)
     upload_min_bytes_per_s: int = Field(default=64 * 1024, ge=1)
