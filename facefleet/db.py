@@ -96,6 +96,8 @@ class Tenant(Base):
     max_queued: Mapped[int | None] = mapped_column(Integer)
     max_running: Mapped[int | None] = mapped_column(Integer)
     monthly_frames: Mapped[int | None] = mapped_column(BigInteger)
+    # "bucket/prefix" entries its s3:// inputs must fall under (None or empty: no s3:// inputs)
+    s3_allow: Mapped[list[Any] | None] = mapped_column(JSON)
     webhook_secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # when the dispatcher last released one of its chunks (fair share: who waited longest)

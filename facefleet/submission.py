@@ -22,16 +22,18 @@ from sqlalchemy.exc import IntegrityError
 
 from facefleet import keys
 from facefleet.context import JobContext
-from facefleet.db import Task, new_id
-from facefleet.egress import check_url, fetch, parse_s3_url
+from facefleet.db import Task, Tenant, new_id
+from facefleet.egress import EgressRefused, check_url, fetch
 from facefleet.errors import InvalidSubmission, MediaRefused
 from facefleet.failures import scrub
 from facefleet.inputs import check_text, load_json
 from facefleet.jobs import create_task
 from facefleet.options import JobOptions, OptionsError, check_plan_size, parse_options
 from facefleet.orphans import clear_pending, record_pending
+from facefleet.s3_inputs import check_s3_input
 from facefleet.scratch import scratch_dir
 from facefleet.settings import Settings
+from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 from pipeline.errors import ModelError, PipelineError
 from pipeline.images import check_image
 from pipeline.models.registry import ModelRegistry, check_model_options
@@ -61,6 +63,7 @@ class Draft:
     options_text: str | None = None
     target_url: str | None = None
     source_urls: list[str] = field(default_factory=list)
+    s3_allow: tuple[str, ...] = ()  # the tenant's s3:// prefixes
 
     @property
     def keys(self) -> keys.TaskKeys:
@@ -88,7 +91,10 @@ class Draft:
         url = check_text(url.strip(), field_name, MAX_URL)
         target = field_name == "target_url"
         limit = settings.max_upload_bytes if target else settings.max_source_bytes
-        check_url(url, settings.egress_policy(limit), what=field_name)
+        if url[:5].lower() == "s3://":
+            _s3_input(settings, self, url, field_name)
+        else:
+            check_url(url, settings.egress_policy(limit), what=field_name)
         if target:
             if self.target_url or self.target_key:
                 raise InvalidSubmission("only one target may be sent (target or target_url)")
@@ -127,7 +133,7 @@ def submit(
         idempotency_key = f"{tenant}:{idempotency_key}"
         if existing := find_by_idempotency_key(ctx, idempotency_key):
             return existing, False
-    draft = Draft(task_id=task_id or new_id(), tenant=tenant)
+    draft = Draft(task_id=task_id or new_id(), tenant=tenant, s3_allow=_tenant_s3_allow(ctx, tenant))
     record_pending(ctx, draft.keys)  # before any byte is stored: a killed process's are swept
     try:
         with scratch_dir(ctx.scratch, "upload") as scratch:
@@ -174,24 +180,50 @@ def _fetch_urls(ctx: JobContext, settings: Settings, draft: Draft, scratch: Path
         draft.target_name = _url_name(draft.target_url) or "target"
         draft.target_copy = scratch / "target"
         draft.target_bytes = _fetch(
-            ctx, settings, draft.target_url, "target_url", draft.target_copy, settings.max_upload_bytes
+            ctx, settings, draft, draft.target_url, "target_url", draft.target_copy, settings.max_upload_bytes
         )
         ctx.storage.put_file(draft.target_key, draft.target_copy)
     for url in draft.source_urls:
         key = draft.keys.source(len(draft.source_keys))
         path = scratch / f"source-{len(draft.source_keys)}"
-        _fetch(ctx, settings, url, "source_url", path, settings.max_source_bytes)
+        _fetch(ctx, settings, draft, url, "source_url", path, settings.max_source_bytes)
         ctx.storage.put_file(key, path)
         draft.source_keys.append(key)
 
 
-def _fetch(ctx: JobContext, settings: Settings, url: str, what: str, dest: Path, max_bytes: int) -> int:
-    policy = settings.egress_policy(max_bytes)
-    if url.startswith("s3://"):
-        bucket, key = parse_s3_url(url, policy.allowed_s3_buckets, what=what)
-        return ctx.storage.get_external(bucket, key, dest, max_bytes)
+def _fetch(
+    ctx: JobContext, settings: Settings, draft: Draft, url: str, what: str, dest: Path, max_bytes: int
+) -> int:
+    if url[:5].lower() == "s3://":
+        bucket, key = _s3_input(settings, draft, url, what)
+        try:
+            return ctx.storage.get_external(bucket, key, dest, max_bytes)
+        except ObjectMissing:
+            raise EgressRefused(f"{what}: there is no object s3://{bucket}/{key[:200]}") from None
+        except UploadTooLarge:
+            raise
+        except StorageError as exc:
+            if exc.transient:  # an outage: 503, try again
+                raise
+            raise EgressRefused(f"{what}: s3://{bucket}/{key[:200]} cannot be read by this service") from None
     with open(dest, "wb") as out:
-        return fetch(url, out, policy, what=what).size
+        return fetch(url, out, settings.egress_policy(max_bytes), what=what).size
+
+
+def _s3_input(settings: Settings, draft: Draft, url: str, what: str) -> tuple[str, str]:
+    return check_s3_input(
+        url,
+        what=what,
+        deployment_buckets=settings.egress_policy(0).allowed_s3_buckets,
+        own_bucket=settings.s3_bucket,
+        tenant_allow=draft.s3_allow,
+    )
+
+
+def _tenant_s3_allow(ctx: JobContext, tenant: str) -> tuple[str, ...]:
+    with ctx.sessions() as session:
+        row = session.get(Tenant, tenant)
+        return tuple(row.s3_allow or ()) if row is not None else ()
 
 
 def _url_name(url: str) -> str | None:
