@@ -27,10 +27,10 @@ from api.slots import SubmitSlots
 from api.state import ApiState
 from api.stats import stats
 from api.tasks import tasks
-from facefleet import logs
-from facefleet.distributed import require
-from facefleet.settings import Settings
-from facefleet.submission import MAX_SOURCES
+from facefleet.config.settings import Settings
+from facefleet.modes.distributed import require
+from facefleet.observability import logs
+from facefleet.task.submission import MAX_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
         grace_s=settings.upload_grace_s,
         max_body_bytes=limit,
     )
-    app.extensions["facefleet.metrics"] = metrics = Metrics(app.extensions["facefleet"])
+    app.extensions["facefleet.observability.metrics"] = metrics = Metrics(app.extensions["facefleet"])
 
     app.register_api(health)
     app.register_api(tasks)

@@ -1,13 +1,13 @@
 """The request's own text (path and query) checked before any view or query sees it: a NUL
 or other control character is a 400 problem here, never a database error later. Bodies are
-checked where they are read (``facefleet.inputs``)."""
+checked where they are read (``facefleet.config.inputs``)."""
 
 from __future__ import annotations
 
 from flask import request
 
 from api.problems import Problem
-from facefleet.inputs import control_character
+from facefleet.config.inputs import control_character
 
 
 def check_request_text() -> None:

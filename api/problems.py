@@ -12,11 +12,17 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from api.body import BodyTimeout
+from facefleet.config.errors import (
+    InvalidSubmission,
+    InvalidTransition,
+    MediaRefused,
+    QuotaRefused,
+    TaskNotFound,
+)
+from facefleet.config.options import OptionsError
 from facefleet.egress import EgressRefused
-from facefleet.errors import InvalidSubmission, InvalidTransition, MediaRefused, QuotaRefused, TaskNotFound
-from facefleet.options import OptionsError
-from facefleet.quotas import QUEUE_FULL_RETRY_S
 from facefleet.storage.base import StorageError, UploadTooLarge
+from facefleet.tenants.quotas import QUEUE_FULL_RETRY_S
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from flask import current_app
 from api.admission import Admission
 from api.queue import Producer
 from api.quotas import SubmitLimiter
-from facefleet.distributed import Services, open_services
-from facefleet.settings import Settings
+from facefleet.config.settings import Settings
+from facefleet.modes.distributed import Services, open_services
 
 
 @dataclass

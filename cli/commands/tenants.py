@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
 
 
 def _sessions(settings: Settings) -> Any:
-    from facefleet.db import make_engine, make_sessionmaker
+    from facefleet.records.db import make_engine, make_sessionmaker
 
     if not settings.database_url:
         raise SystemExit("facefleet: FACEFLEET_DATABASE_URL is not set")
@@ -59,8 +59,8 @@ def _sessions(settings: Settings) -> Any:
 
 
 def _limits(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    from facefleet.s3_inputs import S3AllowError, allow_entry
-    from facefleet.tenancy import TenancyError
+    from facefleet.task.s3_inputs import S3AllowError, allow_entry
+    from facefleet.tenants.tenancy import TenancyError
 
     names = ("submit_rate", "max_queued", "max_running", "monthly_frames")
     limits = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
@@ -83,7 +83,7 @@ def handle_tenants(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tenants(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet import tenancy
+    from facefleet.tenants import tenancy
 
     sessions = _sessions(settings)
     if args.action == "create":
@@ -122,7 +122,7 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet import tenancy
+    from facefleet.tenants import tenancy
 
     def action() -> int:
         sessions = _sessions(settings)
@@ -154,7 +154,7 @@ def _when(value: Any) -> str:
 def _run(action: Any) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from facefleet.tenancy import TenancyError
+    from facefleet.tenants.tenancy import TenancyError
 
     try:
         return int(action())
