@@ -12,7 +12,14 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from facefleet.egress import EgressRefused
-from facefleet.errors import InvalidSubmission, InvalidTransition, MediaRefused, QuotaRefused, TaskNotFound
+from facefleet.errors import (
+    BatchNotFound,
+    InvalidSubmission,
+    InvalidTransition,
+    MediaRefused,
+    QuotaRefused,
+    TaskNotFound,
+)
 from facefleet.options import OptionsError
 from facefleet.quotas import QUEUE_FULL_RETRY_S
 from facefleet.storage.base import StorageError, UploadTooLarge
@@ -79,6 +86,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TaskNotFound)
     def _not_found(exc: TaskNotFound) -> Response:
         return problem_response(404, str(exc), "task-not-found")
+
+    @app.errorhandler(BatchNotFound)
+    def _no_batch(exc: BatchNotFound) -> Response:
+        return problem_response(404, str(exc), "batch-not-found")
 
     @app.errorhandler(InvalidTransition)
     def _conflict(exc: InvalidTransition) -> Response:

@@ -16,6 +16,8 @@ from sqlalchemy.orm import sessionmaker
 
 from facefleet.context import JobContext
 from facefleet.db import make_engine, make_sessionmaker
+from facefleet.live import Publisher
+from facefleet.outbox import PUBLISH, RETRY_S
 from facefleet.queues import CHUNK_TASK as CHUNK_TASK
 from facefleet.queues import CHUNKS as CHUNKS
 from facefleet.queues import PLAN_TASK as PLAN_TASK
@@ -95,6 +97,9 @@ def open_services(settings: Settings, worker_name: str | None = None, *, pre_pin
         public_endpoint_url=settings.s3_public_endpoint_url,
     )
     state = RedisState.from_url(settings.redis_url, settings.redis_namespace, settings.lease_ttl_s)
+    # what the outbox needs from the transactions that write events: the live events'
+    # publisher (after each commit) and how long a webhook event is retried
+    sessions.configure(info={PUBLISH: Publisher(state.redis, state.keys), RETRY_S: settings.webhook_retry_s})
     ctx = JobContext(
         sessions=sessions,
         reads=make_sessionmaker(read_engine),

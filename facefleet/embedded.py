@@ -36,7 +36,7 @@ from facefleet.jobs import (
     retry_task,
 )
 from facefleet.local_schema import ensure_schema
-from facefleet.options import JobOptions
+from facefleet.options import DELIVERY_OPTIONS, JobOptions
 from facefleet.planning import plan_task
 from facefleet.progress import task_progress
 from facefleet.settings import Settings
@@ -94,7 +94,9 @@ def job_id(request: JobRequest) -> str:
     digest = hashlib.sha256()
     for path in (request.target, *request.sources, *([request.reference] if request.reference else [])):
         digest.update(_file_digest(path).encode())
-    digest.update(json.dumps(request.options.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(
+        json.dumps(request.options.model_dump(mode="json", exclude=DELIVERY_OPTIONS), sort_keys=True).encode()
+    )
     return digest.hexdigest()[:32]
 
 

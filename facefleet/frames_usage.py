@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from facefleet import keys
 from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage
+from facefleet.outbox import progress_event
 
 
 def account_segment(ctx: JobContext, task_keys: keys.TaskKeys, chunk_index: int, frames: int) -> None:
@@ -54,3 +55,4 @@ def _add(session: Session, task_keys: keys.TaskKeys, frames: int) -> None:
         .values(frames_processed=Task.frames_processed + frames)
     )
     add_usage(session, task_keys.tenant, frames=frames)
+    progress_event(session, task_keys.task_id)  # the task's row is locked: one writer at a time

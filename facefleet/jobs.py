@@ -25,6 +25,7 @@ from facefleet.context import JobContext
 from facefleet.db import Chunk, Task, add_usage, after_commit, utcnow
 from facefleet.errors import InvalidTransition, TaskNotFound
 from facefleet.options import JobOptions
+from facefleet.outbox import task_event
 from facefleet.quotas import reserve
 from facefleet.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState, chunk_sources, task_sources
 
@@ -55,6 +56,8 @@ def task_moved(session: Session, task_id: str, target: TaskState, error: str | N
         if created is not None:
             turnaround = max(0.0, (utcnow() - created).total_seconds())
             extra["latency_ms"] = round(turnaround * 1000)
+
+    task_event(session, task_id, target)  # its webhook and live events, in this transaction
 
     def committed() -> None:  # observed and logged once the change holds
         if turnaround is not None:
@@ -149,6 +152,7 @@ def create_task(
     bytes_in: int = 0,
     tenant: str = keys.DEFAULT_TENANT,
     frames_total: int | None = None,
+    batch_id: str | None = None,
 ) -> Task:
     """A new task in state ``queued``; its inputs must already be in the bucket
     (``frames_total``: what the submission's probe found, until the plan says exactly)."""
@@ -167,6 +171,7 @@ def create_task(
         priority=options.priority,
         idempotency_key=idempotency_key,
         bytes_in=bytes_in,
+        batch_id=batch_id,
     )
     if task_id is not None:
         task.id = task_id

@@ -98,6 +98,18 @@ class Settings(BaseSettings):
     egress_s3_buckets: str = ""  # comma-separated buckets that s3:// inputs may name
     egress_timeout_s: float = Field(default=120.0, gt=0)
 
+    # webhooks (facefleet.webhooks): each event retried with exponential backoff and jitter
+    # (from webhook_retry_base_s, at most webhook_retry_max_s apart) for webhook_retry_s after
+    # it was written; each attempt has webhook_timeout_s; a worker's deliverer sends at most
+    # webhook_concurrency at once, webhook_per_receiver of them to one URL
+    webhook_retry_s: float = Field(default=24 * 3600.0, gt=0)
+    webhook_retry_base_s: float = Field(default=5.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_per_receiver: int = Field(default=4, ge=1, le=64)
+    webhook_poll_s: float = Field(default=0.5, gt=0)
+
     # jobs: defaults of every task's options (CLI and API), and what a task may ask for
     # a whole number of segments: a chunk of 600 ended in a 100-frame segment, one more
     # keyframe and encoder start per chunk (750 against 600 on a 60 s 720p input: 2 % fewer

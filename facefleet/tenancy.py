@@ -8,6 +8,7 @@ password stretching is needed for keys nobody chose).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -133,7 +134,9 @@ def _tenant(session: Session, name: str) -> Tenant:
 
 
 def _webhook_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    """``whsec_`` and the key's 32 bytes in standard base64, as the Standard Webhooks spec writes
+    secrets (a URL-safe alphabet's ``-`` and ``_`` are dropped by standard decoders)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 # ---------------------------------------------------------------------------- keys
