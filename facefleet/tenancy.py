@@ -29,6 +29,7 @@ _KEY = re.compile(r"^ffk_([a-z0-9]{12})_([A-Za-z0-9_-]{40,})$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 LAST_USED_EVERY = timedelta(minutes=1)  # how stale ``last_used_at`` may be (a write per minute, not per call)
 LIMIT_FIELDS = ("submit_rate", "max_queued", "max_running", "monthly_frames")
+ROTATION_GRACE = timedelta(hours=24)  # how long the secret before a rotation still signs
 ACTIVE_STATES = (TaskState.PLANNING, TaskState.RUNNING, TaskState.STITCHING)
 WAITING_STATES = (TaskState.QUEUED,)
 
@@ -94,6 +95,17 @@ def update_tenant(sessions: sessionmaker, name: str, **limits: Any) -> Tenant:
         tenant = _tenant(session, name)
         for field, value in check_limits(limits).items():
             setattr(tenant, field, value)
+    return tenant
+
+
+def rotate_secret(sessions: sessionmaker, name: str) -> Tenant:
+    """A new webhook secret; the current one stays valid (webhooks carry both signatures)
+    for ROTATION_GRACE."""
+    with sessions.begin() as session:
+        tenant = _tenant(session, name)
+        tenant.webhook_secret_previous = tenant.webhook_secret
+        tenant.webhook_secret_previous_until = utcnow() + ROTATION_GRACE
+        tenant.webhook_secret = _webhook_secret()
     return tenant
 
 

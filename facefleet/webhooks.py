@@ -36,9 +36,8 @@ from facefleet.event_tables import WebhookAttempt, WebhookEvent
 from facefleet.policy import webhook_delay
 from facefleet.task_view import iso
 
-CLAIM_MARGIN_S = 30.0  # a claimed row is due again this long after its attempt's timeout
+CLAIM_MARGIN_S = 5.0  # a claimed row is due again this long after its attempt's timeout
 MAX_ANSWER_BYTES = 64 * 1024
-ROTATION_GRACE = timedelta(hours=24)
 
 
 @dataclass(frozen=True)

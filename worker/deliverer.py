@@ -11,6 +11,7 @@ work go on.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,8 @@ class Deliverer:
         assert self.settings.database_url
         self._engine = make_engine(self.settings.database_url, self.settings.database_timeouts())
         self._sessions = make_sessionmaker(self._engine)
+        # a pool child leaves the parent's connections alone
+        os.register_at_fork(after_in_child=lambda: self._engine.dispose(close=False))
         self._pool = ThreadPoolExecutor(self.settings.webhook_concurrency, thread_name_prefix="webhook")
         self._thread = threading.Thread(target=self._run, name="facefleet-deliverer", daemon=True)
         self._thread.start()
