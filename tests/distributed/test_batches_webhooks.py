@@ -210,7 +210,7 @@ def test_a_failing_receiver_gets_the_event_on_the_third_attempt_and_both_secrets
 
         gaps = [
             (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
-            for a, b in zip(times, times[1:])
+            for a, b in zip(times, times[1:], strict=False)
         ]
         assert progress and all(gap >= 10 for gap in gaps), times
 
@@ -255,11 +255,12 @@ def test_a_refused_webhook_url_is_422_at_submission_and_refused_again_at_deliver
             hooks, target, {**JOB, "webhook_url": elsewhere.url, "webhook_events": ["succeeded"]}
         )
         path = f"/v1/tasks/{task_id}/webhooks"
-        attempt = wait_for(
-            lambda: (d := _deliveries(hooks, path)) and d[0]["attempts"] and d[0]["attempts"][0],
-            120,
-            "an attempt",
-        )
+
+        def first_attempt() -> dict[str, Any] | None:
+            found = _deliveries(hooks, path)
+            return found[0]["attempts"][0] if found and found[0]["attempts"] else None
+
+        attempt = wait_for(first_attempt, 120, "an attempt")
         assert attempt["status"] is None and "loopback" in attempt["error"], attempt
         assert not elsewhere.events()  # nothing reached the refused address
     finally:
@@ -282,9 +283,7 @@ def test_a_worker_killed_mid_delivery_still_delivers_each_event_once_per_id(hook
             worker.wait_for_log("ready.")
         path = f"/v1/tasks/{task_id}/webhooks"
         wait_for(
-            lambda: (
-                (d := _deliveries(hooks, path)) and len(d) == 2 and all(x["state"] == "delivered" for x in d)
-            ),
+            lambda: len(d := _deliveries(hooks, path)) == 2 and all(x["state"] == "delivered" for x in d),
             120,
             "both events delivered",
         )
