@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from facefleet.db import Tenant
-from tests.distributed.conftest import wait_for
-from tests.distributed.helpers import JOB, clip
+from tests.distributed.conftest import Operator, wait_for
+from tests.distributed.helpers import JOB, clip, frame_indices
 from tests.distributed.receivers import Receiver
 
 # the workers may reach loopback receivers (the API also 127.0.0.2: a URL it accepts that a
@@ -315,3 +315,27 @@ def test_sse_follower_sees_every_state_in_order_and_the_stream_ends(hooks, tmp_p
     lifecycle = ["queued", "planning", "running", "stitching", "succeeded"]
     assert states[-1] == "succeeded" and states == [s for s in lifecycle if s in states], states
     assert {"planning", "running", "stitching"} <= set(states), states
+
+
+def test_cli_submits_a_folder_as_a_batch_and_downloads_one_output_per_item(hooks, operator, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    names = ["alpha.mp4", "beta.mp4", "gamma.mp4"]
+    for frames, name in zip((48, 72, 96), names, strict=True):
+        clip(folder / name, frames=frames)
+    client = Operator({**operator.env, "FACEFLEET_API_URL": hooks["url"], "FACEFLEET_API_KEY": hooks["key"]})
+    submitted = client.run("submit", str(folder), "--options", json.dumps(JOB), "--follow")
+    assert submitted.returncode == 0, submitted.stderr
+    batch_id = submitted.stdout.strip().splitlines()[0]
+    assert "batch completed" in submitted.stdout and "3 succeeded" in submitted.stdout, submitted.stdout
+    assert "batch" in submitted.stderr  # the overall bar
+
+    shown = client.run("status", batch_id)
+    assert shown.returncode == 0 and all(name in shown.stdout for name in names), shown.stdout
+
+    out = tmp_path / "out"
+    downloaded = client.run("download", batch_id, "-o", str(out))
+    assert downloaded.returncode == 0, downloaded.stderr
+    assert sorted(p.name for p in out.iterdir()) == names
+    for name in names:  # every input frame, once, in order
+        assert frame_indices(out / name) == frame_indices(folder / name)
