@@ -130,9 +130,10 @@ def _item(
         copy_path = scratch / "target"
         with open(copy_path, "wb") as copy:
             try:
+                body: Any = TeeReader(part.body, copy)  # read like a file
                 draft.target_bytes = svc.storage.put_stream(
-                    key, TeeReader(part.body, copy), max_bytes=svc.settings.max_upload_bytes
-                )  # type: ignore[arg-type]
+                    key, body, max_bytes=svc.settings.max_upload_bytes
+                )
             except UploadTooLarge as exc:  # this item's refusal: the next part goes on
                 from facefleet.errors import MediaRefused
 

@@ -119,12 +119,13 @@ def _stream(kind: str, subject: str, current: Any, final: Any) -> Response:
                 if final(event):
                     return
             while True:
-                event = follower.next(KEEP_ALIVE_S)
-                if event is None:
+                found = follower.next(KEEP_ALIVE_S)
+                if found is None:
                     yield ": keep-alive\n\n"
-                    event = current()
-                    if not final(event):
+                    found = current()
+                    if not final(found):
                         continue
+                event = found
                 yield _sse(event)
                 if final(event):
                     return

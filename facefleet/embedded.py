@@ -95,7 +95,9 @@ def job_id(request: JobRequest) -> str:
     for path in (request.target, *request.sources, *([request.reference] if request.reference else [])):
         digest.update(_file_digest(path).encode())
     digest.update(
-        json.dumps(request.options.model_dump(mode="json", exclude=DELIVERY_OPTIONS), sort_keys=True).encode()
+        json.dumps(
+            request.options.model_dump(mode="json", exclude=set(DELIVERY_OPTIONS)), sort_keys=True
+        ).encode()
     )
     return digest.hexdigest()[:32]
 

@@ -126,7 +126,8 @@ class Follower:
 
     def history(self) -> list[dict[str, Any]]:
         found = []
-        for raw in self._hub._client.lrange(f"{self._name}:history", 0, -1):
+        kept: list[str] = self._hub._client.lrange(f"{self._name}:history", 0, -1)  # type: ignore[assignment]
+        for raw in kept:
             number, event = _parse(raw)
             if number > self.seen:
                 self.seen = number

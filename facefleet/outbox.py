@@ -95,9 +95,11 @@ def batch_view(session: Session, batch: Batch) -> dict[str, Any]:
     total = done = 0
     for state, count, frames_total, frames_done in rows:
         counts[state.value] = int(count)
-        total += int(frames_total)
+        total += int(frames_total or 0)
         done += (
-            int(frames_total) if state == TaskState.SUCCEEDED else min(int(frames_done), int(frames_total))
+            int(frames_total or 0)
+            if state == TaskState.SUCCEEDED
+            else min(int(frames_done or 0), int(frames_total or 0))
         )
     finished = sum(counts[s.value] for s in TERMINAL_TASK_STATES)
     elapsed = ((batch.completed_at or utcnow()) - batch.created_at).total_seconds()
