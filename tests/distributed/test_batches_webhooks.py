@@ -150,7 +150,13 @@ def test_a_batch_with_a_broken_file_its_webhooks_signed_and_its_tenant_alone(hoo
         }
         assert by_task == {t["id"]: t["state"] for t in done["tasks"]}
 
-        log = _deliveries(hooks, f"/v1/batches/{batch['id']}/webhooks")
+        path = f"/v1/batches/{batch['id']}/webhooks"  # the last attempt is recorded after its answer
+
+        def all_delivered() -> list[dict[str, Any]] | None:
+            found = _deliveries(hooks, path)
+            return found if found and all(d["delivered_at"] for d in found) else None
+
+        log = wait_for(all_delivered, 30, "the log")
         assert sorted(d["event"] for d in log) == events
         assert all(
             d["state"] == "delivered" and [a["status"] for a in d["attempts"]] == [200] for d in log
