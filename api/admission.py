@@ -14,8 +14,8 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.problems import Problem
-from facefleet.distributed import Services
-from facefleet.standing import Fleet, backlog_frames
+from facefleet.fleet.standing import Fleet, backlog_frames
+from facefleet.modes.distributed import Services
 
 log = logging.getLogger(__name__)
 

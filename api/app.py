@@ -26,10 +26,10 @@ from api.schemas import ProblemBody, SubmitForm, SubmitJson
 from api.state import ApiState
 from api.stats import stats
 from api.tasks import tasks
-from facefleet import logs
-from facefleet.distributed import require
-from facefleet.settings import Settings
-from facefleet.submission import MAX_SOURCES
+from facefleet.config.settings import Settings
+from facefleet.modes.distributed import require
+from facefleet.observability import logs
+from facefleet.task.submission import MAX_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     limit = settings.max_upload_bytes + MAX_SOURCES * settings.max_source_bytes * 2 + _FORM_SLACK
     app.config.update(MAX_CONTENT_LENGTH=limit, MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
     app.extensions["facefleet"] = ApiState(settings, _producer=producer)
-    app.extensions["facefleet.metrics"] = metrics = Metrics(app.extensions["facefleet"])
+    app.extensions["facefleet.observability.metrics"] = metrics = Metrics(app.extensions["facefleet"])
 
     app.register_api(health)
     app.register_api(tasks)

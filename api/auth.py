@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from api.problems import Problem
 from api.state import state
-from facefleet.db import Task
-from facefleet.errors import TaskNotFound
-from facefleet.keys import DEFAULT_TENANT
-from facefleet.tenancy import Principal, authenticate
+from facefleet.config.errors import TaskNotFound
+from facefleet.records.db import Task
+from facefleet.records.keys import DEFAULT_TENANT
+from facefleet.tenants.tenancy import Principal, authenticate
 
 CHALLENGE = 'Bearer realm="facefleet"'
 

@@ -1,6 +1,6 @@
 """The HTTP side of POST /v1/batches: the body read as it streams in, each target submitted
 as its part arrives (the batch is never held whole, in memory or on disk), through the one
-submission pipeline (``facefleet.submission.submit``).
+submission pipeline (``facefleet.task.submission.submit``).
 
 Multipart: ``options``, ``source`` and ``reference`` parts first (they are small, kept in
 scratch files and stored again under each item's keys), then one ``target`` part per item.
@@ -20,11 +20,11 @@ from flask import request
 from api.problems import Problem
 from api.submit import MAX_OPTIONS_BYTES, MAX_URL_BYTES, _form, _is_json, _need_file
 from api.uploads import Part, TeeReader
-from facefleet.db import Task
-from facefleet.distributed import Services
-from facefleet.options import JobOptions, parse_options
+from facefleet.config.options import JobOptions, parse_options
+from facefleet.modes.distributed import Services
+from facefleet.records.db import Task
 from facefleet.storage.base import UploadTooLarge
-from facefleet.submission import MAX_SOURCES, Draft, Receive, check_webhook_url
+from facefleet.task.submission import MAX_SOURCES, Draft, Receive, check_webhook_url
 
 # submits one item whose inputs ``receive`` stores (the caller adds tenant, batch, admission)
 SubmitItem = Callable[[Receive], Task]
@@ -135,7 +135,7 @@ def _item(
                     key, body, max_bytes=svc.settings.max_upload_bytes
                 )
             except UploadTooLarge as exc:  # this item's refusal: the next part goes on
-                from facefleet.errors import MediaRefused
+                from facefleet.config.errors import MediaRefused
 
                 raise MediaRefused(str(exc)) from None
         draft.target_copy = copy_path

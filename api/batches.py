@@ -1,5 +1,5 @@
 """/v1/batches: submit many targets at once, follow, cancel, retry, delete. Thin routes over
-``facefleet.batches``; each item goes through the one submission pipeline.
+``facefleet.task.batches``; each item goes through the one submission pipeline.
 
 (No ``from __future__ import annotations``: flask-openapi3 reads the views' types.)"""
 
@@ -18,14 +18,14 @@ from api.schemas import problems
 from api.state import state
 from api.submit import check_idempotency_key
 from api.tasks import _decode_cursor, _encode_cursor, _stop_holders
-from facefleet import batches as core
-from facefleet.cleanup import clean_up
-from facefleet.db import Task
-from facefleet.jobs import fail_task
-from facefleet.scratch import scratch_dir
-from facefleet.states import TaskState
-from facefleet.submission import submit
-from facefleet.task_view import SUMMARY_COLUMNS, task_summary
+from facefleet.records.db import Task
+from facefleet.records.states import TaskState
+from facefleet.records.task_view import SUMMARY_COLUMNS, task_summary
+from facefleet.storage.scratch import scratch_dir
+from facefleet.task import batches as core
+from facefleet.task.cleanup import clean_up
+from facefleet.task.jobs import fail_task
+from facefleet.task.submission import submit
 
 log = logging.getLogger(__name__)
 

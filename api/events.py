@@ -14,11 +14,11 @@ from api.auth import principal, protect, scoped_task
 from api.batches import BatchPath, _batch
 from api.schemas import TaskPath, problems
 from api.state import state
-from facefleet import batches as core
-from facefleet.errors import TaskNotFound
-from facefleet.outbox import batch_view
-from facefleet.task_view import task_summary
-from facefleet.webhooks import deliveries, replay
+from facefleet.config.errors import TaskNotFound
+from facefleet.events.outbox import batch_view
+from facefleet.events.webhooks import deliveries, replay
+from facefleet.records.task_view import task_summary
+from facefleet.task import batches as core
 
 TAG = Tag(name="events", description="webhook deliveries and live events")
 events = APIBlueprint(
@@ -74,7 +74,7 @@ def task_events(path: TaskPath) -> Response:
 
     def current() -> dict[str, Any]:
         with svc.ctx.read_sessions() as session:
-            from facefleet.db import Task
+            from facefleet.records.db import Task
 
             row = session.get(Task, task_id)
         return {"event": "state", "state": row.state.value, "task": task_summary(row)} if row else {}

@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from api.schemas import Health, Readiness, ReadinessQuery, problems
 from api.state import state
-from facefleet.readiness import ReadyBoard, queues_with_work
+from facefleet.fleet.readiness import ReadyBoard, queues_with_work
 
 health = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations")])
 
@@ -78,5 +78,5 @@ def readyz(query: ReadinessQuery) -> tuple[Response, int]:
     },
 )
 def metrics() -> Response:
-    body = current_app.extensions["facefleet.metrics"].render()
+    body = current_app.extensions["facefleet.observability.metrics"].render()
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")

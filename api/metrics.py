@@ -13,12 +13,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from facefleet.db import Chunk, Task, Usage
-from facefleet.metrics import Cached, exposition_registry
-from facefleet.queues import CHUNKS, PLANNING, STITCHING
-from facefleet.readiness import ReadyBoard
-from facefleet.states import ChunkState, TaskState
-from facefleet.webhooks import oldest_undelivered_s
+from facefleet.events.webhooks import oldest_undelivered_s
+from facefleet.fleet.queues import CHUNKS, PLANNING, STITCHING
+from facefleet.fleet.readiness import ReadyBoard
+from facefleet.observability.metrics import Cached, exposition_registry
+from facefleet.records.db import Chunk, Task, Usage
+from facefleet.records.states import ChunkState, TaskState
 
 if TYPE_CHECKING:
     from api.state import ApiState

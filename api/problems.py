@@ -11,8 +11,7 @@ import sqlalchemy.exc
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
-from facefleet.egress import EgressRefused
-from facefleet.errors import (
+from facefleet.config.errors import (
     BatchNotFound,
     InvalidSubmission,
     InvalidTransition,
@@ -20,9 +19,10 @@ from facefleet.errors import (
     QuotaRefused,
     TaskNotFound,
 )
-from facefleet.options import OptionsError
-from facefleet.quotas import QUEUE_FULL_RETRY_S
+from facefleet.config.options import OptionsError
+from facefleet.egress import EgressRefused
 from facefleet.storage.base import StorageError, UploadTooLarge
+from facefleet.tenants.quotas import QUEUE_FULL_RETRY_S
 
 log = logging.getLogger(__name__)
 

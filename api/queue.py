@@ -1,5 +1,5 @@
 """Sending work to the workers: a Celery producer built from Settings (task names and queues
-are the contract in facefleet.queues; the API never imports the worker)."""
+are the contract in facefleet.fleet.queues; the API never imports the worker)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 from celery import Celery
 
-from facefleet import logs
-from facefleet.distributed import (
+from facefleet.config.settings import Settings
+from facefleet.modes.distributed import (
     CHUNK_TASK,
     CHUNKS,
     PLAN_TASK,
@@ -18,7 +18,7 @@ from facefleet.distributed import (
     queue_name,
     waiting_messages,
 )
-from facefleet.settings import Settings
+from facefleet.observability import logs
 
 
 class Producer:

@@ -1,7 +1,7 @@
 """A tenant's limits on submissions, checked before an upload is read: the rate (a moving
 window in Redis, shared by every API process), how many tasks may wait, and the frames of
 the month. A cheap early refusal only: uploads in flight pass it together, so the exact
-check is ``facefleet.quotas.reserve``, made when the task's row is written."""
+check is ``facefleet.tenants.quotas.reserve``, made when the task's row is written."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from api.problems import Problem
-from facefleet.db import Tenant
-from facefleet.distributed import Services
-from facefleet.quotas import QUEUE_FULL_RETRY_S
-from facefleet.tenancy import WAITING_STATES, count_tasks, usage_this_month
+from facefleet.modes.distributed import Services
+from facefleet.records.db import Tenant
+from facefleet.tenants.quotas import QUEUE_FULL_RETRY_S
+from facefleet.tenants.tenancy import WAITING_STATES, count_tasks, usage_this_month
 
 log = logging.getLogger(__name__)
 

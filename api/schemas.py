@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from facefleet.options import JobOptions
-from facefleet.states import TaskState
+from facefleet.config.options import JobOptions
+from facefleet.records.states import TaskState
 
 
 class ProblemBody(BaseModel):
@@ -175,7 +175,7 @@ class TaskOutcomes(BaseModel):
 
 
 class Stats(BaseModel):
-    """The service's figures over a window ending now (facefleet/stats.py says how each is made)."""
+    """The service's figures over a window ending now (facefleet/observability/stats.py says how each is made)."""
 
     window: str = Field(examples=["1h"])
     window_s: int

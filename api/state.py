@@ -11,9 +11,9 @@ from flask import current_app
 from api.admission import Admission
 from api.queue import Producer
 from api.quotas import SubmitLimiter
-from facefleet.distributed import Services, open_services
-from facefleet.live import Hub
-from facefleet.settings import Settings
+from facefleet.config.settings import Settings
+from facefleet.events.live import Hub
+from facefleet.modes.distributed import Services, open_services
 
 
 @dataclass

@@ -14,7 +14,7 @@ from api.problems import Problem
 from api.schemas import Stats, StatsQuery, problem_response, problems
 from api.state import state
 from api.tasks import SECURITY
-from facefleet.stats import WindowError, compute, parse_window
+from facefleet.observability.stats import WindowError, compute, parse_window
 
 stats = APIBlueprint(
     "stats",

@@ -1,6 +1,6 @@
 """The HTTP side of POST /v1/tasks: the request's body read as it streams in, its files
 stored under the new task's keys. What is checked and written, and the clean-up of a refused
-submission, is the core's (``facefleet.submission``)."""
+submission, is the core's (``facefleet.task.submission``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from werkzeug.http import parse_options_header
 
 from api.problems import Problem
 from api.uploads import MultipartStream, Part, TeeReader
-from facefleet.distributed import Services
-from facefleet.submission import MAX_SOURCES, Draft, Receive
+from facefleet.modes.distributed import Services
+from facefleet.task.submission import MAX_SOURCES, Draft, Receive
 
 MAX_OPTIONS_BYTES = 64 * 1024
 MAX_URL_BYTES = 8 * 1024

@@ -30,16 +30,16 @@ from api.schemas import (
 )
 from api.state import state
 from api.submit import check_idempotency_key, receiver
-from facefleet import logs
-from facefleet.cleanup import clean_up
-from facefleet.db import Task
-from facefleet.distributed import Services
-from facefleet.jobs import cancel_task, delete_task, fail_task, get_task, retry_task
-from facefleet.progress import task_progress
-from facefleet.standing import phase_of, queue_standing
-from facefleet.states import TaskState
-from facefleet.submission import submit
-from facefleet.task_view import SUMMARY_COLUMNS, task_summary
+from facefleet.fleet.standing import phase_of, queue_standing
+from facefleet.modes.distributed import Services
+from facefleet.observability import logs
+from facefleet.records.db import Task
+from facefleet.records.states import TaskState
+from facefleet.records.task_view import SUMMARY_COLUMNS, task_summary
+from facefleet.task.cleanup import clean_up
+from facefleet.task.jobs import cancel_task, delete_task, fail_task, get_task, retry_task
+from facefleet.task.progress import task_progress
+from facefleet.task.submission import submit
 
 log = logging.getLogger(__name__)
 

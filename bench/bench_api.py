@@ -105,9 +105,9 @@ def _populate(pg_url: str) -> tuple[str, str]:
 
     from sqlalchemy import insert
 
-    from facefleet.db import Chunk, Task, make_engine, make_sessionmaker, utcnow
-    from facefleet.states import ChunkState, TaskState
-    from facefleet.tenancy import create_key, create_tenant
+    from facefleet.records.db import Chunk, Task, make_engine, make_sessionmaker, utcnow
+    from facefleet.records.states import ChunkState, TaskState
+    from facefleet.tenants.tenancy import create_key, create_tenant
 
     sessions = make_sessionmaker(make_engine(pg_url))
     create_tenant(sessions, "bench")

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench.bench_video as video_bench  # noqa: E402
-from facefleet.demo import make_sample_video  # noqa: E402
+from facefleet.modes.demo import make_sample_video  # noqa: E402
 
 LEASE_TTL_S = 5
 REAPER_INTERVAL_S = 1
@@ -134,7 +134,7 @@ def _kill_to_resume(fleet, pg_url: str, src: Path) -> float:  # type: ignore[no-
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
-    from facefleet.db import Chunk
+    from facefleet.records.db import Chunk
     from tests.distributed.helpers import submit, wait_state
 
     fleet.start_worker(pause=0.2)  # a second worker, idle, to take over

@@ -24,8 +24,8 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from cli.commands.migrate import upgrade  # noqa: E402
-from facefleet.db import make_sessionmaker  # noqa: E402
-from facefleet.dispatch import release  # noqa: E402
+from facefleet.fleet.dispatch import release  # noqa: E402
+from facefleet.records.db import make_sessionmaker  # noqa: E402
 
 ADMIN_URL = os.environ.get("FACEFLEET_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_distributed import _fixture  # noqa: E402
-from facefleet.demo import make_sample_video  # noqa: E402
+from facefleet.modes.demo import make_sample_video  # noqa: E402
 
 
 def main() -> None:
@@ -42,8 +42,8 @@ def main() -> None:
     from sqlalchemy import select
     from sqlalchemy.engine import make_url
 
-    from facefleet.db import Chunk, make_engine, make_sessionmaker
-    from facefleet.states import ChunkState
+    from facefleet.records.db import Chunk, make_engine, make_sessionmaker
+    from facefleet.records.states import ChunkState
     from tests.distributed import conftest as services
     from tests.distributed.helpers import segment_writes, submit, wait_state
     from tests.distributed.proxy import TcpProxy

@@ -44,7 +44,7 @@ def footage(path: Path, seconds: float, width: int = 1280, height: int = 720) ->
     """A panned and zoomed photograph with temporal grain and a tone; kept between runs."""
     if path.exists():
         return path
-    from facefleet.demo import group_photo
+    from facefleet.modes.demo import group_photo
 
     photo = group_photo()
     frames = round(seconds * FPS)

@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 COMMANDS = ("run", "demo", "models", "api", "worker", "flower", "migrate", "client", "tenants", "sla")
 # sub-commands that are services: JSON logs at INFO unless told otherwise
@@ -65,7 +65,7 @@ def _start(argv: list[str] | None) -> tuple[argparse.Namespace, Settings] | int:
         # A command uses no pydantic plugins; looking for them reads every installed package's
         # entry points (~18 ms under the profiler). Services look, as pydantic does by default.
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from facefleet import logs
+    from facefleet.observability import logs
 
     service = SERVICES.get(args.command, "cli")
     level = "DEBUG" if args.verbose else getattr(args, "loglevel", None)
@@ -78,7 +78,7 @@ def _start(argv: list[str] | None) -> tuple[argparse.Namespace, Settings] | int:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # a command's metrics stay in-process
     from pydantic import ValidationError
 
-    from facefleet.settings import Settings  # after parsing: `--help` needs none of it
+    from facefleet.config.settings import Settings  # after parsing: `--help` needs none of it
 
     try:
         return args, Settings()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from facefleet.db import Base
+from facefleet.records.db import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -19,7 +19,7 @@ def _database_url() -> str:
     url = config.attributes.get("database_url")
     if url:
         return str(url)
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
     configured = Settings().database_url
     if not configured:

@@ -1,6 +1,6 @@
 """How large an input may be, so that a hostile file is refused before it is decoded whole.
 
-Each limit is named in its refusal by the setting that changes it (``facefleet.settings``
+Each limit is named in its refusal by the setting that changes it (``facefleet.config.settings``
 reads ``FACEFLEET_MAX_PIXELS`` and the others into one of these).
 """
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from kombu import Queue
 
-from facefleet.distributed import (
+from facefleet.config.settings import Settings
+from facefleet.modes.distributed import (
     CHUNK_TASK,
     CHUNKS,
     PLAN_TASK,
@@ -24,7 +25,6 @@ from facefleet.distributed import (
     STITCHING,
     queue_name,
 )
-from facefleet.settings import Settings
 from worker.base import FaceFleetCelery
 from worker.breaker import Breaker
 from worker.lifecycle import Lifecycle

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from celery import Celery
 
-from facefleet.settings import Settings
+from facefleet.config.settings import Settings
 from worker.lifecycle import Lifecycle
 
 if TYPE_CHECKING:

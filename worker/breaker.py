@@ -29,11 +29,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from facefleet.chunk_outcomes import ChunkOutcome
-from facefleet.context import JobContext
-from facefleet.local_faults import attempt_returned, chunk_error
-from facefleet.scratch import scratch_file
+from facefleet.config.context import JobContext
 from facefleet.storage.base import StorageError
+from facefleet.storage.scratch import scratch_file
+from facefleet.task.chunk_outcomes import ChunkOutcome
+from facefleet.task.local_faults import attempt_returned, chunk_error
 
 log = logging.getLogger(__name__)
 

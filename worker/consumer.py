@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from facefleet.distributed import CHUNKS, queue_name
+from facefleet.modes.distributed import CHUNKS, queue_name
 from worker.base import FaceFleetCelery
 
 log = logging.getLogger(__name__)

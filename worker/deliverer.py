@@ -1,7 +1,7 @@
 """The webhook deliverer: a thread of every worker's main process, beside the fleet loop and
 never in a chunk's way (its own connections, its own small pool of sender threads).
 
-Each pass claims the due outbox rows it has room for (``facefleet.webhooks.claim``, under
+Each pass claims the due outbox rows it has room for (``facefleet.events.webhooks.claim``, under
 ``FOR UPDATE SKIP LOCKED``, so any number of workers share the outbox) and sends each in a
 thread of its pool. A slow or dead receiver costs at most ``webhook_per_receiver`` of those
 threads, for ``webhook_timeout_s`` per attempt: other receivers, other tenants and the GPU
@@ -20,9 +20,9 @@ from dataclasses import replace
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from facefleet.db import make_engine, make_sessionmaker
-from facefleet.settings import Settings
-from facefleet.webhooks import MAX_ANSWER_BYTES, Claimed, RetryPolicy, claim, deliver
+from facefleet.config.settings import Settings
+from facefleet.events.webhooks import MAX_ANSWER_BYTES, Claimed, RetryPolicy, claim, deliver
+from facefleet.records.db import make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 

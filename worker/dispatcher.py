@@ -24,11 +24,11 @@ import redis
 from sqlalchemy import and_
 from sqlalchemy.exc import SQLAlchemyError
 
-from facefleet.db import Chunk, utcnow
-from facefleet.dispatch import ACTIVE, RELEASED, count, release, unstarted
-from facefleet.distributed import CHUNKS, Services, open_services
-from facefleet.readiness import ReadyBoard, remove_report, write_report
-from facefleet.settings import Settings
+from facefleet.config.settings import Settings
+from facefleet.fleet.dispatch import ACTIVE, RELEASED, count, release, unstarted
+from facefleet.fleet.readiness import ReadyBoard, remove_report, write_report
+from facefleet.modes.distributed import CHUNKS, Services, open_services
+from facefleet.records.db import Chunk, utcnow
 from worker.breaker import Breaker, host_problem
 from worker.faults import scratch_full
 from worker.lifecycle import Lifecycle

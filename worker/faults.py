@@ -8,10 +8,10 @@ import os
 import signal
 from collections.abc import Callable
 
-from facefleet import chunk_outcomes
-from facefleet.distributed import Services
-from facefleet.jobs import get_task
-from facefleet.settings import TestHooks
+from facefleet.config.settings import TestHooks
+from facefleet.modes.distributed import Services
+from facefleet.task import chunk_outcomes
+from facefleet.task.jobs import get_task
 
 
 def poisoned(svc: Services, task_id: str) -> Callable[[], None] | None:

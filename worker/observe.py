@@ -17,9 +17,14 @@ from celery import signals
 from celery.apps import worker as celery_worker
 from prometheus_client import Gauge
 
-from facefleet import logs
-from facefleet.metrics import GpuCollector, exposition_registry, initialise_labels, mark_process_dead
-from facefleet.queues import CHUNK_TASK
+from facefleet.fleet.queues import CHUNK_TASK
+from facefleet.observability import logs
+from facefleet.observability.metrics import (
+    GpuCollector,
+    exposition_registry,
+    initialise_labels,
+    mark_process_dead,
+)
 from worker.base import FaceFleetCelery
 
 log = logging.getLogger(__name__)

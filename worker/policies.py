@@ -6,7 +6,7 @@
 * Put off: a step the core says to try later is sent again after a backoff.
 * Exhausted: a plan or stitch started too often (each start died) fails its task.
 
-Both waits back off with ``facefleet.policy.retry_delay`` and give up after
+Both waits back off with ``facefleet.config.policy.retry_delay`` and give up after
 FACEFLEET_INFRA_RETRY_S in all; an outage spends time, never a message or an attempt.
 """
 
@@ -21,13 +21,13 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from facefleet.distributed import Services
-from facefleet.errors import TaskNotFound, TryLater
-from facefleet.failures import infrastructure
-from facefleet.jobs import fail_task, get_task
-from facefleet.leases import Lease
-from facefleet.policy import infra_retry_delay, retry_delay
-from facefleet.states import TaskState
+from facefleet.config.errors import TaskNotFound, TryLater
+from facefleet.config.policy import infra_retry_delay, retry_delay
+from facefleet.fleet.leases import Lease
+from facefleet.modes.distributed import Services
+from facefleet.records.states import TaskState
+from facefleet.task.failures import infrastructure
+from facefleet.task.jobs import fail_task, get_task
 
 log = logging.getLogger(__name__)
 

@@ -30,17 +30,17 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from facefleet import metrics
-from facefleet.chunk_outcomes import fail_tasks_with_failed_chunks, stitch_finished
-from facefleet.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
-from facefleet.db import Task, utcnow
-from facefleet.deadlines import enforce_deadlines
-from facefleet.distributed import PLANNING, Services
-from facefleet.jobs import requeue_expired
-from facefleet.leases import Lease
-from facefleet.max_running import waiting_for_capacity
-from facefleet.orphans import sweep_late_writes, sweep_orphans
-from facefleet.states import TaskState
+from facefleet.fleet.leases import Lease
+from facefleet.modes.distributed import PLANNING, Services
+from facefleet.observability import metrics
+from facefleet.records.db import Task, utcnow
+from facefleet.records.states import TaskState
+from facefleet.task.chunk_outcomes import fail_tasks_with_failed_chunks, stitch_finished
+from facefleet.task.cleanup import clean_up, expire_inputs, expire_outputs, pending_cleanups
+from facefleet.task.deadlines import enforce_deadlines
+from facefleet.task.jobs import requeue_expired
+from facefleet.task.orphans import sweep_late_writes, sweep_orphans
+from facefleet.tenants.max_running import waiting_for_capacity
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,9 @@ from typing import Any, TypeVar
 import redis
 from celery import signals
 
-from facefleet import logs, memory, metrics
-from facefleet.chunk_outcomes import ChunkOutcome
-from facefleet.chunks import process_chunk
-from facefleet.cleanup import clean_up
-from facefleet.distributed import (
+from facefleet.config.errors import TryLater
+from facefleet.fleet.leases import Lease
+from facefleet.modes.distributed import (
     CHUNK_TASK,
     PLAN_TASK,
     REAP_TASK,
@@ -31,13 +29,15 @@ from facefleet.distributed import (
     open_services,
     waiting_messages,
 )
-from facefleet.errors import TryLater
-from facefleet.failures import infrastructure
-from facefleet.leases import Lease
-from facefleet.planning import plan_task
-from facefleet.scratch import sweep
-from facefleet.states import TaskState
-from facefleet.stitching import stitch_task
+from facefleet.observability import logs, memory, metrics
+from facefleet.records.states import TaskState
+from facefleet.storage.scratch import sweep
+from facefleet.task.chunk_outcomes import ChunkOutcome
+from facefleet.task.chunks import process_chunk
+from facefleet.task.cleanup import clean_up
+from facefleet.task.failures import infrastructure
+from facefleet.task.planning import plan_task
+from facefleet.task.stitching import stitch_task
 from worker import faults, observe
 from worker.base import FaceFleetCelery
 from worker.breaker import note_outcome

@@ -7,11 +7,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from facefleet.metrics_dir import remove_private_dir, use_private_dir
-from facefleet.scratch import sweep
+from facefleet.observability.metrics_dir import remove_private_dir, use_private_dir
+from facefleet.storage.scratch import sweep
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from facefleet.distributed import ConfigurationError, require
+    from facefleet.modes.distributed import ConfigurationError, require
 
     try:
         require(settings)
@@ -44,7 +44,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     metrics_dir = use_private_dir("api")  # before prometheus_client is imported
     from gunicorn.glogging import Logger
 
-    from facefleet.metrics import mark_process_dead
+    from facefleet.observability.metrics import mark_process_dead
 
     class _Logs(Logger):  # type: ignore[misc]
         """gunicorn's messages go through the process's one structured handler."""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import requests
     from tqdm import tqdm
 
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 _BLOCK = 1 << 20

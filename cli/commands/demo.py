@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from cli.commands import run
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.demo import make_sample_video, source_face
+    from facefleet.modes.demo import make_sample_video, source_face
 
     sample = args.dir / f"sample-{args.seconds:g}s.mp4"
     if not sample.exists():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 def alembic_config(database_url: str) -> Any:
     from alembic.config import Config
 
-    from facefleet.db import normalize_url
+    from facefleet.records.db import normalize_url
 
     config = Config(str(REPO / "alembic.ini"))
     config.set_main_option("script_location", str(REPO / "migrations"))
@@ -45,7 +45,7 @@ def wait_for_database(database_url: str, seconds: float) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
-    from facefleet.db import normalize_url
+    from facefleet.records.db import normalize_url
 
     engine = create_engine(normalize_url(database_url))
     deadline = time.monotonic() + seconds

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from facefleet.options import JobOptions
-    from facefleet.settings import Settings
+    from facefleet.config.options import JobOptions
+    from facefleet.config.settings import Settings
 
 # CLI flag -> option field, for the options that are plain values
 _OPTION_FLAGS = {
@@ -104,7 +104,7 @@ def build_parser_namespace(**values: Any) -> argparse.Namespace:
 
 
 def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOptions:
-    from facefleet.options import parse_options
+    from facefleet.config.options import parse_options
 
     raw: dict[str, Any] = {"processors": args.processors}
     raw.update({name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None})
@@ -113,9 +113,9 @@ def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOption
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     # the engine is loaded by the command that runs it, not by `facefleet --help`
-    from facefleet.embedded import EmbeddedJobError, JobRequest, run_job
-    from facefleet.errors import InvalidSubmission, MediaRefused
-    from facefleet.options import OptionsError
+    from facefleet.config.errors import InvalidSubmission, MediaRefused
+    from facefleet.config.options import OptionsError
+    from facefleet.modes.embedded import EmbeddedJobError, JobRequest, run_job
     from facefleet.storage.base import StorageError
     from pipeline.errors import PipelineError
 

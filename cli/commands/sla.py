@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from cli.commands.client import ClientError, _base, _check, _common, _key, _run, auth_headers
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:

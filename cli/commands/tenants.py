@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def _sessions(settings: Settings) -> Any:
-    from facefleet.db import make_engine, make_sessionmaker
+    from facefleet.records.db import make_engine, make_sessionmaker
 
     if not settings.database_url:
         raise SystemExit("facefleet: FACEFLEET_DATABASE_URL is not set")
@@ -69,7 +69,7 @@ def handle_tenants(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tenants(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet import tenancy
+    from facefleet.tenants import tenancy
 
     sessions = _sessions(settings)
     if args.action == "create":
@@ -113,7 +113,7 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet import tenancy
+    from facefleet.tenants import tenancy
 
     def action() -> int:
         sessions = _sessions(settings)
@@ -145,7 +145,7 @@ def _when(value: Any) -> str:
 def _run(action: Any) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from facefleet.tenancy import TenancyError
+    from facefleet.tenants.tenancy import TenancyError
 
     try:
         return int(action())

@@ -9,12 +9,12 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
-from facefleet import logs
-from facefleet.metrics_dir import MULTIPROC_ENV, remove_private_dir, use_private_dir
-from facefleet.queues import CHUNKS, QUEUES
+from facefleet.fleet.queues import CHUNKS, QUEUES
+from facefleet.observability import logs
+from facefleet.observability.metrics_dir import MULTIPROC_ENV, remove_private_dir, use_private_dir
 
 if TYPE_CHECKING:
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
 
 
 def _app(settings: Settings, **kwargs: Any) -> Any:
-    from facefleet.distributed import require
+    from facefleet.modes.distributed import require
     from worker.app import create_celery
 
     require(settings)
@@ -70,7 +70,7 @@ def handle_check(args: argparse.Namespace, settings: Settings) -> int:
     """The worker's own report, in the work dir it shares with its probe (same container,
     same FACEFLEET_WORK_DIR): no Redis or database round trip, so the probe is cheap and says
     what the worker itself last saw."""
-    from facefleet.readiness import check_host
+    from facefleet.fleet.readiness import check_host
 
     ready, message = check_host(settings.scratch_dir, args.name, alive_only=args.alive)
     print(f"facefleet worker: {message}", file=sys.stdout if ready else sys.stderr)
@@ -78,7 +78,7 @@ def handle_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.distributed import ConfigurationError
+    from facefleet.modes.distributed import ConfigurationError
 
     if args.check:
         return handle_check(args, settings)
@@ -133,7 +133,7 @@ def _quiet(args: argparse.Namespace) -> list[str]:
 
 
 def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.distributed import ConfigurationError
+    from facefleet.modes.distributed import ConfigurationError
 
     try:
         app = _app(settings)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from facefleet import scratch
+from facefleet.storage import scratch
 from facefleet.storage.base import StorageError
 
 log = logging.getLogger("facefleet.storage.s3")

@@ -13,8 +13,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from facefleet.scratch import PART_PREFIX
 from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
+from facefleet.storage.scratch import PART_PREFIX
 
 _COPY_BUFFER = 1 << 20
 

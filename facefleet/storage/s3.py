@@ -23,7 +23,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
-from facefleet import scratch
+from facefleet.storage import scratch
 from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 from facefleet.storage.file_cache import FileCache
 from facefleet.storage.s3_multipart import OwnUploads, put_resumable, unfinished_uploads

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from facefleet.db import UTCDateTime
+from facefleet.records.db import UTCDateTime
 
 revision: str = "0010"
 down_revision: str | None = "0009"

@@ -7,12 +7,12 @@ import logging
 
 import pytest
 
-from facefleet import metrics
-from facefleet.embedded import open_context
-from facefleet.jobs import create_task, move_task
-from facefleet.options import JobOptions
-from facefleet.settings import Settings
-from facefleet.states import TaskState
+from facefleet.config.options import JobOptions
+from facefleet.config.settings import Settings
+from facefleet.modes.embedded import open_context
+from facefleet.observability import metrics
+from facefleet.records.states import TaskState
+from facefleet.task.jobs import create_task, move_task
 
 
 def _failed_count() -> float:
@@ -27,7 +27,7 @@ def test_a_rolled_back_end_is_neither_counted_nor_logged(tmp_path, caplog: pytes
     ctx = open_context(Settings(home=tmp_path / "home"))
     task = create_task(ctx, target_key="in.mp4", source_keys=[], options=JobOptions())
     before = _failed_count()
-    caplog.set_level(logging.INFO, logger="facefleet.jobs")
+    caplog.set_level(logging.INFO, logger="facefleet.task.jobs")
 
     with ctx.sessions() as session:
         assert move_task(session, task.id, TaskState.FAILED, error="boom")

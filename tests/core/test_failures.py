@@ -7,9 +7,9 @@ import errno
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from facefleet.db import normalize_url
-from facefleet.failures import describe, scrub
+from facefleet.records.db import normalize_url
 from facefleet.storage.base import StorageError
+from facefleet.task.failures import describe, scrub
 from pipeline.errors import InvalidMediaError
 
 

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from facefleet import logs
+from facefleet.observability import logs
 
 DB_PASSWORD = "Pg-pa55word-42"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -42,7 +42,7 @@ def configured(monkeypatch, capsys):
 def test_lines_are_json_with_bound_fields(configured):
     logs.configure("worker")
     logs.bind(task_id="t1", chunk=3, request_id="req-1")
-    logging.getLogger("facefleet.chunks").info("segment %d stored", 2, extra={"fps": 41.5})
+    logging.getLogger("facefleet.task.chunks").info("segment %d stored", 2, extra={"fps": 41.5})
     logs.clear()
     logging.getLogger("celery").warning("no task here")
     first, second = configured()
@@ -116,7 +116,7 @@ def test_redactor_masks_headers_bytes_and_every_flower_password():
 def test_bound_fields_follow_a_copied_context_into_a_thread_and_detached_hides_them(configured):
     logs.configure("worker")
     logs.bind(task_id="t7", chunk=2)
-    log = logging.getLogger("facefleet.chunks")
+    log = logging.getLogger("facefleet.task.chunks")
     copied = threading.Thread(target=contextvars.copy_context().run, args=(log.info, "in a copy"))
     plain = threading.Thread(target=log.info, args=("in a thread of its own",))
     for thread in (copied, plain):

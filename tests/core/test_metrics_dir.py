@@ -21,7 +21,7 @@ def _run(code: str, base: Path | None) -> subprocess.CompletedProcess[str]:
 def test_a_fresh_private_dir_under_the_given_one(tmp_path):
     code = (
         "import os\n"
-        "from facefleet.metrics_dir import use_private_dir\n"
+        "from facefleet.observability.metrics_dir import use_private_dir\n"
         "private = use_private_dir('api')\n"
         "from facefleet import metrics\n"
         "metrics.LEASE_EXPIRED.inc()\n"
@@ -38,6 +38,6 @@ def test_a_fresh_private_dir_under_the_given_one(tmp_path):
 
 
 def test_too_late_once_prometheus_client_is_imported(tmp_path):
-    code = "import prometheus_client\nfrom facefleet.metrics_dir import use_private_dir\nuse_private_dir('worker')\n"
+    code = "import prometheus_client\nfrom facefleet.observability.metrics_dir import use_private_dir\nuse_private_dir('worker')\n"
     done = _run(code, None)
     assert done.returncode != 0 and "imported before its multiprocess directory was set" in done.stderr

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cli.commands.flower import auth_problem, loopback
-from facefleet.readiness import check_host, remove_report, write_report
+from facefleet.fleet.readiness import check_host, remove_report, write_report
 
 
 def test_check_follows_the_worker_report(tmp_path):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from facefleet.scratch import scratch_dir, scratch_file, sweep
+from facefleet.storage.scratch import scratch_dir, scratch_file, sweep
 
 
 def _age(path, seconds: float = 600) -> None:
@@ -44,7 +44,7 @@ def test_sweep_removes_what_dead_processes_left_and_keeps_what_live_ones_hold(tm
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from facefleet.scratch import scratch_file\n"
+            "import sys, time; from pathlib import Path; from facefleet.storage.scratch import scratch_file\n"
             "with scratch_file(Path(sys.argv[1]), 'seg-live') as p:\n"
             "    print(p, flush=True); time.sleep(60)",
             str(tmp_path),

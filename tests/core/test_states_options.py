@@ -2,8 +2,8 @@
 
 import pytest
 
-from facefleet.options import OptionsError, parse_options
-from facefleet.states import (
+from facefleet.config.options import OptionsError, parse_options
+from facefleet.records.states import (
     CHUNK_TRANSITIONS,
     TASK_TRANSITIONS,
     ChunkState,

@@ -287,7 +287,7 @@ def _with_password(url: str) -> str:
 def _delete_queues(broker_url: str, prefix: str) -> None:
     import kombu
 
-    from facefleet.distributed import QUEUES
+    from facefleet.modes.distributed import QUEUES
 
     try:
         with kombu.Connection(broker_url, connect_timeout=3) as conn:
@@ -300,7 +300,7 @@ def _delete_queues(broker_url: str, prefix: str) -> None:
 
 @pytest.fixture(scope="session")
 def settings(env):
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
     saved = dict(os.environ)
     os.environ.update(env)
@@ -314,7 +314,7 @@ def settings(env):
 
 @pytest.fixture(scope="session")
 def services(settings):
-    from facefleet.distributed import open_services
+    from facefleet.modes.distributed import open_services
 
     svc = open_services(settings, worker_name="pytest")
     yield svc

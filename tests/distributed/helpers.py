@@ -12,7 +12,7 @@ import numpy as np
 import requests
 
 from cli.commands.client import download_output, submit_task
-from facefleet import keys
+from facefleet.records import keys
 from tests.media import frame_index, make_clip
 
 FRAMES = 96

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from facefleet.policy import retry_delay
-from facefleet.redis_state import RedisState
+from facefleet.config.policy import retry_delay
+from facefleet.fleet.redis_state import RedisState
 from facefleet.storage.base import StorageError, UploadTooLarge
 from facefleet.storage.s3 import S3Storage
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from facefleet.db import Task
+from facefleet.records.db import Task
 from tests.distributed.conftest import MAX_UPLOAD_BYTES
 from tests.distributed.helpers import bucket_keys, clip
 from tests.media import make_text_file
@@ -151,9 +151,9 @@ def test_unreachable_storage_is_a_503_problem(settings, tmp_path, nothing_left):
 
 
 def test_status_answers_while_redis_is_unreachable(settings, services, tmp_path):
-    from facefleet import keys
-    from facefleet.jobs import create_task
-    from facefleet.options import JobOptions
+    from facefleet.config.options import JobOptions
+    from facefleet.records import keys
+    from facefleet.task.jobs import create_task
 
     task = create_task(
         services.ctx, target_key=keys.TaskKeys("x").target, source_keys=[], options=JobOptions()

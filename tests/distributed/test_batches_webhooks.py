@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from facefleet.db import Tenant
+from facefleet.records.db import Tenant
 from tests.distributed.conftest import Operator, wait_for
 from tests.distributed.helpers import JOB, clip, frame_indices
 from tests.distributed.receivers import Receiver

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from facefleet.chunk_outcomes import ChunkOutcome
-from facefleet.db import Chunk
+from facefleet.records.db import Chunk
+from facefleet.task.chunk_outcomes import ChunkOutcome
 from tests.distributed.conftest import REPO, wait_for
 from tests.distributed.helpers import clip, submit, wait_state
 from worker.breaker import Breaker
@@ -103,8 +103,8 @@ def test_faults_of_the_host_are_told_from_failures_of_the_work():
 
     from botocore.exceptions import ClientError, NoCredentialsError
 
-    from facefleet.failures import infrastructure, local_fault
     from facefleet.storage.s3 import _failure
+    from facefleet.task.failures import infrastructure, local_fault
     from pipeline.errors import DeviceError, InvalidMediaError
 
     expired = ClientError({"Error": {"Code": "ExpiredToken", "Message": "expired"}}, "PutObject")

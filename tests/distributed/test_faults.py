@@ -9,8 +9,8 @@ import uuid
 import requests
 from sqlalchemy import select
 
-from facefleet.db import Chunk, Task
-from facefleet.segments import SEGMENTS_IN_FLIGHT
+from facefleet.records.db import Chunk, Task
+from facefleet.task.segments import SEGMENTS_IN_FLIGHT
 from tests.distributed.conftest import LEASE_TTL_S, REAPER_INTERVAL_S, wait_for
 from tests.distributed.helpers import (
     FRAMES,
@@ -154,10 +154,10 @@ def test_chunk_that_always_fails_fails_the_task(api, services, tmp_path):
 def test_work_whose_message_was_lost_is_sent_again(api, services, tmp_path):
     """A task row whose planning message never left (the API died in between), and a planned
     task whose chunk messages never left (the planner died in between): both finish."""
-    from facefleet import keys
-    from facefleet.jobs import create_task
-    from facefleet.options import JobOptions
-    from facefleet.planning import plan_task
+    from facefleet.config.options import JobOptions
+    from facefleet.records import keys
+    from facefleet.task.jobs import create_task
+    from facefleet.task.planning import plan_task
 
     target = clip(tmp_path / "in.mp4")
     task_ids = [uuid.uuid4().hex for _ in range(2)]
@@ -186,10 +186,10 @@ def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services
     its worker killed, say), the one past the limit fails the task with a reason."""
     from sqlalchemy import update
 
-    from facefleet import keys
-    from facefleet.jobs import create_task, get_task
-    from facefleet.options import JobOptions
-    from facefleet.states import TaskState
+    from facefleet.config.options import JobOptions
+    from facefleet.records import keys
+    from facefleet.records.states import TaskState
+    from facefleet.task.jobs import create_task, get_task
     from worker.policies import exhausted
 
     task = create_task(
@@ -210,9 +210,9 @@ def test_a_stitch_that_never_finishes_fails_the_task_instead_of_looping(services
 def test_after_redis_loses_everything_lost_work_is_sent_at_once(api, services, tmp_path):
     """A Redis broker loses its messages with its data: work left queued must not wait out
     the quiet spell (5 lease TTLs) before the reaper sends it again."""
-    from facefleet import keys
-    from facefleet.jobs import create_task
-    from facefleet.options import JobOptions
+    from facefleet.config.options import JobOptions
+    from facefleet.records import keys
+    from facefleet.task.jobs import create_task
 
     task_id = uuid.uuid4().hex
     services.storage.put_file(keys.TaskKeys(task_id).target, clip(tmp_path / "in.mp4"))

@@ -8,7 +8,7 @@ import time
 
 from sqlalchemy import select
 
-from facefleet.db import Chunk, Task, utcnow
+from facefleet.records.db import Chunk, Task, utcnow
 from tests.distributed.conftest import LOST_WORKER_BUDGET, POISON_NAME, WORKERS, wait_for
 from tests.distributed.helpers import (
     FRAMES,

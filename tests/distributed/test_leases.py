@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
-from facefleet import keys
-from facefleet.chunk_outcomes import ChunkOutcome, finish, handed_back, record_failure
-from facefleet.db import Chunk, Task
-from facefleet.jobs import create_task, fail_task, requeue_expired
-from facefleet.options import JobOptions
-from facefleet.states import ChunkState, TaskState
+from facefleet.config.options import JobOptions
+from facefleet.records import keys
+from facefleet.records.db import Chunk, Task
+from facefleet.records.states import ChunkState, TaskState
 from facefleet.storage.s3 import S3Storage
+from facefleet.task.chunk_outcomes import ChunkOutcome, finish, handed_back, record_failure
+from facefleet.task.jobs import create_task, fail_task, requeue_expired
 from tests.distributed.conftest import LEASE_TTL_S, wait_for
 from tests.distributed.helpers import assert_identical, clip, download, submit, wait_state
 from tests.distributed.proxy import TapProxy, TcpProxy

@@ -1,5 +1,5 @@
 """The alert rules and the dashboard name only what the running fleet exports: after a job,
-the API's and a worker's /metrics show every metric they use (facefleet/metric_names.py),
+the API's and a worker's /metrics show every metric they use (facefleet/observability/metric_names.py),
 and nothing named facefleet_* that the list lacks, with only the labels it lists."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from facefleet.metric_names import BY_NAME
+from facefleet.observability.metric_names import BY_NAME
 from tests.distributed.conftest import Proc, free_port, wait_for
 from tests.distributed.helpers import clip, submit, wait_state
 from tests.observability.names import dashboard_expressions, listed_series, metric_names, rule_expressions
@@ -66,7 +66,7 @@ def test_rules_and_dashboard_name_what_the_fleet_exports(fleet, tmp_path):
     ours = {name for name in scraped if name.startswith("facefleet_") and not name.endswith("_created")}
     series = listed_series()
     unlisted = ours - set(series)
-    assert not unlisted, f"exported but not in facefleet/metric_names.py: {sorted(unlisted)}"
+    assert not unlisted, f"exported but not in facefleet/observability/metric_names.py: {sorted(unlisted)}"
     for name in ours:  # bounded labels: those listed (a histogram adds its bucket bound)
         unexpected = scraped[name] - set(BY_NAME[series[name]].labels) - {"le"}
         assert not unexpected, f"{name} carries labels {sorted(unexpected)} that the list does not name"

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from facefleet.db import Chunk
+from facefleet.records.db import Chunk
 from tests.distributed.conftest import LEASE_TTL_S, wait_for
 from tests.distributed.helpers import assert_identical, clip, download, submit, wait_state
 from tests.distributed.proxy import TcpProxy

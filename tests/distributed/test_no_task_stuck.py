@@ -12,7 +12,7 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from facefleet.db import Chunk, Task, utcnow
+from facefleet.records.db import Chunk, Task, utcnow
 from tests.distributed.conftest import LOST_WORKER_BUDGET, wait_for
 from tests.distributed.helpers import (
     SEGMENTS_PER_CHUNK,
@@ -181,9 +181,9 @@ def test_a_stitch_retried_long_after_its_chunks_rides_out_an_outage(
     """The chunks finished 20 minutes ago and the stitch failed; the user retries it while
     object storage is down for 10 s: the stitch waits the outage out (its patience counts
     from its own first failure) and the output is the uninterrupted one's."""
-    from facefleet.chunks import process_chunk
-    from facefleet.jobs import fail_task
-    from facefleet.planning import plan_task
+    from facefleet.task.chunks import process_chunk
+    from facefleet.task.jobs import fail_task
+    from facefleet.task.planning import plan_task
 
     task_id = submit(api, clip(tmp_path / "in.mp4"))
     for index in plan_task(services.ctx, task_id):

@@ -15,12 +15,12 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from facefleet import keys
-from facefleet.chunk_outcomes import ChunkOutcome, finish, hooks, stitch_finished
-from facefleet.db import Chunk, Task, Usage, utcnow
-from facefleet.jobs import create_task
-from facefleet.options import JobOptions
-from facefleet.states import ChunkState, TaskState
+from facefleet.config.options import JobOptions
+from facefleet.records import keys
+from facefleet.records.db import Chunk, Task, Usage, utcnow
+from facefleet.records.states import ChunkState, TaskState
+from facefleet.task.chunk_outcomes import ChunkOutcome, finish, hooks, stitch_finished
+from facefleet.task.jobs import create_task
 from tests.distributed.conftest import CI, MAX_CHUNKS_PER_TASK, REAPER_INTERVAL_S, wait_for
 from tests.distributed.helpers import (
     FRAMES,
@@ -43,7 +43,7 @@ def _no_made_up_tasks_left(services):
     sending stitches for them to the fleet."""
     made.clear()
     yield
-    from facefleet.jobs import fail_task
+    from facefleet.task.jobs import fail_task
 
     for task_id in made:
         fail_task(services.ctx, task_id, "made up by a test")
@@ -249,7 +249,7 @@ def test_a_planner_whose_disk_is_full_fails_the_task_at_once(api, fleet, full_di
 
 
 def test_chunks_of_a_failed_task_end_stopped(services):
-    from facefleet.jobs import fail_task
+    from facefleet.task.jobs import fail_task
 
     task_id = _running_task_with_chunks(
         services, [ChunkState.SUCCEEDED, ChunkState.RUNNING, ChunkState.QUEUED]

@@ -13,8 +13,8 @@ from typing import Any
 import requests
 from sqlalchemy import select
 
-from facefleet import keys
-from facefleet.db import PendingUpload
+from facefleet.records import keys
+from facefleet.records.db import PendingUpload
 from tests.distributed.conftest import wait_for
 from tests.distributed.helpers import bucket_keys, clip, submit, wait_state
 
@@ -133,7 +133,7 @@ def test_task_busy_reads_the_leases_of_the_task_only(services):
 
 
 def test_database_connections_have_tcp_keepalives_and_a_user_timeout(pg_url):
-    from facefleet.db import make_engine
+    from facefleet.records.db import make_engine
 
     engine = make_engine(pg_url)
     try:
@@ -148,8 +148,8 @@ def test_database_connections_have_tcp_keepalives_and_a_user_timeout(pg_url):
 def test_frames_whose_accounting_failed_are_counted_at_the_chunk_s_finish(api, services, tmp_path):
     from sqlalchemy import update
 
-    from facefleet.db import Chunk, Task
-    from facefleet.frames_usage import settle_frames
+    from facefleet.records.db import Chunk, Task
+    from facefleet.task.frames_usage import settle_frames
 
     task_id = submit(api, clip(tmp_path / "clip.mp4"))
     body = wait_state(api, task_id, {"succeeded", "failed"}, timeout=120)

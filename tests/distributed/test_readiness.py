@@ -156,7 +156,7 @@ def test_a_worker_whose_models_fail_stays_unready_and_takes_no_chunks(api, fleet
     ready and stops taking chunks; planning and stitching it still does."""
     from sqlalchemy import select
 
-    from facefleet.db import Chunk
+    from facefleet.records.db import Chunk
 
     for worker in fleet.live_workers():
         worker.stop()

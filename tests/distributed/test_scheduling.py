@@ -17,8 +17,8 @@ import requests
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from facefleet.db import Chunk, Task, Tenant, make_sessionmaker, utcnow
-from facefleet.dispatch import release
+from facefleet.fleet.dispatch import release
+from facefleet.records.db import Chunk, Task, Tenant, make_sessionmaker, utcnow
 from tests.distributed.conftest import PG_ADMIN_URL, wait_for
 from tests.distributed.helpers import clip, status, submit, wait_state
 
@@ -230,7 +230,7 @@ def test_queue_ttl_and_deadline_end_tasks_with_their_reason(fleet, api, services
 
 
 def test_killed_worker_chunk_moves_within_30_s_with_default_settings(fleet, api, services, tmp_path):
-    from facefleet.settings import Settings
+    from facefleet.config.settings import Settings
 
     defaults = Settings.model_fields
     settings = {

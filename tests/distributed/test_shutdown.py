@@ -9,7 +9,7 @@ import time
 
 from sqlalchemy import select
 
-from facefleet.db import Chunk
+from facefleet.records.db import Chunk
 from tests.distributed.conftest import wait_for
 from tests.distributed.helpers import (
     FRAMES,

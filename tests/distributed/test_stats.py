@@ -126,8 +126,8 @@ NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 def _rows():  # type: ignore[no-untyped-def]
     """Tasks and chunks around a 1-hour window that ends at NOW."""
-    from facefleet.db import Chunk, Task
-    from facefleet.states import ChunkState, TaskState
+    from facefleet.records.db import Chunk, Task
+    from facefleet.records.states import ChunkState, TaskState
 
     def ago(minutes: float) -> datetime:
         return NOW - timedelta(minutes=minutes)
@@ -170,8 +170,8 @@ def _rows():  # type: ignore[no-untyped-def]
 
 def _figures(url: str) -> tuple[dict, dict]:  # type: ignore[type-arg]
     """(the default tenant's figures, everyone's)."""
-    from facefleet.db import Base, Tenant, make_engine, make_sessionmaker
-    from facefleet.stats import compute
+    from facefleet.observability.stats import compute
+    from facefleet.records.db import Base, Tenant, make_engine, make_sessionmaker
 
     engine = make_engine(url)
     try:
@@ -245,9 +245,9 @@ def test_the_window_is_read_through_the_indexes(own_pg_url):
     through an index (ix_tasks_finished, ix_chunks_finished), never a whole table."""
     from sqlalchemy import event, insert
 
-    from facefleet.db import Chunk, Task, make_engine, make_sessionmaker
-    from facefleet.states import ChunkState, TaskState
-    from facefleet.stats import compute
+    from facefleet.observability.stats import compute
+    from facefleet.records.db import Chunk, Task, make_engine, make_sessionmaker
+    from facefleet.records.states import ChunkState, TaskState
 
     engine = make_engine(own_pg_url)
     try:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from facefleet.db import Task
+from facefleet.records.db import Task
 from tests.distributed.conftest import MAX_UPLOAD_BYTES
 from tests.distributed.helpers import FRAMES, JOB, clip, download, frame_indices, wait_state
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from facefleet.demo import make_sample_video
+from facefleet.modes.demo import make_sample_video
 
 REPO = Path(__file__).resolve().parents[2]
 

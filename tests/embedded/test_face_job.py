@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from facefleet.demo import make_sample_video, source_face
+from facefleet.modes.demo import make_sample_video, source_face
 from pipeline.faces.loading import load_detector
 from pipeline.runtime import Runtime
 from tests.embedded.conftest import run_cli

@@ -10,21 +10,21 @@ from pathlib import Path
 import av
 from sqlalchemy import update
 
-from facefleet import keys
-from facefleet.chunk_outcomes import ChunkOutcome
-from facefleet.chunks import process_chunk
-from facefleet.context import JobContext
-from facefleet.db import Chunk
-from facefleet.embedded import open_context
-from facefleet.jobs import cancel_task, create_task, get_task, retry_task
-from facefleet.options import JobOptions
-from facefleet.planning import plan_task
-from facefleet.redis_state import RedisState
-from facefleet.segments import resume_point
-from facefleet.settings import Settings
-from facefleet.states import ChunkState, TaskState
-from facefleet.stitching import stitch_task
+from facefleet.config.context import JobContext
+from facefleet.config.options import JobOptions
+from facefleet.config.settings import Settings
+from facefleet.fleet.redis_state import RedisState
+from facefleet.modes.embedded import open_context
+from facefleet.records import keys
+from facefleet.records.db import Chunk
+from facefleet.records.states import ChunkState, TaskState
 from facefleet.storage.local import LocalStorage
+from facefleet.task.chunk_outcomes import ChunkOutcome
+from facefleet.task.chunks import process_chunk
+from facefleet.task.jobs import cancel_task, create_task, get_task, retry_task
+from facefleet.task.planning import plan_task
+from facefleet.task.segments import resume_point
+from facefleet.task.stitching import stitch_task
 from tests.distributed.conftest import free_port
 
 TASK = "recovery"

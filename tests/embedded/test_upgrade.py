@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 
 from cli.commands.migrate import alembic_config
-from facefleet.local_schema import SCHEMA_REVISION
+from facefleet.records.local_schema import SCHEMA_REVISION
 from tests.embedded.conftest import run_cli
 from tests.embedded.test_resume import JOB, _run_and_kill
 

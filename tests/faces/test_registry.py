@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli.commands import models as models_command
-from facefleet.settings import Settings
+from facefleet.config.settings import Settings
 from pipeline.errors import ModelError, ProviderError
 from pipeline.faces.processors import FACE_ENHANCER, FACE_SWAPPER
 from pipeline.models import ModelRegistry, ModelStore, load_model

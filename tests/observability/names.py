@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from facefleet.metric_names import METRICS
+from facefleet.observability.metric_names import METRICS
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "deploy" / "observability"
 RULES = OBSERVABILITY / "rules.yml"

@@ -1,5 +1,5 @@
 """deploy/observability: the rules pass promtool's checks and unit tests, and the rules and
-the dashboard name only the metrics the code exports (facefleet/metric_names.py)."""
+the dashboard name only the metrics the code exports (facefleet/observability/metric_names.py)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ def test_queries_name_only_listed_metrics(where, expressions):
         names = metric_names(expr)
         assert names, f"{where}: {title}: names no metric: {expr}"
         unknown = names - allowed
-        assert not unknown, f"{where}: {title} names {sorted(unknown)}, not in facefleet/metric_names.py"
+        assert not unknown, (
+            f"{where}: {title} names {sorted(unknown)}, not in facefleet/observability/metric_names.py"
+        )
 
 
 def test_the_dashboard_shows_what_every_alert_watches():

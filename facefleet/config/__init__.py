@@ -1,0 +1,1 @@
+"""How a deployment and a job are configured: settings, job options, retry policy, the job context, the core's errors."""

@@ -1,0 +1,1 @@
+"""Tenants, their keys and limits: quotas reserved with a submission, max_running."""
