@@ -13,7 +13,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,22 +71,12 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
     ensure_schema(engine)
     sessions = make_sessionmaker(engine)
     ensure_default_tenant(sessions)
-    return JobContext(
+    return JobContext.from_settings(
+        settings,
         sessions=sessions,
         storage=LocalStorage(settings.home / "bucket"),
         checkpoints=SqlCheckpoints(sessions),
-        runtime=settings.runtime(),
-        scratch=settings.scratch_dir,
-        worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
-        encoder_threads=settings.encoder_threads,
-        max_attempts=settings.chunk_max_attempts,
-        infra_retry_s=settings.infra_retry_s,
-        max_chunk_s=settings.max_chunk_s,
-        lost_worker_budget=settings.lost_worker_budget,
-        keep_work_files=settings.keep_work_files,
-        max_chunks_per_task=settings.max_chunks_per_task,
-        max_segments_per_task=settings.max_segments_per_task,
-        limits=settings.media_limits(),
+        worker_name=worker_name,
     )
 
 

@@ -400,4 +400,4 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
 
 
 # the batch and outbox tables share this metadata (a module of their own, for its size)
-from facefleet import event_tables as event_tables  # noqa: E402
+from facefleet.records import event_tables as event_tables  # noqa: E402
