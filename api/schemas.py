@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from facefleet.config.options import JobOptions
 from facefleet.records.states import TaskState
@@ -51,7 +51,8 @@ def problems(*statuses: int) -> dict[Any, Any]:
 
 TENANT_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 # a URL as the server takes it: no control character, at most 8192 characters
-URL_FIELD: dict[str, Any] = {"max_length": 8192, "pattern": r"^[^\x00-\x1f\x7f]*$"}
+# a URL field: bounded, and no control characters (the server refuses them too)
+Url = Annotated[str, StringConstraints(max_length=8192, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class TaskPath(BaseModel):
@@ -80,8 +81,8 @@ class SubmitJson(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target_url: str = Field(examples=["https://media.example.com/talk.mp4"], **URL_FIELD)
-    source_url: list[Annotated[str, Field(**URL_FIELD)]] | Annotated[str, Field(**URL_FIELD)] = Field(
+    target_url: Url = Field(examples=["https://media.example.com/talk.mp4"])
+    source_url: list[Url] | Url = Field(
         default_factory=list, examples=[["https://media.example.com/face.jpg"]]
     )
     options: JobOptions = Field(default_factory=JobOptions)
@@ -94,9 +95,9 @@ class SubmitForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     target: bytes | None = Field(default=None, json_schema_extra={"format": "binary"})
-    target_url: str | None = Field(default=None, **URL_FIELD)
+    target_url: Url | None = None
     source: list[bytes] = Field(default_factory=list, json_schema_extra={"items": {"format": "binary"}})
-    source_url: list[Annotated[str, Field(**URL_FIELD)]] = Field(default_factory=list)
+    source_url: list[Url] = Field(default_factory=list)
     reference: bytes | None = Field(default=None, json_schema_extra={"format": "binary"})
     options: str | None = Field(default=None, description="JSON object with the fields of JobOptions")
 
