@@ -27,7 +27,7 @@ events = APIBlueprint(
     url_prefix="/v1",
     abp_tags=[TAG],
     abp_security=[{"bearer": []}],
-    abp_responses=problems(401, 404),
+    abp_responses=problems(400, 401, 404),
 )
 protect(events)
 
