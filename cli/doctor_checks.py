@@ -152,7 +152,7 @@ def check_models(settings: Settings, names: list[str], why: str) -> list[Check]:
 
 
 def check_providers(settings: Settings) -> Check:
-    wanted = [p.strip() for p in settings.providers.split(",") if p.strip()]
+    wanted = list(settings.providers)
     try:
         import onnxruntime
     except ImportError:

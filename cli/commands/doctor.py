@@ -64,7 +64,7 @@ def _model_names(args: argparse.Namespace, settings: Settings) -> tuple[list[str
     from cli.doctor_checks import models_for
     from facefleet.config.options import parse_options
 
-    warm = settings.warm_model_names
+    warm = list(settings.warm_models)
     if args.processors is None and warm:
         return warm, "FACEFLEET_WARM_MODELS"
     processors = args.processors or "face_anonymizer"

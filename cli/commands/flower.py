@@ -72,6 +72,16 @@ def auth_problem(address: str, credentials: str | None) -> str | None:
     return f"refusing to serve Flower on {address or 'every address'} without authentication: {HOW_TO_AUTHENTICATE}"
 
 
+def _guard_metrics() -> None:
+    """Flower serves /metrics without the authentication of its other pages (its handler is
+    not marked ``authenticated``): the same check as theirs, so a scraper sends the same
+    credentials. /healthcheck stays open, for probes."""
+    import tornado.web
+    from flower.views.monitor import Metrics
+
+    Metrics.get = tornado.web.authenticated(Metrics.get)  # type: ignore[method-assign]
+
+
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     credentials = basic_auth(args, settings)
     problem = auth_problem(args.address, credentials)
@@ -80,6 +90,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if credentials is not None:
         os.environ["FLOWER_BASIC_AUTH"] = credentials  # Flower reads its options from there too
+    _guard_metrics()
 
     from celery import Celery
 

@@ -39,6 +39,14 @@ DEFAULT_INPUTS: dict[str, tuple[Shape, ...]] = {
     "gfpgan": ((None, 3, 512, 512),),
 }
 
+# the job options that name a model: their default and the kinds of model each may name
+MODEL_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "face_detector": ("det_10g", ("scrfd", "yunet")),
+    "face_recognizer": ("w600k_r50", ("arcface",)),
+    "enhancer_model": ("gfpgan_1.4", ("gfpgan",)),
+    "swapper_model": ("inswapper_128", ("inswapper",)),
+}
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FACEFUSION_GITHUB = "https://github.com/facefusion/facefusion-assets/releases/download/models-3.0.0"
 _FACEFUSION_HF = "https://huggingface.co/facefusion/models-3.0.0/resolve/main"
@@ -220,3 +228,20 @@ class ModelRegistry:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(sorted(self.specs.values(), key=lambda s: s.name))
+
+
+def model_names(options: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each model option's value in ``options`` (a mapping; its default where absent) and
+    the kinds of model it may name."""
+    return {
+        name: (str(options.get(name, default)), kinds) for name, (default, kinds) in MODEL_OPTIONS.items()
+    }
+
+
+def check_model_options(options: Any, registry: ModelRegistry) -> None:
+    """Raise ModelError naming the option when one names no model of its kinds."""
+    for option, (name, kinds) in model_names(options).items():
+        spec = registry.specs.get(name)
+        if spec is None or spec.kind not in kinds:
+            known = sorted(s.name for s in registry.specs.values() if s.kind in kinds)
+            raise ModelError(f"{option}: unknown model {name[:100]!r}; known: {', '.join(known)}")

@@ -23,7 +23,7 @@ def test_a_fresh_private_dir_under_the_given_one(tmp_path):
         "import os\n"
         "from facefleet.observability.metrics_dir import use_private_dir\n"
         "private = use_private_dir('api')\n"
-        "from facefleet import metrics\n"
+        "from facefleet.observability import metrics\n"
         "metrics.LEASE_EXPIRED.inc()\n"
         "print(private, os.environ['PROMETHEUS_MULTIPROC_DIR'], metrics.multiprocess())\n"
     )
