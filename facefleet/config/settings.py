@@ -31,6 +31,13 @@ CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)]
 _PREFIX = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
 
 
+def clone_mirrors() -> tuple[str, ...]:
+    """Without FACEFLEET_MODEL_MIRRORS: the ``shared/models`` folder beside the project's
+    clone, where there is one (the models a checkout's tests and demo use), else none."""
+    beside = Path(__file__).resolve().parents[3] / "shared" / "models"
+    return (str(beside),) if beside.is_dir() else ()
+
+
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "facefleet"
 
@@ -201,6 +208,23 @@ class LimitsSettings(BaseSettings):
         )
 
 
+class WebhookSettings(BaseSettings):
+    """Webhooks (facefleet.events.webhooks): each event retried with exponential backoff and
+    jitter (from webhook_retry_base_s, at most webhook_retry_max_s apart) for webhook_retry_s
+    after it was written; each attempt has webhook_timeout_s; a worker's deliverer sends at
+    most webhook_concurrency at once, webhook_per_receiver of them to one URL."""
+
+    model_config = _PREFIX
+
+    webhook_retry_s: float = Field(default=24 * 3600.0, gt=0)
+    webhook_retry_base_s: float = Field(default=5.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    webhook_concurrency: int = Field(default=16, ge=1, le=256)
+    webhook_per_receiver: int = Field(default=4, ge=1, le=64)
+    webhook_poll_s: float = Field(default=0.5, gt=0)
+
+
 class RetentionSettings(BaseSettings):
     """How long what a task leaves behind is kept."""
 
@@ -212,6 +236,23 @@ class RetentionSettings(BaseSettings):
     # bucket prefixes of tasks with no row (an API killed mid-upload, a late writer after a
     # DELETE) are removed once this old; the longest upload must take less
     orphan_grace_s: float = Field(default=3600.0, gt=0)
+
+
+class ServingSettings(BaseSettings):
+    """The API against slow clients: a request's line and headers must arrive within
+    api_header_timeout_s; a body may pause at most upload_read_timeout_s between bytes and
+    must arrive within upload_grace_s plus its length at upload_min_bytes_per_s (else 408); a
+    tenant may have tenant_max_uploads submissions being received at once, an API process
+    api_submit_threads (default: all its write threads but one, kept for cancels and deletes)."""
+
+    model_config = _PREFIX
+
+    api_header_timeout_s: float = Field(default=10.0, gt=0)
+    upload_read_timeout_s: float = Field(default=15.0, gt=0)
+    upload_min_bytes_per_s: int = Field(default=64 * 1024, ge=1)
+    upload_grace_s: float = Field(default=30.0, ge=0)
+    tenant_max_uploads: int = Field(default=4, ge=1)
+    api_submit_threads: int | None = Field(default=None, ge=1)
 
 
 class AccessSettings(BaseSettings):
@@ -266,7 +307,7 @@ class ModelSettings(BaseSettings):
         defaults = Runtime()
         return Runtime(
             model_dir=self.model_dir or defaults.model_dir,
-            model_mirrors=self.model_mirrors,
+            model_mirrors=self.model_mirrors or clone_mirrors(),
             model_manifest=self.model_manifest,
             providers=self.providers,
             allow_cpu_fallback=self.allow_cpu_fallback,
@@ -281,8 +322,10 @@ class Settings(
     ServiceSettings,
     SchedulingSettings,
     LimitsSettings,
+    WebhookSettings,
     RetentionSettings,
     AccessSettings,
+    ServingSettings,
     ObservabilitySettings,
     ModelSettings,
 ):

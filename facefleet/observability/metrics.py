@@ -63,7 +63,28 @@ CHUNK_DURATION = Histogram(
 LEASE_EXPIRED = Counter(
     "facefleet_lease_expired", "Chunks whose lease expired (their worker was lost or stalled)", registry=None
 )
-OWN_METRICS = (FRAME_LATENCY, QUEUE_WAIT, TASK_TURNAROUND, CHUNK_ATTEMPTS, CHUNK_DURATION, LEASE_EXPIRED)
+WEBHOOK_DELIVERIES = Counter(
+    "facefleet_webhook_deliveries",
+    "Webhook delivery attempts, by outcome (delivered, failed: tried again later, gave_up)",
+    ["outcome"],
+    registry=None,
+)
+WEBHOOK_LATENCY = Histogram(
+    "facefleet_webhook_delivery_latency_seconds",
+    "Time from a webhook event's state change to its receiver taking it",
+    buckets=WAIT_BUCKETS,
+    registry=None,
+)
+OWN_METRICS = (
+    FRAME_LATENCY,
+    QUEUE_WAIT,
+    TASK_TURNAROUND,
+    CHUNK_ATTEMPTS,
+    CHUNK_DURATION,
+    LEASE_EXPIRED,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LATENCY,
+)
 TURNAROUND_OUTCOMES = ("succeeded", "failed", "cancelled")
 ATTEMPT_OUTCOMES = ("succeeded", "retry", "retry-later", "failed", "cancelled", "task-ended", "lease-lost")
 
