@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,11 @@ def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOption
     return parse_options(raw, settings.job_defaults())
 
 
+def quality_line(quality: dict[str, Any]) -> str:
+    """The quality gate's report as the CLI prints it (``facefleet run`` and ``status``)."""
+    return "quality: " + json.dumps(quality, sort_keys=False)
+
+
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     # the engine is loaded by the command that runs it, not by `facefleet --help`
     from facefleet.config.errors import InvalidSubmission, MediaRefused
@@ -133,8 +139,11 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         )
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
+        reported: list[dict[str, Any] | None] = []
         with _ProgressBar(enabled=not args.no_progress) as bar:
-            run_job(settings, request, workers=args.workers, on_progress=bar.update)
+            run_job(
+                settings, request, workers=args.workers, on_progress=bar.update, on_quality=reported.append
+            )
     except (
         OptionsError,
         InvalidSubmission,
@@ -152,6 +161,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         print("facefleet: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    if reported and reported[0] is not None:  # the run's summary: the quality gate's figures
+        print(quality_line(reported[0]), file=sys.stderr)
     print(args.output)
     return 0
 

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from facefleet.records.db import DatabaseTimeouts
 from pipeline.limits import MediaLimits
+from pipeline.quality import Thresholds
 from pipeline.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -33,7 +34,23 @@ class TestHooks(BaseSettings):
     prober_crash: bool = False  # the sandboxed prober aborts on every file
 
 
-class Settings(BaseSettings):
+class QualitySettings(BaseSettings):
+    """The quality gate (issue 27): how often a chunk samples a frame, and the thresholds a
+    task's figures must meet (a task under one still succeeds, with ``passed: false``)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
+
+    # every N-th frame of the source is measured, decoded back from its stored segment: 30
+    # costs ~3-4 % of a face job's time (bench/bench_quality.py; <= 5 % is the budget); 0: off
+    quality_sample_every: int = Field(default=30, ge=0)
+    quality_min_id_similarity: float = Field(default=0.85, ge=-1.0, le=1.0)
+    quality_min_psnr_db: float = Field(default=30.0, ge=0)
+
+    def quality_thresholds(self) -> Thresholds:
+        return Thresholds(self.quality_min_id_similarity, self.quality_min_psnr_db)
+
+
+class Settings(QualitySettings):
     model_config = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
 
     # embedded mode: everything lives under home (SQLite + a folder as the bucket)

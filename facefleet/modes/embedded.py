@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from facefleet.config.context import JobContext
 from facefleet.config.errors import TryLater
@@ -44,6 +45,7 @@ from facefleet.task.jobs import (
 )
 from facefleet.task.planning import plan_task
 from facefleet.task.progress import task_progress
+from facefleet.task.quality import report
 from facefleet.task.stitching import stitch_task
 from facefleet.task.submission import Draft, Receive, submit
 from facefleet.tenants.tenancy import ensure_default_tenant
@@ -88,6 +90,8 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
         max_chunks_per_task=settings.max_chunks_per_task,
         max_segments_per_task=settings.max_segments_per_task,
         limits=settings.media_limits(),
+        quality_sample_every=settings.quality_sample_every,
+        quality_thresholds=settings.quality_thresholds(),
     )
 
 
@@ -156,8 +160,10 @@ def run_job(
     request: JobRequest,
     workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
+    on_quality: Callable[[dict[str, Any] | None], None] | None = None,
 ) -> str:
-    """Run (or resume) a job to completion and write its output; returns the task id."""
+    """Run (or resume) a job to completion and write its output; returns the task id.
+    ``on_quality`` hears the quality gate's report of the job (None: nothing measured)."""
     check_inputs(request)
     memory.release_free_memory()  # caps the heap arenas before any decoder starts its threads
     started = time.time()
@@ -179,6 +185,8 @@ def run_job(
         if task.state != TaskState.SUCCEEDED:
             raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
         _deliver(ctx, task, request.output, share=not settings.keep_work_files)
+        if on_quality is not None:
+            on_quality(report(task.quality, ctx.quality_thresholds))
         if not settings.keep_work_files:  # the output is where the user wants it: nothing else stays
             delete_task(ctx, task_id)
             clean_up(ctx, task_id)

@@ -46,8 +46,14 @@ METRICS: tuple[MetricName, ...] = (
     MetricName("facefleet_broker_messages", "gauge", ("queue",)),
     # ready workers per queue: models loaded and warmed (the warm-readiness work)
     MetricName("facefleet_workers_ready", "gauge", ("queue",)),
-    # the quality gate's latest score per processor, 0..1, higher is better
-    MetricName("facefleet_quality_score", "gauge", ("processor",), only_with="the quality gate"),
+    # the quality gate (issue 27): each sampled swapped face's identity similarity, and the
+    # tasks that succeeded under a threshold; observed at the stitch of a measured task
+    MetricName(
+        "facefleet_quality_id_similarity", "histogram", ("tenant", "model"), only_with="a face swap measured"
+    ),
+    MetricName(
+        "facefleet_quality_failed_total", "counter", ("tenant", "processor"), only_with="a task failing the gate"
+    ),
 )
 
 BY_NAME: dict[str, MetricName] = {metric.name: metric for metric in METRICS}

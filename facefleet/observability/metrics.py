@@ -64,7 +64,32 @@ CHUNK_DURATION = Histogram(
 LEASE_EXPIRED = Counter(
     "facefleet_lease_expired", "Chunks whose lease expired (their worker was lost or stalled)", registry=None
 )
-OWN_METRICS = (FRAME_LATENCY, QUEUE_WAIT, TASK_TURNAROUND, CHUNK_ATTEMPTS, CHUNK_DURATION, LEASE_EXPIRED)
+# identity similarity from -1 to 1, finest around the 0.85 threshold
+SIMILARITY_BUCKETS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0)
+QUALITY_ID_SIMILARITY = Histogram(
+    "facefleet_quality_id_similarity",
+    "The quality gate's identity similarity of each sampled swapped face to its source, per task "
+    "that succeeded, by tenant and swapper model",
+    ["tenant", "model"],
+    buckets=SIMILARITY_BUCKETS,
+    registry=None,
+)
+QUALITY_FAILED = Counter(
+    "facefleet_quality_failed",
+    "Tasks that succeeded under a quality threshold (passed: false), by tenant and processor chain",
+    ["tenant", "processor"],
+    registry=None,
+)
+OWN_METRICS = (
+    FRAME_LATENCY,
+    QUEUE_WAIT,
+    TASK_TURNAROUND,
+    CHUNK_ATTEMPTS,
+    CHUNK_DURATION,
+    LEASE_EXPIRED,
+    QUALITY_ID_SIMILARITY,
+    QUALITY_FAILED,
+)
 TURNAROUND_OUTCOMES = ("succeeded", "failed", "cancelled")
 ATTEMPT_OUTCOMES = ("succeeded", "retry", "retry-later", "failed", "cancelled", "task-ended", "lease-lost")
 
