@@ -13,12 +13,15 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
+from sqlalchemy import select
 
 from facefleet.config.options import parse_options
 from facefleet.config.settings import Settings
-from facefleet.modes.demo import source_face
-from facefleet.modes.embedded import JobRequest, run_job
+from facefleet.modes.demo import group_photo, source_face
+from facefleet.modes.embedded import JobRequest, open_context, run_job
 from facefleet.observability import metrics
+from facefleet.records.db import Task
+from facefleet.task.quality import batch_quality
 from pipeline.faces.geometry import align_crop, arcface_template
 from pipeline.faces.loading import load_detector
 from pipeline.runtime import Runtime
@@ -63,6 +66,15 @@ def models(tmp_path_factory, shared_yunet) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+def group_face(tmp_path_factory) -> Path:
+    """Another person: the left-most face of the insightface group photo, with room around it."""
+    photo = group_photo()
+    path = tmp_path_factory.mktemp("other-person") / "other.png"
+    cv2.imwrite(str(path), cv2.resize(photo[216:449, 0:220], (330, 350)))
+    return path
+
+
+@pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     """40 frames (25 fps, 480x360) panning across a photograph of one face (the astronaut)."""
     photo = np.ascontiguousarray(skimage.data.astronaut()[:, :, ::-1])
@@ -70,9 +82,10 @@ def clip(tmp_path_factory) -> Path:
     return write_clip_of(tmp_path_factory.mktemp("quality-clip") / "astronaut.mp4", frames)
 
 
-def _settings(home: Path, models: dict[str, Path]) -> Settings:
+def _settings(home: Path, models: dict[str, Path], keep: bool = False) -> Settings:
     return Settings(
         home=home,
+        keep_work_files=keep,
         model_manifest=models["manifest"],
         model_dir=models["cache"],
         model_mirrors=str(models["mirror"]),
@@ -80,7 +93,9 @@ def _settings(home: Path, models: dict[str, Path]) -> Settings:
     )
 
 
-def _swap(tmp_path: Path, clip: Path, models: dict[str, Path], swapper: str, **more: object):
+def _swap(
+    tmp_path: Path, clip: Path, models: dict[str, Path], swapper: str, source: Path | None = None, **more: object
+):
     options = parse_options(
         {
             "processors": more.pop("processors", "face_swapper"),
@@ -96,8 +111,9 @@ def _swap(tmp_path: Path, clip: Path, models: dict[str, Path], swapper: str, **m
     reported: list[dict | None] = []
     tmp_path.mkdir(parents=True, exist_ok=True)
     output = tmp_path / f"{swapper}.mp4"
-    request = JobRequest(target=clip, sources=(models["source"],), reference=None, output=output, options=options)
-    run_job(_settings(tmp_path / "home", models), request, on_quality=reported.append)
+    sources = (source or models["source"],)
+    request = JobRequest(target=clip, sources=sources, reference=None, output=output, options=options)
+    run_job(_settings(tmp_path.parent / "home", models, keep=True), request, on_quality=reported.append)
     assert reported and reported[0] is not None
     return reported[0]
 
@@ -168,3 +184,25 @@ def test_the_cli_prints_the_quality_of_the_run(tmp_path, clip, models):
     assert set(quality) == {"id_similarity", "psnr_outside_db", "face_coverage", "passed", "reasons"}
     assert set(quality["id_similarity"]) == {"mean", "p05", "min", "samples"}
     assert quality["passed"] is False and quality["id_similarity"]["samples"] == 4
+
+
+def test_a_batch_with_one_source_of_another_person_drops(tmp_path, clip, models, group_face):
+    """Three items, the faithful swapper; the third item's source is another person (a face of
+    the group photo, far from the swapped-in one): that item fails and the batch's mean drops."""
+    good = [_swap(tmp_path / f"good{n}", clip, models, FAITHFUL_SWAPPER, crf=18 + n) for n in range(2)]
+    bad = _swap(tmp_path / "bad", clip, models, FAITHFUL_SWAPPER, source=group_face)
+    print(json.dumps(good), json.dumps(bad))
+    assert all(item["passed"] for item in good)
+    assert bad["passed"] is False and any("identity" in reason for reason in bad["reasons"])
+
+    ctx = open_context(_settings(tmp_path / "home", models))
+    with ctx.sessions() as session:
+        ids = [task.id for task in session.scalars(select(Task).order_by(Task.created_at))]
+    assert len(ids) == 3
+    without, batch = batch_quality(ctx, ids[:2]), batch_quality(ctx, ids)
+    print("batch of the good two:", json.dumps(without), "all three:", json.dumps(batch))
+    assert without is not None and without["passed"] is True
+    assert batch is not None and batch["passed"] is False
+    assert batch["id_similarity"]["samples"] == 24
+    assert batch["id_similarity"]["mean"] < without["id_similarity"]["mean"] - 0.05  # 0.90 -> 0.84 measured
+    assert batch["id_similarity"]["min"] == bad["id_similarity"]["min"]
