@@ -34,7 +34,7 @@ class JobContext:
     max_segments_per_task: int = 50000
     limits: MediaLimits = field(default_factory=MediaLimits)
     # the quality gate: every N-th frame measured (0: off), and what a task's figures must meet
-    quality_sample_every: int = 30
+    quality_sample_every: int = 50
     quality_thresholds: Thresholds = field(default_factory=Thresholds)
     # sessions for reads outside any transaction (the API's status and listing); default: sessions
     reads: sessionmaker | None = None
