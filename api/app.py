@@ -16,6 +16,8 @@ from flask_openapi3 import Info, OpenAPI
 from flask_openapi3.models import Schema
 from pydantic import BaseModel, ValidationError
 
+from api.batches import batches
+from api.events import events
 from api.health import health
 from api.metrics import Metrics
 from api.problems import problem_response, register_error_handlers
@@ -63,6 +65,8 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
 
     app.register_api(health)
     app.register_api(tasks)
+    app.register_api(batches)
+    app.register_api(events)
     app.register_api(stats)
     register_error_handlers(app)
 

@@ -12,6 +12,7 @@ from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from facefleet.config.errors import (
+    BatchNotFound,
     InvalidSubmission,
     InvalidTransition,
     MediaRefused,
@@ -85,6 +86,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(TaskNotFound)
     def _not_found(exc: TaskNotFound) -> Response:
         return problem_response(404, str(exc), "task-not-found")
+
+    @app.errorhandler(BatchNotFound)
+    def _no_batch(exc: BatchNotFound) -> Response:
+        return problem_response(404, str(exc), "batch-not-found")
 
     @app.errorhandler(InvalidTransition)
     def _conflict(exc: InvalidTransition) -> Response:

@@ -35,6 +35,7 @@ from facefleet.modes.distributed import Services
 from facefleet.observability import logs
 from facefleet.records.db import Task
 from facefleet.records.states import TaskState
+from facefleet.records.task_view import SUMMARY_COLUMNS, task_summary
 from facefleet.task.cleanup import clean_up
 from facefleet.task.jobs import cancel_task, delete_task, fail_task, get_task, retry_task
 from facefleet.task.progress import task_progress
@@ -119,7 +120,7 @@ def show(path: TaskPath) -> Response:
     task_id = path.task_id
     svc = state().services
     task = scoped_task()
-    body = _summary(task)
+    body = task_summary(task)
     progress = task_progress(svc.ctx, task_id, task)
     body["chunks"] = progress.pop("chunks")
     body["progress"] = progress
@@ -157,7 +158,7 @@ def index(query: ListQuery) -> Response:
         rows = list(session.execute(rows_query))  # plain rows: no ORM objects to build
     page, more = rows[:limit], len(rows) > limit
     return jsonify(
-        items=[_summary(t) for t in page],
+        items=[task_summary(t) for t in page],
         next_cursor=_encode_cursor(page[-1]) if more else None,
     )
 
@@ -173,7 +174,7 @@ def cancel(path: TaskPath) -> Response:
     task = cancel_task(svc.ctx, task_id)
     _stop_holders(svc, task_id)
     clean_up(svc.ctx, task_id)  # at once if nothing runs; else the reaper, once the holders stopped
-    return jsonify(_summary(task))
+    return jsonify(task_summary(task))
 
 
 @tasks.delete(
@@ -217,51 +218,7 @@ def retry(path: TaskPath) -> tuple[Response, int]:
     elif plan.step == TaskState.STITCHING:
         api.producer.stitch(task_id)
     # chunks wait in the table: the workers' dispatcher releases them (within a second)
-    return jsonify(_summary(get_task(svc.ctx, task_id))), 202
-
-
-SUMMARY_COLUMNS = (
-    Task.id,
-    Task.tenant,
-    Task.state,
-    Task.target_name,
-    Task.options,
-    Task.frames_total,
-    Task.chunks_total,
-    Task.error,
-    Task.reason,
-    Task.attempts,
-    Task.created_at,
-    Task.updated_at,
-    Task.started_at,
-    Task.finished_at,
-    Task.output_expired_at,
-)
-
-
-def _summary(task: Any) -> dict[str, Any]:
-    """A task's summary, from its row (an ORM object or a row of SUMMARY_COLUMNS)."""
-    return {
-        "id": task.id,
-        "tenant": task.tenant,
-        "state": task.state.value,
-        "target_name": task.target_name,
-        "options": task.options,
-        "frames_total": task.frames_total,
-        "chunks_total": task.chunks_total,
-        "error": task.error,
-        "reason": task.reason,
-        "retries": task.attempts,
-        "created_at": _iso(task.created_at),
-        "updated_at": _iso(task.updated_at),
-        "started_at": _iso(task.started_at),
-        "finished_at": _iso(task.finished_at),
-        "output_expired_at": _iso(task.output_expired_at),
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return jsonify(task_summary(get_task(svc.ctx, task_id))), 202
 
 
 def _encode_cursor(task: Any) -> str:

@@ -65,27 +65,30 @@ def _start(argv: list[str] | None) -> tuple[argparse.Namespace, Settings] | int:
         # A command uses no pydantic plugins; looking for them reads every installed package's
         # entry points (~18 ms under the profiler). Services look, as pydantic does by default.
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from facefleet.observability import logs
-
-    service = SERVICES.get(args.command, "cli")
-    level = "DEBUG" if args.verbose else getattr(args, "loglevel", None)
-    try:
-        logs.configure(service, args.log_format, level)  # type: ignore[arg-type]
-    except ValueError as exc:
-        print(f"facefleet: {exc} (FACEFLEET_LOG_FORMAT, FACEFLEET_LOG_LEVEL)", file=sys.stderr)
-        return 2
     if args.command not in MULTIPROCESS_METRICS:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # a command's metrics stay in-process
+    # SVT-AV1 prints its banner to stderr unless told; set here, once, before any encoder thread
+    # exists (setenv racing a codec's getenv can crash the process); children inherit it
+    os.environ.setdefault("SVT_LOG", "1")
     from pydantic import ValidationError
 
     from facefleet.config.settings import Settings  # after parsing: `--help` needs none of it
+    from facefleet.observability import logs
 
     try:
-        return args, Settings()
+        settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         print(f"facefleet: setting FACEFLEET_{str(first['loc'][0]).upper()}: {first['msg']}", file=sys.stderr)
         return 2
+    service = SERVICES.get(args.command, "cli")
+    level = "DEBUG" if args.verbose else getattr(args, "loglevel", None) or settings.log_level
+    try:
+        logs.configure(service, args.log_format or settings.log_format, level, logs.secret_values(os.environ))  # type: ignore[arg-type]
+    except ValueError as exc:
+        print(f"facefleet: {exc}", file=sys.stderr)
+        return 2
+    return args, settings
 
 
 if __name__ == "__main__":

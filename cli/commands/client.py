@@ -38,7 +38,9 @@ SCHEDULING_FLAGS: dict[str, type] = {"priority": int, "deadline_s": float, "queu
 
 def register(subparsers: Any) -> None:
     submit = subparsers.add_parser("submit", help="send a job to the API")
-    submit.add_argument("target", type=Path, help="the video to process")
+    submit.add_argument(
+        "target", type=Path, nargs="+", help="the video to process; several, or a folder: one batch of them"
+    )
     submit.add_argument("--source", type=Path, action="append", default=[], help="a source face (repeatable)")
     submit.add_argument("--reference", type=Path)
     submit.add_argument("--options", help="options as a JSON object (flags below override its fields)")
@@ -49,7 +51,7 @@ def register(subparsers: Any) -> None:
     _common(submit)
     submit.set_defaults(handler=handle_submit)
 
-    status = subparsers.add_parser("status", help="show a task's state and progress")
+    status = subparsers.add_parser("status", help="show a task's or a batch's state and progress")
     status.add_argument("id")
     status.add_argument("--follow", action="store_true", help="a progress bar until the task ends")
     status.add_argument("--json", action="store_true", help="print the API's answer as JSON")
@@ -58,7 +60,9 @@ def register(subparsers: Any) -> None:
 
     download = subparsers.add_parser("download", help="download a succeeded task's output")
     download.add_argument("id")
-    download.add_argument("-o", "--output", type=Path, help="file to write (default: ID.mp4, or .mov/.mkv)")
+    download.add_argument(
+        "-o", "--output", type=Path, help="file to write (default: ID.mp4, or .mov/.mkv); a batch: a folder"
+    )
     _common(download)
     download.set_defaults(handler=handle_download)
 
@@ -259,9 +263,11 @@ def _run(action: Any) -> int:
 def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
         base = _base(args, settings)
+        if len(args.target) > 1 or args.target[0].is_dir():
+            return _submit_batch(args, settings, base)
         task = submit_task(
             base,
-            args.target,
+            args.target[0],
             args.source,
             _options(args),
             args.reference,
@@ -278,10 +284,36 @@ def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
     return _run(action)
 
 
+def _submit_batch(args: argparse.Namespace, settings: Settings, base: str) -> int:
+    from cli.commands import batch_client
+
+    key = _key(settings)
+    targets = batch_client.targets_of(args.target)
+    batch = batch_client.submit_batch(
+        base, targets, args.source, _options(args), args.reference, args.idempotency_key, key
+    )
+    print(batch["id"])
+    if args.follow:
+        final = batch_client.follow_batch(base, batch["id"], key)
+        batch_client.print_batch(final)
+        return 0 if final["counts"]["succeeded"] == len(final["tasks"]) else 1
+    return 0
+
+
 def handle_status(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
         base = _base(args, settings)
         key = _key(settings)
+        from cli.commands import batch_client
+
+        if (batch := batch_client.get_batch(base, args.id, key)) is not None:
+            if args.follow:
+                batch = batch_client.follow_batch(base, args.id, key)
+            if args.json:
+                print(json.dumps(batch, indent=2))
+            else:
+                batch_client.print_batch(batch)
+            return 0 if batch["counts"]["failed"] == 0 else 1
         status = follow(base, args.id, api_key=key) if args.follow else get_status(base, args.id, key)
         if args.json:
             print(json.dumps(status, indent=2))
@@ -330,7 +362,15 @@ def handle_action(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_download(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        output = download_output(_base(args, settings), args.id, args.output, _key(settings))
+        from cli.commands import batch_client
+
+        base, key = _base(args, settings), _key(settings)
+        if (batch := batch_client.get_batch(base, args.id, key)) is not None:
+            written = batch_client.download_batch(base, batch, args.output or Path(args.id), key)
+            for path in written:
+                print(path)
+            return 0 if len(written) == len(batch["tasks"]) else 1
+        output = download_output(base, args.id, args.output, key)
         print(output)
         return 0
 

@@ -28,6 +28,10 @@ def register(subparsers: Any) -> None:
         "show", help="a tenant's limits, this month's usage and its webhook signing secret"
     )
     show.add_argument("name")
+    rotate = actions.add_parser(
+        "rotate-secret", help="a new webhook signing secret; the old one also signs for 24 h (printed last)"
+    )
+    rotate.add_argument("name")
     tenants.set_defaults(handler=handle_tenants)
 
     keys = subparsers.add_parser("keys", help="create, list and revoke API keys")
@@ -74,6 +78,12 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "update":
         tenant = tenancy.update_tenant(sessions, args.name, **_limits(args))
         print(f"tenant {tenant.name} updated")
+    elif args.action == "rotate-secret":
+        tenant = tenancy.rotate_secret(sessions, args.name)
+        print(
+            f"tenant {tenant.name}: new webhook secret; the old one signs too until {tenant.webhook_secret_previous_until:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        print(tenant.webhook_secret)
     elif args.action == "list":
         print(f"{'NAME':24} {'SUBMIT-RATE':14} {'MAX-QUEUED':>10} {'MAX-RUNNING':>11} {'MONTHLY-FRAMES':>14}")
         for tenant in tenancy.list_tenants(sessions):

@@ -106,7 +106,7 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     queues = worker_queues(settings, chosen)
     argv = [
-        *_quiet(args),
+        *_quiet(args, settings),
         "worker",
         f"--loglevel={logging.getLevelName(logging.getLogger().level)}",
         f"--queues={','.join(queues)}",
@@ -127,9 +127,10 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _quiet(args: argparse.Namespace) -> list[str]:
+def _quiet(args: argparse.Namespace, settings: Settings) -> list[str]:
     """No banner where the logs are JSON: every line stays one object."""
-    return [] if logs.resolve_format("worker", getattr(args, "log_format", None)) == "text" else ["--quiet"]
+    chosen = getattr(args, "log_format", None) or settings.log_format
+    return [] if logs.resolve_format("worker", chosen) == "text" else ["--quiet"]
 
 
 def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,5 +142,7 @@ def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
         print(f"facefleet beat: {exc}", file=sys.stderr)
         return 2
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)
-    app.start([*_quiet(args), "beat", f"--loglevel={logging.getLevelName(logging.getLogger().level)}"])
+    app.start(
+        [*_quiet(args, settings), "beat", f"--loglevel={logging.getLevelName(logging.getLogger().level)}"]
+    )
     return 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import sessionmaker
 
@@ -14,6 +16,9 @@ from facefleet.storage.base import Storage
 from pipeline.limits import MediaLimits
 from pipeline.quality import Thresholds
 from pipeline.runtime import Runtime
+
+if TYPE_CHECKING:
+    from facefleet.config.settings import Settings
 
 
 @dataclass
@@ -46,6 +51,28 @@ class JobContext:
     set_phase: Callable[[str, str, float | None], None] = lambda _task_id, _phase, _percent: None
     # per-process caches (probe, chain) keyed by task id; models themselves are cached by pipeline.faces
     cache: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, worker_name: str | None = None, **ports: Any) -> JobContext:
+        """A mode's context: its ports (sessions, storage, checkpoints, meters) and what every
+        job reads from the settings; the worker is named after its host and process."""
+        return cls(
+            runtime=settings.runtime(),
+            scratch=settings.scratch_dir,
+            worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
+            encoder_threads=settings.encoder_threads,
+            max_attempts=settings.chunk_max_attempts,
+            infra_retry_s=settings.infra_retry_s,
+            max_chunk_s=settings.max_chunk_s,
+            lost_worker_budget=settings.lost_worker_budget,
+            keep_work_files=settings.keep_work_files,
+            max_chunks_per_task=settings.max_chunks_per_task,
+            max_segments_per_task=settings.max_segments_per_task,
+            limits=settings.media_limits(),
+            quality_sample_every=settings.quality_sample_every,
+            quality_thresholds=settings.quality_thresholds(),
+            **ports,
+        )
 
     def __post_init__(self) -> None:
         self.scratch.mkdir(parents=True, exist_ok=True)

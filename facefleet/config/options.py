@@ -14,10 +14,16 @@ class OptionsError(ValueError):
     """Options a user gave that cannot be used; the message names the field."""
 
 
+# who is told what, and where: not the job's work (left out of an embedded job's id)
+DELIVERY_OPTIONS = frozenset({"webhook_url", "webhook_events"})
 # options of the job's scheduling and chunking, not of its frames
-SCHEDULING_OPTIONS = frozenset(
-    {"processors", "chunk_frames", "segment_frames", "priority", "deadline_s", "queue_ttl_s"}
+SCHEDULING_OPTIONS = (
+    frozenset({"processors", "chunk_frames", "segment_frames", "priority", "deadline_s", "queue_ttl_s"})
+    | DELIVERY_OPTIONS
 )
+WebhookEventName = Literal["started", "progress", "succeeded", "failed", "cancelled", "batch_completed"]
+# the events sent when webhook_events is not given: every one but progress
+DEFAULT_WEBHOOK_EVENTS = ("started", "succeeded", "failed", "cancelled", "batch_completed")
 
 
 class JobOptions(BaseModel):
@@ -58,6 +64,17 @@ class JobOptions(BaseModel):
     enhancer_blend: float = Field(default=0.8, ge=0, le=1)
     anonymizer_mode: Literal["blur", "pixelate"] = "blur"
     face_batch: int = Field(default=8, ge=1, le=64)
+    # webhooks: signed POSTs of these events to this URL (checked by the egress guard at
+    # submission and again at each delivery)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_events: list[WebhookEventName] | None = None
+
+    @property
+    def webhook_wants(self) -> frozenset[str]:
+        """The events to send (none without a webhook_url)."""
+        if not self.webhook_url:
+            return frozenset()
+        return frozenset(self.webhook_events if self.webhook_events is not None else DEFAULT_WEBHOOK_EVENTS)
 
     @field_validator("processors", mode="before")
     @classmethod

@@ -13,7 +13,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from typing import Any
 
 from facefleet.config.context import JobContext
 from facefleet.config.errors import TryLater
-from facefleet.config.options import JobOptions
+from facefleet.config.options import DELIVERY_OPTIONS, JobOptions
 from facefleet.config.settings import Settings
 from facefleet.observability import memory
 from facefleet.records import keys
@@ -74,24 +73,12 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
     ensure_schema(engine)
     sessions = make_sessionmaker(engine)
     ensure_default_tenant(sessions)
-    return JobContext(
+    return JobContext.from_settings(
+        settings,
         sessions=sessions,
         storage=LocalStorage(settings.home / "bucket"),
         checkpoints=SqlCheckpoints(sessions),
-        runtime=settings.runtime(),
-        scratch=settings.scratch_dir,
-        worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
-        encoder_threads=settings.encoder_threads,
-        max_attempts=settings.chunk_max_attempts,
-        infra_retry_s=settings.infra_retry_s,
-        max_chunk_s=settings.max_chunk_s,
-        lost_worker_budget=settings.lost_worker_budget,
-        keep_work_files=settings.keep_work_files,
-        max_chunks_per_task=settings.max_chunks_per_task,
-        max_segments_per_task=settings.max_segments_per_task,
-        limits=settings.media_limits(),
-        quality_sample_every=settings.quality_sample_every,
-        quality_thresholds=settings.quality_thresholds(),
+        worker_name=worker_name,
     )
 
 
@@ -100,7 +87,11 @@ def job_id(request: JobRequest) -> str:
     digest = hashlib.sha256()
     for path in (request.target, *request.sources, *([request.reference] if request.reference else [])):
         digest.update(_file_digest(path).encode())
-    digest.update(json.dumps(request.options.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            request.options.model_dump(mode="json", exclude=set(DELIVERY_OPTIONS)), sort_keys=True
+        ).encode()
+    )
     return digest.hexdigest()[:32]
 
 

@@ -46,6 +46,10 @@ METRICS: tuple[MetricName, ...] = (
     MetricName("facefleet_broker_messages", "gauge", ("queue",)),
     # ready workers per queue: models loaded and warmed (the warm-readiness work)
     MetricName("facefleet_workers_ready", "gauge", ("queue",)),
+    # webhooks: attempts by outcome, state change to receipt, the oldest undelivered event's age
+    MetricName("facefleet_webhook_deliveries_total", "counter", ("outcome",), only_with="webhooks"),
+    MetricName("facefleet_webhook_delivery_latency_seconds", "histogram", only_with="webhooks"),
+    MetricName("facefleet_webhook_oldest_undelivered_seconds", "gauge"),
     # the quality gate (issue 27): each sampled swapped face's identity similarity, and the
     # tasks that succeeded under a threshold; observed at the stitch of a measured task
     MetricName(

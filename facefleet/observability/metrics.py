@@ -64,6 +64,18 @@ CHUNK_DURATION = Histogram(
 LEASE_EXPIRED = Counter(
     "facefleet_lease_expired", "Chunks whose lease expired (their worker was lost or stalled)", registry=None
 )
+WEBHOOK_DELIVERIES = Counter(
+    "facefleet_webhook_deliveries",
+    "Webhook delivery attempts, by outcome (delivered, failed: tried again later, gave_up)",
+    ["outcome"],
+    registry=None,
+)
+WEBHOOK_LATENCY = Histogram(
+    "facefleet_webhook_delivery_latency_seconds",
+    "Time from a webhook event's state change to its receiver taking it",
+    buckets=WAIT_BUCKETS,
+    registry=None,
+)
 # identity similarity from -1 to 1, finest around the 0.85 threshold
 SIMILARITY_BUCKETS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0)
 QUALITY_ID_SIMILARITY = Histogram(
@@ -87,6 +99,8 @@ OWN_METRICS = (
     CHUNK_ATTEMPTS,
     CHUNK_DURATION,
     LEASE_EXPIRED,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LATENCY,
     QUALITY_ID_SIMILARITY,
     QUALITY_FAILED,
 )

@@ -97,6 +97,9 @@ class Tenant(Base):
     max_running: Mapped[int | None] = mapped_column(Integer)
     monthly_frames: Mapped[int | None] = mapped_column(BigInteger)
     webhook_secret: Mapped[str] = mapped_column(String(100))
+    # the secret before the last rotation, still signed with until webhook_secret_previous_until
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(100))
+    webhook_secret_previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # when the dispatcher last released one of its chunks (fair share: who waited longest)
     served_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -167,6 +170,9 @@ class Task(Base):
     # the quality gate's figures of the whole task (pipeline.quality.Figures), written at the stitch
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     inputs_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    batch_id: Mapped[str | None] = mapped_column(String(32), index=True)  # the batch it is an item of
+    # when its last ``progress`` webhook event was written (at most one per PROGRESS_EVERY_S)
+    progress_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     chunks: Mapped[list[Chunk]] = relationship(
         back_populates="task", cascade="all, delete-orphan", order_by="Chunk.index"
@@ -395,3 +401,7 @@ def _keepalives(limits: DatabaseTimeouts) -> dict[str, int]:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+# the batch and outbox tables share this metadata (a module of their own, for its size)
+from facefleet.records import event_tables as event_tables  # noqa: E402

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from facefleet.config.context import JobContext
 from facefleet.config.errors import InvalidTransition, TaskNotFound
 from facefleet.config.options import JobOptions
+from facefleet.events.outbox import task_event
 from facefleet.observability import metrics
 from facefleet.records import keys
 from facefleet.records.db import Chunk, Task, add_usage, after_commit, utcnow
@@ -62,6 +63,8 @@ def task_moved(session: Session, task_id: str, target: TaskState, error: str | N
         if created is not None:
             turnaround = max(0.0, (utcnow() - created).total_seconds())
             extra["latency_ms"] = round(turnaround * 1000)
+
+    task_event(session, task_id, target)  # its webhook and live events, in this transaction
 
     def committed() -> None:  # observed and logged once the change holds
         if turnaround is not None:
@@ -156,6 +159,7 @@ def create_task(
     bytes_in: int = 0,
     tenant: str = keys.DEFAULT_TENANT,
     frames_total: int | None = None,
+    batch_id: str | None = None,
 ) -> Task:
     """A new task in state ``queued``; its inputs must already be in the bucket
     (``frames_total``: what the submission's probe found, until the plan says exactly)."""
@@ -174,6 +178,7 @@ def create_task(
         priority=options.priority,
         idempotency_key=idempotency_key,
         bytes_in=bytes_in,
+        batch_id=batch_id,
     )
     if task_id is not None:
         task.id = task_id

@@ -25,7 +25,7 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import InvalidSubmission, MediaRefused
 from facefleet.config.options import JobOptions, OptionsError, check_plan_size, parse_options
 from facefleet.config.settings import Settings
-from facefleet.egress import check_url, fetch, parse_s3_url
+from facefleet.egress import EgressRefused, check_url, fetch, parse_s3_url
 from facefleet.records import keys
 from facefleet.records.db import Task, new_id
 from facefleet.storage.scratch import scratch_dir
@@ -58,6 +58,7 @@ class Draft:
     options_text: str | None = None
     target_url: str | None = None
     source_urls: list[str] = field(default_factory=list)
+    batch_id: str | None = None  # the batch it is an item of
 
     @property
     def keys(self) -> keys.TaskKeys:
@@ -115,6 +116,7 @@ def submit(
     task_id: str | None = None,
     idempotency_key: str | None = None,
     admit: Admit = lambda _options: None,
+    batch_id: str | None = None,
 ) -> tuple[Task, bool]:
     """Returns (task, created). ``created`` is False when the idempotency key named a task
     of this tenant that already exists (keys are the tenant's own: stored as ``tenant:key``)."""
@@ -122,7 +124,7 @@ def submit(
         idempotency_key = f"{tenant}:{idempotency_key}"
         if existing := find_by_idempotency_key(ctx, idempotency_key):
             return existing, False
-    draft = Draft(task_id=task_id or new_id(), tenant=tenant)
+    draft = Draft(task_id=task_id or new_id(), tenant=tenant, batch_id=batch_id)
     record_pending(ctx, draft.keys)  # before any byte is stored: a killed process's are swept
     try:
         with scratch_dir(ctx.scratch, "upload") as scratch:
@@ -150,6 +152,7 @@ def _check(
     """The options and the number of frames the task will process, or the refusal."""
     _fetch_urls(ctx, settings, draft, scratch)
     options = _options(draft, settings.job_defaults())
+    check_webhook_url(settings, options)
     admit(options)  # before the probe: a refusal costs no sandbox
     assert draft.target_copy is not None
     frames = _probe_target(settings, draft.target_copy, draft.target_name or "target", options)
@@ -158,6 +161,16 @@ def _check(
         options, frames, max_chunks=settings.max_chunks_per_task, max_segments=settings.max_segments_per_task
     )
     return options, frames
+
+
+def check_webhook_url(settings: Settings, options: JobOptions) -> None:
+    """A webhook_url the egress guard would refuse now is refused at submission (422); it is
+    checked again at each delivery, where DNS may answer otherwise."""
+    url = options.webhook_url
+    if url is not None:
+        if not url.lower().startswith(("https://", "http://")):
+            raise EgressRefused("webhook_url: only https:// (or http:// to allowed addresses) URLs")
+        check_url(url, settings.egress_policy(0), what="webhook_url")
 
 
 def _fetch_urls(ctx: JobContext, settings: Settings, draft: Draft, scratch: Path) -> None:
@@ -270,6 +283,7 @@ def _create(
             bytes_in=draft.target_bytes,
             tenant=draft.tenant,
             frames_total=frames,
+            batch_id=draft.batch_id,
         )
     except IntegrityError:
         if idempotency_key is None:
