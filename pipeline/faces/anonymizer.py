@@ -79,11 +79,18 @@ def _starts(side: int, tile: int) -> list[int]:
 
 
 def _merged(faces: list[Face]) -> list[Face]:
+    """One face per place: the best-scored of the passes, its box grown to cover every box
+    of the same face (the effect then hides all that any pass saw)."""
     if not faces:
         return []
     boxes = np.stack([face.box for face in faces]).astype(np.float32)
     scores = np.array([face.score for face in faces], np.float32)
-    return [faces[i] for i in nms(boxes, scores, MERGE_IOU, pixel_offset=0.0)]
+    merged = []
+    for kept in nms(boxes, scores, MERGE_IOU, pixel_offset=0.0):
+        same = [box for box in boxes if _iou(box, boxes[kept]) >= MERGE_IOU]
+        union = np.concatenate([np.min(same, axis=0)[:2], np.max(same, axis=0)[2:]]).astype(np.float32)
+        merged.append(replace(faces[kept], box=union))
+    return merged
 
 
 def carry(found: list[list[Face]], frames: int = CARRY_FRAMES) -> list[list[Face]]:
