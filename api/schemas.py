@@ -137,7 +137,9 @@ class Quality(BaseModel):
     id_similarity: IdSimilarity = Field(
         description="the recogniser's similarity of each swapped face to the source identity"
     )
-    psnr_outside_db: float | None = Field(description="PSNR of everything outside the faces against the input")
+    psnr_outside_db: float | None = Field(
+        description="PSNR of everything outside the faces against the input"
+    )
     face_coverage: float | None = Field(
         description="share of sampled frames with a detected face (the anonymiser passes only at 0)"
     )

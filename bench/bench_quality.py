@@ -30,7 +30,9 @@ from tests.faces.models import RECOGNIZER, SWAPPER, write_test_models  # noqa: E
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 
 
-def one_job(folder: Path, clip: Path, source: Path, manifest: Path, every: int, run: int) -> tuple[float, dict]:
+def one_job(
+    folder: Path, clip: Path, source: Path, manifest: Path, every: int, run: int
+) -> tuple[float, dict]:
     settings = Settings(
         home=folder / f"home-{every}-{run}",
         model_manifest=manifest,
@@ -84,7 +86,9 @@ def main() -> None:
                 quality = reported or quality
         frames = round(args.seconds * 25)
         without, with_gate = min(times[0]), min(times[args.every])
-        print(f"{frames} frames, 640x360, face_swapper, best of {args.rounds} (each run's CPU seconds: {times})")
+        print(
+            f"{frames} frames, 640x360, face_swapper, best of {args.rounds} (each run's CPU seconds: {times})"
+        )
         print(f"without the gate: {without:.2f} CPU s")
         print(f"with the gate, every {args.every}th frame: {with_gate:.2f} CPU s")
         print(f"the gate's share: {100 * (with_gate - without) / with_gate:.1f} % of the job's time")

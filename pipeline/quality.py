@@ -152,7 +152,9 @@ def summarise(figures: Figures, thresholds: Thresholds) -> dict[str, Any]:
 # ---------------------------------------------------------------- the measures of one frame
 
 
-def outside_faces(shape: tuple[int, ...], boxes: Iterable[np.ndarray], margin: float = FACE_MARGIN) -> np.ndarray:
+def outside_faces(
+    shape: tuple[int, ...], boxes: Iterable[np.ndarray], margin: float = FACE_MARGIN
+) -> np.ndarray:
     """A boolean mask of the pixels farther than ``margin`` box sizes from every box."""
     import numpy as np
 
@@ -228,7 +230,9 @@ class Measures(Protocol):
     def measure(self, before: np.ndarray, after: np.ndarray) -> Figures: ...
 
 
-def measure_segment(gate: Measures, path: Path, first_index: int, inputs: Mapping[int, np.ndarray]) -> Figures:
+def measure_segment(
+    gate: Measures, path: Path, first_index: int, inputs: Mapping[int, np.ndarray]
+) -> Figures:
     """The figures of a segment's sampled frames: ``inputs`` (source index -> input pixels)
     against the same frames decoded back from the encoded segment at ``path``."""
     decoded = decode_back(path, first_index, inputs)

@@ -56,7 +56,10 @@ METRICS: tuple[MetricName, ...] = (
         "facefleet_quality_id_similarity", "histogram", ("tenant", "model"), only_with="a face swap measured"
     ),
     MetricName(
-        "facefleet_quality_failed_total", "counter", ("tenant", "processor"), only_with="a task failing the gate"
+        "facefleet_quality_failed_total",
+        "counter",
+        ("tenant", "processor"),
+        only_with="a task failing the gate",
     ),
 )
 

@@ -24,7 +24,9 @@ from pipeline.quality import Figures, Thresholds, summarise, total
 log = logging.getLogger(__name__)
 
 
-def record_segment(ctx: JobContext, task_id: str, chunk_index: int, segment_index: int, figures: Figures) -> None:
+def record_segment(
+    ctx: JobContext, task_id: str, chunk_index: int, segment_index: int, figures: Figures
+) -> None:
     """Keep a stored segment's figures on its chunk's row."""
     with ctx.sessions.begin() as session:
         chunk = session.scalar(
@@ -98,5 +100,8 @@ def announce(
         return
     metrics.QUALITY_FAILED.labels(tenant=tenant, processor=processor).inc()
     log.warning(
-        "task %s failed the quality gate: %s", task_id, "; ".join(summary["reasons"]), extra={"quality": summary}
+        "task %s failed the quality gate: %s",
+        task_id,
+        "; ".join(summary["reasons"]),
+        extra={"quality": summary},
     )

@@ -135,7 +135,7 @@ def run_segments(
         figures: Figures | None = None
         try:
             with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
-                taking = islice(frames, count)
+                taking: Iterator[Frame] = islice(frames, count)
                 if gate is not None:
                     taking = capture(taking, every, inputs)
                 ours = _take(_processed(chain, taking, options.face_batch), count, taken, abort)
@@ -294,7 +294,9 @@ def _gate(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Qua
         from pipeline.faces.gate import build_gate
 
         assets = load_assets(ctx, task_keys)
-        ctx.cache[cache_key] = build_gate(options.processors, options.processor_options(), assets, ctx.runtime)
+        ctx.cache[cache_key] = build_gate(
+            options.processors, options.processor_options(), assets, ctx.runtime
+        )
     gate: QualityGate | None = ctx.cache[cache_key]
     return gate
 

@@ -94,7 +94,12 @@ def _settings(home: Path, models: dict[str, Path], keep: bool = False) -> Settin
 
 
 def _swap(
-    tmp_path: Path, clip: Path, models: dict[str, Path], swapper: str, source: Path | None = None, **more: object
+    tmp_path: Path,
+    clip: Path,
+    models: dict[str, Path],
+    swapper: str,
+    source: Path | None = None,
+    **more: object,
 ):
     options = parse_options(
         {
@@ -121,7 +126,10 @@ def _swap(
 def _failed_count(processor: str) -> float:
     for family in metrics.QUALITY_FAILED.collect():
         for sample in family.samples:
-            if sample.name.endswith("_total") and sample.labels == {"tenant": "default", "processor": processor}:
+            if sample.name.endswith("_total") and sample.labels == {
+                "tenant": "default",
+                "processor": processor,
+            }:
                 return sample.value
     return 0.0
 

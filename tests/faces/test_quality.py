@@ -21,7 +21,9 @@ def test_figures_add_up_and_survive_json():
 
 
 def test_the_report_names_each_threshold_missed():
-    figures = Figures(samples=4, with_face=4, similarities=[0.5, 0.6, 0.9, 0.95], squared_error=0.0, values=10)
+    figures = Figures(
+        samples=4, with_face=4, similarities=[0.5, 0.6, 0.9, 0.95], squared_error=0.0, values=10
+    )
     report = summarise(figures, Thresholds())
     assert set(report) == {"id_similarity", "psnr_outside_db", "face_coverage", "passed", "reasons"}
     assert report["id_similarity"] == {"mean": 0.7375, "p05": 0.515, "min": 0.5, "samples": 4}
@@ -42,7 +44,9 @@ def test_psnr_outside_ignores_the_faces():
     assert error == 0 and values > 0 and psnr_db(error, values) == float("inf")
     after[0, 0] = 10
     error, values = squared_error_outside(before, after, [np.array([45, 45, 55, 55], np.float32)])
-    assert error == 300 and round(psnr_db(error, values), 1) == round(10 * np.log10(255**2 / (300 / values)), 1)
+    assert error == 300 and round(psnr_db(error, values), 1) == round(
+        10 * np.log10(255**2 / (300 / values)), 1
+    )
 
 
 def _face(x: float) -> Face:
