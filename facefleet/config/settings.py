@@ -56,8 +56,9 @@ class QualitySettings(BaseSettings):
     model_config = _PREFIX
 
     # every N-th frame of the source is measured, decoded back from its stored segment; 0: off.
-    # Every 30th cost 5.1 % of a face_swapper job's CPU time with a cheap generated swapper
-    # (bench/bench_quality.py, 100 frames of 640x360); every 50th stays under the 5 % budget
+    # Every 50th: the gate's own CPU time is 2.8-2.9 % of a face_swapper job's with a cheap
+    # generated swapper (bench/bench_quality.py, 200 frames of 640x360; the real inswapper
+    # costs more per frame, so less); every 30th measured 5.1 % (job against job, 100 frames)
     quality_sample_every: int = Field(default=50, ge=0)
     quality_min_id_similarity: float = Field(default=0.85, ge=-1.0, le=1.0)
     quality_min_psnr_db: float = Field(default=30.0, ge=0)
