@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import resource
-import time
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
