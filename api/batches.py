@@ -133,7 +133,7 @@ def _enqueue(api: Any, task_id: str) -> None:
 @batches.get(
     "/batches/<batch_id>",
     summary="a batch: counts per state, progress, its tasks (paginated)",
-    responses={**problems(404)},
+    responses={200: None, **problems(404)},
 )
 def show(path: BatchPath, query: BatchQuery) -> Response:
     svc = state().services
@@ -154,7 +154,7 @@ def show(path: BatchPath, query: BatchQuery) -> Response:
     return jsonify(body)
 
 
-@batches.get("/batches", summary="the caller's batches, newest first")
+@batches.get("/batches", summary="the caller's batches, newest first", responses={200: None})
 def index(query: BatchQuery) -> Response:
     svc = state().services
     caller = principal()
@@ -167,7 +167,9 @@ def index(query: BatchQuery) -> Response:
 
 
 @batches.post(
-    "/batches/<batch_id>/cancel", summary="cancel the batch's unfinished items", responses={**problems(404)}
+    "/batches/<batch_id>/cancel",
+    summary="cancel the batch's unfinished items",
+    responses={200: None, **problems(404)},
 )
 def cancel(path: BatchPath) -> Response:
     svc = state().services
@@ -179,7 +181,9 @@ def cancel(path: BatchPath) -> Response:
 
 
 @batches.post(
-    "/batches/<batch_id>/retry", summary="retry the batch's failed items", responses={**problems(404)}
+    "/batches/<batch_id>/retry",
+    summary="retry the batch's failed items",
+    responses={202: None, **problems(404)},
 )
 def retry(path: BatchPath) -> tuple[Response, int]:
     api = state()

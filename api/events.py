@@ -27,7 +27,7 @@ events = APIBlueprint(
     url_prefix="/v1",
     abp_tags=[TAG],
     abp_security=[{"bearer": []}],
-    abp_responses=problems(401, 404),
+    abp_responses=problems(400, 401, 404),
 )
 protect(events)
 
@@ -39,13 +39,21 @@ class DeliveryPath(BaseModel):
     delivery_id: str = Field(max_length=64, description="a delivery's id (its webhook-id)")
 
 
-@events.get("/tasks/<task_id>/webhooks", summary="a task's webhook deliveries, each with its attempts")
+@events.get(
+    "/tasks/<task_id>/webhooks",
+    summary="a task's webhook deliveries, each with its attempts",
+    responses={200: None},
+)
 def task_webhooks(path: TaskPath) -> Response:
     with state().services.ctx.read_sessions() as session:
         return jsonify(items=deliveries(session, task_id=scoped_task().id))
 
 
-@events.get("/batches/<batch_id>/webhooks", summary="a batch's webhook deliveries (its own and its items')")
+@events.get(
+    "/batches/<batch_id>/webhooks",
+    summary="a batch's webhook deliveries (its own and its items')",
+    responses={200: None},
+)
 def batch_webhooks(path: BatchPath) -> Response:
     batch = _batch(path.batch_id)
     with state().services.ctx.read_sessions() as session:
@@ -67,7 +75,11 @@ def replay_delivery(path: DeliveryPath) -> tuple[Response, int]:
     return jsonify(id=path.delivery_id, state="pending"), 202
 
 
-@events.get("/tasks/<task_id>/events", summary="live events of a task (text/event-stream), until it ends")
+@events.get(
+    "/tasks/<task_id>/events",
+    summary="live events of a task (text/event-stream), until it ends",
+    responses={200: None},
+)
 def task_events(path: TaskPath) -> Response:
     svc = state().services
     task_id = scoped_task().id
@@ -85,7 +97,9 @@ def task_events(path: TaskPath) -> Response:
 
 
 @events.get(
-    "/batches/<batch_id>/events", summary="live events of a batch (text/event-stream), until it completes"
+    "/batches/<batch_id>/events",
+    summary="live events of a batch (text/event-stream), until it completes",
+    responses={200: None},
 )
 def batch_events(path: BatchPath) -> Response:
     svc = state().services

@@ -6,11 +6,12 @@ types at import time to validate requests and document them.)"""
 import base64
 import binascii
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
 import redis
-from flask import Response, jsonify, request, url_for
+from flask import Response, current_app, jsonify, request, url_for
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import and_, or_, select
 
@@ -28,6 +29,7 @@ from api.schemas import (
     problems,
     submission_body,
 )
+from api.slots import SubmitSlots
 from api.state import state
 from api.submit import check_idempotency_key, receiver
 from facefleet.fleet.standing import phase_of, queue_standing
@@ -40,10 +42,11 @@ from facefleet.task.cleanup import clean_up
 from facefleet.task.jobs import cancel_task, delete_task, fail_task, get_task, retry_task
 from facefleet.task.progress import task_progress
 from facefleet.task.quality import report
-from facefleet.task.submission import submit
+from facefleet.task.submission import MAX_SOURCES, submit
 
 log = logging.getLogger(__name__)
 
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
 TAG = Tag(name="tasks", description="face-swap jobs on videos: submit, follow, download")
 SECURITY: list[dict[str, list[Any]]] = [{"bearer": []}]
 PROBLEMS = problems(400, 401, 503)
@@ -63,7 +66,7 @@ protect(tasks)
     responses={
         200: Created,
         201: Created,
-        **problems(403, 409, 413, 415, 422, 429),
+        **problems(403, 408, 409, 413, 415, 422, 429),
     },
     openapi_extensions={
         "requestBody": submission_body(),
@@ -82,16 +85,18 @@ def create() -> tuple[Response, int, dict[str, str]]:
     svc = api.services
     tenant = principal().tenant
     idempotency_key = request.headers.get("Idempotency-Key")
-    admit_submission(svc, api.limiter, tenant)
     check_idempotency_key(idempotency_key)
-    task, created = submit(
-        svc.ctx,
-        svc.settings,
-        receiver(svc),
-        tenant=tenant,
-        idempotency_key=idempotency_key,
-        admit=lambda options: api.admission.check(svc, options.priority),
-    )
+    slots: SubmitSlots = current_app.extensions["facefleet.slots"]
+    with slots.process(), slots.tenant(svc.state.redis, svc.settings.redis_namespace, tenant, _hold_s(svc)):
+        admit_submission(svc, api.limiter, tenant)
+        task, created = submit(
+            svc.ctx,
+            svc.settings,
+            receiver(svc),
+            tenant=tenant,
+            idempotency_key=idempotency_key,
+            admit=lambda options: api.admission.check(svc, options.priority),
+        )
     logs.bind(task_id=task.id, tenant=tenant)
     if created:
         request_id = logs.bound("request_id")
@@ -111,6 +116,13 @@ def create() -> tuple[Response, int, dict[str, str]]:
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return jsonify(id=task.id, state=task.state.value), 201 if created else 200, headers
+
+
+def _hold_s(svc: Services) -> float:
+    """The longest a submission may take: its body, its URL fetches, its probe (and a margin)."""
+    settings = svc.settings
+    body = current_app.extensions["facefleet.body"].budget_s(request.content_length)
+    return body + (MAX_SOURCES + 1) * settings.egress_timeout_s + settings.probe_timeout_s + 60
 
 
 @tasks.get(
@@ -228,6 +240,8 @@ def _encode_cursor(task: Any) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        if not _TASK_ID.fullmatch(task_id):
+            raise ValueError(task_id)
         return datetime.fromisoformat(created), task_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Problem(400, "cursor is not one this API returned") from None

@@ -52,10 +52,9 @@ def one_job(
     )
     output = folder / f"out-{every}-{run}.mp4"
     request = JobRequest(target=clip, sources=(source,), reference=None, output=output, options=options)
-    reported: list[dict | None] = []
     started = _cpu_seconds()
-    run_job(settings, request, on_quality=reported.append)
-    return _cpu_seconds() - started, (reported[0] if reported else None) or {}
+    quality = run_job(settings, request).quality
+    return _cpu_seconds() - started, quality or {}
 
 
 GATE_CPU = [0.0]

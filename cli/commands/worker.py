@@ -25,7 +25,12 @@ def register(subparsers: Any) -> None:
         help=f"comma-separated, among {', '.join(QUEUES)} (default: all)",
     )
     parser.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU is a good start)")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    parser.add_argument(
+        "--pool",
+        default="prefork",
+        choices=["prefork", "solo", "threads"],
+        help="Celery's execution pool: processes, the main process alone, or threads (default: prefork)",
+    )
     parser.add_argument("--name", default=None, help="worker node name (default: facefleet@HOST-PID)")
     parser.add_argument("--loglevel", default=None, help="default: FACEFLEET_LOG_LEVEL, else INFO")
     parser.add_argument(
@@ -83,6 +88,14 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.check:
         return handle_check(args, settings)
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
+    unknown = [q for q in chosen if q not in QUEUES]
+    if unknown or not chosen:
+        from cli.option_flags import suggest
+
+        hint = suggest(unknown[0], QUEUES) if unknown else ""
+        named = f"unknown queue {unknown[0]!r}{hint}" if unknown else "no queue named"
+        print(f"facefleet worker: --queues: {named}; the queues are {', '.join(QUEUES)}", file=sys.stderr)
+        return 2
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_dir = use_private_dir("worker") if port else None  # before prometheus_client is imported

@@ -32,6 +32,13 @@ CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)]
 _PREFIX = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
 
 
+def clone_mirrors() -> tuple[str, ...]:
+    """Without FACEFLEET_MODEL_MIRRORS: the ``shared/models`` folder beside the project's
+    clone, where there is one (the models a checkout's tests and demo use), else none."""
+    beside = Path(__file__).resolve().parents[3] / "shared" / "models"
+    return (str(beside),) if beside.is_dir() else ()
+
+
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "facefleet"
 
@@ -248,6 +255,23 @@ class RetentionSettings(BaseSettings):
     orphan_grace_s: float = Field(default=3600.0, gt=0)
 
 
+class ServingSettings(BaseSettings):
+    """The API against slow clients: a request's line and headers must arrive within
+    api_header_timeout_s; a body may pause at most upload_read_timeout_s between bytes and
+    must arrive within upload_grace_s plus its length at upload_min_bytes_per_s (else 408); a
+    tenant may have tenant_max_uploads submissions being received at once, an API process
+    api_submit_threads (default: all its write threads but one, kept for cancels and deletes)."""
+
+    model_config = _PREFIX
+
+    api_header_timeout_s: float = Field(default=10.0, gt=0)
+    upload_read_timeout_s: float = Field(default=15.0, gt=0)
+    upload_min_bytes_per_s: int = Field(default=64 * 1024, ge=1)
+    upload_grace_s: float = Field(default=30.0, ge=0)
+    tenant_max_uploads: int = Field(default=4, ge=1)
+    api_submit_threads: int | None = Field(default=None, ge=1)
+
+
 class AccessSettings(BaseSettings):
     """Who may call what: API keys, the client commands' API, Flower's password."""
 
@@ -292,7 +316,7 @@ class ModelSettings(BaseSettings):
         defaults = Runtime()
         return Runtime(
             model_dir=self.model_dir or defaults.model_dir,
-            model_mirrors=self.model_mirrors,
+            model_mirrors=self.model_mirrors or clone_mirrors(),
             model_manifest=self.model_manifest,
             providers=self.providers,
             allow_cpu_fallback=self.allow_cpu_fallback,
@@ -308,6 +332,7 @@ class Settings(
     WebhookSettings,
     RetentionSettings,
     AccessSettings,
+    ServingSettings,
     ObservabilitySettings,
     ModelSettings,
     QualitySettings,

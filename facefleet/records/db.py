@@ -96,6 +96,8 @@ class Tenant(Base):
     max_queued: Mapped[int | None] = mapped_column(Integer)
     max_running: Mapped[int | None] = mapped_column(Integer)
     monthly_frames: Mapped[int | None] = mapped_column(BigInteger)
+    # "bucket/prefix" entries its s3:// inputs must fall under (None or empty: no s3:// inputs)
+    s3_allow: Mapped[list[Any] | None] = mapped_column(JSON)
     webhook_secret: Mapped[str] = mapped_column(String(100))
     # the secret before the last rotation, still signed with until webhook_secret_previous_until
     webhook_secret_previous: Mapped[str | None] = mapped_column(String(100))

@@ -28,7 +28,7 @@ KEY_PREFIX = "ffk_"
 _KEY = re.compile(r"^ffk_([a-z0-9]{12})_([A-Za-z0-9_-]{40,})$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 LAST_USED_EVERY = timedelta(minutes=1)  # how stale ``last_used_at`` may be (a write per minute, not per call)
-LIMIT_FIELDS = ("submit_rate", "max_queued", "max_running", "monthly_frames")
+LIMIT_FIELDS = ("submit_rate", "max_queued", "max_running", "monthly_frames", "s3_allow")
 ROTATION_GRACE = timedelta(hours=24)  # how long the secret before a rotation still signs
 ACTIVE_STATES = (TaskState.PLANNING, TaskState.RUNNING, TaskState.STITCHING)
 WAITING_STATES = (TaskState.QUEUED,)
@@ -63,6 +63,9 @@ def check_limits(values: dict[str, Any]) -> dict[str, Any]:
             parse_rate(rate)
         except ValueError:
             raise TenancyError(f"submit rate {rate!r} is not N/PERIOD (for example 10/minute)") from None
+    allow = values.get("s3_allow")
+    if allow is not None and not (isinstance(allow, list) and all(isinstance(e, str) for e in allow)):
+        raise TenancyError("s3-allow must be a list of bucket/prefix")
     for name in ("max_queued", "max_running", "monthly_frames"):
         value = values.get(name)
         if value is not None and value < 1:

@@ -187,8 +187,9 @@ def create_anonymizer(options: Mapping[str, Any], assets: Assets, runtime: Runti
     mode = str(options.get("anonymizer_mode", "blur"))
     if mode not in ("blur", "pixelate"):
         raise PipelineError(f"unknown anonymizer_mode {mode!r}; choose blur or pixelate")
-    finder: FaceFinder | ThoroughFinder = _finder(options, assets, runtime)
-    if finder.mode == "all":  # every face: looked for harder (border, small, profile, time)
+    chosen = _finder(options, assets, runtime)
+    finder: FaceFinder | ThoroughFinder = chosen
+    if chosen.mode == "all":  # every face: looked for harder (border, small, profile, time)
         score = min(float(options.get("detector_score", 0.5)), ANONYMIZE_SCORE)
         finder = ThoroughFinder(load_detector({**options, "detector_score": score}, runtime))
     return FaceEffect(finder, lambda image, faces: anonymize(image, faces, mode), "face_anonymizer")

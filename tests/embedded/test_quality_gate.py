@@ -113,14 +113,13 @@ def _swap(
             **more,
         }
     )
-    reported: list[dict | None] = []
     tmp_path.mkdir(parents=True, exist_ok=True)
     output = tmp_path / f"{swapper}.mp4"
     sources = (source or models["source"],)
     request = JobRequest(target=clip, sources=sources, reference=None, output=output, options=options)
-    run_job(_settings(tmp_path.parent / "home", models, keep=True), request, on_quality=reported.append)
-    assert reported and reported[0] is not None
-    return reported[0]
+    quality = run_job(_settings(tmp_path.parent / "home", models, keep=True), request).quality
+    assert quality is not None
+    return quality
 
 
 def _failed_count(processor: str) -> float:
