@@ -9,11 +9,14 @@ loads no pydantic model.
 from __future__ import annotations
 
 import argparse
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Flag(NamedTuple):  # not a dataclass: `--help` would import inspect for it
-    kind: type
+    kind: Callable[[str], Any]
     help: str
     default: object = None  # JobOptions' default, shown in the help (None: none)
     choices: tuple[str, ...] | None = None
@@ -93,12 +96,24 @@ JOB_FLAGS: dict[str, Flag] = {
     "face_batch": Flag(int, "faces sent to the model at once (1-64)", 8, metavar="N"),
 }
 
-# options only a queue has (facefleet submit)
+
+def _names(value: str) -> list[str]:
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+# options only the service has (facefleet submit): a queue's, and who is told when the task moves
 SCHEDULING_FLAGS: dict[str, Flag] = {
     "priority": Flag(int, "0-9; 9 goes first", 5, metavar="P"),
     "deadline_s": Flag(float, "fail the task when not done this many seconds after submission", metavar="S"),
     "queue_ttl_s": Flag(
         float, "fail the task when no frame of it started this many seconds after submission", metavar="S"
+    ),
+    "webhook_url": Flag(str, "POST signed events of the task to this URL (Standard Webhooks)", metavar="URL"),
+    "webhook_events": Flag(
+        _names,
+        "comma-separated events to send: started, progress, succeeded, failed, cancelled, "
+        "batch_completed (default: all but progress)",
+        metavar="LIST",
     ),
 }
 

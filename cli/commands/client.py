@@ -353,6 +353,10 @@ def handle_status(args: argparse.Namespace, settings: Settings) -> int:
         )
         if status.get("error"):
             print(f"error: {status['error']}")
+        if status.get("quality"):
+            from cli.commands.run import quality_line
+
+            print(quality_line(status["quality"]))
         return 0 if status["state"] != "failed" else 1
 
     return _run(action)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,11 @@ def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOption
     return parse_options(raw, settings.job_defaults())
 
 
+def quality_line(quality: dict[str, Any]) -> str:
+    """The quality gate's report as the CLI prints it (``facefleet run`` and ``status``)."""
+    return "quality: " + json.dumps(quality, sort_keys=False)
+
+
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     # the engine is loaded by the command that runs it, not by `facefleet --help`
     import time
@@ -151,6 +157,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         f"done: {result.frames} frames in {seconds:.1f} s ({fps:.1f} frame/s) -> {args.output}",
         file=sys.stderr,
     )
+    if result.quality is not None:  # the run's summary: the quality gate's figures
+        print(quality_line(result.quality), file=sys.stderr)
     print(args.output)
     return 0
 

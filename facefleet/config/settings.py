@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from facefleet.records.db import DatabaseTimeouts
 from pipeline.limits import MediaLimits
+from pipeline.quality import Thresholds
 from pipeline.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -55,6 +56,24 @@ class TestHooks(BaseSettings):
     prober_crash: bool = False  # the sandboxed prober aborts on every file
     # "0,1": the GPUs `facefleet worker --gpus` finds, on a host without any (tests of the supervisor)
     fake_gpus: str | None = None
+
+
+class QualitySettings(BaseSettings):
+    """The quality gate (issue 27): how often a chunk samples a frame, and the thresholds a
+    task's figures must meet (a task under one still succeeds, with ``passed: false``)."""
+
+    model_config = _PREFIX
+
+    # every N-th frame of the source is measured, decoded back from its stored segment; 0: off.
+    # Every 50th: the gate's own CPU time is 2.8-2.9 % of a face_swapper job's with a cheap
+    # generated swapper (bench/bench_quality.py, 200 frames of 640x360; the real inswapper
+    # costs more per frame, so less); every 30th measured 5.1 % (job against job, 100 frames)
+    quality_sample_every: int = Field(default=50, ge=0)
+    quality_min_id_similarity: float = Field(default=0.85, ge=-1.0, le=1.0)
+    quality_min_psnr_db: float = Field(default=30.0, ge=0)
+
+    def quality_thresholds(self) -> Thresholds:
+        return Thresholds(self.quality_min_id_similarity, self.quality_min_psnr_db)
 
 
 class DatabaseSettings(BaseSettings):
@@ -328,6 +347,7 @@ class Settings(
     ServingSettings,
     ObservabilitySettings,
     ModelSettings,
+    QualitySettings,
 ):
     """Every setting of a deployment, one field per FACEFLEET_* variable."""
 

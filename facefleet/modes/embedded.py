@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from facefleet.config.context import JobContext
 from facefleet.config.errors import TryLater
@@ -44,6 +45,7 @@ from facefleet.task.jobs import (
 )
 from facefleet.task.planning import plan_task
 from facefleet.task.progress import task_progress
+from facefleet.task.quality import report
 from facefleet.task.stitching import stitch_task
 from facefleet.task.submission import Draft, Receive, submit
 from facefleet.tenants.tenancy import ensure_default_tenant
@@ -153,6 +155,7 @@ def _job_lock(settings: Settings, task_id: str) -> Iterator[None]:
 class JobResult:
     task_id: str
     frames: int  # in the output
+    quality: dict[str, Any] | None = None  # the quality gate's report (None: nothing measured)
 
 
 def run_job(
@@ -192,10 +195,11 @@ def run_job(
             raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
         phase("uploading")  # here: the output put in its place
         _deliver(ctx, task, request.output, share=not settings.keep_work_files)
+        quality = report(task.quality, ctx.quality_thresholds)
         if not settings.keep_work_files:  # the output is where the user wants it: nothing else stays
             delete_task(ctx, task_id)
             clean_up(ctx, task_id)
-    return JobResult(task_id, task.frames_total or 0)
+    return JobResult(task_id, task.frames_total or 0, quality)
 
 
 def _until_done(step: Callable[[], object]) -> None:

@@ -51,8 +51,17 @@ METRICS: tuple[MetricName, ...] = (
     MetricName("facefleet_webhook_deliveries_total", "counter", ("outcome",), only_with="webhooks"),
     MetricName("facefleet_webhook_delivery_latency_seconds", "histogram", only_with="webhooks"),
     MetricName("facefleet_webhook_oldest_undelivered_seconds", "gauge"),
-    # the quality gate's latest score per processor, 0..1, higher is better
-    MetricName("facefleet_quality_score", "gauge", ("processor",), only_with="the quality gate"),
+    # the quality gate (issue 27): each sampled swapped face's identity similarity, and the
+    # tasks that succeeded under a threshold; observed at the stitch of a measured task
+    MetricName(
+        "facefleet_quality_id_similarity", "histogram", ("tenant", "model"), only_with="a face swap measured"
+    ),
+    MetricName(
+        "facefleet_quality_failed_total",
+        "counter",
+        ("tenant", "processor"),
+        only_with="a task failing the gate",
+    ),
 )
 
 BY_NAME: dict[str, MetricName] = {metric.name: metric for metric in METRICS}

@@ -75,6 +75,22 @@ WEBHOOK_LATENCY = Histogram(
     buckets=WAIT_BUCKETS,
     registry=None,
 )
+# identity similarity from -1 to 1, finest around the 0.85 threshold
+SIMILARITY_BUCKETS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0)
+QUALITY_ID_SIMILARITY = Histogram(
+    "facefleet_quality_id_similarity",
+    "The quality gate's identity similarity of each sampled swapped face to its source, per task "
+    "that succeeded, by tenant and swapper model",
+    ["tenant", "model"],
+    buckets=SIMILARITY_BUCKETS,
+    registry=None,
+)
+QUALITY_FAILED = Counter(
+    "facefleet_quality_failed",
+    "Tasks that succeeded under a quality threshold (passed: false), by tenant and processor chain",
+    ["tenant", "processor"],
+    registry=None,
+)
 OWN_METRICS = (
     FRAME_LATENCY,
     QUEUE_WAIT,
@@ -84,6 +100,8 @@ OWN_METRICS = (
     LEASE_EXPIRED,
     WEBHOOK_DELIVERIES,
     WEBHOOK_LATENCY,
+    QUALITY_ID_SIMILARITY,
+    QUALITY_FAILED,
 )
 TURNAROUND_OUTCOMES = ("succeeded", "failed", "cancelled")
 ATTEMPT_OUTCOMES = ("succeeded", "retry", "retry-later", "failed", "cancelled", "task-ended", "lease-lost")
