@@ -69,7 +69,8 @@ def batch_quality(ctx: JobContext, task_ids: Iterable[str]) -> dict[str, Any] | 
         return None
     with ctx.read_sessions() as session:
         stored = session.scalars(select(Task.quality).where(Task.id.in_(ids), Task.quality.is_not(None)))
-        figures = total(Figures.from_json(quality) for quality in stored)
+        # a row written before none_as_null holds JSON null, which IS NOT NULL lets through
+        figures = total(Figures.from_json(quality) for quality in stored if quality)
     if figures.samples == 0:
         return None
     return summarise(figures, ctx.quality_thresholds)
