@@ -24,7 +24,6 @@ Choices (the stitch depends on them):
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,9 +40,6 @@ from pipeline.frames import Frame
 from pipeline.probe import VideoProbe
 
 # Pixel formats whose chroma is halved horizontally / vertically.
-# SVT-AV1 prints its banner to stderr unless told; set once here, never from the segment
-# threads (setenv racing a codec's getenv can crash the process)
-os.environ.setdefault("SVT_LOG", "1")
 
 _HALF_WIDTH = ("420", "422", "411", "410", "nv12", "nv21", "nv16")
 _HALF_HEIGHT = ("420", "410", "nv12", "nv21")

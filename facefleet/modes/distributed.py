@@ -6,8 +6,6 @@ tasks and queues, the contract between them, are in ``facefleet.fleet.queues``.
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +14,8 @@ from sqlalchemy.orm import sessionmaker
 
 from facefleet.config.context import JobContext
 from facefleet.config.settings import Settings
+from facefleet.events.live import Publisher
+from facefleet.events.outbox import PUBLISH, RETRY_S
 from facefleet.fleet.queues import CHUNK_TASK as CHUNK_TASK
 from facefleet.fleet.queues import CHUNKS as CHUNKS
 from facefleet.fleet.queues import PLAN_TASK as PLAN_TASK
@@ -25,7 +25,6 @@ from facefleet.fleet.queues import REAP_TASK as REAP_TASK
 from facefleet.fleet.queues import STITCH_TASK as STITCH_TASK
 from facefleet.fleet.queues import STITCHING as STITCHING
 from facefleet.fleet.redis_state import RedisState
-from facefleet.provenance.signing import signing_files
 from facefleet.records.db import make_engine, make_sessionmaker
 from facefleet.storage.s3 import S3Storage
 
@@ -96,25 +95,16 @@ def open_services(settings: Settings, worker_name: str | None = None, *, pre_pin
         public_endpoint_url=settings.s3_public_endpoint_url,
     )
     state = RedisState.from_url(settings.redis_url, settings.redis_namespace, settings.lease_ttl_s)
-    ctx = JobContext(
+    # what the outbox needs from the transactions that write events: the live events'
+    # publisher (after each commit) and how long a webhook event is retried
+    sessions.configure(info={PUBLISH: Publisher(state.redis, state.keys), RETRY_S: settings.webhook_retry_s})
+    ctx = JobContext.from_settings(
+        settings,
         sessions=sessions,
         reads=make_sessionmaker(read_engine),
         storage=storage,
         checkpoints=state.checkpoints,
-        runtime=settings.runtime(),
-        scratch=scratch,
-        worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
-        encoder_threads=settings.encoder_threads,
-        max_attempts=settings.chunk_max_attempts,
-        infra_retry_s=settings.infra_retry_s,
-        max_chunk_s=settings.max_chunk_s,
-        lost_worker_budget=settings.lost_worker_budget,
-        keep_work_files=settings.keep_work_files,
-        max_chunks_per_task=settings.max_chunks_per_task,
-        max_segments_per_task=settings.max_segments_per_task,
-        limits=settings.media_limits(),
-        watermark=settings.watermark == "on",
-        c2pa_files=signing_files(settings),
+        worker_name=worker_name,
         task_busy=state.task_busy,
         record_work=state.record_work,
         set_phase=state.set_phase,

@@ -17,6 +17,7 @@ CORE = [
     "observability",
     "fleet",
     "tenants",
+    "events",
     "provenance",
     "task",
     "modes",
