@@ -1,18 +1,20 @@
 """POST /v1/verify: the provenance an uploaded video carries (its C2PA manifest, the
-watermark in its frames), as ``facefleet verify --json`` prints it. Keyed; the upload is
-capped at the submission's limit and read in the core's sandboxed child.
+watermark in its frames), as ``facefleet verify --json`` prints it. Keyed; the upload takes
+a submission's slots (per process, per tenant), is capped at the submission's size limit
+and read in the core's sandboxed child.
 
 (No ``from __future__ import annotations``: flask-openapi3 reads the view's types.)"""
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from werkzeug.http import parse_options_header
 
 from api.auth import principal, protect
 from api.problems import Problem
 from api.schemas import problems
+from api.slots import SubmitSlots
 from api.state import state
 from api.uploads import MultipartStream
 from facefleet.provenance.verify import verify_file
@@ -58,7 +60,14 @@ protect(provenance)
 def verify() -> Response:
     svc = state().services
     caller = principal()
-    with scratch_file(svc.ctx.scratch, "verify", ".upload") as path:
+    slots: SubmitSlots = current_app.extensions["facefleet.slots"]  # uploads share the submissions' slots
+    hold_s = current_app.extensions["facefleet.body"].budget_s(request.content_length)
+    hold_s += svc.settings.verify_timeout_s + 60
+    with (
+        slots.process(),
+        slots.tenant(svc.state.redis, svc.settings.redis_namespace, caller.tenant, hold_s),
+        scratch_file(svc.ctx.scratch, "verify", ".upload") as path,
+    ):
         _receive(path, svc.settings.max_upload_bytes)
         report = verify_file(
             svc.settings, path, svc.ctx.read_sessions, tenant=None if caller.admin else caller.tenant
