@@ -1,4 +1,6 @@
-"""``facefleet run``: one job, embedded, with a progress bar; the same command resumes it."""
+"""``facefleet run``: one job, embedded, with a progress bar; the same command resumes it.
+Several ``--target`` (or a folder) run as one batch: ``--output`` is then a folder, one output
+per item named after its input, a line per item; the same command resumes the batch."""
 
 from __future__ import annotations
 
@@ -42,7 +44,13 @@ _OPTION_FLAGS = {
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run a job on this machine (resumable)")
-    parser.add_argument("--target", type=Path, required=True, help="the video to process")
+    parser.add_argument(
+        "--target",
+        type=Path,
+        action="append",
+        required=True,
+        help="the video to process; repeatable, or a folder of videos: a batch (--output a folder)",
+    )
     parser.add_argument(
         "--source", type=Path, action="append", default=[], help="a source face image (repeatable)"
     )
@@ -51,7 +59,8 @@ def register(subparsers: Any) -> None:
         "--output",
         type=Path,
         required=True,
-        help="where to write the video (MP4 unless --container or the name says .mov/.mkv)",
+        help="where to write the video (MP4 unless --container or the name says .mov/.mkv); "
+        "for a batch, the folder to write one output per item",
     )
     parser.add_argument("--processors", default="none", help="comma-separated chain, or none")
     parser.add_argument("--workers", type=int, default=1, help="chunks processed in parallel processes")
@@ -119,6 +128,12 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     from facefleet.storage.base import StorageError
     from pipeline.errors import PipelineError
 
+    targets = args.target if isinstance(args.target, list) else [args.target]
+    if len(targets) > 1 or targets[0].is_dir():
+        from cli.commands.run_batch import handle_batch
+
+        return handle_batch(args, settings, targets)
+    args.target = targets[0]
     try:
         if args.workers < 1:
             raise OptionsError("--workers must be at least 1")
