@@ -14,4 +14,5 @@ def conditional_json(body: dict[str, Any]) -> Response:
     response = jsonify(body)
     response.add_etag()
     response.headers["Cache-Control"] = "no-cache"  # kept, but asked again each time
-    return response.make_conditional(request)
+    response.make_conditional(request)  # a 304 without its body where If-None-Match names it
+    return response
