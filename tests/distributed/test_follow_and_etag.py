@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.distributed.conftest import Operator, wait_for
+from tests.distributed.conftest import Operator, free_port, http_ok, wait_for
 from tests.distributed.helpers import JOB, clip
 from tests.distributed.proxy import TapProxy
 from tests.distributed.test_batches_webhooks import (  # noqa: F401 (hooks: the fixture)
@@ -101,3 +101,39 @@ def test_status_follow_reads_the_live_events_not_a_poll_per_second(hooks, operat
         assert len(polls) <= 3, paths  # the batch probe aside: the view before and after the stream
     finally:
         tap.down()
+
+
+def test_followers_take_no_read_thread(hooks, tmp_path):  # noqa: F811
+    """An API with one read thread and 20 live followers of a running task: status and
+    health still answer at once (each follower holds a thread of the stream pool)."""
+    fleet = hooks["fleet"]
+    port = free_port()
+    proc = fleet.start(
+        "api-streams",
+        ["api", "--port", str(port), "--workers", "1", "--read-threads", "1"],
+        "Booting worker",
+        env={"FACEFLEET_AUTH": "on"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: http_ok(f"{url}/healthz"), 30, "the API")
+    streams: list[requests.Response] = []
+    try:
+        task_id = _submit_task(hooks, clip(tmp_path / "long.mp4", frames=240), JOB)
+        for _ in range(20):
+            streams.append(
+                requests.get(
+                    f"{url}/v1/tasks/{task_id}/events", headers=_auth(hooks["key"]), stream=True, timeout=60
+                )
+            )
+        assert all(s.status_code == 200 for s in streams)
+        started = time.monotonic()
+        status = requests.get(f"{url}/v1/tasks/{task_id}", headers=_auth(hooks["key"]), timeout=10)
+        health = requests.get(f"{url}/healthz", timeout=10)
+        took = time.monotonic() - started
+        assert status.status_code == 200 and health.status_code == 200
+        assert status.json()["state"] not in ("succeeded", "failed")  # the followers were still following
+        assert took < 2.0, took
+    finally:
+        for stream in streams:
+            stream.close()
+        proc.stop()
