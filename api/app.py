@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from api.batches import batches
 from api.body import BodyDeadlines
+from api.console import console
 from api.events import events
 from api.health import health
 from api.hygiene import check_request_text
@@ -77,6 +78,7 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     )
     app.extensions["facefleet.observability.metrics"] = metrics = Metrics(app.extensions["facefleet"])
 
+    app.register_blueprint(console)  # the web console at /
     app.register_api(health)
     app.register_api(tasks)
     app.register_api(batches)

@@ -140,6 +140,29 @@ class QueueStanding(BaseModel):
     eta_s: float | None = Field(description="seconds until done, from the fleet's measured throughput")
 
 
+class IdSimilarity(BaseModel):
+    mean: float | None
+    p05: float | None = Field(description="the 5th percentile")
+    min: float | None
+    samples: int = Field(description="swapped faces measured")
+
+
+class Quality(BaseModel):
+    """The quality gate's figures on the task's sampled frames, as decoded back from its output."""
+
+    id_similarity: IdSimilarity = Field(
+        description="the recogniser's similarity of each swapped face to the source identity"
+    )
+    psnr_outside_db: float | None = Field(
+        description="PSNR of everything outside the faces against the input"
+    )
+    face_coverage: float | None = Field(
+        description="share of sampled frames with a detected face (the anonymiser passes only at 0)"
+    )
+    passed: bool = Field(description="false when a threshold was missed: the task still succeeded")
+    reasons: list[str] = Field(description="each threshold missed, in words")
+
+
 class TaskStatus(TaskSummary):
     chunks: dict[str, int] = Field(description="chunks per state")
     progress: Progress
@@ -149,6 +172,9 @@ class TaskStatus(TaskSummary):
     phases: dict[str, float] = Field(description="percent done of each phase")
     queue: QueueStanding | None = Field(description="while no frame of the task is being processed yet")
     output_url: str | None = Field(default=None, description="a presigned download link, once succeeded")
+    quality: Quality | None = Field(
+        default=None, description="the quality gate's figures, once succeeded (null: nothing measured)"
+    )
 
 
 class TaskPage(BaseModel):
@@ -166,6 +192,10 @@ class Readiness(BaseModel):
     fleet: str = Field(description="ok, or the queues with work and no ready worker")
     workers: dict[str, int] = Field(description="ready workers per queue")
     work: dict[str, bool] = Field(description="whether each queue has work waiting or running")
+    providers: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per ready chunk worker: the execution provider that took each model it warmed up",
+    )
 
 
 class ReadinessQuery(BaseModel):

@@ -42,6 +42,7 @@ from facefleet.records.task_view import SUMMARY_COLUMNS, task_summary
 from facefleet.task.cleanup import clean_up
 from facefleet.task.jobs import cancel_task, delete_task, fail_task, get_task, retry_task
 from facefleet.task.progress import task_progress
+from facefleet.task.quality import report
 from facefleet.task.submission import MAX_SOURCES, submit
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ def show(path: TaskPath) -> Response:
         body["queue"] = queue_standing(session, task, fleet(svc)) if not task.state.terminal else None
     if task.state == TaskState.SUCCEEDED and task.output_key:
         body["output_url"] = svc.storage.presign(task.output_key, svc.settings.presign_ttl_s)
+    body["quality"] = report(task.quality, svc.ctx.quality_thresholds)
     return conditional_json(body)
 
 

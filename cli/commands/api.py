@@ -18,8 +18,12 @@ RESERVED_THREADS = 1  # write threads of each process that never receive a submi
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("api", help="serve the HTTP API (gunicorn)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0: every interface (default: 127.0.0.1)",
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument(
         "--threads", type=int, default=8, help="threads per worker process for submissions, cancels, deletes"

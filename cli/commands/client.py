@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.commands.run import _OPTION_FLAGS, add_option_flags
+from cli.option_flags import JOB_FLAGS, PROCESSORS_HELP, SCHEDULING_FLAGS, HelpFormatter, add_option_flags
 
 if TYPE_CHECKING:
     import requests
@@ -30,36 +30,58 @@ class ClientError(Exception):
     """The API refused or could not be reached; the message is for the user."""
 
 
-# options only a queue has: priority 0-9 (9 first), deadline and queue TTL in seconds
-SCHEDULING_FLAGS: dict[str, type] = {"priority": int, "deadline_s": float, "queue_ttl_s": float}
-
-
 def register(subparsers: Any) -> None:
-    submit = subparsers.add_parser("submit", help="send a job to the API")
-    submit.add_argument(
-        "target", type=Path, nargs="+", help="the video to process; several, or a folder: one batch of them"
+    submit = subparsers.add_parser(
+        "submit",
+        help="send a job to the API (prints the task id; several videos: a batch)",
+        description="Send a job to a FaceFleet API (FACEFLEET_API_URL, with the key in FACEFLEET_API_KEY).",
+        formatter_class=HelpFormatter,
     )
-    submit.add_argument("--source", type=Path, action="append", default=[], help="a source face (repeatable)")
-    submit.add_argument("--reference", type=Path)
-    submit.add_argument("--options", help="options as a JSON object (flags below override its fields)")
-    submit.add_argument("--processors", default=None, help="comma-separated chain, or none")
-    submit.add_argument("--idempotency-key", help="send twice, get one task")
-    submit.add_argument("--follow", action="store_true", help="then show progress until it ends")
-    add_option_flags(submit, {**_OPTION_FLAGS, **SCHEDULING_FLAGS})
+    submit.add_argument(
+        "target",
+        type=Path,
+        nargs="+",
+        metavar="VIDEO",
+        help="the video to process; several, or a folder: one batch of them",
+    )
+    submit.add_argument(
+        "--source",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="a face to swap in (repeatable)",
+    )
+    submit.add_argument(
+        "--reference", type=Path, metavar="IMAGE", help="the face to process, with --face-selector reference"
+    )
+    submit.add_argument(
+        "--options", metavar="JSON", help="options as a JSON object (the flags below override its fields)"
+    )
+    submit.add_argument(
+        "--processors", default=None, metavar="LIST", help=PROCESSORS_HELP + " (default: none)"
+    )
+    submit.add_argument("--idempotency-key", metavar="KEY", help="send twice with the same key, get one task")
+    submit.add_argument("--follow", action="store_true", help="then show progress until the task ends")
+    add_option_flags(submit, {**JOB_FLAGS, **SCHEDULING_FLAGS})
     _common(submit)
     submit.set_defaults(handler=handle_submit)
 
     status = subparsers.add_parser("status", help="show a task's or a batch's state and progress")
-    status.add_argument("id")
+    status.add_argument("id", help="the task or batch id submit printed")
     status.add_argument("--follow", action="store_true", help="a progress bar until the task ends")
     status.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     _common(status)
     status.set_defaults(handler=handle_status)
 
     download = subparsers.add_parser("download", help="download a succeeded task's output")
-    download.add_argument("id")
+    download.add_argument("id", help="the task or batch id")
     download.add_argument(
-        "-o", "--output", type=Path, help="file to write (default: ID.mp4, or .mov/.mkv); a batch: a folder"
+        "-o",
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="file to write (default: ID.mp4, or .mov/.mkv); a batch: a folder, one file per item",
     )
     _common(download)
     download.set_defaults(handler=handle_download)
@@ -69,14 +91,18 @@ def register(subparsers: Any) -> None:
         ("retry", "run a failed task again from where it failed"),
         ("delete", "delete a task in any state: every file and row of it (usage stays counted)"),
     ):
-        action = subparsers.add_parser(name, help=help_text)
-        action.add_argument("id")
+        action = subparsers.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
+        action.add_argument("id", help="the task id")
         _common(action)
         action.set_defaults(handler=handle_action, action=name)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default=None, help="API base URL (default: FACEFLEET_API_URL)")
+    parser.add_argument(
+        "--api", default=None, metavar="URL", help="API base URL (default: FACEFLEET_API_URL)"
+    )
 
 
 def _base(args: argparse.Namespace, settings: Settings) -> str:
@@ -100,6 +126,8 @@ def _check(response: requests.Response) -> dict[str, Any]:
         detail = problem.get("detail") or problem.get("title")
     except ValueError:
         detail = response.text[:200]
+    if response.status_code == 401:
+        detail = f"{detail} (the key is FACEFLEET_API_KEY; an operator makes one: facefleet keys create --tenant NAME)"
     raise ClientError(f"{response.status_code}: {detail}")
 
 
@@ -228,7 +256,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         raise ClientError("--options must be a JSON object")
     if args.processors is not None:
         raw["processors"] = args.processors
-    flags = [*_OPTION_FLAGS, *SCHEDULING_FLAGS]
+    flags = [*JOB_FLAGS, *SCHEDULING_FLAGS]
     raw.update({name: getattr(args, name) for name in flags if getattr(args, name) is not None})
     return raw
 
@@ -308,6 +336,10 @@ def handle_status(args: argparse.Namespace, settings: Settings) -> int:
         )
         if status.get("error"):
             print(f"error: {status['error']}")
+        if status.get("quality"):
+            from cli.commands.run import quality_line
+
+            print(quality_line(status["quality"]))
         return 0 if status["state"] != "failed" else 1
 
     return _run(action)

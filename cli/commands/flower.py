@@ -27,8 +27,12 @@ HOW_TO_AUTHENTICATE = (
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("flower", help="serve the Flower dashboard for the workers")
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5555)
+    parser.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on; any other than 127.0.0.1 needs FACEFLEET_FLOWER_BASIC_AUTH (default: 127.0.0.1)",
+    )
+    parser.add_argument("--port", type=int, default=5555, help="port to listen on (default: 5555)")
     parser.add_argument("--url-prefix", default="", help="when served behind a proxy under a path")
     parser.add_argument(
         "--basic-auth",

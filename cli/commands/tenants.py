@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
     actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, help_text in (("create", "add a tenant"), ("update", "change a tenant's limits")):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument("name")
+        action.add_argument("name", help="the tenant's name: 1-63 of a-z, 0-9, - and _")
         action.add_argument("--submit-rate", help="submissions per period, as N/PERIOD (10/minute, 1000/day)")
         action.add_argument("--max-queued", type=int, help="tasks that may wait at once (more: 429)")
         action.add_argument(
@@ -34,23 +34,25 @@ def register(subparsers: Any) -> None:
     show = actions.add_parser(
         "show", help="a tenant's limits, this month's usage and its webhook signing secret"
     )
-    show.add_argument("name")
+    show.add_argument("name", help="the tenant's name")
     rotate = actions.add_parser(
         "rotate-secret", help="a new webhook signing secret; the old one also signs for 24 h (printed last)"
     )
-    rotate.add_argument("name")
+    rotate.add_argument("name", help="the tenant's name")
     tenants.set_defaults(handler=handle_tenants)
 
     keys = subparsers.add_parser("keys", help="create, list and revoke API keys")
     key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = key_actions.add_parser("create", help="a new key; the secret is printed once, on the last line")
-    create.add_argument("--tenant", required=True)
+    create.add_argument("--tenant", required=True, help="the tenant the key acts for")
     create.add_argument("--admin", action="store_true", help="the key sees every tenant's tasks")
     create.add_argument("--name", dest="label", help="a label to recognise the key by")
     listing = key_actions.add_parser("list", help="keys (never their secrets)")
-    listing.add_argument("--tenant")
+    listing.add_argument("--tenant", help="only this tenant's keys (default: all)")
     revoke = key_actions.add_parser("revoke", help="revoke a key (refused from the next request on)")
-    revoke.add_argument("key", metavar="ID_OR_PREFIX")
+    revoke.add_argument(
+        "key", metavar="ID_OR_PREFIX", help="the key's id, or the start of the key (ffk_<id>)"
+    )
     keys.set_defaults(handler=handle_keys)
 
 

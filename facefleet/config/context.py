@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from facefleet.records.checkpoints import Checkpoints
 from facefleet.storage.base import Storage
 from pipeline.limits import MediaLimits
+from pipeline.quality import Thresholds
 from pipeline.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ class JobContext:
     max_chunks_per_task: int = 5000
     max_segments_per_task: int = 50000
     limits: MediaLimits = field(default_factory=MediaLimits)
+    # the quality gate: every N-th frame measured (0: off), and what a task's figures must meet
+    quality_sample_every: int = 50
+    quality_thresholds: Thresholds = field(default_factory=Thresholds)
     # sessions for reads outside any transaction (the API's status and listing); default: sessions
     reads: sessionmaker | None = None
     # whether any process holds a lease on part of the task (its files may still change)
@@ -65,6 +69,8 @@ class JobContext:
             max_chunks_per_task=settings.max_chunks_per_task,
             max_segments_per_task=settings.max_segments_per_task,
             limits=settings.media_limits(),
+            quality_sample_every=settings.quality_sample_every,
+            quality_thresholds=settings.quality_thresholds(),
             **ports,
         )
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from facefleet.records.db import DatabaseTimeouts
 from pipeline.limits import MediaLimits
+from pipeline.quality import Thresholds
 from pipeline.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -31,6 +32,13 @@ CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)]
 _PREFIX = SettingsConfigDict(env_prefix="FACEFLEET_", extra="ignore")
 
 
+def clone_mirrors() -> tuple[str, ...]:
+    """Without FACEFLEET_MODEL_MIRRORS: the ``shared/models`` folder beside the project's
+    clone, where there is one (the models a checkout's tests and demo use), else none."""
+    beside = Path(__file__).resolve().parents[3] / "shared" / "models"
+    return (str(beside),) if beside.is_dir() else ()
+
+
 def _default_home() -> Path:
     return Path.home() / ".local" / "share" / "facefleet"
 
@@ -46,6 +54,26 @@ class TestHooks(BaseSettings):
     kill_at_dead_letter: bool = False  # a worker kills itself inside its first dead letter's transaction
     scratch_full: bool = False  # a worker's scratch writes fail as a full disk's do
     prober_crash: bool = False  # the sandboxed prober aborts on every file
+    # "0,1": the GPUs `facefleet worker --gpus` finds, on a host without any (tests of the supervisor)
+    fake_gpus: str | None = None
+
+
+class QualitySettings(BaseSettings):
+    """The quality gate (issue 27): how often a chunk samples a frame, and the thresholds a
+    task's figures must meet (a task under one still succeeds, with ``passed: false``)."""
+
+    model_config = _PREFIX
+
+    # every N-th frame of the source is measured, decoded back from its stored segment; 0: off.
+    # Every 50th: the gate's own CPU time is 2.8-2.9 % of a face_swapper job's with a cheap
+    # generated swapper (bench/bench_quality.py, 200 frames of 640x360; the real inswapper
+    # costs more per frame, so less); every 30th measured 5.1 % (job against job, 100 frames)
+    quality_sample_every: int = Field(default=50, ge=0)
+    quality_min_id_similarity: float = Field(default=0.85, ge=-1.0, le=1.0)
+    quality_min_psnr_db: float = Field(default=30.0, ge=0)
+
+    def quality_thresholds(self) -> Thresholds:
+        return Thresholds(self.quality_min_id_similarity, self.quality_min_psnr_db)
 
 
 class DatabaseSettings(BaseSettings):
@@ -284,21 +312,31 @@ class ModelSettings(BaseSettings):
     model_dir: Path | None = None
     model_mirrors: CommaList = ()  # folders or URLs
     model_manifest: Path | None = None
-    providers: CommaList = ("CPUExecutionProvider",)  # onnxruntime providers, in order
+    # onnxruntime providers, in order; "auto": TensorRT, then CUDA, then the CPU, as present
+    providers: CommaList = ("CPUExecutionProvider",)
     allow_cpu_fallback: bool = False
     # models a chunk worker loads and runs once before it says it is ready (e.g.
     # "det_10g,w600k_r50,inswapper_128"; empty: ready once its services answer)
     warm_models: CommaList = ()
     encoder_threads: int = 4
+    # frames per inference call on this worker: detection over them at once and all their
+    # faces swapped in one call (unset: each job's face_batch); the output does not depend on it
+    inference_batch: int | None = Field(default=None, ge=1, le=64)
+    # NVDEC/NVENC where the FFmpeg build and the host have them (auto), or the CPU codecs (none)
+    hwaccel: Literal["auto", "none"] = "none"
+    # the GPU `facefleet worker --gpus` pinned this process to (CUDA's own variable)
+    cuda_visible_devices: str | None = Field(default=None, validation_alias="CUDA_VISIBLE_DEVICES")
 
     def runtime(self) -> Runtime:
         defaults = Runtime()
         return Runtime(
             model_dir=self.model_dir or defaults.model_dir,
-            model_mirrors=self.model_mirrors,
+            model_mirrors=self.model_mirrors or clone_mirrors(),
             model_manifest=self.model_manifest,
             providers=self.providers,
             allow_cpu_fallback=self.allow_cpu_fallback,
+            inference_batch=self.inference_batch or 0,
+            gpu=self.cuda_visible_devices.split(",")[0] if self.cuda_visible_devices else None,
         )
 
 
@@ -314,6 +352,7 @@ class Settings(
     ServingSettings,
     ObservabilitySettings,
     ModelSettings,
+    QualitySettings,
 ):
     """Every setting of a deployment, one field per FACEFLEET_* variable."""
 

@@ -32,6 +32,7 @@ from facefleet.records.db import Task, new_id, utcnow
 from facefleet.records.event_tables import Batch
 from facefleet.records.states import TaskState
 from facefleet.task.jobs import cancel_task, delete_task, move_task, retry_task
+from facefleet.task.quality import batch_quality
 
 MAX_ITEMS = 1000
 # what refuses one item (and fails it with the reason), not the whole batch
@@ -141,8 +142,11 @@ def get_batch(ctx: JobContext, batch_id: str, tenant: str | None) -> Batch:
 
 
 def show_batch(ctx: JobContext, batch: Batch) -> dict[str, Any]:
+    """The batch as the API shows it, with its items' quality summarised as one."""
     with ctx.read_sessions() as session:
-        return batch_view(session, batch)
+        view = batch_view(session, batch)
+    view["quality"] = batch_quality(ctx, item_ids(ctx, batch.id))
+    return view
 
 
 def item_ids(ctx: JobContext, batch_id: str, states: tuple[TaskState, ...] | None = None) -> list[str]:

@@ -304,14 +304,20 @@ def resume_interrupted(ctx: JobContext, task_id: str) -> int:
     """The embedded runner, holding the job's lock, resumes a job whose last run was
     interrupted (Ctrl-C, a closed laptop, a kill): chunks that run left ``running`` go back to
     waiting with their attempt given back. An interrupted run is the user's own stop, not a
-    lost worker, so it spends neither attempts nor the lost-worker budget."""
+    lost worker, so it spends neither attempts nor the lost-worker budget. Their progress
+    goes back to the frames of the segments they stored (what the rerun resumes from), so a
+    progress bar starts where the work really stands and never moves back."""
     with ctx.sessions.begin() as session:
+        options = session.scalar(select(Task.options).where(Task.id == task_id)) or {}
+        per_segment = int(options.get("segment_frames", JobOptions().segment_frames))
+        stored, frames = Chunk.segments_done * per_segment, Chunk.frame_end - Chunk.frame_start
         result = session.execute(
             update(Chunk)
             .where(Chunk.task_id == task_id, Chunk.state == ChunkState.RUNNING)
             .values(
                 state=ChunkState.QUEUED,
                 attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
+                frames_done=case((stored < frames, stored), else_=frames),
                 updated_at=utcnow(),
             )
         )

@@ -22,6 +22,7 @@ from facefleet.task.cleanup import Cleanup, clean_up
 from facefleet.task.failures import describe, infrastructure
 from facefleet.task.jobs import fail_task, move_task, patience_left
 from facefleet.task.planning import load_probe
+from facefleet.task.quality import announce, conclude
 from facefleet.task.segments import chunk_segments
 from pipeline.stitch import OutputFormat, stitch
 
@@ -100,11 +101,13 @@ def stitch_task(
         return False
     if not still_ours():
         return False
+    quality = conclude(ctx, task_id)  # the chunks' figures, summed once for the task's row
     with ctx.sessions.begin() as session:
         won = move_task(
             session,
             task_id,
             TaskState.SUCCEEDED,
+            quality=quality,
             output_key=task_keys.output,
             bytes_out=size,
             finished_at=utcnow(),
@@ -117,5 +120,6 @@ def stitch_task(
         log.info("task %s ended while stitching: output left to its clean-up", task_id)
         return False
     log.info("task %s succeeded", task_id)
+    announce(task_id, task_keys.tenant, options, quality, ctx.quality_thresholds)
     clean_up(ctx, task_id)
     return True

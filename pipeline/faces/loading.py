@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.faces.batched_detection import batch_session
 from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
 from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
 from pipeline.faces.types import FaceDetector
-from pipeline.models import ModelStore, load_model
+from pipeline.models import ModelStore, load_model, oom
 from pipeline.models.derived import swapper_files
 from pipeline.models.registry import model_names
 from pipeline.models.sessions import open_session
@@ -47,17 +48,23 @@ def load_detector(options: Mapping[str, Any], runtime: Runtime) -> FaceDetector:
     detector: FaceDetector = DETECTOR_CLASSES[loaded.spec.kind](
         loaded.spec.name, loaded.session, detector_settings(options)
     )
+    detector.batch_session = batch_session(detector, loaded, runtime)  # type: ignore[attr-defined]
     return detector
+
+
+def face_batch(options: Mapping[str, Any], runtime: Runtime) -> int:
+    """Faces per model call: the worker's FACEFLEET_INFERENCE_BATCH, else the job's face_batch."""
+    return oom.capped(runtime.inference_batch or int(options.get("face_batch", 8)))
 
 
 def load_recognizer(options: Mapping[str, Any], runtime: Runtime) -> ArcFaceRecognizer:
     loaded = _load(runtime, options, "face_recognizer")
-    return ArcFaceRecognizer(loaded.spec.name, loaded.session, int(options.get("face_batch", 8)))
+    return ArcFaceRecognizer(loaded.spec.name, loaded.session, face_batch(options, runtime))
 
 
 def load_enhancer(options: Mapping[str, Any], runtime: Runtime) -> GfpganEnhancer:
     loaded = _load(runtime, options, "enhancer_model")
-    return GfpganEnhancer(loaded.spec.name, loaded.session, int(options.get("face_batch", 8)))
+    return GfpganEnhancer(loaded.spec.name, loaded.session, face_batch(options, runtime))
 
 
 def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
@@ -79,7 +86,7 @@ def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
                     )
             _swapper_sessions[key] = (session, emap)
         session, emap = _swapper_sessions[key]
-    return InSwapper(loaded.spec.name, session, emap, int(options.get("face_batch", 8)))
+    return InSwapper(loaded.spec.name, session, emap, face_batch(options, runtime))
 
 
 def load_models(names: Sequence[str], runtime: Runtime) -> None:

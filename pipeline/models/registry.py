@@ -16,6 +16,7 @@ shape means any size (a symbolic dimension).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -215,8 +216,10 @@ class ModelRegistry:
     def get(self, name: str, kind: tuple[str, ...] | None = None) -> ModelSpec:
         spec = self.specs.get(name)
         if spec is None:
+            close = difflib.get_close_matches(name, list(self.specs), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
             raise ModelError(
-                f"unknown model {name!r}; known: {', '.join(sorted(self.specs))} "
+                f"unknown model {name!r}{hint}; known: {', '.join(sorted(self.specs))} "
                 "(declare more in the model manifest, FACEFLEET_MODEL_MANIFEST)"
             )
         if kind is not None and spec.kind not in kind:
