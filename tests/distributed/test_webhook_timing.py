@@ -41,10 +41,17 @@ def test_a_receiver_sleeping_30_s_does_not_slow_the_job_and_progress_keeps_its_i
     receiver = Receiver(secrets=[hooks["secret"]], delay_s=30)
     try:
         _run(hooks, target, JOB)  # warm: the first job of a fleet pays for its workers' first decodes
-        _, plain = _run(hooks, target, JOB)
         events = ["started", "progress", "succeeded"]
-        task_id, hooked = _run(hooks, target, {**JOB, "webhook_url": receiver.url, "webhook_events": events})
-        print(f"job time: {plain:.2f} s without a webhook, {hooked:.2f} s with a receiver sleeping 30 s")
+        hooked_options = {**JOB, "webhook_url": receiver.url, "webhook_events": events}
+        # alternated, best of three each: a busy machine slows one job now and then, never
+        # every one of three; a webhook in the job's way would slow all three
+        plain_runs, hooked_runs = [], []
+        for _ in range(3):
+            plain_runs.append(_run(hooks, target, JOB)[1])
+            task_id, took = _run(hooks, target, hooked_options)
+            hooked_runs.append(took)
+        plain, hooked = min(plain_runs), min(hooked_runs)
+        print(f"job time: {plain_runs} s without a webhook, {hooked_runs} s with a receiver sleeping 30 s")
         assert receiver.arrived.is_set()  # the slow receiver was called while the job ran
         assert hooked <= plain * 1.10, (plain, hooked)
 
@@ -57,6 +64,6 @@ def test_a_receiver_sleeping_30_s_does_not_slow_the_job_and_progress_keeps_its_i
         gaps = [(b - a).total_seconds() for a, b in zip(progress, progress[1:], strict=False)]
         assert len(progress) >= 3, progress  # the job spanned several intervals
         assert all(gap >= PROGRESS_EVERY_S for gap in gaps), gaps
-        assert len(progress) <= hooked / PROGRESS_EVERY_S + 1
+        assert len(progress) <= took / PROGRESS_EVERY_S + 1  # took: the job the deliveries are of
     finally:
         receiver.stop()
