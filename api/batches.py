@@ -13,6 +13,7 @@ from sqlalchemy import and_, or_, select
 
 from api.auth import principal, protect
 from api.batch_submit import check_options, receive_batch
+from api.conditional import conditional_json
 from api.quotas import admit_submission
 from api.schemas import problems
 from api.state import state
@@ -133,7 +134,8 @@ def _enqueue(api: Any, task_id: str) -> None:
 @batches.get(
     "/batches/<batch_id>",
     summary="a batch: counts per state, progress, its tasks (paginated)",
-    responses={200: None, **problems(404)},
+    description="`ETag` on the view; `If-None-Match` with it: `304` while the view is unchanged.",
+    responses={200: None, 304: None, **problems(404)},
 )
 def show(path: BatchPath, query: BatchQuery) -> Response:
     svc = state().services
@@ -151,7 +153,7 @@ def show(path: BatchPath, query: BatchQuery) -> Response:
     page = rows[: query.limit]
     body["tasks"] = [task_summary(row) for row in page]
     body["next_cursor"] = _encode_cursor(page[-1]) if len(rows) > query.limit else None
-    return jsonify(body)
+    return conditional_json(body)
 
 
 @batches.get("/batches", summary="the caller's batches, newest first", responses={200: None})

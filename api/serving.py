@@ -5,6 +5,9 @@ client holds a thread that health and status reads need:
 - reads (GET, HEAD, OPTIONS: health, readiness, status, lists, metrics) run on a pool of
   their own (``read_threads``); submissions, cancels and deletes on the other. Uploads,
   URL fetches and probes can fill theirs; they never delay a read;
+- live events (``GET .../events``, server-sent events that last as long as their task) run
+  on a third pool (``stream_threads``, default 256 per process): a follower holds one of its
+  threads, blocked on its queue, for the stream's life, and never a read thread;
 - a request's line and headers are gathered by the poller's thread, without blocking, and
   the request goes to a thread of the pool only once they are all in: a client that sends
   its headers slowly holds no thread; they must arrive within ``header_timeout_s`` of the
@@ -62,14 +65,17 @@ _IO_TIMEOUT_S = 60.0
 class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
     header_timeout_s = 10.0
     read_threads = 4
+    stream_threads = 256
 
     def init_process(self) -> None:
         self.watchdog = Watchdog()
         self.read_pool = futures.ThreadPoolExecutor(max_workers=self.read_threads)
+        self.stream_pool = futures.ThreadPoolExecutor(max_workers=self.stream_threads)
         super().init_process()
 
     def handle_quit(self, sig: Any, frame: Any) -> None:
         self.read_pool.shutdown(False)
+        self.stream_pool.shutdown(False)
         super().handle_quit(sig, frame)
 
     def accept(self, server: Any, listener: socket.socket) -> None:
@@ -113,8 +119,15 @@ class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
                     return
         conn.init()
         conn.parser.unreader.unread(gathered)  # after bytes a pipelining client sent before
-        pool = self.read_pool if gathered.split(b" ", 1)[0] in _READS else self.tpool
+        pool = self._pool_for(gathered)
         self._wrap_future(pool.submit(self.handle, conn), conn)
+
+    def _pool_for(self, head: bytes) -> futures.ThreadPoolExecutor:
+        method, _, rest = head.partition(b" ")
+        if method not in _READS:
+            return self.tpool  # type: ignore[no-any-return]
+        path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
+        return self.stream_pool if method == b"GET" and path.endswith(b"/events") else self.read_pool
 
     def handle(self, conn: Any) -> Any:
         conn.sock.settimeout(_IO_TIMEOUT_S)
@@ -159,7 +172,13 @@ def _body_read(req: Any) -> bool:
     return True
 
 
-def worker_class(header_timeout_s: float, read_threads: int) -> type[BoundedThreadWorker]:
-    """The worker class with this deployment's header budget and read pool."""
-    attributes = {"header_timeout_s": header_timeout_s, "read_threads": read_threads}
+def worker_class(
+    header_timeout_s: float, read_threads: int, stream_threads: int = 256
+) -> type[BoundedThreadWorker]:
+    """The worker class with this deployment's header budget, read and stream pools."""
+    attributes = {
+        "header_timeout_s": header_timeout_s,
+        "read_threads": read_threads,
+        "stream_threads": stream_threads,
+    }
     return type("ApiWorker", (BoundedThreadWorker,), attributes)

@@ -17,6 +17,7 @@ from sqlalchemy import and_, or_, select
 
 from api.admission import fleet
 from api.auth import principal, protect, scoped_task
+from api.conditional import conditional_json
 from api.problems import Problem
 from api.quotas import admit_submission
 from api.schemas import (
@@ -126,7 +127,10 @@ def _hold_s(svc: Services) -> float:
 
 
 @tasks.get(
-    "/tasks/<task_id>", summary="a task's state and progress", responses={200: TaskStatus, **problems(404)}
+    "/tasks/<task_id>",
+    summary="a task's state and progress",
+    description="`ETag` on the view; `If-None-Match` with it: `304` while the view is unchanged.",
+    responses={200: TaskStatus, 304: None, **problems(404)},
 )
 def show(path: TaskPath) -> Response:
     task_id = path.task_id
@@ -142,7 +146,7 @@ def show(path: TaskPath) -> Response:
     if task.state == TaskState.SUCCEEDED and task.output_key:
         body["output_url"] = svc.storage.presign(task.output_key, svc.settings.presign_ttl_s)
     body["quality"] = report(task.quality, svc.ctx.quality_thresholds)
-    return jsonify(body)
+    return conditional_json(body)
 
 
 @tasks.get("/tasks", summary="the caller's tasks, newest first", responses={200: TaskPage})

@@ -34,6 +34,12 @@ def register(subparsers: Any) -> None:
         default=4,
         help="threads per worker process for reads (health, status, lists): never taken by uploads",
     )
+    parser.add_argument(
+        "--stream-threads",
+        type=int,
+        default=256,
+        help="threads per worker process for live event streams (one per follower, for the stream's life)",
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds a request may take (large uploads)")
     parser.add_argument(
         "--graceful-timeout",
@@ -77,7 +83,10 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
             self.cfg.set("bind", f"{args.host}:{args.port}")
             self.cfg.set("workers", args.workers)
             self.cfg.set("threads", args.threads)
-            self.cfg.set("worker_class", worker_class(settings.api_header_timeout_s, args.read_threads))
+            self.cfg.set(
+                "worker_class",
+                worker_class(settings.api_header_timeout_s, args.read_threads, args.stream_threads),
+            )
             self.cfg.set("timeout", args.timeout)
             self.cfg.set("logger_class", _Logs)  # the app logs each request, with its id
             self.cfg.set("child_exit", lambda _server, worker: mark_process_dead(worker.pid))

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,6 @@ from cli.option_flags import JOB_FLAGS, PROCESSORS_HELP, SCHEDULING_FLAGS, HelpF
 
 if TYPE_CHECKING:
     import requests
-    from tqdm import tqdm
 
     from facefleet.config.settings import Settings
 
@@ -214,26 +212,11 @@ def get_status(base: str, task_id: str, api_key: str | None = None) -> dict[str,
 def follow(
     base: str, task_id: str, interval_s: float = 1.0, show: bool = True, api_key: str | None = None
 ) -> dict[str, Any]:
-    """Poll until the task ends, with a progress bar over frames."""
-    from tqdm import tqdm
+    """Until the task ends, with a progress bar over frames: its live events, else polling
+    (``cli.commands.live``)."""
+    from cli.commands.live import follow_task
 
-    bar: tqdm | None = None
-    try:
-        while True:
-            status = get_status(base, task_id, api_key)
-            progress = status.get("progress") or {}
-            total, done = progress.get("frames_total") or 0, progress.get("frames_done") or 0
-            if show and total:
-                if bar is None:
-                    bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr)
-                bar.set_postfix_str(status["state"])
-                bar.update(done - bar.n)
-            if status["state"] in TERMINAL:
-                return status
-            time.sleep(interval_s)
-    finally:
-        if bar is not None:
-            bar.close()
+    return follow_task(base, task_id, api_key=api_key, show=show, interval_s=interval_s)
 
 
 def download_output(base: str, task_id: str, output: Path | None, api_key: str | None = None) -> Path:

@@ -1,4 +1,6 @@
-"""``facefleet run``: one job, embedded, with a progress bar; the same command resumes it."""
+"""``facefleet run``: one job, embedded, with a progress bar; the same command resumes it.
+Several ``--target`` (or a folder) run as one batch: ``--output`` is then a folder, one output
+per item named after its input, a line per item; the same command resumes the batch."""
 
 from __future__ import annotations
 
@@ -24,7 +26,14 @@ def register(subparsers: Any) -> None:
         description=DESCRIPTION,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("--target", type=Path, required=True, metavar="VIDEO", help="the video to process")
+    parser.add_argument(
+        "--target",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="VIDEO",
+        help="the video to process; repeatable, or a folder of videos: a batch (--output a folder)",
+    )
     parser.add_argument(
         "--source",
         type=Path,
@@ -40,8 +49,8 @@ def register(subparsers: Any) -> None:
         "--output",
         type=Path,
         required=True,
-        metavar="FILE",
-        help="where to write the video; it appears only when complete",
+        metavar="PATH",
+        help="where to write the video; it appears only when complete (a batch: the folder for one output per item)",
     )
     parser.add_argument(
         "--processors", default="none", metavar="LIST", help=PROCESSORS_HELP + " (default: none)"
@@ -111,6 +120,12 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     from facefleet.storage.base import StorageError
     from pipeline.errors import PipelineError
 
+    targets = args.target if isinstance(args.target, list) else [args.target]
+    if len(targets) > 1 or targets[0].is_dir():
+        from cli.commands.run_batch import handle_batch
+
+        return handle_batch(args, settings, targets)
+    args.target = targets[0]
     began = time.monotonic()
     try:
         if args.workers < 1:

@@ -252,7 +252,10 @@ class WebhookSettings(BaseSettings):
     """Webhooks (facefleet.events.webhooks): each event retried with exponential backoff and
     jitter (from webhook_retry_base_s, at most webhook_retry_max_s apart) for webhook_retry_s
     after it was written; each attempt has webhook_timeout_s; a worker's deliverer sends at
-    most webhook_concurrency at once, webhook_per_receiver of them to one URL."""
+    most webhook_concurrency at once, webhook_per_receiver of them to one URL. A task's
+    ``progress`` event is written at most once per webhook_progress_every_s (the contract says
+    10 s; a test lowers it to see several). Delivered (or given up) events are pruned by the
+    reaper webhook_keep_days after they were written (0: kept)."""
 
     model_config = _PREFIX
 
@@ -263,6 +266,8 @@ class WebhookSettings(BaseSettings):
     webhook_concurrency: int = Field(default=16, ge=1, le=256)
     webhook_per_receiver: int = Field(default=4, ge=1, le=64)
     webhook_poll_s: float = Field(default=0.5, gt=0)
+    webhook_progress_every_s: float = Field(default=10.0, gt=0)
+    webhook_keep_days: float = Field(default=30.0, ge=0)
 
 
 class RetentionSettings(BaseSettings):

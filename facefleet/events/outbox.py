@@ -7,7 +7,8 @@ lose it or send it for a change that did not happen.
   was the batch's last unfinished item (the batch's row is locked, so two items ending at
   once write it once).
 * ``progress_event``: called with each stored segment's accounting; at most one ``progress``
-  event per PROGRESS_EVERY_S per task (the task's row is already locked by that transaction).
+  event per PROGRESS_EVERY_S per task (FACEFLEET_WEBHOOK_PROGRESS_EVERY_S, the session may
+  carry another) (the task's row is already locked by that transaction).
 * Live events (SSE) are published to Redis after the commit, by the publisher the session
   carries (``session.info["publish"]``, set by the distributed mode; none embedded).
 
@@ -34,6 +35,7 @@ PROGRESS_EVERY_S = 10.0
 DEFAULT_RETRY_S = 24 * 3600.0
 PUBLISH = "facefleet.publish"  # session.info: (channel kind, id, event dict) -> None
 RETRY_S = "facefleet.webhook_retry_s"
+PROGRESS_EVERY = "facefleet.webhook_progress_every_s"
 
 EVENT_OF_STATE = {
     TaskState.PLANNING: "started",
@@ -71,7 +73,7 @@ def progress_event(session: Session, task_id: str) -> None:
         return
     now = utcnow()
     last = task.progress_event_at
-    if last is not None and (now - last).total_seconds() < PROGRESS_EVERY_S:
+    if last is not None and (now - last).total_seconds() < session.info.get(PROGRESS_EVERY, PROGRESS_EVERY_S):
         return
     session.execute(update(Task).where(Task.id == task_id).values(progress_event_at=now))
     body = {**task_summary(task), "progress": progress}

@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from facefleet.config.context import JobContext
 from facefleet.config.settings import Settings
 from facefleet.events.live import Publisher
-from facefleet.events.outbox import PUBLISH, RETRY_S
+from facefleet.events.outbox import PROGRESS_EVERY, PUBLISH, RETRY_S
 from facefleet.fleet.queues import CHUNK_TASK as CHUNK_TASK
 from facefleet.fleet.queues import CHUNKS as CHUNKS
 from facefleet.fleet.queues import PLAN_TASK as PLAN_TASK
@@ -97,7 +97,13 @@ def open_services(settings: Settings, worker_name: str | None = None, *, pre_pin
     state = RedisState.from_url(settings.redis_url, settings.redis_namespace, settings.lease_ttl_s)
     # what the outbox needs from the transactions that write events: the live events'
     # publisher (after each commit) and how long a webhook event is retried
-    sessions.configure(info={PUBLISH: Publisher(state.redis, state.keys), RETRY_S: settings.webhook_retry_s})
+    sessions.configure(
+        info={
+            PUBLISH: Publisher(state.redis, state.keys),
+            RETRY_S: settings.webhook_retry_s,
+            PROGRESS_EVERY: settings.webhook_progress_every_s,
+        }
+    )
     ctx = JobContext.from_settings(
         settings,
         sessions=sessions,

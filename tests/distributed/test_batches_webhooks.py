@@ -24,7 +24,10 @@ HOOK_ENV = {
     "FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32",
     "FACEFLEET_WEBHOOK_RETRY_BASE_S": "0.3",
     "FACEFLEET_WEBHOOK_TIMEOUT_S": "3",
+    # the contract's 10 s, lowered so that a short job writes several progress events
+    "FACEFLEET_WEBHOOK_PROGRESS_EVERY_S": "1",
 }
+PROGRESS_EVERY_S = 1.0
 ENDED = {"succeeded", "failed", "cancelled"}
 
 
@@ -196,7 +199,9 @@ def test_a_failing_receiver_gets_the_event_on_the_third_attempt_and_both_secrets
 ):
     receiver = Receiver(secrets=[hooks["secret"]], fail_first=2)
     try:
-        options = {**JOB, "webhook_url": receiver.url, "webhook_events": ["succeeded", "progress"]}
+        # one event, so that the receiver's first three requests are its attempts (progress at
+        # most once per interval: tests/distributed/test_webhook_timing.py)
+        options = {**JOB, "webhook_url": receiver.url, "webhook_events": ["succeeded"]}
         task_id = _submit_task(hooks, clip(tmp_path / "in.mp4"), options)
         path = f"/v1/tasks/{task_id}/webhooks"
 
@@ -210,16 +215,6 @@ def test_a_failing_receiver_gets_the_event_on_the_third_attempt_and_both_secrets
         first = receiver.events()[:3]
         assert [r.status for r in first] == [500, 500, 200] and len({r.webhook_id for r in first}) == 1
         assert all(a["latency_ms"] >= 0 and a["at"] for a in delivery["attempts"])
-        progress = [d for d in _deliveries(hooks, path) if d["event"] == "progress"]
-        times = sorted(d["created_at"] for d in progress)
-        from datetime import datetime
-
-        gaps = [
-            (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
-            for a, b in zip(times, times[1:], strict=False)
-        ]
-        assert progress and all(gap >= 10 for gap in gaps), times
-
         rotated = operator.run("tenants", "rotate-secret", hooks["tenant"])
         assert rotated.returncode == 0, rotated.stderr
         new_secret = rotated.stdout.strip().splitlines()[-1]

@@ -5,16 +5,14 @@ of a 1-minute one (frames stream through the batches, none are kept)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from facefleet.modes.demo import make_sample_video, source_face
 from tests.embedded.conftest import REPO, facefleet_cmd
-from tests.embedded.test_memory import _kib, _tree
 from tests.faces.models import RECOGNIZER, SWAPPER, write_test_models
+from tests.peak_memory import peak_mib
 
 FPS = 5  # a low rate keeps 10 minutes of video affordable on a shared CPU; the length is what counts
 SIZE = (320, 180)
@@ -27,16 +25,7 @@ def _peak_mib(home: Path, target: Path, env: dict[str, str], source: Path) -> fl
         *("--processors", "face_swapper", "--source", str(source), "--face-detector", "yunet"),
         *("--detector-size", "320", "--face-recognizer", RECOGNIZER, "--swapper-model", SWAPPER),
     ]
-    child = subprocess.Popen(
-        facefleet_cmd(*args), env={**os.environ, **env, "FACEFLEET_HOME": str(home)}, cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    peak = 0
-    while child.poll() is None:
-        peak = max(peak, _kib(child.pid, "VmHWM:"), sum(_kib(p, "VmRSS:") for p in _tree(child.pid)))
-        time.sleep(0.01)
-    assert child.returncode == 0, child.stderr.read().decode() if child.stderr else ""
-    return peak / 1024
+    return peak_mib(facefleet_cmd(*args), {**os.environ, **env, "FACEFLEET_HOME": str(home)}, REPO)
 
 
 @pytest.mark.timeout(900)

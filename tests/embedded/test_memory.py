@@ -4,13 +4,13 @@ the decoder through the encoders, none are kept."""
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.embedded.conftest import REPO, facefleet_cmd
 from tests.ffmpeg_media import ffmpeg
+from tests.peak_memory import peak_mib
 
 
 def _testsrc(path: Path, seconds: int) -> Path:
@@ -24,23 +24,11 @@ def _testsrc(path: Path, seconds: int) -> Path:
 
 
 def _peak_mib(home: Path, target: Path) -> float:
-    """The run's peak: the high-water mark of the largest process of its tree (the one the
-    frames go through), as the kernel reports it when the run is reaped (wait4 folds every
-    reaped descendant in). Nothing is sampled, so no short-lived peak is missed or caught by
-    chance, and pages a child shares with its parent between fork and exec count once."""
     out = home.parent / f"{target.stem}-out.mp4"
-    env = dict(os.environ, FACEFLEET_HOME=str(home))
-    child = subprocess.Popen(
-        facefleet_cmd("run", "--target", str(target), "--output", str(out), "--no-progress"),
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    assert child.returncode == 0
+    command = facefleet_cmd("run", "--target", str(target), "--output", str(out), "--no-progress")
+    peak = peak_mib(command, dict(os.environ, FACEFLEET_HOME=str(home)), REPO)
     assert out.stat().st_size > 0
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    return peak
 
 
 @pytest.mark.timeout(600)
