@@ -281,8 +281,8 @@ def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Ch
     cache_key = ("chain", task_keys.task_id)
     if cache_key not in ctx.cache:
         assets = load_assets(ctx, task_keys) if options.processors else {}
-        chain = build_chain(options.processors, options.processor_options(), assets, ctx.runtime)
-        ctx.cache[cache_key] = with_watermark(ctx, task_keys.task_id, chain)
+        built = build_chain(options.processors, options.processor_options(), assets, ctx.runtime)
+        ctx.cache[cache_key] = with_watermark(ctx, task_keys.task_id, built)
     chain: Chain = ctx.cache[cache_key]
     return chain
 
