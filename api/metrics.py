@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from facefleet.events.webhooks import oldest_undelivered_s
 from facefleet.fleet.queues import CHUNKS, PLANNING, STITCHING
 from facefleet.fleet.readiness import ReadyBoard
 from facefleet.observability.metrics import Cached, exposition_registry
@@ -96,8 +97,9 @@ class FleetCollector(Collector):
             stitching = _by_priority(
                 session, select(Task.priority, func.count()).where(Task.state == TaskState.STITCHING)
             )
+            oldest_webhook = oldest_undelivered_s(session)
         depth = {CHUNKS: waiting, PLANNING: planning, STITCHING: stitching}
-        return {"tasks": tasks, "chunks": chunks, "depth": depth}
+        return {"tasks": tasks, "chunks": chunks, "depth": depth, "oldest_webhook": oldest_webhook}
 
     def _frames(self) -> int:
         """Read at every scrape (a few usage rows), never cached: a counter that one process
@@ -142,3 +144,8 @@ def _database_families(figures: dict[str, Any]) -> Iterator[Metric]:
         for priority in range(10):
             depth.add_metric([queue, str(priority)], counts.get(priority, 0))
     yield depth
+    yield GaugeMetricFamily(
+        "facefleet_webhook_oldest_undelivered_seconds",
+        "Age of the oldest webhook event neither delivered nor given up (0: none)",
+        value=figures["oldest_webhook"],
+    )

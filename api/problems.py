@@ -11,7 +11,9 @@ import sqlalchemy.exc
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
+from api.body import BodyTimeout
 from facefleet.config.errors import (
+    BatchNotFound,
     InvalidSubmission,
     InvalidTransition,
     MediaRefused,
@@ -33,6 +35,7 @@ _TITLES = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Content Too Large",
     415: "Unsupported Media Type",
@@ -80,11 +83,24 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:
         status = exc.code or 500
-        return problem_response(status, exc.description or _TITLES.get(status, "Error"))
+        response = problem_response(status, exc.description or _TITLES.get(status, "Error"))
+        for name, value in exc.get_headers():  # Allow (405), Retry-After, ...
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+
+    @app.errorhandler(BodyTimeout)
+    def _body_timeout(exc: BodyTimeout) -> Response:
+        log.info("a request body timed out: %s", exc)
+        return problem_response(408, str(exc), "body-timeout")
 
     @app.errorhandler(TaskNotFound)
     def _not_found(exc: TaskNotFound) -> Response:
         return problem_response(404, str(exc), "task-not-found")
+
+    @app.errorhandler(BatchNotFound)
+    def _no_batch(exc: BatchNotFound) -> Response:
+        return problem_response(404, str(exc), "batch-not-found")
 
     @app.errorhandler(InvalidTransition)
     def _conflict(exc: InvalidTransition) -> Response:

@@ -3,9 +3,9 @@ builds the OpenAPI 3.1 document (``/openapi.json``) from them, so the two never 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from facefleet.config.options import JobOptions
 from facefleet.records.states import TaskState
@@ -35,6 +35,7 @@ PROBLEM_STATUSES = {
     401: "no key, or a wrong or revoked one",
     403: "the tenant's quota is used up",
     404: "no such task for this caller",
+    408: "the body did not arrive in time (too slow, or stalled)",
     409: "the task's state does not allow this",
     413: "an upload is larger than allowed",
     415: "the body is neither multipart/form-data nor JSON",
@@ -48,6 +49,12 @@ def problems(*statuses: int) -> dict[Any, Any]:
     return {status: problem_response(PROBLEM_STATUSES[status]) for status in statuses}
 
 
+TENANT_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+# a URL as the server takes it: no control character, at most 8192 characters
+# a URL field: bounded, and no control characters (the server refuses them too)
+Url = Annotated[str, StringConstraints(max_length=8192, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
 class TaskPath(BaseModel):
     task_id: str = Field(max_length=64, description="the id the submission answered")
 
@@ -56,9 +63,16 @@ class ListQuery(BaseModel):
     state: str | None = Field(
         default=None, max_length=100, description="comma-separated states, e.g. running,queued"
     )
-    cursor: str | None = Field(default=None, max_length=200, description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_=-]*$",
+        description="next_cursor of the previous page",
+    )
     limit: int = Field(default=50, ge=1, le=200)
-    tenant: str | None = Field(default=None, max_length=64, description="admin keys only: one tenant's tasks")
+    tenant: str | None = Field(
+        default=None, max_length=64, pattern=TENANT_NAME, description="admin keys only: one tenant's tasks"
+    )
 
 
 class SubmitJson(BaseModel):
@@ -67,8 +81,8 @@ class SubmitJson(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target_url: str = Field(examples=["https://media.example.com/talk.mp4"])
-    source_url: list[str] | str = Field(
+    target_url: Url = Field(examples=["https://media.example.com/talk.mp4"])
+    source_url: list[Url] | Url = Field(
         default_factory=list, examples=[["https://media.example.com/face.jpg"]]
     )
     options: JobOptions = Field(default_factory=JobOptions)
@@ -78,10 +92,12 @@ class SubmitForm(BaseModel):
     """multipart/form-data: the target (a file or target_url), sources, options as JSON. The
     body is streamed to the bucket as it arrives, never held whole."""
 
+    model_config = ConfigDict(extra="forbid")
+
     target: bytes | None = Field(default=None, json_schema_extra={"format": "binary"})
-    target_url: str | None = None
+    target_url: Url | None = None
     source: list[bytes] = Field(default_factory=list, json_schema_extra={"items": {"format": "binary"}})
-    source_url: list[str] = Field(default_factory=list)
+    source_url: list[Url] = Field(default_factory=list)
     reference: bytes | None = Field(default=None, json_schema_extra={"format": "binary"})
     options: str | None = Field(default=None, description="JSON object with the fields of JobOptions")
 
@@ -109,6 +125,11 @@ class TaskSummary(BaseModel):
     started_at: str | None
     finished_at: str | None
     output_expired_at: str | None
+    provenance: dict[str, Any] = Field(
+        default_factory=dict,
+        description="watermark: whether its processed frames carry the watermark; once succeeded, "
+        "signed: whether the output carries a signed C2PA manifest (manifest: its label; c2pa: why not)",
+    )
 
 
 class Progress(BaseModel):
@@ -124,6 +145,29 @@ class QueueStanding(BaseModel):
     eta_s: float | None = Field(description="seconds until done, from the fleet's measured throughput")
 
 
+class IdSimilarity(BaseModel):
+    mean: float | None
+    p05: float | None = Field(description="the 5th percentile")
+    min: float | None
+    samples: int = Field(description="swapped faces measured")
+
+
+class Quality(BaseModel):
+    """The quality gate's figures on the task's sampled frames, as decoded back from its output."""
+
+    id_similarity: IdSimilarity = Field(
+        description="the recogniser's similarity of each swapped face to the source identity"
+    )
+    psnr_outside_db: float | None = Field(
+        description="PSNR of everything outside the faces against the input"
+    )
+    face_coverage: float | None = Field(
+        description="share of sampled frames with a detected face (the anonymiser passes only at 0)"
+    )
+    passed: bool = Field(description="false when a threshold was missed: the task still succeeded")
+    reasons: list[str] = Field(description="each threshold missed, in words")
+
+
 class TaskStatus(TaskSummary):
     chunks: dict[str, int] = Field(description="chunks per state")
     progress: Progress
@@ -133,6 +177,9 @@ class TaskStatus(TaskSummary):
     phases: dict[str, float] = Field(description="percent done of each phase")
     queue: QueueStanding | None = Field(description="while no frame of the task is being processed yet")
     output_url: str | None = Field(default=None, description="a presigned download link, once succeeded")
+    quality: Quality | None = Field(
+        default=None, description="the quality gate's figures, once succeeded (null: nothing measured)"
+    )
 
 
 class TaskPage(BaseModel):
@@ -150,6 +197,10 @@ class Readiness(BaseModel):
     fleet: str = Field(description="ok, or the queues with work and no ready worker")
     workers: dict[str, int] = Field(description="ready workers per queue")
     work: dict[str, bool] = Field(description="whether each queue has work waiting or running")
+    providers: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per ready chunk worker: the execution provider that took each model it warmed up",
+    )
 
 
 class ReadinessQuery(BaseModel):
@@ -158,7 +209,9 @@ class ReadinessQuery(BaseModel):
 
 class StatsQuery(BaseModel):
     window: str = Field(default="1h", description="from 1m to 30d: 15m, 1h, 24h, 7d")
-    tenant: str | None = Field(default=None, max_length=64, description="one tenant's work (default: all)")
+    tenant: str | None = Field(
+        default=None, max_length=64, pattern=TENANT_NAME, description="one tenant's work (default: all)"
+    )
 
 
 class Quantiles(BaseModel):

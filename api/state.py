@@ -12,6 +12,7 @@ from api.admission import Admission
 from api.queue import Producer
 from api.quotas import SubmitLimiter
 from facefleet.config.settings import Settings
+from facefleet.events.live import Hub
 from facefleet.modes.distributed import Services, open_services
 
 
@@ -21,6 +22,7 @@ class ApiState:
     _services: Services | None = None
     _producer: Producer | None = None
     _limiter: SubmitLimiter | None = None
+    _hub: Hub | None = None
     admission: Admission = field(default_factory=Admission)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -37,6 +39,15 @@ class ApiState:
             if self._limiter is None:
                 self._limiter = SubmitLimiter(self.settings.redis_url, self.settings.redis_namespace)
             return self._limiter
+
+    @property
+    def hub(self) -> Hub:
+        """This process's one subscription to live events, for all its SSE followers."""
+        services = self.services
+        with self._lock:
+            if self._hub is None:
+                self._hub = Hub(services.state.redis, services.state.keys)
+            return self._hub
 
     @property
     def producer(self) -> Producer:

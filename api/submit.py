@@ -12,6 +12,7 @@ from werkzeug.http import parse_options_header
 
 from api.problems import Problem
 from api.uploads import MultipartStream, Part, TeeReader
+from facefleet.config.inputs import load_json
 from facefleet.modes.distributed import Services
 from facefleet.task.submission import MAX_SOURCES, Draft, Receive
 
@@ -90,10 +91,7 @@ def _receive_json(svc: Services, draft: Draft) -> None:
     raw = request.stream.read(MAX_OPTIONS_BYTES + 1)
     if len(raw) > MAX_OPTIONS_BYTES:
         raise Problem(413, f"a JSON submission may be at most {MAX_OPTIONS_BYTES} bytes")
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise Problem(400, f"the body is not valid JSON: {exc}") from None
+    body = load_json(raw, "the body")
     if not isinstance(body, dict):
         raise Problem(400, "the JSON body must be an object")
     unknown = set(body) - {"target_url", "source_url", "options"}

@@ -6,16 +6,18 @@ types at import time to validate requests and document them.)"""
 import base64
 import binascii
 import logging
+import re
 from datetime import datetime
 from typing import Any
 
 import redis
-from flask import Response, jsonify, request, url_for
+from flask import Response, current_app, jsonify, request, url_for
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import and_, or_, select
 
 from api.admission import fleet
 from api.auth import principal, protect, scoped_task
+from api.conditional import conditional_json
 from api.problems import Problem
 from api.quotas import admit_submission
 from api.schemas import (
@@ -28,6 +30,7 @@ from api.schemas import (
     problems,
     submission_body,
 )
+from api.slots import SubmitSlots
 from api.state import state
 from api.submit import check_idempotency_key, receiver
 from facefleet.fleet.standing import phase_of, queue_standing
@@ -35,13 +38,16 @@ from facefleet.modes.distributed import Services
 from facefleet.observability import logs
 from facefleet.records.db import Task
 from facefleet.records.states import TaskState
+from facefleet.records.task_view import SUMMARY_COLUMNS, task_summary
 from facefleet.task.cleanup import clean_up
 from facefleet.task.jobs import cancel_task, delete_task, fail_task, get_task, retry_task
 from facefleet.task.progress import task_progress
-from facefleet.task.submission import submit
+from facefleet.task.quality import report
+from facefleet.task.submission import MAX_SOURCES, submit
 
 log = logging.getLogger(__name__)
 
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
 TAG = Tag(name="tasks", description="face-swap jobs on videos: submit, follow, download")
 SECURITY: list[dict[str, list[Any]]] = [{"bearer": []}]
 PROBLEMS = problems(400, 401, 503)
@@ -61,7 +67,7 @@ protect(tasks)
     responses={
         200: Created,
         201: Created,
-        **problems(403, 409, 413, 415, 422, 429),
+        **problems(403, 408, 409, 413, 415, 422, 429),
     },
     openapi_extensions={
         "requestBody": submission_body(),
@@ -80,16 +86,18 @@ def create() -> tuple[Response, int, dict[str, str]]:
     svc = api.services
     tenant = principal().tenant
     idempotency_key = request.headers.get("Idempotency-Key")
-    admit_submission(svc, api.limiter, tenant)
     check_idempotency_key(idempotency_key)
-    task, created = submit(
-        svc.ctx,
-        svc.settings,
-        receiver(svc),
-        tenant=tenant,
-        idempotency_key=idempotency_key,
-        admit=lambda options: api.admission.check(svc, options.priority),
-    )
+    slots: SubmitSlots = current_app.extensions["facefleet.slots"]
+    with slots.process(), slots.tenant(svc.state.redis, svc.settings.redis_namespace, tenant, _hold_s(svc)):
+        admit_submission(svc, api.limiter, tenant)
+        task, created = submit(
+            svc.ctx,
+            svc.settings,
+            receiver(svc),
+            tenant=tenant,
+            idempotency_key=idempotency_key,
+            admit=lambda options: api.admission.check(svc, options.priority),
+        )
     logs.bind(task_id=task.id, tenant=tenant)
     if created:
         request_id = logs.bound("request_id")
@@ -111,14 +119,24 @@ def create() -> tuple[Response, int, dict[str, str]]:
     return jsonify(id=task.id, state=task.state.value), 201 if created else 200, headers
 
 
+def _hold_s(svc: Services) -> float:
+    """The longest a submission may take: its body, its URL fetches, its probe (and a margin)."""
+    settings = svc.settings
+    body = current_app.extensions["facefleet.body"].budget_s(request.content_length)
+    return body + (MAX_SOURCES + 1) * settings.egress_timeout_s + settings.probe_timeout_s + 60
+
+
 @tasks.get(
-    "/tasks/<task_id>", summary="a task's state and progress", responses={200: TaskStatus, **problems(404)}
+    "/tasks/<task_id>",
+    summary="a task's state and progress",
+    description="`ETag` on the view; `If-None-Match` with it: `304` while the view is unchanged.",
+    responses={200: TaskStatus, 304: None, **problems(404)},
 )
 def show(path: TaskPath) -> Response:
     task_id = path.task_id
     svc = state().services
     task = scoped_task()
-    body = _summary(task)
+    body = task_summary(task)
     progress = task_progress(svc.ctx, task_id, task)
     body["chunks"] = progress.pop("chunks")
     body["progress"] = progress
@@ -127,7 +145,8 @@ def show(path: TaskPath) -> Response:
         body["queue"] = queue_standing(session, task, fleet(svc)) if not task.state.terminal else None
     if task.state == TaskState.SUCCEEDED and task.output_key:
         body["output_url"] = svc.storage.presign(task.output_key, svc.settings.presign_ttl_s)
-    return jsonify(body)
+    body["quality"] = report(task.quality, svc.ctx.quality_thresholds)
+    return conditional_json(body)
 
 
 @tasks.get("/tasks", summary="the caller's tasks, newest first", responses={200: TaskPage})
@@ -155,7 +174,7 @@ def index(query: ListQuery) -> Response:
         rows = list(session.execute(rows_query))  # plain rows: no ORM objects to build
     page, more = rows[:limit], len(rows) > limit
     return jsonify(
-        items=[_summary(t) for t in page],
+        items=[task_summary(t) for t in page],
         next_cursor=_encode_cursor(page[-1]) if more else None,
     )
 
@@ -171,7 +190,7 @@ def cancel(path: TaskPath) -> Response:
     task = cancel_task(svc.ctx, task_id)
     _stop_holders(svc, task_id)
     clean_up(svc.ctx, task_id)  # at once if nothing runs; else the reaper, once the holders stopped
-    return jsonify(_summary(task))
+    return jsonify(task_summary(task))
 
 
 @tasks.delete(
@@ -215,51 +234,7 @@ def retry(path: TaskPath) -> tuple[Response, int]:
     elif plan.step == TaskState.STITCHING:
         api.producer.stitch(task_id)
     # chunks wait in the table: the workers' dispatcher releases them (within a second)
-    return jsonify(_summary(get_task(svc.ctx, task_id))), 202
-
-
-SUMMARY_COLUMNS = (
-    Task.id,
-    Task.tenant,
-    Task.state,
-    Task.target_name,
-    Task.options,
-    Task.frames_total,
-    Task.chunks_total,
-    Task.error,
-    Task.reason,
-    Task.attempts,
-    Task.created_at,
-    Task.updated_at,
-    Task.started_at,
-    Task.finished_at,
-    Task.output_expired_at,
-)
-
-
-def _summary(task: Any) -> dict[str, Any]:
-    """A task's summary, from its row (an ORM object or a row of SUMMARY_COLUMNS)."""
-    return {
-        "id": task.id,
-        "tenant": task.tenant,
-        "state": task.state.value,
-        "target_name": task.target_name,
-        "options": task.options,
-        "frames_total": task.frames_total,
-        "chunks_total": task.chunks_total,
-        "error": task.error,
-        "reason": task.reason,
-        "retries": task.attempts,
-        "created_at": _iso(task.created_at),
-        "updated_at": _iso(task.updated_at),
-        "started_at": _iso(task.started_at),
-        "finished_at": _iso(task.finished_at),
-        "output_expired_at": _iso(task.output_expired_at),
-    }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return jsonify(task_summary(get_task(svc.ctx, task_id))), 202
 
 
 def _encode_cursor(task: Any) -> str:
@@ -269,6 +244,8 @@ def _encode_cursor(task: Any) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        if not _TASK_ID.fullmatch(task_id):
+            raise ValueError(task_id)
         return datetime.fromisoformat(created), task_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Problem(400, "cursor is not one this API returned") from None

@@ -1,4 +1,5 @@
-"""One guard for every URL the service reaches out to for a user (targets, sources, webhooks).
+"""One guard for every URL the service reaches out to for a user (targets, sources, webhooks:
+``fetch`` GETs an input, ``post`` delivers a webhook).
 
 A face-swap service that fetches whatever URL it is given can be pointed at its own network
 (SSRF). So a URL is checked before anything connects: ``https://`` to public addresses,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
@@ -146,6 +148,17 @@ def fetch(url: str, out: BinaryIO, policy: EgressPolicy, *, what: str = "url") -
     raise EgressRefused(f"{what} redirects more than {policy.max_redirects} times")
 
 
+def post(url: str, body: bytes, headers: dict[str, str], policy: EgressPolicy, *, what: str = "url") -> int:
+    """POST ``body`` to an http(s) ``url`` (checked now, whatever it was at submission);
+    returns the answer's status. Redirects are not followed (a webhook receiver answers)."""
+    deadline = _Deadline(
+        time.monotonic() + policy.timeout_s, f"{what} did not answer within {policy.timeout_s:g} s"
+    )
+    with _exchange(_target(url, policy, what), policy, deadline, what, body, headers) as response:
+        _copy(response, io.BytesIO(), policy.max_bytes, deadline, what)  # the answer is read, and dropped
+        return int(response.status)
+
+
 # ---------------------------------------------------------------------------- the checks
 
 
@@ -247,15 +260,25 @@ class _Deadline:
 
 @contextlib.contextmanager
 def _exchange(
-    target: _Target, policy: EgressPolicy, deadline: _Deadline, what: str
+    target: _Target,
+    policy: EgressPolicy,
+    deadline: _Deadline,
+    what: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Iterator[BaseHTTPResponse]:
-    """The answer (headers read, body not) to a GET of ``target``, sent to a checked address."""
+    """The answer (headers read, body not) to a GET of ``target`` (a POST of ``body``), sent
+    to a checked address."""
     conn = _connect(target, policy, deadline, what)
     try:
         with _cut_off_at(deadline, conn):
             with _network_errors(deadline, what, target.host):
                 conn.request(
-                    "GET", target.request_uri, headers={"Host": target.host_header}, preload_content=False
+                    "GET" if body is None else "POST",
+                    target.request_uri,
+                    body=body,
+                    headers={**(headers or {}), "Host": target.host_header},
+                    preload_content=False,
                 )
                 response = conn.getresponse()
             with contextlib.closing(response):  # the response holds the socket open too

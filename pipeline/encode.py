@@ -24,7 +24,6 @@ Choices (the stitch depends on them):
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,9 +41,6 @@ from pipeline.probe import VideoProbe
 from pipeline.x264_asm import x264_asm
 
 # Pixel formats whose chroma is halved horizontally / vertically.
-# SVT-AV1 prints its banner to stderr unless told; set once here, never from the segment
-# threads (setenv racing a codec's getenv can crash the process)
-os.environ.setdefault("SVT_LOG", "1")
 
 _HALF_WIDTH = ("420", "422", "411", "410", "nv12", "nv21", "nv16")
 _HALF_HEIGHT = ("420", "410", "nv12", "nv21")

@@ -95,15 +95,20 @@ def _keep_unchanged_samples(
     height, width = changed.shape
     if source.format.name != "yuv420p" or height % 2 or width % 2:
         return picture
-    original = source.to_ndarray()  # Y rows, then U and V, each packed into height/4 rows
+    original = source.to_ndarray()  # the Y plane, then U and V, packed row after row
     converted = picture.reformat(format="yuv420p").to_ndarray()
-    luma = np.where(changed, converted[:height], original[:height])
-    block = changed.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3)).reshape(height // 4, width)
-    quarter = height // 4
-    u_rows, v_rows = slice(height, height + quarter), slice(height + quarter, height + 2 * quarter)
-    chroma_u = np.where(block, converted[u_rows], original[u_rows])
-    chroma_v = np.where(block, converted[v_rows], original[v_rows])
-    merged = np.concatenate([luma, chroma_u, chroma_v])
+    # each plane flat: a height that is not a multiple of 4 packs U and V across rows
+    flat_original, flat_converted = original.reshape(-1), converted.reshape(-1)
+    luma_n, chroma_n = height * width, (height // 2) * (width // 2)
+    block = changed.reshape(height // 2, 2, width // 2, 2).any(axis=(1, 3)).reshape(-1)
+    u, v = slice(luma_n, luma_n + chroma_n), slice(luma_n + chroma_n, luma_n + 2 * chroma_n)
+    merged = np.concatenate(
+        [
+            np.where(changed.reshape(-1), flat_converted[:luma_n], flat_original[:luma_n]),
+            np.where(block, flat_converted[u], flat_original[u]),
+            np.where(block, flat_converted[v], flat_original[v]),
+        ]
+    ).reshape(original.shape)
     return av.VideoFrame.from_ndarray(merged, format="yuv420p")
 
 

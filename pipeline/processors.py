@@ -14,6 +14,7 @@ The empty chain (``none``) re-encodes frame for frame.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,8 +74,10 @@ def parse_processor_names(text: str | Sequence[str]) -> list[str]:
     names = [n for n in names if n and n != "none"]
     unknown = [n for n in names if n not in _FACTORIES]
     if unknown:
+        close = difflib.get_close_matches(unknown[0], PROCESSOR_NAMES, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise PipelineError(
-            f"unknown processor {unknown[0]!r}; choose from none, {', '.join(PROCESSOR_NAMES)}"
+            f"unknown processor {unknown[0]!r}{hint}; choose from none, {', '.join(PROCESSOR_NAMES)}"
         )
     if len(set(names)) != len(names):
         raise PipelineError("a processor is listed twice")

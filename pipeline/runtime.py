@@ -16,3 +16,7 @@ class Runtime:
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     allow_cpu_fallback: bool = False
     intra_op_threads: int = 0
+    # frames per inference call (detection over them at once, their faces swapped together);
+    # 0: each job's face_batch
+    inference_batch: int = 0
+    gpu: str | None = None  # the GPU index this process is pinned to (CUDA_VISIBLE_DEVICES), if one

@@ -275,3 +275,18 @@ def make_concat_script(path: Path, clip: Path) -> Path:
     """An FFmpeg concat script naming ``clip``; FFmpeg detects it by content, whatever the name."""
     path.write_text(f"ffconcat version 1.0\nfile {clip.name}\n")
     return path
+
+
+def write_clip_of(path: Path, images: list[np.ndarray], fps: int = 25, crf: int = 16) -> Path:
+    """An H.264 MP4 of ``images`` (BGR, all one even size), one frame each, no audio."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = images[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path

@@ -49,7 +49,7 @@ def create_celery(
     app.pool_slots, app.metrics_port = pool_slots, metrics_port
     app.node_name, app.chunk_slots, app.served, app.pool_kind = node_name, chunk_slots, served, pool
     warm_processes = chunk_slots if pool == "prefork" else min(chunk_slots, 1)
-    app.lifecycle = Lifecycle(warm_processes, settings.warm_model_names)
+    app.lifecycle = Lifecycle(warm_processes, list(settings.warm_models))
     app.breaker = Breaker(settings.worker_breaker_failures, settings.worker_breaker_recheck_s)
     app.conf.update(celery_config(settings))
     from worker import tasks

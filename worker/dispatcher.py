@@ -189,7 +189,10 @@ class FleetLoop:
             svc.state.announce_worker(self.node, self.slots, ttl_s=ttl_s)
         elif broken:  # nothing counts on its slots: the dispatcher releases for the others
             svc.state.withdraw_worker(self.node)
-        ReadyBoard(svc.state.redis, svc.state.keys).announce(self.node, ready, ttl_s)
+        board = ReadyBoard(svc.state.redis, svc.state.keys)
+        board.announce(self.node, ready, ttl_s)
+        if warm and self.lifecycle.providers:
+            board.report_providers(self.node, self.lifecycle.providers)
         reason = broken or ("" if warm else self.lifecycle.not_warm_reason())
         self._report(len(ready) == len(self.served), reason)
 

@@ -15,6 +15,7 @@ memory, not Redis: a child learns of its worker's SIGTERM even while Redis is do
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import multiprocessing
 import threading
@@ -25,6 +26,7 @@ from pipeline.runtime import Runtime
 log = logging.getLogger(__name__)
 
 REASON_BYTES = 400
+PROVIDERS_BYTES = 1000
 
 
 class Lifecycle:
@@ -36,6 +38,8 @@ class Lifecycle:
         self._warm = multiprocessing.Value(ctypes.c_int, 0)
         self._stopping = multiprocessing.RawValue(ctypes.c_bool, False)
         self._problem = multiprocessing.RawArray(ctypes.c_char, REASON_BYTES)
+        # model -> the execution provider that took it, as JSON, from the last process warmed
+        self._providers = multiprocessing.RawArray(ctypes.c_char, PROVIDERS_BYTES)
         self.woken = threading.Event()  # the main process's fleet loop: act on a change now
 
     @property
@@ -55,6 +59,16 @@ class Lifecycle:
         """Safe in a signal handler: a flag in shared memory and an event."""
         self._stopping.value = True
         self.woken.set()
+
+    @property
+    def providers(self) -> dict[str, str]:
+        """Model -> the execution provider that took it in this worker's processes."""
+        text = self._providers.value.decode(errors="replace")
+        try:
+            found = json.loads(text) if text else {}
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
 
     def not_warm_reason(self) -> str:
         problem = self._problem.value.decode(errors="replace")
@@ -79,7 +93,15 @@ class Lifecycle:
                 log.error("warm-up failed: %s", exc)
                 self._problem.value = f"warm-up failed: {exc}".encode()[: REASON_BYTES - 1]
                 return
-            log.info("models loaded and warmed up: %s", ", ".join(self.models))
+            from pipeline.models.sessions import chosen_providers
+
+            chosen = chosen_providers()
+            self._providers.value = json.dumps(chosen, sort_keys=True).encode()[: PROVIDERS_BYTES - 1]
+            log.info(
+                "models loaded and warmed up: %s",
+                ", ".join(f"{m} on {chosen.get(m, '?')}" for m in self.models),
+                extra={"providers": chosen},
+            )
         with self._warm.get_lock():
             self._warm.value += 1
         self.woken.set()

@@ -16,6 +16,8 @@ worker at a time), and by `facefleet beat` if one runs.
   moved and their stitch sent.
 * Pending clean-ups (files of cancelled, deleted and succeeded tasks) are retried until the
   bucket agrees, and retention removes old outputs and inputs.
+* Webhook events delivered or given up more than FACEFLEET_WEBHOOK_KEEP_DAYS ago are pruned
+  (``facefleet.events.retention``).
 * Tasks left queued whose planning message was lost (the API died between the row and the
   message, a broker flush) get it again: at once when Redis lost its data, else after a
   quiet spell, and only while the planning queue holds fewer messages than such tasks.
@@ -30,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from facefleet.events.retention import prune_events
 from facefleet.fleet.leases import Lease
 from facefleet.modes.distributed import PLANNING, Services
 from facefleet.observability import metrics
@@ -134,6 +137,14 @@ def _tidy(svc: Services) -> None:
         expire_outputs(svc.ctx, settings.retention_output_days)
     if settings.retention_input_days:
         expire_inputs(svc.ctx, settings.retention_input_days)
+    if settings.webhook_keep_days and svc.state.mark_once("webhook-prune", 60):
+        pruned = prune_events(svc.sessions, settings.webhook_keep_days)
+        if pruned:
+            log.info(
+                "pruned %d webhook events delivered or given up over %g days ago",
+                pruned,
+                settings.webhook_keep_days,
+            )
 
 
 def _resend_abandoned(

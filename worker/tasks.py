@@ -42,6 +42,7 @@ from worker import faults, observe
 from worker.base import FaceFleetCelery
 from worker.breaker import note_outcome
 from worker.consumer import start_taking_chunks, stop_taking_chunks
+from worker.deliverer import Deliverer
 from worker.dispatcher import FleetLoop, dispatch
 from worker.policies import exhausted, holding_on, put_off, riding_out_redis
 from worker.reaper import reap
@@ -81,11 +82,15 @@ def register(app: FaceFleetCelery) -> None:
         app.lifecycle.stop()
 
     loop: list[FleetLoop] = []
+    deliverers: list[Deliverer] = []
 
     @signals.worker_init.connect(weak=False)
     def _start(**_: Any) -> None:  # the main process, before the pool starts (and warms up)
         sweep(app.settings.scratch_dir, time.time())  # what dead processes left
         _start_fleet_loop()
+        deliverer = Deliverer(app.settings)  # webhooks from the outbox, beside the fleet loop
+        deliverer.start()
+        deliverers.append(deliverer)
         if app.pool_kind == "threads":  # the threads share this process's models
             app.lifecycle.warm_up(app.settings.runtime())
 
@@ -110,6 +115,8 @@ def register(app: FaceFleetCelery) -> None:
     def _stop_fleet_loop(**_: Any) -> None:
         for fleet_loop in loop:
             fleet_loop.stop()
+        for deliverer in deliverers:
+            deliverer.stop()
 
     @app.task(name=PLAN_TASK)
     def plan(task_id: str) -> int:

@@ -10,17 +10,15 @@ import argparse
 import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.commands.run import _OPTION_FLAGS, add_option_flags
+from cli.option_flags import JOB_FLAGS, PROCESSORS_HELP, SCHEDULING_FLAGS, HelpFormatter, add_option_flags
 
 if TYPE_CHECKING:
     import requests
-    from tqdm import tqdm
 
     from facefleet.config.settings import Settings
 
@@ -32,33 +30,59 @@ class ClientError(Exception):
     """The API refused or could not be reached; the message is for the user."""
 
 
-# options only a queue has: priority 0-9 (9 first), deadline and queue TTL in seconds
-SCHEDULING_FLAGS: dict[str, type] = {"priority": int, "deadline_s": float, "queue_ttl_s": float}
-
-
 def register(subparsers: Any) -> None:
-    submit = subparsers.add_parser("submit", help="send a job to the API")
-    submit.add_argument("target", type=Path, help="the video to process")
-    submit.add_argument("--source", type=Path, action="append", default=[], help="a source face (repeatable)")
-    submit.add_argument("--reference", type=Path)
-    submit.add_argument("--options", help="options as a JSON object (flags below override its fields)")
-    submit.add_argument("--processors", default=None, help="comma-separated chain, or none")
-    submit.add_argument("--idempotency-key", help="send twice, get one task")
-    submit.add_argument("--follow", action="store_true", help="then show progress until it ends")
-    add_option_flags(submit, {**_OPTION_FLAGS, **SCHEDULING_FLAGS})
+    submit = subparsers.add_parser(
+        "submit",
+        help="send a job to the API (prints the task id; several videos: a batch)",
+        description="Send a job to a FaceFleet API (FACEFLEET_API_URL, with the key in FACEFLEET_API_KEY).",
+        formatter_class=HelpFormatter,
+    )
+    submit.add_argument(
+        "target",
+        type=Path,
+        nargs="+",
+        metavar="VIDEO",
+        help="the video to process; several, or a folder: one batch of them",
+    )
+    submit.add_argument(
+        "--source",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="a face to swap in (repeatable)",
+    )
+    submit.add_argument(
+        "--reference", type=Path, metavar="IMAGE", help="the face to process, with --face-selector reference"
+    )
+    submit.add_argument(
+        "--options", metavar="JSON", help="options as a JSON object (the flags below override its fields)"
+    )
+    submit.add_argument(
+        "--processors", default=None, metavar="LIST", help=PROCESSORS_HELP + " (default: none)"
+    )
+    submit.add_argument("--idempotency-key", metavar="KEY", help="send twice with the same key, get one task")
+    submit.add_argument("--follow", action="store_true", help="then show progress until the task ends")
+    add_option_flags(submit, {**JOB_FLAGS, **SCHEDULING_FLAGS})
     _common(submit)
     submit.set_defaults(handler=handle_submit)
 
-    status = subparsers.add_parser("status", help="show a task's state and progress")
-    status.add_argument("id")
+    status = subparsers.add_parser("status", help="show a task's or a batch's state and progress")
+    status.add_argument("id", help="the task or batch id submit printed")
     status.add_argument("--follow", action="store_true", help="a progress bar until the task ends")
     status.add_argument("--json", action="store_true", help="print the API's answer as JSON")
     _common(status)
     status.set_defaults(handler=handle_status)
 
     download = subparsers.add_parser("download", help="download a succeeded task's output")
-    download.add_argument("id")
-    download.add_argument("-o", "--output", type=Path, help="file to write (default: ID.mp4, or .mov/.mkv)")
+    download.add_argument("id", help="the task or batch id")
+    download.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="PATH",
+        help="file to write (default: ID.mp4, or .mov/.mkv); a batch: a folder, one file per item",
+    )
     _common(download)
     download.set_defaults(handler=handle_download)
 
@@ -67,14 +91,18 @@ def register(subparsers: Any) -> None:
         ("retry", "run a failed task again from where it failed"),
         ("delete", "delete a task in any state: every file and row of it (usage stays counted)"),
     ):
-        action = subparsers.add_parser(name, help=help_text)
-        action.add_argument("id")
+        action = subparsers.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
+        action.add_argument("id", help="the task id")
         _common(action)
         action.set_defaults(handler=handle_action, action=name)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default=None, help="API base URL (default: FACEFLEET_API_URL)")
+    parser.add_argument(
+        "--api", default=None, metavar="URL", help="API base URL (default: FACEFLEET_API_URL)"
+    )
 
 
 def _base(args: argparse.Namespace, settings: Settings) -> str:
@@ -98,6 +126,8 @@ def _check(response: requests.Response) -> dict[str, Any]:
         detail = problem.get("detail") or problem.get("title")
     except ValueError:
         detail = response.text[:200]
+    if response.status_code == 401:
+        detail = f"{detail} (the key is FACEFLEET_API_KEY; an operator makes one: facefleet keys create --tenant NAME)"
     raise ClientError(f"{response.status_code}: {detail}")
 
 
@@ -182,26 +212,11 @@ def get_status(base: str, task_id: str, api_key: str | None = None) -> dict[str,
 def follow(
     base: str, task_id: str, interval_s: float = 1.0, show: bool = True, api_key: str | None = None
 ) -> dict[str, Any]:
-    """Poll until the task ends, with a progress bar over frames."""
-    from tqdm import tqdm
+    """Until the task ends, with a progress bar over frames: its live events, else polling
+    (``cli.commands.live``)."""
+    from cli.commands.live import follow_task
 
-    bar: tqdm | None = None
-    try:
-        while True:
-            status = get_status(base, task_id, api_key)
-            progress = status.get("progress") or {}
-            total, done = progress.get("frames_total") or 0, progress.get("frames_done") or 0
-            if show and total:
-                if bar is None:
-                    bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr)
-                bar.set_postfix_str(status["state"])
-                bar.update(done - bar.n)
-            if status["state"] in TERMINAL:
-                return status
-            time.sleep(interval_s)
-    finally:
-        if bar is not None:
-            bar.close()
+    return follow_task(base, task_id, api_key=api_key, show=show, interval_s=interval_s)
 
 
 def download_output(base: str, task_id: str, output: Path | None, api_key: str | None = None) -> Path:
@@ -241,7 +256,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         raise ClientError("--options must be a JSON object")
     if args.processors is not None:
         raw["processors"] = args.processors
-    flags = [*_OPTION_FLAGS, *SCHEDULING_FLAGS]
+    flags = [*JOB_FLAGS, *SCHEDULING_FLAGS]
     raw.update({name: getattr(args, name) for name in flags if getattr(args, name) is not None})
     return raw
 
@@ -259,9 +274,11 @@ def _run(action: Any) -> int:
 def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
         base = _base(args, settings)
+        if len(args.target) > 1 or args.target[0].is_dir():
+            return _submit_batch(args, settings, base)
         task = submit_task(
             base,
-            args.target,
+            args.target[0],
             args.source,
             _options(args),
             args.reference,
@@ -278,10 +295,36 @@ def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
     return _run(action)
 
 
+def _submit_batch(args: argparse.Namespace, settings: Settings, base: str) -> int:
+    from cli.commands import batch_client
+
+    key = _key(settings)
+    targets = batch_client.targets_of(args.target)
+    batch = batch_client.submit_batch(
+        base, targets, args.source, _options(args), args.reference, args.idempotency_key, key
+    )
+    print(batch["id"])
+    if args.follow:
+        final = batch_client.follow_batch(base, batch["id"], key)
+        batch_client.print_batch(final)
+        return 0 if final["counts"]["succeeded"] == len(final["tasks"]) else 1
+    return 0
+
+
 def handle_status(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
         base = _base(args, settings)
         key = _key(settings)
+        from cli.commands import batch_client
+
+        if (batch := batch_client.get_batch(base, args.id, key)) is not None:
+            if args.follow:
+                batch = batch_client.follow_batch(base, args.id, key)
+            if args.json:
+                print(json.dumps(batch, indent=2))
+            else:
+                batch_client.print_batch(batch)
+            return 0 if batch["counts"]["failed"] == 0 else 1
         status = follow(base, args.id, api_key=key) if args.follow else get_status(base, args.id, key)
         if args.json:
             print(json.dumps(status, indent=2))
@@ -293,6 +336,10 @@ def handle_status(args: argparse.Namespace, settings: Settings) -> int:
         )
         if status.get("error"):
             print(f"error: {status['error']}")
+        if status.get("quality"):
+            from cli.commands.run import quality_line
+
+            print(quality_line(status["quality"]))
         return 0 if status["state"] != "failed" else 1
 
     return _run(action)
@@ -326,7 +373,15 @@ def handle_action(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_download(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        output = download_output(_base(args, settings), args.id, args.output, _key(settings))
+        from cli.commands import batch_client
+
+        base, key = _base(args, settings), _key(settings)
+        if (batch := batch_client.get_batch(base, args.id, key)) is not None:
+            written = batch_client.download_batch(base, batch, args.output or Path(args.id), key)
+            for path in written:
+                print(path)
+            return 0 if len(written) == len(batch["tasks"]) else 1
+        output = download_output(base, args.id, args.output, key)
         print(output)
         return 0
 

@@ -27,8 +27,12 @@ HOW_TO_AUTHENTICATE = (
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("flower", help="serve the Flower dashboard for the workers")
-    parser.add_argument("--address", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5555)
+    parser.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on; any other than 127.0.0.1 needs FACEFLEET_FLOWER_BASIC_AUTH (default: 127.0.0.1)",
+    )
+    parser.add_argument("--port", type=int, default=5555, help="port to listen on (default: 5555)")
     parser.add_argument("--url-prefix", default="", help="when served behind a proxy under a path")
     parser.add_argument(
         "--basic-auth",
@@ -68,6 +72,16 @@ def auth_problem(address: str, credentials: str | None) -> str | None:
     return f"refusing to serve Flower on {address or 'every address'} without authentication: {HOW_TO_AUTHENTICATE}"
 
 
+def _guard_metrics() -> None:
+    """Flower serves /metrics without the authentication of its other pages (its handler is
+    not marked ``authenticated``): the same check as theirs, so a scraper sends the same
+    credentials. /healthcheck stays open, for probes."""
+    import tornado.web
+    from flower.views.monitor import Metrics
+
+    Metrics.get = tornado.web.authenticated(Metrics.get)  # type: ignore[method-assign]
+
+
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     credentials = basic_auth(args, settings)
     problem = auth_problem(args.address, credentials)
@@ -76,6 +90,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if credentials is not None:
         os.environ["FLOWER_BASIC_AUTH"] = credentials  # Flower reads its options from there too
+    _guard_metrics()
 
     from celery import Celery
 

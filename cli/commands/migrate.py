@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("migrate", help="create or upgrade the database schema")
-    parser.add_argument("revision", nargs="?", default="head")
+    parser.add_argument(
+        "revision", nargs="?", default="head", help="the Alembic revision to upgrade to (default: head)"
+    )
     parser.add_argument(
         "--wait", type=float, default=0, help="seconds to wait for the database to accept connections"
     )

@@ -1,11 +1,16 @@
-"""``facefleet run``: one job, embedded, with a progress bar; the same command resumes it."""
+"""``facefleet run``: one job, embedded, with a progress bar; the same command resumes it.
+Several ``--target`` (or a folder) run as one batch: ``--output`` is then a folder, one output
+per item named after its input, a line per item; the same command resumes the batch."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cli.option_flags import DETECTORS, JOB_FLAGS, PROCESSORS_HELP, HelpFormatter, add_option_flags, with_flag
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -13,84 +18,71 @@ if TYPE_CHECKING:
     from facefleet.config.options import JobOptions
     from facefleet.config.settings import Settings
 
-# CLI flag -> option field, for the options that are plain values
-_OPTION_FLAGS = {
-    "chunk_frames": int,
-    "segment_frames": int,
-    "trim_start": int,
-    "trim_end": int,
-    "codec": str,
-    "crf": int,
-    "preset": str,
-    "pix_fmt": str,
-    "container": str,
-    "faststart": bool,
-    "face_selector": str,
-    "reference_distance": float,
-    "face_detector": str,
-    "detector_score": float,
-    "detector_nms": float,
-    "face_recognizer": str,
-    "detector_size": int,
-    "swapper_model": str,
-    "enhancer_model": str,
-    "enhancer_blend": float,
-    "anonymizer_mode": str,
-    "face_batch": int,
-}
-
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="run a job on this machine (resumable)")
-    parser.add_argument("--target", type=Path, required=True, help="the video to process")
-    parser.add_argument(
-        "--source", type=Path, action="append", default=[], help="a source face image (repeatable)"
+    parser = subparsers.add_parser(
+        "run",
+        help="process a video on this machine (resumable: run the same command again)",
+        description=DESCRIPTION,
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("--reference", type=Path, help="reference face image for --face-selector reference")
+    parser.add_argument(
+        "--target",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="VIDEO",
+        help="the video to process; repeatable, or a folder of videos: a batch (--output a folder)",
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="a face to swap in (face_swapper; repeatable: their identities are averaged)",
+    )
+    parser.add_argument(
+        "--reference", type=Path, metavar="IMAGE", help="the face to process, with --face-selector reference"
+    )
     parser.add_argument(
         "--output",
         type=Path,
         required=True,
-        help="where to write the video (MP4 unless --container or the name says .mov/.mkv)",
+        metavar="PATH",
+        help="where to write the video; it appears only when complete (a batch: the folder for one output per item)",
     )
-    parser.add_argument("--processors", default="none", help="comma-separated chain, or none")
-    parser.add_argument("--workers", type=int, default=1, help="chunks processed in parallel processes")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--processors", default="none", metavar="LIST", help=PROCESSORS_HELP + " (default: none)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="W",
+        help="chunks processed at once, in W processes (default: 1)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or phase lines")
     parser.add_argument(
         "--keep-work",
         action="store_true",
-        help="keep the job's files under FACEFLEET_HOME after the output is written (a rerun then reuses it)",
+        help="keep the job's files under FACEFLEET_HOME after the output is written "
+        "(a rerun then reuses them; see facefleet jobs)",
     )
-    add_option_flags(parser, _OPTION_FLAGS)
+    add_option_flags(parser, JOB_FLAGS)
     parser.set_defaults(handler=handle)
 
 
-def add_option_flags(parser: argparse.ArgumentParser, flags: dict[str, type]) -> None:
-    """``--name VALUE`` per option, None when not given; a yes/no one takes ``--name``,
-    ``--name true|false`` or ``--no-name``."""
-    for name, kind in flags.items():
-        flag = f"--{name.replace('_', '-')}"
-        if kind is bool:
-            parser.add_argument(flag, dest=name, nargs="?", const=True, type=_yes_no, default=None)
-            parser.add_argument(f"--no-{flag[2:]}", dest=name, action="store_false")
-        else:
-            parser.add_argument(flag, dest=name, type=kind, default=None)
+DESCRIPTION = """\
+Process one video on this machine, embedded: no services, state in FACEFLEET_HOME.
 
+Kill it at any time (Ctrl-C, kill, even kill -9) and run the same command again: the job's
+id is derived from its inputs and options, so it resumes from the segments already stored.
 
-def _yes_no(text: str) -> bool:
-    value = {
-        "true": True,
-        "yes": True,
-        "1": True,
-        "on": True,
-        "false": False,
-        "no": False,
-        "0": False,
-        "off": False,
-    }
-    if text.lower() not in value:
-        raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
-    return value[text.lower()]
+example:
+  facefleet run --target talk.mp4 --output blurred.mp4 --processors face_anonymizer \\
+      --face-detector det_500m --workers 2
+"""
 
 
 def build_parser_namespace(**values: Any) -> argparse.Namespace:
@@ -107,8 +99,13 @@ def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOption
     from facefleet.config.options import parse_options
 
     raw: dict[str, Any] = {"processors": args.processors}
-    raw.update({name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None})
+    raw.update({name: getattr(args, name) for name in JOB_FLAGS if getattr(args, name) is not None})
     return parse_options(raw, settings.job_defaults())
+
+
+def quality_line(quality: dict[str, Any]) -> str:
+    """The quality gate's report as the CLI prints it (``facefleet run`` and ``status``)."""
+    return "quality: " + json.dumps(quality, sort_keys=False)
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
@@ -123,28 +120,46 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
 
 def _handle(args: argparse.Namespace, settings: Settings) -> int:
     # the engine is loaded by the command that runs it, not by `facefleet --help`
+    import time
+
     from facefleet.config.errors import InvalidSubmission, MediaRefused
     from facefleet.config.options import OptionsError
     from facefleet.modes.embedded import EmbeddedJobError, JobRequest, run_job
+    from facefleet.modes.local_children import stop_on_sigterm
+    from facefleet.provenance.signing import UNSIGNED, ProvenanceConfigError, signing_files
     from facefleet.storage.base import StorageError
     from pipeline.errors import PipelineError
 
+    targets = args.target if isinstance(args.target, list) else [args.target]
+    if len(targets) > 1 or targets[0].is_dir():
+        from cli.commands.run_batch import handle_batch
+
+        return handle_batch(args, settings, targets)
+    args.target = targets[0]
+    began = time.monotonic()
     try:
         if args.workers < 1:
             raise OptionsError("--workers must be at least 1")
         if args.container is None and args.output.suffix.lower() in (".mov", ".mkv"):
             args.container = args.output.suffix.lower()[1:]  # the output's name says which
+        options = options_from_args(args, settings)
+        if options.processors and _pick_present_detector(args, settings):
+            options = options_from_args(args, settings)
+        _warn_ignored(args, options.processors)
         request = JobRequest(
             target=args.target,
             sources=tuple(args.source),
             reference=args.reference,
             output=args.output,
-            options=options_from_args(args, settings),
+            options=options,
         )
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
-        with _ProgressBar(enabled=not args.no_progress) as bar:
-            run_job(settings, request, workers=args.workers, on_progress=bar.update)
+        progress = not args.no_progress
+        with stop_on_sigterm(), _ProgressBar(enabled=progress) as bar:
+            result = run_job(
+                settings, request, workers=args.workers, on_progress=bar.update, on_phase=bar.phase
+            )
     except (
         OptionsError,
         InvalidSubmission,
@@ -152,8 +167,9 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
         EmbeddedJobError,
         PipelineError,
         StorageError,
+        ProvenanceConfigError,
     ) as exc:
-        print(f"facefleet: {exc}", file=sys.stderr)
+        print(f"facefleet: {with_flag(str(exc))}", file=sys.stderr)
         return 1
     except OSError as exc:  # the disk, the home folder, the output folder
         where = f": {exc.filename}" if exc.filename else ""
@@ -162,16 +178,74 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         print("facefleet: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    seconds = time.monotonic() - began
+    fps = result.frames / seconds if seconds > 0 else 0.0
+    print(
+        f"done: {result.frames} frames in {seconds:.1f} s ({fps:.1f} frame/s) -> {args.output}",
+        file=sys.stderr,
+    )
+    if result.quality is not None:  # the run's summary: the quality gate's figures
+        print(quality_line(result.quality), file=sys.stderr)
+    if signing_files(settings) is None:  # said once the job is done: a refusal's message stays alone
+        print(f"facefleet: warning: {UNSIGNED}", file=sys.stderr)
     print(args.output)
     return 0
 
 
+def _pick_present_detector(args: argparse.Namespace, settings: Settings) -> bool:
+    """No --face-detector given and the default one is not here, another one is: use it, and
+    say so (the job's id changes with it, as with the flag); returns whether it did."""
+    if args.face_detector is not None:
+        return False
+    from pipeline.models.store import ModelStore
+
+    store = ModelStore.for_runtime(settings.runtime())
+    default = str(JOB_FLAGS["face_detector"].default)
+    if store.find(store.spec(default))[0] is not None:
+        return False
+    for name in DETECTORS:
+        path = store.find(store.spec(name))[0]
+        if path is not None:
+            print(
+                f"facefleet: note: the default detector {default} is not here; using {name} ({path}). "
+                f"--face-detector chooses; `facefleet models download {default}` fetches it",
+                file=sys.stderr,
+            )
+            args.face_detector = name
+            return True
+    return False
+
+
+def _warn_ignored(args: argparse.Namespace, processors: list[str]) -> None:
+    """Say so when an input the user gave is not used by the chain they chose."""
+    if args.source and "face_swapper" not in processors:
+        print("facefleet: warning: --source is used only by face_swapper; it is ignored", file=sys.stderr)
+    if args.reference and getattr(args, "face_selector", None) != "reference":
+        print(
+            "facefleet: warning: --reference is used only with --face-selector reference; it is ignored",
+            file=sys.stderr,
+        )
+
+
+# the rate in frames per second always (tqdm would turn it into s/frame below 1 frame/s)
+_BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]"
+
+
 class _ProgressBar:
-    """A tqdm bar over frames, created when the frame total is first known."""
+    """A tqdm bar over frames, created when the frame total is first known, and a line per
+    phase. It starts at the frames already stored (a resumed job), only moves forward, and
+    its rate and ETA count this run's frames only."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._bar: tqdm | None = None
+
+    def phase(self, name: str) -> None:
+        if self.enabled:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+            print(f"{name}...", file=sys.stderr, flush=True)
 
     def update(self, done: int, total: int) -> None:
         if not self.enabled or not total:
@@ -179,8 +253,16 @@ class _ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=done, unit="frame", dynamic_ncols=True, file=sys.stderr)
-        self._bar.update(done - self._bar.n)
+            self._bar = tqdm(
+                total=total,
+                initial=done,
+                unit="frame",
+                bar_format=_BAR_FORMAT,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+        if done > self._bar.n:
+            self._bar.update(done - self._bar.n)
 
     def __enter__(self) -> _ProgressBar:
         return self

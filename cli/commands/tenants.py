@@ -16,30 +16,43 @@ def register(subparsers: Any) -> None:
     actions = tenants.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, help_text in (("create", "add a tenant"), ("update", "change a tenant's limits")):
         action = actions.add_parser(name, help=help_text)
-        action.add_argument("name")
+        action.add_argument("name", help="the tenant's name: 1-63 of a-z, 0-9, - and _")
         action.add_argument("--submit-rate", help="submissions per period, as N/PERIOD (10/minute, 1000/day)")
         action.add_argument("--max-queued", type=int, help="tasks that may wait at once (more: 429)")
         action.add_argument(
             "--max-running", type=int, help="tasks that may run at once (the rest wait queued)"
         )
         action.add_argument("--monthly-frames", type=int, help="frames a calendar month (more: 403)")
+        action.add_argument(
+            "--s3-allow",
+            action="append",
+            metavar="BUCKET/PREFIX",
+            help="s3:// inputs the tenant may name (repeat for several; replaces the list)",
+        )
+        action.add_argument("--no-s3-allow", action="store_true", help="no s3:// inputs for the tenant")
     actions.add_parser("list", help="every tenant with its limits")
     show = actions.add_parser(
         "show", help="a tenant's limits, this month's usage and its webhook signing secret"
     )
-    show.add_argument("name")
+    show.add_argument("name", help="the tenant's name")
+    rotate = actions.add_parser(
+        "rotate-secret", help="a new webhook signing secret; the old one also signs for 24 h (printed last)"
+    )
+    rotate.add_argument("name", help="the tenant's name")
     tenants.set_defaults(handler=handle_tenants)
 
     keys = subparsers.add_parser("keys", help="create, list and revoke API keys")
     key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = key_actions.add_parser("create", help="a new key; the secret is printed once, on the last line")
-    create.add_argument("--tenant", required=True)
+    create.add_argument("--tenant", required=True, help="the tenant the key acts for")
     create.add_argument("--admin", action="store_true", help="the key sees every tenant's tasks")
     create.add_argument("--name", dest="label", help="a label to recognise the key by")
     listing = key_actions.add_parser("list", help="keys (never their secrets)")
-    listing.add_argument("--tenant")
+    listing.add_argument("--tenant", help="only this tenant's keys (default: all)")
     revoke = key_actions.add_parser("revoke", help="revoke a key (refused from the next request on)")
-    revoke.add_argument("key", metavar="ID_OR_PREFIX")
+    revoke.add_argument(
+        "key", metavar="ID_OR_PREFIX", help="the key's id, or the start of the key (ffk_<id>)"
+    )
     keys.set_defaults(handler=handle_keys)
 
 
@@ -51,9 +64,20 @@ def _sessions(settings: Settings) -> Any:
     return make_sessionmaker(make_engine(settings.database_url, settings.database_timeouts()))
 
 
-def _limits(args: argparse.Namespace) -> dict[str, Any]:
+def _limits(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from facefleet.task.s3_inputs import S3AllowError, allow_entry
+    from facefleet.tenants.tenancy import TenancyError
+
     names = ("submit_rate", "max_queued", "max_running", "monthly_frames")
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    limits = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.no_s3_allow:
+        limits["s3_allow"] = None
+    elif args.s3_allow:
+        try:
+            limits["s3_allow"] = [allow_entry(entry, settings.s3_bucket) for entry in args.s3_allow]
+        except S3AllowError as exc:
+            raise TenancyError(f"--s3-allow: {exc}") from None
+    return limits
 
 
 def _or_off(value: Any) -> str:
@@ -69,11 +93,17 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
 
     sessions = _sessions(settings)
     if args.action == "create":
-        tenant = tenancy.create_tenant(sessions, args.name, **_limits(args))
+        tenant = tenancy.create_tenant(sessions, args.name, **_limits(args, settings))
         print(f"tenant {tenant.name} created")
     elif args.action == "update":
-        tenant = tenancy.update_tenant(sessions, args.name, **_limits(args))
+        tenant = tenancy.update_tenant(sessions, args.name, **_limits(args, settings))
         print(f"tenant {tenant.name} updated")
+    elif args.action == "rotate-secret":
+        tenant = tenancy.rotate_secret(sessions, args.name)
+        print(
+            f"tenant {tenant.name}: new webhook secret; the old one signs too until {tenant.webhook_secret_previous_until:%Y-%m-%d %H:%M:%S} UTC"
+        )
+        print(tenant.webhook_secret)
     elif args.action == "list":
         print(f"{'NAME':24} {'SUBMIT-RATE':14} {'MAX-QUEUED':>10} {'MAX-RUNNING':>11} {'MONTHLY-FRAMES':>14}")
         for tenant in tenancy.list_tenants(sessions):
@@ -91,6 +121,7 @@ def _tenants(args: argparse.Namespace, settings: Settings) -> int:
             ("max queued", _or_off(tenant.max_queued)),
             ("max running", _or_off(tenant.max_running)),
             ("monthly frames", _or_off(tenant.monthly_frames)),
+            ("s3 allow", ", ".join(tenant.s3_allow or []) or "-"),
             (
                 f"usage {usage.month}",
                 f"{usage.tasks} tasks, {usage.frames} frames, {usage.worker_seconds:.0f} worker-s, "

@@ -25,7 +25,12 @@ def register(subparsers: Any) -> None:
         help=f"comma-separated, among {', '.join(QUEUES)} (default: all)",
     )
     parser.add_argument("--concurrency", type=int, default=1, help="processes (one per GPU is a good start)")
-    parser.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    parser.add_argument(
+        "--pool",
+        default="prefork",
+        choices=["prefork", "solo", "threads"],
+        help="Celery's execution pool: processes, the main process alone, or threads (default: prefork)",
+    )
     parser.add_argument("--name", default=None, help="worker node name (default: facefleet@HOST-PID)")
     parser.add_argument("--loglevel", default=None, help="default: FACEFLEET_LOG_LEVEL, else INFO")
     parser.add_argument(
@@ -43,6 +48,19 @@ def register(subparsers: Any) -> None:
         "--alive",
         action="store_true",
         help="with --check: exit 0 while the worker still reports, ready or not (a liveness probe)",
+    )
+    parser.add_argument(
+        "--gpus",
+        default=None,
+        help="all or GPU indices (0,1,...): one supervised worker process per GPU, each pinned to it "
+        "(CUDA_VISIBLE_DEVICES); --concurrency and the rest apply to each",
+    )
+    parser.add_argument(
+        "--hwaccel",
+        choices=["auto", "none"],
+        default=None,
+        help="NVDEC/NVENC where this FFmpeg build and host have them (auto) or the CPU codecs "
+        "(none); default: FACEFLEET_HWACCEL, else none",
     )
     parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
@@ -79,10 +97,29 @@ def handle_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     from facefleet.modes.distributed import ConfigurationError
+    from facefleet.provenance.signing import ProvenanceConfigError, check_signing
 
     if args.check:
         return handle_check(args, settings)
+    try:
+        check_signing(settings)  # the stitch signs with it: an unusable one stops the worker here
+    except ProvenanceConfigError as exc:
+        print(f"facefleet worker: {exc}", file=sys.stderr)
+        return 2
+    if args.hwaccel is not None:
+        settings = settings.model_copy(update={"hwaccel": args.hwaccel})
+    if args.gpus is not None:
+        return handle_gpus(args, settings)
+    _report_codecs(settings)
     chosen = [q.strip() for q in args.queues.split(",") if q.strip()]
+    unknown = [q for q in chosen if q not in QUEUES]
+    if unknown or not chosen:
+        from cli.option_flags import suggest
+
+        hint = suggest(unknown[0], QUEUES) if unknown else ""
+        named = f"unknown queue {unknown[0]!r}{hint}" if unknown else "no queue named"
+        print(f"facefleet worker: --queues: {named}; the queues are {', '.join(QUEUES)}", file=sys.stderr)
+        return 2
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_dir = use_private_dir("worker") if port else None  # before prometheus_client is imported
@@ -106,7 +143,7 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     queues = worker_queues(settings, chosen)
     argv = [
-        *_quiet(args),
+        *_quiet(args, settings),
         "worker",
         f"--loglevel={logging.getLevelName(logging.getLogger().level)}",
         f"--queues={','.join(queues)}",
@@ -127,9 +164,61 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _quiet(args: argparse.Namespace) -> list[str]:
+def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
+    """``--gpus``: one worker per GPU under a supervisor (see ``worker/supervisor.py``)."""
+    from facefleet.modes.distributed import ConfigurationError, require
+    from pipeline.devices import NoGpuError, choose_gpus, list_gpus
+    from worker.supervisor import supervise
+
+    fake = settings.test_hooks.fake_gpus
+    try:
+        present = (
+            [g.strip() for g in fake.split(",") if g.strip()] if fake else [g.index for g in list_gpus()]
+        )
+        gpus = choose_gpus(args.gpus, present)
+    except NoGpuError as exc:
+        print(
+            f"facefleet worker --gpus {args.gpus}: {exc}; without --gpus the worker runs on the CPU",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        require(settings)  # said once here, not by every child restarted again and again
+    except ConfigurationError as exc:
+        print(f"facefleet worker: {exc}", file=sys.stderr)
+        return 2
+    port = settings.metrics_port if args.metrics_port is None else args.metrics_port
+    name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
+    common = [
+        "--queues", args.queues,
+        "--concurrency", str(args.concurrency),
+        "--pool", args.pool,
+        "--segment-pause", str(args.segment_pause),
+    ]  # fmt: skip
+    if args.loglevel:
+        common += ["--loglevel", args.loglevel]
+    if args.hwaccel:
+        common += ["--hwaccel", args.hwaccel]
+    if getattr(args, "log_format", None):
+        common += ["--log-format", args.log_format]
+    per_gpu = {
+        gpu: [*common, "--name", f"{name}-gpu{gpu}", *(["--beat"] if args.beat and i == 0 else [])]
+        for i, gpu in enumerate(gpus)
+    }
+    return supervise(per_gpu, port)
+
+
+def _report_codecs(settings: Settings) -> None:
+    from pipeline.hwaccel import choose
+
+    codecs = choose(settings.hwaccel)
+    logging.getLogger(__name__).info("video codecs (--hwaccel %s): %s", settings.hwaccel, codecs.reason)
+
+
+def _quiet(args: argparse.Namespace, settings: Settings) -> list[str]:
     """No banner where the logs are JSON: every line stays one object."""
-    return [] if logs.resolve_format("worker", getattr(args, "log_format", None)) == "text" else ["--quiet"]
+    chosen = getattr(args, "log_format", None) or settings.log_format
+    return [] if logs.resolve_format("worker", chosen) == "text" else ["--quiet"]
 
 
 def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,5 +230,7 @@ def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
         print(f"facefleet beat: {exc}", file=sys.stderr)
         return 2
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)
-    app.start([*_quiet(args), "beat", f"--loglevel={logging.getLevelName(logging.getLogger().level)}"])
+    app.start(
+        [*_quiet(args, settings), "beat", f"--loglevel={logging.getLevelName(logging.getLogger().level)}"]
+    )
     return 0

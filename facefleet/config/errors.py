@@ -11,6 +11,14 @@ class TaskNotFound(JobError):
         self.task_id = task_id
 
 
+class BatchNotFound(TaskNotFound):
+    """An unknown batch, or another tenant's (the same answer)."""
+
+    def __init__(self, batch_id: str) -> None:
+        JobError.__init__(self, f"no batch {batch_id!r}")
+        self.task_id = batch_id
+
+
 class InvalidTransition(JobError):
     """The task is not in a state that allows this (cancel a finished task, retry a running one)."""
 

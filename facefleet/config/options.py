@@ -14,10 +14,17 @@ class OptionsError(ValueError):
     """Options a user gave that cannot be used; the message names the field."""
 
 
+MAX_MODEL_NAME = 100
+# who is told what, and where: not the job's work (left out of an embedded job's id)
+DELIVERY_OPTIONS = frozenset({"webhook_url", "webhook_events"})
 # options of the job's scheduling and chunking, not of its frames
-SCHEDULING_OPTIONS = frozenset(
-    {"processors", "chunk_frames", "segment_frames", "priority", "deadline_s", "queue_ttl_s"}
+SCHEDULING_OPTIONS = (
+    frozenset({"processors", "chunk_frames", "segment_frames", "priority", "deadline_s", "queue_ttl_s"})
+    | DELIVERY_OPTIONS
 )
+WebhookEventName = Literal["started", "progress", "succeeded", "failed", "cancelled", "batch_completed"]
+# the events sent when webhook_events is not given: every one but progress
+DEFAULT_WEBHOOK_EVENTS = ("started", "succeeded", "failed", "cancelled", "batch_completed")
 
 
 class JobOptions(BaseModel):
@@ -48,16 +55,27 @@ class JobOptions(BaseModel):
     # face pipeline
     face_selector: Literal["all", "largest", "leftmost", "reference"] = "all"
     reference_distance: float = Field(default=0.6, gt=0, le=2)
-    face_detector: str = "det_10g"
+    face_detector: str = Field(default="det_10g", max_length=MAX_MODEL_NAME)
     detector_score: float = Field(default=0.5, gt=0, lt=1)
     detector_nms: float = Field(default=0.4, gt=0, lt=1)
     detector_size: int = Field(default=640, ge=160, le=1280, multiple_of=32)
-    face_recognizer: str = "w600k_r50"
-    swapper_model: str = "inswapper_128"
-    enhancer_model: str = "gfpgan_1.4"
+    face_recognizer: str = Field(default="w600k_r50", max_length=MAX_MODEL_NAME)
+    swapper_model: str = Field(default="inswapper_128", max_length=MAX_MODEL_NAME)
+    enhancer_model: str = Field(default="gfpgan_1.4", max_length=MAX_MODEL_NAME)
     enhancer_blend: float = Field(default=0.8, ge=0, le=1)
     anonymizer_mode: Literal["blur", "pixelate"] = "blur"
     face_batch: int = Field(default=8, ge=1, le=64)
+    # webhooks: signed POSTs of these events to this URL (checked by the egress guard at
+    # submission and again at each delivery)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_events: list[WebhookEventName] | None = None
+
+    @property
+    def webhook_wants(self) -> frozenset[str]:
+        """The events to send (none without a webhook_url)."""
+        if not self.webhook_url:
+            return frozenset()
+        return frozenset(self.webhook_events if self.webhook_events is not None else DEFAULT_WEBHOOK_EVENTS)
 
     @field_validator("processors", mode="before")
     @classmethod
@@ -90,7 +108,8 @@ def parse_options(data: dict[str, Any], defaults: dict[str, Any] | None = None) 
     """Validate raw options (``defaults`` fill the fields they leave out: the deployment's
     chunk and segment sizes); errors name the offending field in one line."""
     try:
-        return JobOptions.model_validate({**(defaults or {}), **data})
+        # strict: "18" or true is not 18 (an int still stands for a float)
+        return JobOptions.model_validate({**(defaults or {}), **data}, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "options"

@@ -32,3 +32,10 @@ def infra_backoff(failing_for_s: float, rng: random.Random | None = None) -> flo
     the waits double), from 1 s up to 30 s, with the same jitter."""
     delay = min(INFRA_RETRY_CAP_S, max(RETRY_BASE_S, failing_for_s))
     return delay * (rng or random).uniform(0.8, 1.2)
+
+
+def webhook_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
+    """Seconds before a webhook's next attempt after ``attempt`` failed: exponential from
+    ``base_s``, capped, with full jitter in its upper half (receivers that failed together
+    are not all called again at one moment)."""
+    return retry_delay(attempt, base_s, cap_s) * (rng or random).uniform(0.5, 1.0)

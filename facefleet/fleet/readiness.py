@@ -48,8 +48,26 @@ class ReadyBoard:
             pipe.zadd(self._key(queue), {node: now + ttl_s})
         pipe.execute()
 
+    def report_providers(self, node: str, providers: dict[str, str]) -> None:
+        """Which execution provider took each of ``node``'s models (its warm-up's report)."""
+        self._redis.hset(self._keys.marker("providers"), node, json.dumps(providers, sort_keys=True))
+
+    def providers(self) -> dict[str, dict[str, str]]:
+        """Node -> model -> provider, for the workers ready for the chunks queue now."""
+        now = time.time()
+        live = self._redis.zrangebyscore(self._key(CHUNKS), now, "+inf")
+        if not live:
+            return {}
+        found = self._redis.hmget(self._keys.marker("providers"), live)  # type: ignore[arg-type]
+        return {
+            (n.decode() if isinstance(n, bytes) else str(n)): json.loads(v)
+            for n, v in zip(live, found, strict=True)  # type: ignore[arg-type]
+            if v
+        }
+
     def withdraw(self, node: str) -> None:
         with contextlib.suppress(redis.RedisError):
+            self._redis.hdel(self._keys.marker("providers"), node)
             pipe = self._redis.pipeline()
             for queue in QUEUES:
                 pipe.zrem(self._key(queue), node)

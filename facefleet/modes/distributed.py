@@ -6,8 +6,6 @@ tasks and queues, the contract between them, are in ``facefleet.fleet.queues``.
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +14,8 @@ from sqlalchemy.orm import sessionmaker
 
 from facefleet.config.context import JobContext
 from facefleet.config.settings import Settings
+from facefleet.events.live import Publisher
+from facefleet.events.outbox import PROGRESS_EVERY, PUBLISH, RETRY_S
 from facefleet.fleet.queues import CHUNK_TASK as CHUNK_TASK
 from facefleet.fleet.queues import CHUNKS as CHUNKS
 from facefleet.fleet.queues import PLAN_TASK as PLAN_TASK
@@ -95,23 +95,22 @@ def open_services(settings: Settings, worker_name: str | None = None, *, pre_pin
         public_endpoint_url=settings.s3_public_endpoint_url,
     )
     state = RedisState.from_url(settings.redis_url, settings.redis_namespace, settings.lease_ttl_s)
-    ctx = JobContext(
+    # what the outbox needs from the transactions that write events: the live events'
+    # publisher (after each commit) and how long a webhook event is retried
+    sessions.configure(
+        info={
+            PUBLISH: Publisher(state.redis, state.keys),
+            RETRY_S: settings.webhook_retry_s,
+            PROGRESS_EVERY: settings.webhook_progress_every_s,
+        }
+    )
+    ctx = JobContext.from_settings(
+        settings,
         sessions=sessions,
         reads=make_sessionmaker(read_engine),
         storage=storage,
         checkpoints=state.checkpoints,
-        runtime=settings.runtime(),
-        scratch=scratch,
-        worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
-        encoder_threads=settings.encoder_threads,
-        max_attempts=settings.chunk_max_attempts,
-        infra_retry_s=settings.infra_retry_s,
-        max_chunk_s=settings.max_chunk_s,
-        lost_worker_budget=settings.lost_worker_budget,
-        keep_work_files=settings.keep_work_files,
-        max_chunks_per_task=settings.max_chunks_per_task,
-        max_segments_per_task=settings.max_segments_per_task,
-        limits=settings.media_limits(),
+        worker_name=worker_name,
         task_busy=state.task_busy,
         record_work=state.record_work,
         set_phase=state.set_phase,

@@ -13,18 +13,20 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from facefleet.config.context import JobContext
 from facefleet.config.errors import TryLater
-from facefleet.config.options import JobOptions
+from facefleet.config.options import DELIVERY_OPTIONS, JobOptions
 from facefleet.config.settings import Settings
+from facefleet.modes import local_children
 from facefleet.observability import memory
+from facefleet.provenance.signing import check_signing
 from facefleet.records import keys
 from facefleet.records.checkpoints import SqlCheckpoints
 from facefleet.records.db import Task, make_engine, make_sessionmaker
@@ -44,6 +46,7 @@ from facefleet.task.jobs import (
 )
 from facefleet.task.planning import plan_task, remember_probe
 from facefleet.task.progress import task_progress
+from facefleet.task.quality import report
 from facefleet.task.stitching import stitch_task
 from facefleet.task.submission import Draft, Receive, submit
 from facefleet.tenants.tenancy import ensure_default_tenant
@@ -73,22 +76,12 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
     ensure_schema(engine)
     sessions = make_sessionmaker(engine)
     ensure_default_tenant(sessions)
-    return JobContext(
+    return JobContext.from_settings(
+        settings,
         sessions=sessions,
         storage=LocalStorage(settings.home / "bucket"),
         checkpoints=SqlCheckpoints(sessions),
-        runtime=settings.runtime(),
-        scratch=settings.scratch_dir,
-        worker_name=worker_name or f"{socket.gethostname()}:{os.getpid()}",
-        encoder_threads=settings.encoder_threads,
-        max_attempts=settings.chunk_max_attempts,
-        infra_retry_s=settings.infra_retry_s,
-        max_chunk_s=settings.max_chunk_s,
-        lost_worker_budget=settings.lost_worker_budget,
-        keep_work_files=settings.keep_work_files,
-        max_chunks_per_task=settings.max_chunks_per_task,
-        max_segments_per_task=settings.max_segments_per_task,
-        limits=settings.media_limits(),
+        worker_name=worker_name,
     )
 
 
@@ -97,7 +90,11 @@ def job_id(request: JobRequest) -> str:
     digest = hashlib.sha256()
     for path in (request.target, *request.sources, *([request.reference] if request.reference else [])):
         digest.update(_file_digest(path).encode())
-    digest.update(json.dumps(request.options.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            request.options.model_dump(mode="json", exclude=set(DELIVERY_OPTIONS)), sort_keys=True
+        ).encode()
+    )
     return digest.hexdigest()[:32]
 
 
@@ -140,6 +137,10 @@ def _aside(output: Path) -> Path:
     return output.with_name(f".{output.name}.{os.getpid()}.part")
 
 
+def _children_folder(settings: Settings, task_id: str) -> Path:
+    return settings.home / "locks" / f"{task_id}.children"
+
+
 @contextmanager
 def _job_lock(settings: Settings, task_id: str) -> Iterator[None]:
     locks = settings.home / "locks"
@@ -152,39 +153,57 @@ def _job_lock(settings: Settings, task_id: str) -> Iterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class JobResult:
+    task_id: str
+    frames: int  # in the output
+    quality: dict[str, Any] | None = None  # the quality gate's report (None: nothing measured)
+
+
 def run_job(
     settings: Settings,
     request: JobRequest,
     workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
-) -> str:
-    """Run (or resume) a job to completion and write its output; returns the task id."""
+    on_phase: Callable[[str], None] | None = None,
+) -> JobResult:
+    """Run (or resume) a job to completion and write its output. ``on_phase`` hears each
+    phase as it starts (the API's names: probing, processing, stitching, uploading)."""
+    phase = on_phase or (lambda name: None)
     check_inputs(request)
+    check_signing(settings)  # an unusable certificate stops the job before any work
     memory.release_free_memory()  # caps the heap arenas before any decoder starts its threads
     started = time.time()
     ctx = open_context(settings)
     scratch.sweep(settings.scratch_dir, started)  # what killed runs left (live ones hold theirs)
     task_id = job_id(request)
     with _job_lock(settings, task_id):
+        # children of a previous run of this job that outlived it would compete with ours
+        local_children.end_survivors(_children_folder(settings, task_id))
         _ensure_task(ctx, settings, request, task_id)
         drop_spare()  # a prober started ahead that the job did not need (it was submitted before)
         task = get_task(ctx, task_id)
         if task.state in (TaskState.QUEUED, TaskState.PLANNING):
+            phase("probing")
             _until_done(lambda: plan_task(ctx, task_id))
         task = get_task(ctx, task_id)
         if task.state == TaskState.RUNNING:
             resume_interrupted(ctx, task_id)
+            phase("processing")
             _run_chunks(settings, ctx, task_id, workers, on_progress)
         if get_task(ctx, task_id).state == TaskState.STITCHING:
+            phase("stitching")
             _until_done(lambda: stitch_task(ctx, task_id))
         task = get_task(ctx, task_id)
         if task.state != TaskState.SUCCEEDED:
             raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
+        phase("uploading")  # here: the output put in its place
         _deliver(ctx, task, request.output, share=not settings.keep_work_files)
+        quality = report(task.quality, ctx.quality_thresholds)
         if not settings.keep_work_files:  # the output is where the user wants it: nothing else stays
             delete_task(ctx, task_id)
             clean_up(ctx, task_id)
-    return task_id
+    return JobResult(task_id, task.frames_total or 0, quality)
 
 
 def _until_done(step: Callable[[], object]) -> None:
@@ -263,16 +282,22 @@ def _run_chunks(
             _run_one_chunk(ctx, task_id, index)
             report()
         return
-    # A pool that is terminated on the way out: Ctrl-C stops every child at once (they
-    # ignore SIGINT themselves), and the rerun resumes from the checkpoints.
-    with multiprocessing.get_context("spawn").Pool(workers, _init_child, (settings,)) as pool:
-        pending = [pool.apply_async(_child_chunk, (task_id, index)) for index in todo]
-        while pending:
-            pending[0].wait(0.5)
-            for result in [r for r in pending if r.ready()]:
-                result.get()  # re-raises a child's error here
-                pending.remove(result)
-            report()
+    # A pool that is terminated on the way out: Ctrl-C and a plain kill stop every child at
+    # once (they ignore SIGINT themselves), a kill -9 too (each child dies with its parent:
+    # local_children), and the rerun resumes from the checkpoints.
+    children = _children_folder(settings, task_id)
+    init_args = (settings, os.getpid(), children)
+    try:
+        with multiprocessing.get_context("spawn").Pool(workers, _init_child, init_args) as pool:
+            pending = [pool.apply_async(_child_chunk, (task_id, index)) for index in todo]
+            while pending:
+                pending[0].wait(0.5)
+                for result in [r for r in pending if r.ready()]:
+                    result.get()  # re-raises a child's error here
+                    pending.remove(result)
+                report()
+    finally:
+        local_children.end_survivors(children)  # the terminated pool's, gone before we go on
 
 
 def _run_one_chunk(ctx: JobContext, task_id: str, index: int) -> ChunkOutcome:
@@ -287,8 +312,10 @@ def _run_one_chunk(ctx: JobContext, task_id: str, index: int) -> ChunkOutcome:
 _child_ctx: JobContext | None = None
 
 
-def _init_child(settings: Settings) -> None:
+def _init_child(settings: Settings, parent_pid: int, children: Path) -> None:
     global _child_ctx
+    local_children.die_with_parent(parent_pid)
+    local_children.record_child(children)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _child_ctx = open_context(settings)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import os
 import re
 import sys
 import threading
@@ -167,31 +166,35 @@ def _error_from_exception(_logger: Any, _name: str, event_dict: MutableMapping[s
 
 
 def resolve_format(service: Service, given: str | None = None) -> LogFormat:
-    """``--log-format``, else FACEFLEET_LOG_FORMAT, else JSON for services, text for people."""
-    chosen = given or os.environ.get("FACEFLEET_LOG_FORMAT") or ("text" if service == "cli" else "json")
+    """``given`` (``--log-format``, else FACEFLEET_LOG_FORMAT), else JSON for services, text for people."""
+    chosen = given or ("text" if service == "cli" else "json")
     if chosen not in FORMATS:
         raise ValueError(f"log format {chosen!r}: expected json or text")
     return chosen  # type: ignore[return-value]
 
 
 def resolve_level(service: Service, given: str | None = None) -> int:
-    """``given``, else FACEFLEET_LOG_LEVEL, else INFO for services, ERROR for commands."""
-    name = (
-        given or os.environ.get("FACEFLEET_LOG_LEVEL") or ("ERROR" if service == "cli" else "INFO")
-    ).upper()
+    """``given`` (``--log-level``, else FACEFLEET_LOG_LEVEL), else INFO for services, ERROR for commands."""
+    name = (given or ("ERROR" if service == "cli" else "INFO")).upper()
     level = logging.getLevelName(name)
     if not isinstance(level, int):
         raise ValueError(f"log level {name!r}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
 
 
-def configure(service: Service, log_format: str | None = None, level: str | int | None = None) -> None:
-    """Route every logger of this process to one handler on stderr, rendered as ``log_format``."""
+def configure(
+    service: Service,
+    log_format: str | None = None,
+    level: str | int | None = None,
+    secrets: Iterable[str] = (),
+) -> None:
+    """Route every logger of this process to one handler on stderr, rendered as ``log_format``,
+    with ``secrets`` (see ``secret_values``) masked wherever they appear."""
     fmt = resolve_format(service, log_format)
     numeric = level if isinstance(level, int) else resolve_level(service, level)
     _rendering.append(fmt)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(service, fmt, secret_values(os.environ)))
+    handler.setFormatter(_Formatter(service, fmt, list(secrets)))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)

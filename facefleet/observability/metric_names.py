@@ -36,6 +36,7 @@ METRICS: tuple[MetricName, ...] = (
     MetricName("facefleet_queue_depth", "gauge", ("queue", "priority")),
     MetricName("facefleet_worker_busy_ratio", "gauge"),
     MetricName("facefleet_gpu_memory_used_bytes", "gauge", ("gpu",), only_with="a GPU"),
+    MetricName("facefleet_gpu_utilisation_ratio", "gauge", ("gpu",), only_with="a GPU"),
     MetricName("facefleet_http_request_duration_seconds", "histogram", ("route", "status")),
     MetricName("facefleet_http_requests", "counter", ("method", "endpoint", "status")),
     MetricName("facefleet_chunk_duration_seconds", "histogram"),
@@ -46,8 +47,21 @@ METRICS: tuple[MetricName, ...] = (
     MetricName("facefleet_broker_messages", "gauge", ("queue",)),
     # ready workers per queue: models loaded and warmed (the warm-readiness work)
     MetricName("facefleet_workers_ready", "gauge", ("queue",)),
-    # the quality gate's latest score per processor, 0..1, higher is better
-    MetricName("facefleet_quality_score", "gauge", ("processor",), only_with="the quality gate"),
+    # webhooks: attempts by outcome, state change to receipt, the oldest undelivered event's age
+    MetricName("facefleet_webhook_deliveries_total", "counter", ("outcome",), only_with="webhooks"),
+    MetricName("facefleet_webhook_delivery_latency_seconds", "histogram", only_with="webhooks"),
+    MetricName("facefleet_webhook_oldest_undelivered_seconds", "gauge"),
+    # the quality gate (issue 27): each sampled swapped face's identity similarity, and the
+    # tasks that succeeded under a threshold; observed at the stitch of a measured task
+    MetricName(
+        "facefleet_quality_id_similarity", "histogram", ("tenant", "model"), only_with="a face swap measured"
+    ),
+    MetricName(
+        "facefleet_quality_failed_total",
+        "counter",
+        ("tenant", "processor"),
+        only_with="a task failing the gate",
+    ),
 )
 
 BY_NAME: dict[str, MetricName] = {metric.name: metric for metric in METRICS}

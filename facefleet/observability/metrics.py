@@ -11,10 +11,8 @@ Labels are bounded: never a task id.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
@@ -24,6 +22,7 @@ from prometheus_client import multiprocess as mp
 from prometheus_client.registry import Collector
 
 from facefleet.observability.metrics_dir import MULTIPROC_ENV
+from pipeline.devices import GpuUsage
 
 SCRAPE_CACHE_S = 15.0  # figures read from the database or a device last this long
 
@@ -64,7 +63,46 @@ CHUNK_DURATION = Histogram(
 LEASE_EXPIRED = Counter(
     "facefleet_lease_expired", "Chunks whose lease expired (their worker was lost or stalled)", registry=None
 )
-OWN_METRICS = (FRAME_LATENCY, QUEUE_WAIT, TASK_TURNAROUND, CHUNK_ATTEMPTS, CHUNK_DURATION, LEASE_EXPIRED)
+WEBHOOK_DELIVERIES = Counter(
+    "facefleet_webhook_deliveries",
+    "Webhook delivery attempts, by outcome (delivered, failed: tried again later, gave_up)",
+    ["outcome"],
+    registry=None,
+)
+WEBHOOK_LATENCY = Histogram(
+    "facefleet_webhook_delivery_latency_seconds",
+    "Time from a webhook event's state change to its receiver taking it",
+    buckets=WAIT_BUCKETS,
+    registry=None,
+)
+# identity similarity from -1 to 1, finest around the 0.85 threshold
+SIMILARITY_BUCKETS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0)
+QUALITY_ID_SIMILARITY = Histogram(
+    "facefleet_quality_id_similarity",
+    "The quality gate's identity similarity of each sampled swapped face to its source, per task "
+    "that succeeded, by tenant and swapper model",
+    ["tenant", "model"],
+    buckets=SIMILARITY_BUCKETS,
+    registry=None,
+)
+QUALITY_FAILED = Counter(
+    "facefleet_quality_failed",
+    "Tasks that succeeded under a quality threshold (passed: false), by tenant and processor chain",
+    ["tenant", "processor"],
+    registry=None,
+)
+OWN_METRICS = (
+    FRAME_LATENCY,
+    QUEUE_WAIT,
+    TASK_TURNAROUND,
+    CHUNK_ATTEMPTS,
+    CHUNK_DURATION,
+    LEASE_EXPIRED,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LATENCY,
+    QUALITY_ID_SIMILARITY,
+    QUALITY_FAILED,
+)
 TURNAROUND_OUTCOMES = ("succeeded", "failed", "cancelled")
 ATTEMPT_OUTCOMES = ("succeeded", "retry", "retry-later", "failed", "cancelled", "task-ended", "lease-lost")
 
@@ -154,49 +192,44 @@ def processor_label(processors: Iterable[str]) -> str:
 
 
 def gpu_memory_used_bytes() -> dict[str, int]:
-    """Memory used per GPU (index -> bytes), read with nvidia-smi; empty without a GPU."""
-    return _GPU.get()
+    """Memory used per GPU (index -> bytes), by NVML where present, else nvidia-smi; empty without a GPU."""
+    return {index: used.memory_used_bytes for index, used in _GPU.get().items()}
 
 
-def _read_gpus() -> dict[str, int]:
-    import subprocess
-
-    binary = shutil.which("nvidia-smi")
-    if binary is None:
-        return {}
-    try:
-        out = subprocess.run(
-            [binary, "--query-gpu=index,memory.used", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    found = {}
-    for line in out.splitlines():
-        index, _, used = line.partition(",")
-        with contextlib.suppress(ValueError):
-            found[index.strip()] = int(float(used)) * 2**20
-    return found
+def gpu_utilisation() -> dict[str, float]:
+    """The share of the last sample period each GPU was busy (index -> 0..1); empty without a GPU."""
+    return {index: used.utilisation_ratio for index, used in _GPU.get().items()}
 
 
-_GPU: Cached[dict[str, int]] = Cached(_read_gpus)
+def _read_gpus() -> dict[str, GpuUsage]:
+    from pipeline.devices import usage
+
+    return usage()
+
+
+_GPU: Cached[dict[str, GpuUsage]] = Cached(_read_gpus)
 
 
 class GpuCollector(Collector):
-    """``facefleet_gpu_memory_used_bytes``, only where a GPU is present."""
+    """``facefleet_gpu_memory_used_bytes`` and ``facefleet_gpu_utilisation_ratio``, only where
+    a GPU is present."""
 
     def collect(self) -> Iterator:  # type: ignore[type-arg]
         from prometheus_client.core import GaugeMetricFamily
 
-        used = gpu_memory_used_bytes()
+        used = _GPU.get()
         if not used:
             return
-        family = GaugeMetricFamily(
+        memory = GaugeMetricFamily(
             "facefleet_gpu_memory_used_bytes", "Memory used on each GPU of this node", labels=["gpu"]
         )
-        for index, value in sorted(used.items()):
-            family.add_metric([index], value)
-        yield family
+        busy = GaugeMetricFamily(
+            "facefleet_gpu_utilisation_ratio",
+            "Share of the last sample period each GPU of this node was busy (0..1)",
+            labels=["gpu"],
+        )
+        for index, figures in sorted(used.items()):
+            memory.add_metric([index], figures.memory_used_bytes)
+            busy.add_metric([index], figures.utilisation_ratio)
+        yield memory
+        yield busy

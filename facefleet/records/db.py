@@ -96,7 +96,12 @@ class Tenant(Base):
     max_queued: Mapped[int | None] = mapped_column(Integer)
     max_running: Mapped[int | None] = mapped_column(Integer)
     monthly_frames: Mapped[int | None] = mapped_column(BigInteger)
+    # "bucket/prefix" entries its s3:// inputs must fall under (None or empty: no s3:// inputs)
+    s3_allow: Mapped[list[Any] | None] = mapped_column(JSON)
     webhook_secret: Mapped[str] = mapped_column(String(100))
+    # the secret before the last rotation, still signed with until webhook_secret_previous_until
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(100))
+    webhook_secret_previous_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # when the dispatcher last released one of its chunks (fair share: who waited longest)
     served_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -134,6 +139,9 @@ class Task(Base):
     source_keys: Mapped[list[Any]] = mapped_column(JSON, default=list)
     reference_key: Mapped[str | None] = mapped_column(String(500))
     output_key: Mapped[str | None] = mapped_column(String(500))
+    # what the output says it is: {"watermark": bool}, then at the stitch
+    # {"signed": bool, "c2pa": why not signed, "manifest": its label}
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # plan
     probe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     frame_start: Mapped[int | None] = mapped_column(Integer)
@@ -164,7 +172,12 @@ class Task(Base):
     cleanup: Mapped[str | None] = mapped_column(String(16))
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # DELETE: gone for users
     output_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # the quality gate's figures of the whole task (pipeline.quality.Figures), written at the stitch
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     inputs_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    batch_id: Mapped[str | None] = mapped_column(String(32), index=True)  # the batch it is an item of
+    # when its last ``progress`` webhook event was written (at most one per PROGRESS_EVERY_S)
+    progress_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     chunks: Mapped[list[Chunk]] = relationship(
         back_populates="task", cascade="all, delete-orphan", order_by="Chunk.index"
@@ -218,6 +231,8 @@ class Chunk(Base):
     tenant: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(Text)
+    # the quality gate's figures of its stored segments: {"segments": {index: Figures JSON}}
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -391,3 +406,7 @@ def _keepalives(limits: DatabaseTimeouts) -> dict[str, int]:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+# the batch and outbox tables share this metadata (a module of their own, for its size)
+from facefleet.records import event_tables as event_tables  # noqa: E402

@@ -21,7 +21,7 @@ from typing import Any
 from facefleet.storage import scratch
 from facefleet.storage.base import StorageError
 
-log = logging.getLogger("facefleet.storage.s3")
+log = logging.getLogger(__name__)
 
 
 class FileCache:

@@ -259,8 +259,12 @@ class S3Storage:
             found = self._presigned.get((key, expires_s))
             if found is not None and now - found[1] < reuse_s:
                 return found[0]
+        # a browser following the link saves the file rather than playing it in the tab
+        disposition = f'attachment; filename="{key.rsplit("/", 1)[-1]}"'
         url: str = self._presigner.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key, "ResponseContentDisposition": disposition},
+            ExpiresIn=expires_s,
         )
         with self._presigned_lock:
             self._presigned[(key, expires_s)] = (url, now)
@@ -268,6 +272,20 @@ class S3Storage:
             while len(self._presigned) > _PRESIGNED_KEPT:
                 self._presigned.popitem(last=False)
         return url
+
+    def create_bucket(self) -> None:
+        """Create the bucket (``facefleet doctor --fix``); one that exists already is fine."""
+        try:
+            self._s3.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError:
+            pass
+        except BotoCoreError as exc:
+            raise _failure("reach", f"bucket {self.bucket}", exc) from exc
+        try:
+            self._s3.create_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise _failure("create", f"bucket {self.bucket}", exc) from exc
 
     def ping(self) -> None:
         """Raise StorageError unless the bucket answers."""

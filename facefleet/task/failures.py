@@ -17,6 +17,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError,
 from facefleet.config.options import OptionsError
 from facefleet.storage.base import StorageError
 from pipeline.errors import DeviceError, PipelineError, ProviderError
+from pipeline.models.oom import DeviceMemoryError
 
 # bucket keys, as a user would name what they hold
 _KEY_ROLES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -69,6 +70,8 @@ def local_fault(exc: BaseException) -> str | None:
     the bucket refuses): safe to show; None otherwise. Another host may do the work."""
     if isinstance(exc, StorageError):
         return f"object storage refused this worker's credentials: {scrub(str(exc))}" if exc.local else None
+    if isinstance(exc, DeviceMemoryError):
+        return f"this worker's accelerator ran out of memory: {scrub(str(exc))}"
     if isinstance(exc, DeviceError | ProviderError):
         return f"this worker cannot load its models: {scrub(str(exc))}"
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):

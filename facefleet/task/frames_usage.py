@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from facefleet.config.context import JobContext
+from facefleet.events.outbox import progress_event
 from facefleet.records import keys
 from facefleet.records.db import Chunk, Task, add_usage
 
@@ -54,3 +55,4 @@ def _add(session: Session, task_keys: keys.TaskKeys, frames: int) -> None:
         .values(frames_processed=Task.frames_processed + frames)
     )
     add_usage(session, task_keys.tenant, frames=frames)
+    progress_event(session, task_keys.task_id)  # the task's row is locked: one writer at a time

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from facefleet.config.context import JobContext
 from facefleet.config.errors import InvalidTransition, TaskNotFound
 from facefleet.config.options import JobOptions
+from facefleet.events.outbox import task_event
 from facefleet.observability import metrics
 from facefleet.records import keys
 from facefleet.records.db import Chunk, Task, add_usage, after_commit, utcnow
@@ -62,6 +63,8 @@ def task_moved(session: Session, task_id: str, target: TaskState, error: str | N
         if created is not None:
             turnaround = max(0.0, (utcnow() - created).total_seconds())
             extra["latency_ms"] = round(turnaround * 1000)
+
+    task_event(session, task_id, target)  # its webhook and live events, in this transaction
 
     def committed() -> None:  # observed and logged once the change holds
         if turnaround is not None:
@@ -156,6 +159,7 @@ def create_task(
     bytes_in: int = 0,
     tenant: str = keys.DEFAULT_TENANT,
     frames_total: int | None = None,
+    batch_id: str | None = None,
 ) -> Task:
     """A new task in state ``queued``; its inputs must already be in the bucket
     (``frames_total``: what the submission's probe found, until the plan says exactly)."""
@@ -174,6 +178,9 @@ def create_task(
         priority=options.priority,
         idempotency_key=idempotency_key,
         bytes_in=bytes_in,
+        # decided once: resumes and retries mark (or not) as the first attempt did
+        provenance={"watermark": ctx.watermark and bool(options.processors)},
+        batch_id=batch_id,
     )
     if task_id is not None:
         task.id = task_id
@@ -299,14 +306,20 @@ def resume_interrupted(ctx: JobContext, task_id: str) -> int:
     """The embedded runner, holding the job's lock, resumes a job whose last run was
     interrupted (Ctrl-C, a closed laptop, a kill): chunks that run left ``running`` go back to
     waiting with their attempt given back. An interrupted run is the user's own stop, not a
-    lost worker, so it spends neither attempts nor the lost-worker budget."""
+    lost worker, so it spends neither attempts nor the lost-worker budget. Their progress
+    goes back to the frames of the segments they stored (what the rerun resumes from), so a
+    progress bar starts where the work really stands and never moves back."""
     with ctx.sessions.begin() as session:
+        options = session.scalar(select(Task.options).where(Task.id == task_id)) or {}
+        per_segment = int(options.get("segment_frames", JobOptions().segment_frames))
+        stored, frames = Chunk.segments_done * per_segment, Chunk.frame_end - Chunk.frame_start
         result = session.execute(
             update(Chunk)
             .where(Chunk.task_id == task_id, Chunk.state == ChunkState.RUNNING)
             .values(
                 state=ChunkState.QUEUED,
                 attempts=case((Chunk.attempts > 0, Chunk.attempts - 1), else_=0),
+                frames_done=case((stored < frames, stored), else_=frames),
                 updated_at=utcnow(),
             )
         )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -31,17 +32,26 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import LeaseLost
 from facefleet.config.options import JobOptions
 from facefleet.observability import metrics
+from facefleet.provenance.marking import with_watermark
 from facefleet.records import keys
 from facefleet.records.db import Task
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
 from facefleet.task.frames_usage import account_segment
 from facefleet.task.planning import load_assets, load_probe
+from facefleet.task.quality import record_segment
 from pipeline.encode import CODECS, EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
+from pipeline.models import oom
 from pipeline.plan import SegmentPlan, plan_chunks
 from pipeline.prefetch import prefetch
 from pipeline.processors import Chain, build_chain
+from pipeline.quality import Figures, capture, measure_segment
+
+if TYPE_CHECKING:  # numpy and the face models only for jobs with processors
+    import numpy as np
+
+    from pipeline.faces.gate import QualityGate
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +108,8 @@ def run_segments(
         return True
     video = load_probe(ctx, task_keys)
     chain = _chain(ctx, task_keys, options)
+    gate = _gate(ctx, task_keys, options)
+    every = ctx.quality_sample_every
     encoder = EncoderSettings(
         codec=CODECS[options.codec],
         crf=options.crf,
@@ -121,14 +133,20 @@ def run_segments(
         latencies: list[float] = []  # each frame's time since the one before it reached the encoder
         began = time.monotonic()
         stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
+        inputs: dict[int, np.ndarray] = {}  # the sampled frames' input pixels, for the gate
+        figures: Figures | None = None
         try:
             with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
-                ours = _take(
-                    _processed(chain, islice(frames, count), options.face_batch), count, taken, abort
-                )
+                batch = oom.capped(ctx.runtime.inference_batch or options.face_batch)
+                taking: Iterator[Frame] = islice(frames, count)
+                if gate is not None:
+                    taking = capture(taking, every, inputs)
+                ours = _take(_processed(chain, taking, batch), count, taken, abort)
                 written = encode_segment(progress.track(ours, latencies), path, video, encoder)
                 if written != count:
                     raise RuntimeError(f"segment {segment.index} got {written} of {count} frames")
+                if gate is not None and inputs:  # the bytes stored next, decoded back
+                    figures = measure_segment(gate, path, segment.start, inputs)
                 if previous is not None:
                     previous.result()  # commit order: the segment before is stored and checkpointed
                 fence()
@@ -136,6 +154,8 @@ def run_segments(
         finally:
             taken.set()
         fence()
+        if figures is not None:  # before the checkpoint: a checkpointed segment has its figures
+            record_segment(ctx, task_id, chunk_index, segment.index, figures)
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
         account_segment(ctx, task_keys, chunk_index, count)
         now = time.monotonic()
@@ -261,11 +281,26 @@ def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Ch
     cache_key = ("chain", task_keys.task_id)
     if cache_key not in ctx.cache:
         assets = load_assets(ctx, task_keys) if options.processors else {}
-        ctx.cache[cache_key] = build_chain(
-            options.processors, options.processor_options(), assets, ctx.runtime
-        )
+        built = build_chain(options.processors, options.processor_options(), assets, ctx.runtime)
+        ctx.cache[cache_key] = with_watermark(ctx, task_keys.task_id, built)
     chain: Chain = ctx.cache[cache_key]
     return chain
+
+
+def _gate(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> QualityGate | None:
+    """The task's quality gate in this process (None: off, or nothing it measures)."""
+    if ctx.quality_sample_every <= 0 or not options.processors:
+        return None
+    cache_key = ("gate", task_keys.task_id)
+    if cache_key not in ctx.cache:
+        from pipeline.faces.gate import build_gate
+
+        assets = load_assets(ctx, task_keys)
+        ctx.cache[cache_key] = build_gate(
+            options.processors, options.processor_options(), assets, ctx.runtime
+        )
+    gate: QualityGate | None = ctx.cache[cache_key]
+    return gate
 
 
 def _task_state(ctx: JobContext, task_id: str) -> TaskState | None:

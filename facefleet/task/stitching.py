@@ -14,6 +14,8 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import TryLater
 from facefleet.config.options import JobOptions
 from facefleet.observability import logs
+from facefleet.provenance.marking import marked_task
+from facefleet.provenance.signing import sign_output
 from facefleet.records import keys
 from facefleet.records.db import Chunk, Task, add_usage, utcnow
 from facefleet.records.states import TaskState
@@ -22,6 +24,7 @@ from facefleet.task.cleanup import Cleanup, clean_up
 from facefleet.task.failures import describe, infrastructure
 from facefleet.task.jobs import fail_task, move_task, patience_left
 from facefleet.task.planning import load_probe
+from facefleet.task.quality import announce, conclude
 from facefleet.task.segments import chunk_segments
 from pipeline.stitch import OutputFormat, stitch
 
@@ -53,6 +56,7 @@ def stitch_task(
         logs.bind(tenant=task.tenant)
         failing_since = task.infra_failing_since
         frame_start, frame_end = task.frame_start, task.frame_end
+        provenance = dict(task.provenance or {})
     if frame_start is None or frame_end is None:  # a task in stitching without a plan: nothing to join
         fail_task(ctx, task_id, "stitch failed: the task has no plan (no frame range)")
         return False
@@ -84,6 +88,11 @@ def stitch_task(
                 out,
                 OutputFormat(options.container, options.faststart),
             )
+            provenance.update(
+                sign_output(
+                    ctx.c2pa_files, ctx.scratch, task_id, options, ctx.runtime, marked_task(provenance), out
+                )
+            )
             if not still_ours():
                 log.warning("stitch of task %s lost its lease: another stitcher goes on", task_id)
                 return False
@@ -100,13 +109,16 @@ def stitch_task(
         return False
     if not still_ours():
         return False
+    quality = conclude(ctx, task_id)  # the chunks' figures, summed once for the task's row
     with ctx.sessions.begin() as session:
         won = move_task(
             session,
             task_id,
             TaskState.SUCCEEDED,
+            quality=quality,
             output_key=task_keys.output,
             bytes_out=size,
+            provenance=provenance,
             finished_at=utcnow(),
             infra_failing_since=None,
             cleanup=None if ctx.keep_work_files else Cleanup.WORK,
@@ -117,5 +129,6 @@ def stitch_task(
         log.info("task %s ended while stitching: output left to its clean-up", task_id)
         return False
     log.info("task %s succeeded", task_id)
+    announce(task_id, task_keys.tenant, options, quality, ctx.quality_thresholds)
     clean_up(ctx, task_id)
     return True

@@ -11,7 +11,6 @@ error goes up, and the row is written last.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,21 +22,28 @@ from sqlalchemy.exc import IntegrityError
 
 from facefleet.config.context import JobContext
 from facefleet.config.errors import InvalidSubmission, MediaRefused
+from facefleet.config.inputs import check_text, load_json
 from facefleet.config.options import JobOptions, OptionsError, check_plan_size, parse_options
 from facefleet.config.settings import Settings
+from facefleet.egress import EgressRefused, check_url, fetch
 from facefleet.records import keys
-from facefleet.records.db import Task, new_id
+from facefleet.records.db import Task, Tenant, new_id
+from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
 from facefleet.storage.scratch import scratch_dir
 from facefleet.task.failures import scrub
 from facefleet.task.jobs import create_task
 from facefleet.task.orphans import clear_pending, record_pending
-from pipeline.errors import PipelineError
+from facefleet.task.s3_inputs import check_s3_input
+from pipeline.errors import ModelError, PipelineError
 from pipeline.images import check_image
+from pipeline.models.registry import ModelRegistry, check_model_options
 from pipeline.plan import frame_range
 from pipeline.probe import VideoProbe
 from pipeline.sandbox import probe_untrusted
 
 MAX_SOURCES = 8
+MAX_NAME = 500  # tasks.target_name
+MAX_URL = 8192
 # processors that cannot run without a source face
 NEEDS_SOURCE = frozenset({"face_swapper"})
 
@@ -59,6 +65,8 @@ class Draft:
     target_url: str | None = None
     source_urls: list[str] = field(default_factory=list)
     video: VideoProbe | None = None  # the target as the sandbox probed it, once accepted
+    s3_allow: tuple[str, ...] = ()  # the tenant's s3:// prefixes
+    batch_id: str | None = None  # the batch it is an item of
 
     @property
     def keys(self) -> keys.TaskKeys:
@@ -68,6 +76,8 @@ class Draft:
         """The key the one target goes to (a target_url as well is refused once fetched)."""
         if self.target_key:
             raise InvalidSubmission("only one target may be sent")
+        if name is not None:
+            check_text(name, "the target's file name", MAX_NAME)
         self.target_key, self.target_name = self.keys.target, name
         return self.target_key
 
@@ -81,12 +91,13 @@ class Draft:
 
     def add_url(self, settings: Settings, field_name: str, url: str) -> None:
         """An input named by URL, refused at once when the guard would refuse to fetch it."""
-        url = url.strip()
+        url = check_text(url.strip(), field_name, MAX_URL)
         target = field_name == "target_url"
         limit = settings.max_upload_bytes if target else settings.max_source_bytes
-        from facefleet.egress import check_url  # the HTTP client only where a URL is given
-
-        check_url(url, settings.egress_policy(limit), what=field_name)
+        if url[:5].lower() == "s3://":
+            _s3_input(settings, self, url, field_name)
+        else:
+            check_url(url, settings.egress_policy(limit), what=field_name)
         if target:
             if self.target_url or self.target_key:
                 raise InvalidSubmission("only one target may be sent (target or target_url)")
@@ -118,6 +129,7 @@ def submit(
     task_id: str | None = None,
     idempotency_key: str | None = None,
     admit: Admit = lambda _options: None,
+    batch_id: str | None = None,
 ) -> tuple[Task, bool]:
     """Returns (task, created). ``created`` is False when the idempotency key named a task
     of this tenant that already exists (keys are the tenant's own: stored as ``tenant:key``)."""
@@ -125,7 +137,9 @@ def submit(
         idempotency_key = f"{tenant}:{idempotency_key}"
         if existing := find_by_idempotency_key(ctx, idempotency_key):
             return existing, False
-    draft = Draft(task_id=task_id or new_id(), tenant=tenant)
+    draft = Draft(
+        task_id=task_id or new_id(), tenant=tenant, s3_allow=_tenant_s3_allow(ctx, tenant), batch_id=batch_id
+    )
     record_pending(ctx, draft.keys)  # before any byte is stored: a killed process's are swept
     try:
         with scratch_dir(ctx.scratch, "upload") as scratch:
@@ -152,7 +166,8 @@ def _check(
 ) -> tuple[JobOptions, int]:
     """The options and the number of frames the task will process, or the refusal."""
     _fetch_urls(ctx, settings, draft, scratch)
-    options = _options(draft, settings.job_defaults())
+    options = _options(draft, settings)
+    check_webhook_url(settings, options)
     admit(options)  # before the probe: a refusal costs no sandbox
     assert draft.target_copy is not None
     draft.video, frames = _probe_target(settings, draft.target_copy, draft.target_name or "target", options)
@@ -161,6 +176,16 @@ def _check(
         options, frames, max_chunks=settings.max_chunks_per_task, max_segments=settings.max_segments_per_task
     )
     return options, frames
+
+
+def check_webhook_url(settings: Settings, options: JobOptions) -> None:
+    """A webhook_url the egress guard would refuse now is refused at submission (422); it is
+    checked again at each delivery, where DNS may answer otherwise."""
+    url = options.webhook_url
+    if url is not None:
+        if not url.lower().startswith(("https://", "http://")):
+            raise EgressRefused("webhook_url: only https:// (or http:// to allowed addresses) URLs")
+        check_url(url, settings.egress_policy(0), what="webhook_url")
 
 
 def _fetch_urls(ctx: JobContext, settings: Settings, draft: Draft, scratch: Path) -> None:
@@ -172,26 +197,50 @@ def _fetch_urls(ctx: JobContext, settings: Settings, draft: Draft, scratch: Path
         draft.target_name = _url_name(draft.target_url) or "target"
         draft.target_copy = scratch / "target"
         draft.target_bytes = _fetch(
-            ctx, settings, draft.target_url, "target_url", draft.target_copy, settings.max_upload_bytes
+            ctx, settings, draft, draft.target_url, "target_url", draft.target_copy, settings.max_upload_bytes
         )
         ctx.storage.put_file(draft.target_key, draft.target_copy)
     for url in draft.source_urls:
         key = draft.keys.source(len(draft.source_keys))
         path = scratch / f"source-{len(draft.source_keys)}"
-        _fetch(ctx, settings, url, "source_url", path, settings.max_source_bytes)
+        _fetch(ctx, settings, draft, url, "source_url", path, settings.max_source_bytes)
         ctx.storage.put_file(key, path)
         draft.source_keys.append(key)
 
 
-def _fetch(ctx: JobContext, settings: Settings, url: str, what: str, dest: Path, max_bytes: int) -> int:
-    from facefleet.egress import fetch, parse_s3_url
-
-    policy = settings.egress_policy(max_bytes)
-    if url.startswith("s3://"):
-        bucket, key = parse_s3_url(url, policy.allowed_s3_buckets, what=what)
-        return ctx.storage.get_external(bucket, key, dest, max_bytes)
+def _fetch(
+    ctx: JobContext, settings: Settings, draft: Draft, url: str, what: str, dest: Path, max_bytes: int
+) -> int:
+    if url[:5].lower() == "s3://":
+        bucket, key = _s3_input(settings, draft, url, what)
+        try:
+            return ctx.storage.get_external(bucket, key, dest, max_bytes)
+        except ObjectMissing:
+            raise EgressRefused(f"{what}: there is no object s3://{bucket}/{key[:200]}") from None
+        except UploadTooLarge:
+            raise
+        except StorageError as exc:
+            if exc.transient:  # an outage: 503, try again
+                raise
+            raise EgressRefused(f"{what}: s3://{bucket}/{key[:200]} cannot be read by this service") from None
     with open(dest, "wb") as out:
-        return fetch(url, out, policy, what=what).size
+        return fetch(url, out, settings.egress_policy(max_bytes), what=what).size
+
+
+def _s3_input(settings: Settings, draft: Draft, url: str, what: str) -> tuple[str, str]:
+    return check_s3_input(
+        url,
+        what=what,
+        deployment_buckets=settings.egress_policy(0).allowed_s3_buckets,
+        own_bucket=settings.s3_bucket,
+        tenant_allow=draft.s3_allow,
+    )
+
+
+def _tenant_s3_allow(ctx: JobContext, tenant: str) -> tuple[str, ...]:
+    with ctx.sessions() as session:
+        row = session.get(Tenant, tenant)
+        return tuple(row.s3_allow or ()) if row is not None else ()
 
 
 def _url_name(url: str) -> str | None:
@@ -199,26 +248,27 @@ def _url_name(url: str) -> str | None:
     return name[:200] or None
 
 
-def _options(draft: Draft, defaults: dict[str, Any]) -> JobOptions:
+def _options(draft: Draft, settings: Settings) -> JobOptions:
     if draft.target_key is None:
         raise InvalidSubmission("missing field: target (the video to process)", field="target")
-    options = draft.options or parse_options(_raw_options(draft.options_text), defaults)
+    options = draft.options or parse_options(_raw_options(draft.options_text), settings.job_defaults())
     if NEEDS_SOURCE & set(options.processors) and not draft.source_keys:
         raise InvalidSubmission(
             "missing field: source (the face_swapper needs a source face image)", field="source"
         )
     if options.face_selector == "reference" and draft.reference_key is None:
         raise OptionsError("face_selector: 'reference' needs a reference image (field reference)")
+    try:  # at submission, not when a worker first loads them
+        check_model_options(options.model_dump(), ModelRegistry.load(settings.runtime().model_manifest))
+    except ModelError as exc:
+        raise OptionsError(str(exc)) from None
     return options
 
 
 def _raw_options(text: str | None) -> dict[str, Any]:
     if not text or not text.strip():
         return {}
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidSubmission(f"options is not valid JSON: {exc}") from None
+    raw = load_json(text, "options")
     if not isinstance(raw, dict):
         raise InvalidSubmission("options must be a JSON object")
     return raw
@@ -275,6 +325,7 @@ def _create(
             bytes_in=draft.target_bytes,
             tenant=draft.tenant,
             frames_total=frames,
+            batch_id=draft.batch_id,
         )
     except IntegrityError:
         if idempotency_key is None:

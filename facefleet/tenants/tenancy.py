@@ -8,6 +8,7 @@ password stretching is needed for keys nobody chose).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -27,7 +28,8 @@ KEY_PREFIX = "ffk_"
 _KEY = re.compile(r"^ffk_([a-z0-9]{12})_([A-Za-z0-9_-]{40,})$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 LAST_USED_EVERY = timedelta(minutes=1)  # how stale ``last_used_at`` may be (a write per minute, not per call)
-LIMIT_FIELDS = ("submit_rate", "max_queued", "max_running", "monthly_frames")
+LIMIT_FIELDS = ("submit_rate", "max_queued", "max_running", "monthly_frames", "s3_allow")
+ROTATION_GRACE = timedelta(hours=24)  # how long the secret before a rotation still signs
 ACTIVE_STATES = (TaskState.PLANNING, TaskState.RUNNING, TaskState.STITCHING)
 WAITING_STATES = (TaskState.QUEUED,)
 
@@ -61,6 +63,9 @@ def check_limits(values: dict[str, Any]) -> dict[str, Any]:
             parse_rate(rate)
         except ValueError:
             raise TenancyError(f"submit rate {rate!r} is not N/PERIOD (for example 10/minute)") from None
+    allow = values.get("s3_allow")
+    if allow is not None and not (isinstance(allow, list) and all(isinstance(e, str) for e in allow)):
+        raise TenancyError("s3-allow must be a list of bucket/prefix")
     for name in ("max_queued", "max_running", "monthly_frames"):
         value = values.get(name)
         if value is not None and value < 1:
@@ -93,6 +98,17 @@ def update_tenant(sessions: sessionmaker, name: str, **limits: Any) -> Tenant:
         tenant = _tenant(session, name)
         for field, value in check_limits(limits).items():
             setattr(tenant, field, value)
+    return tenant
+
+
+def rotate_secret(sessions: sessionmaker, name: str) -> Tenant:
+    """A new webhook secret; the current one stays valid (webhooks carry both signatures)
+    for ROTATION_GRACE."""
+    with sessions.begin() as session:
+        tenant = _tenant(session, name)
+        tenant.webhook_secret_previous = tenant.webhook_secret
+        tenant.webhook_secret_previous_until = utcnow() + ROTATION_GRACE
+        tenant.webhook_secret = _webhook_secret()
     return tenant
 
 
@@ -133,7 +149,9 @@ def _tenant(session: Session, name: str) -> Tenant:
 
 
 def _webhook_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    """``whsec_`` and the key's 32 bytes in standard base64, as the Standard Webhooks spec writes
+    secrets (a URL-safe alphabet's ``-`` and ``_`` are dropped by standard decoders)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 # ---------------------------------------------------------------------------- keys

@@ -47,6 +47,7 @@ class ScrfdDetector:
         self.session = session
         self.settings = settings
         self.input_name = session.get_inputs()[0].name
+        self.batch_session: Any = None  # runs many frames at once (batched_detection.py)
         outputs = session.get_outputs()
         if len(outputs) != 3 * len(STRIDES):
             raise ModelError(
@@ -63,12 +64,34 @@ class ScrfdDetector:
             self._centers[key] = _anchor_centers(height, width, stride, SCRFD_ANCHORS)
         return self._centers[key]
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def blob(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """[1,3,S,S] input for ``image`` and the letterbox scale."""
         size = self.settings.size
         canvas, scale = letterbox(image, size, size)
         rgb = canvas[:, :, ::-1].astype(np.float32)
-        blob = ((rgb - SCRFD_MEAN) / SCRFD_STD).transpose(2, 0, 1)[None]
-        outputs = self.session.run(self.output_names, {self.input_name: np.ascontiguousarray(blob)})
+        return np.ascontiguousarray(((rgb - SCRFD_MEAN) / SCRFD_STD).transpose(2, 0, 1)[None]), scale
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        blob, scale = self.blob(image)
+        return self.decode(self.session.run(self.output_names, {self.input_name: blob}), scale)
+
+    def split(self, outputs: list[np.ndarray], count: int) -> list[list[np.ndarray]]:
+        """Each image's outputs, as the batch-1 graph gives them, from a batch of ``count``.
+        InsightFace's export flattens [N,C,H,W] through [H,W,N,C]: location-major."""
+        if self.batched:
+            return [[o[i : i + 1] for o in outputs] for i in range(count)]
+        size, strides = self.settings.size, STRIDES * 3
+        cells = [(size // stride) ** 2 for stride in strides]
+        return [
+            [
+                o.reshape(c, count, -1)[:, i].reshape(-1, o.shape[-1])
+                for o, c in zip(outputs, cells, strict=True)
+            ]
+            for i in range(count)
+        ]
+
+    def decode(self, outputs: list[np.ndarray], scale: float) -> list[Face]:
+        size = self.settings.size
         if self.batched:
             outputs = [o[0] for o in outputs]
         all_scores, all_boxes, all_kps = [], [], []
@@ -106,6 +129,7 @@ class YunetDetector:
         self.session = session
         self.settings = settings
         self.input_name = session.get_inputs()[0].name
+        self.batch_session: Any = None  # runs many frames at once (batched_detection.py)
         names = {o.name for o in session.get_outputs()}
         wanted = [f"{group}_{stride}" for group in self.OUTPUT_GROUPS for stride in STRIDES]
         missing = [w for w in wanted if w not in names]
@@ -113,13 +137,25 @@ class YunetDetector:
             raise ModelError(f"model {name} lacks the YuNet outputs {', '.join(missing)}")
         self.output_names = wanted
 
-    def detect(self, image: np.ndarray) -> list[Face]:
+    def blob(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         size = self.settings.size
         canvas, scale = letterbox(image, size, size)
-        blob = canvas.astype(np.float32).transpose(2, 0, 1)[None]  # BGR, 0..255
-        outputs = dict(
-            zip(self.output_names, self.session.run(self.output_names, {self.input_name: blob}), strict=True)
-        )
+        return np.ascontiguousarray(canvas.astype(np.float32).transpose(2, 0, 1)[None]), scale  # BGR, 0..255
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        blob, scale = self.blob(image)
+        return self.decode(self.session.run(self.output_names, {self.input_name: blob}), scale)
+
+    def split(self, outputs: list[np.ndarray], count: int) -> list[list[np.ndarray]]:
+        """Each image's outputs from a batch of ``count``: OpenCV Zoo's export keeps a leading 1
+        and concatenates the images' anchors along the next axis."""
+        if outputs and outputs[0].shape[0] == count:
+            return [[o[i : i + 1] for o in outputs] for i in range(count)]
+        return [[o.reshape(1, count, -1, o.shape[-1])[:, i] for o in outputs] for i in range(count)]
+
+    def decode(self, raw: list[np.ndarray], scale: float) -> list[Face]:
+        size = self.settings.size
+        outputs = dict(zip(self.output_names, raw, strict=True))
         all_scores, all_boxes, all_kps = [], [], []
         for stride in STRIDES:
             cols = size // stride

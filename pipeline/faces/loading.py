@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.faces.batched_detection import batch_session
 from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
 from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
 from pipeline.faces.types import FaceDetector
-from pipeline.models import ModelStore, load_model
+from pipeline.models import ModelStore, load_model, oom
 from pipeline.models.derived import swapper_files
+from pipeline.models.registry import model_names
 from pipeline.models.sessions import open_session
 from pipeline.runtime import Runtime
 
@@ -28,6 +30,11 @@ _swapper_sessions: dict[tuple[str, tuple[str, ...]], tuple[Any, np.ndarray]] = {
 _swapper_lock = threading.Lock()
 
 
+def _load(runtime: Runtime, options: Mapping[str, Any], option: str) -> Any:
+    name, kinds = model_names(options)[option]
+    return load_model(runtime, name, kinds)
+
+
 def detector_settings(options: Mapping[str, Any]) -> DetectorSettings:
     return DetectorSettings(
         score=float(options.get("detector_score", 0.5)),
@@ -37,26 +44,32 @@ def detector_settings(options: Mapping[str, Any]) -> DetectorSettings:
 
 
 def load_detector(options: Mapping[str, Any], runtime: Runtime) -> FaceDetector:
-    loaded = load_model(runtime, str(options.get("face_detector", "det_10g")), tuple(DETECTOR_CLASSES))
+    loaded = _load(runtime, options, "face_detector")
     detector: FaceDetector = DETECTOR_CLASSES[loaded.spec.kind](
         loaded.spec.name, loaded.session, detector_settings(options)
     )
+    detector.batch_session = batch_session(detector, loaded, runtime)  # type: ignore[attr-defined]
     return detector
 
 
+def face_batch(options: Mapping[str, Any], runtime: Runtime) -> int:
+    """Faces per model call: the worker's FACEFLEET_INFERENCE_BATCH, else the job's face_batch."""
+    return oom.capped(runtime.inference_batch or int(options.get("face_batch", 8)))
+
+
 def load_recognizer(options: Mapping[str, Any], runtime: Runtime) -> ArcFaceRecognizer:
-    loaded = load_model(runtime, str(options.get("face_recognizer", "w600k_r50")), ("arcface",))
-    return ArcFaceRecognizer(loaded.spec.name, loaded.session, int(options.get("face_batch", 8)))
+    loaded = _load(runtime, options, "face_recognizer")
+    return ArcFaceRecognizer(loaded.spec.name, loaded.session, face_batch(options, runtime))
 
 
 def load_enhancer(options: Mapping[str, Any], runtime: Runtime) -> GfpganEnhancer:
-    loaded = load_model(runtime, str(options.get("enhancer_model", "gfpgan_1.4")), ("gfpgan",))
-    return GfpganEnhancer(loaded.spec.name, loaded.session, int(options.get("face_batch", 8)))
+    loaded = _load(runtime, options, "enhancer_model")
+    return GfpganEnhancer(loaded.spec.name, loaded.session, face_batch(options, runtime))
 
 
 def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
     """The swapper on its symbolic-batch copy when that copy gives the same outputs, else per face."""
-    loaded = load_model(runtime, str(options.get("swapper_model", "inswapper_128")), ("inswapper",))
+    loaded = _load(runtime, options, "swapper_model")
     key = (str(loaded.path.resolve()), tuple(runtime.providers))
     with _swapper_lock:
         if key not in _swapper_sessions:
@@ -73,7 +86,7 @@ def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:
                     )
             _swapper_sessions[key] = (session, emap)
         session, emap = _swapper_sessions[key]
-    return InSwapper(loaded.spec.name, session, emap, int(options.get("face_batch", 8)))
+    return InSwapper(loaded.spec.name, session, emap, face_batch(options, runtime))
 
 
 def load_models(names: Sequence[str], runtime: Runtime) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.faces.geometry import align_crop, arcface_template, ffhq_template
+from pipeline.models import binding, oom
 
 ARCFACE_SIZE = 112
 ARCFACE_MEAN = 127.5
@@ -34,7 +35,7 @@ def _fixed_batch_of_one(session: Any) -> bool:
 def _run_in_batches(
     session: Any, batch_size: int, count: int, run: Callable[[slice], np.ndarray]
 ) -> np.ndarray:
-    size = 1 if _fixed_batch_of_one(session) else max(1, batch_size)
+    size = 1 if _fixed_batch_of_one(session) else oom.capped(max(1, batch_size))
     return np.concatenate([run(part) for part in _batches(count, size)], axis=0)
 
 
@@ -113,9 +114,12 @@ class InSwapper:
         def run_part(part: slice) -> np.ndarray:
             target = blob[part]
             source = np.repeat(latent, len(target), axis=0)
-            return self.session.run([self.output_name], {self.target_name: target, self.source_name: source})[
-                0
-            ]
+            return binding.run(
+                self.session,
+                [self.output_name],
+                {self.target_name: target, self.source_name: source},
+                self.name,
+            )[0]
 
         predicted = _run_in_batches(self.session, self.batch_size, len(crops), run_part)
         rgb = np.clip(INSWAPPER_SCALE * predicted.transpose(0, 2, 3, 1), 0, 255).astype(np.uint8)
@@ -143,7 +147,9 @@ class GfpganEnhancer:
             self.session,
             self.batch_size,
             len(crops),
-            lambda part: self.session.run([self.output_name], {self.input_name: blob[part]})[0],
+            lambda part: binding.run(
+                self.session, [self.output_name], {self.input_name: blob[part]}, self.name
+            )[0],
         )
         rgb = (np.clip(predicted, -1, 1) + 1) / 2 * 255.0
         bgr = np.clip(rgb.transpose(0, 2, 3, 1) + 0.5, 0, 255).astype(np.uint8)[..., ::-1]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.faces.anonymizer import ANONYMIZE_SCORE, ThoroughFinder
 from pipeline.faces.effects import anonymize, draw_faces
 from pipeline.faces.geometry import box_mask, paste_back
 from pipeline.faces.loading import load_detector, load_enhancer, load_recognizer, load_swapper
@@ -170,7 +171,7 @@ def prepare_detector_only(options: Mapping[str, Any], inputs: JobInputs, runtime
 class FaceEffect:
     """Finds the selected faces in each frame and redraws them with ``effect``."""
 
-    finder: FaceFinder
+    finder: FaceFinder | ThoroughFinder
     effect: Callable[[np.ndarray, list[Face]], np.ndarray]
     name: str
 
@@ -186,11 +187,12 @@ def create_anonymizer(options: Mapping[str, Any], assets: Assets, runtime: Runti
     mode = str(options.get("anonymizer_mode", "blur"))
     if mode not in ("blur", "pixelate"):
         raise PipelineError(f"unknown anonymizer_mode {mode!r}; choose blur or pixelate")
-    return FaceEffect(
-        _finder(options, assets, runtime),
-        lambda image, faces: anonymize(image, faces, mode),
-        "face_anonymizer",
-    )
+    chosen = _finder(options, assets, runtime)
+    finder: FaceFinder | ThoroughFinder = chosen
+    if chosen.mode == "all":  # every face: looked for harder (border, small, profile, time)
+        score = min(float(options.get("detector_score", 0.5)), ANONYMIZE_SCORE)
+        finder = ThoroughFinder(load_detector({**options, "detector_score": score}, runtime))
+    return FaceEffect(finder, lambda image, faces: anonymize(image, faces, mode), "face_anonymizer")
 
 
 def create_debugger(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> FaceEffect:

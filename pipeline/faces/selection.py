@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import InvalidMediaError, PipelineError
+from pipeline.faces.batched_detection import detect_all
 from pipeline.faces.models import ArcFaceRecognizer, normalise
 from pipeline.faces.types import Face, FaceDetector
 from pipeline.images import check_image
@@ -88,7 +89,7 @@ class FaceFinder:
     max_distance: float = 0.6
 
     def find(self, images: list[np.ndarray]) -> list[list[Face]]:
-        detected = [self.detector.detect(image) for image in images]
+        detected = detect_all(self.detector, images, getattr(self.detector, "batch_session", None))
         if self.mode == "reference" and self.recognizer is not None:
             crops = [
                 self.recognizer.align(image, f.kps)[0]

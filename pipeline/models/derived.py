@@ -88,6 +88,19 @@ def swapper_files(model_path: Path, spec: ModelSpec, fallback_dir: Path) -> tupl
         return None, emap
 
 
+def batch_copy(model_path: Path, spec: ModelSpec, fallback_dir: Path) -> Path | None:
+    """The symbolic-batch copy of any model (detectors), cached; None when it cannot be written."""
+    batch_path, _ = derived_paths(model_path, spec, fallback_dir)
+    if _sidecar_ok(batch_path):
+        return batch_path
+    try:
+        _store(batch_path, _with_symbolic_batch(_load_onnx(model_path, spec)).SerializeToString())
+    except (OSError, ValueError) as exc:
+        log.warning("model %s: no symbolic-batch copy (%s); one image at a time", spec.name, exc)
+        return None
+    return batch_path
+
+
 def _emap(model, spec: ModelSpec) -> np.ndarray:  # type: ignore[no-untyped-def]
     from onnx import numpy_helper
 

@@ -16,6 +16,7 @@ shape means any size (a symbolic dimension).
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -36,6 +37,14 @@ DEFAULT_INPUTS: dict[str, tuple[Shape, ...]] = {
     "arcface": ((None, 3, 112, 112),),
     "inswapper": ((None, 3, 128, 128), (None, 512)),
     "gfpgan": ((None, 3, 512, 512),),
+}
+
+# the job options that name a model: their default and the kinds of model each may name
+MODEL_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "face_detector": ("det_10g", ("scrfd", "yunet")),
+    "face_recognizer": ("w600k_r50", ("arcface",)),
+    "enhancer_model": ("gfpgan_1.4", ("gfpgan",)),
+    "swapper_model": ("inswapper_128", ("inswapper",)),
 }
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -207,8 +216,10 @@ class ModelRegistry:
     def get(self, name: str, kind: tuple[str, ...] | None = None) -> ModelSpec:
         spec = self.specs.get(name)
         if spec is None:
+            close = difflib.get_close_matches(name, list(self.specs), n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
             raise ModelError(
-                f"unknown model {name!r}; known: {', '.join(sorted(self.specs))} "
+                f"unknown model {name!r}{hint}; known: {', '.join(sorted(self.specs))} "
                 "(declare more in the model manifest, FACEFLEET_MODEL_MANIFEST)"
             )
         if kind is not None and spec.kind not in kind:
@@ -217,3 +228,20 @@ class ModelRegistry:
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(sorted(self.specs.values(), key=lambda s: s.name))
+
+
+def model_names(options: Any) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Each model option's value in ``options`` (a mapping; its default where absent) and
+    the kinds of model it may name."""
+    return {
+        name: (str(options.get(name, default)), kinds) for name, (default, kinds) in MODEL_OPTIONS.items()
+    }
+
+
+def check_model_options(options: Any, registry: ModelRegistry) -> None:
+    """Raise ModelError naming the option when one names no model of its kinds."""
+    for option, (name, kinds) in model_names(options).items():
+        spec = registry.specs.get(name)
+        if spec is None or spec.kind not in kinds:
+            known = sorted(s.name for s in registry.specs.values() if s.kind in kinds)
+            raise ModelError(f"{option}: unknown model {name[:100]!r}; known: {', '.join(known)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import DeviceError, ModelError, ProviderError
+from pipeline.models import providers as eps
 from pipeline.models.registry import ModelSpec, Shape
 from pipeline.runtime import Runtime
 
@@ -22,6 +24,7 @@ WARMUP_SPATIAL = 640
 
 _sessions: dict[tuple[str, tuple[str, ...]], Any] = {}
 _sessions_lock = threading.Lock()
+_chosen: dict[str, str] = {}  # model name -> the provider that took it, in this process
 
 
 def _session_options(runtime: Runtime) -> Any:
@@ -36,7 +39,7 @@ def _session_options(runtime: Runtime) -> Any:
 
 def check_providers(requested: Sequence[str], active: Sequence[str], allow_cpu_fallback: bool) -> None:
     """A GPU provider asked for and not active is a ProviderError unless CPU fallback is allowed."""
-    missing = [p for p in requested if p != CPU_PROVIDER and p not in active]
+    missing = [p for p in requested if p not in (CPU_PROVIDER, eps.AUTO) and p not in active]
     if missing and not allow_cpu_fallback:
         raise ProviderError(
             f"execution provider {missing[0]} was asked for but is not active (active: {', '.join(active)}); "
@@ -92,16 +95,16 @@ def open_session(path: Path, spec: ModelSpec, runtime: Runtime) -> Any:
 def _build(path: Path, spec: ModelSpec, runtime: Runtime) -> Any:
     import onnxruntime
 
-    available = onnxruntime.get_available_providers()
-    providers = [p for p in runtime.providers if p in available] or [CPU_PROVIDER]
+    plan = _plan(path, spec, runtime, onnxruntime.get_available_providers())
+    providers, options = plan.for_session()
     try:
         session = onnxruntime.InferenceSession(
-            str(path), sess_options=_session_options(runtime), providers=providers
+            str(path), sess_options=_session_options(runtime), providers=providers, provider_options=options
         )
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise DeviceError(f"model {spec.name} ({path}) cannot be loaded by onnxruntime: {exc}") from exc
     active = session.get_providers()
-    log.info("model %s: providers active %s (asked for %s)", spec.name, active, list(runtime.providers))
+    _report(spec, plan, active, runtime)
     check_providers(runtime.providers, active, runtime.allow_cpu_fallback)
     check_signature(spec, session)
     try:
@@ -111,7 +114,49 @@ def _build(path: Path, spec: ModelSpec, runtime: Runtime) -> Any:
     return session
 
 
+def _plan(path: Path, spec: ModelSpec, runtime: Runtime, available: Sequence[str]) -> eps.ProviderPlan:
+    """The model's providers; TensorRT's engine cache under the model's folder (the model
+    directory where that folder is a read-only mirror)."""
+    wants_trt = eps.TENSORRT in eps.wanted(runtime.providers, spec.kind) and eps.TENSORRT in available
+    device = eps.host_device(runtime.gpu) if wants_trt else eps.Device()
+    folder = path.parent if os.access(path.parent, os.W_OK) else runtime.model_dir
+    plan = eps.plan(
+        spec.name,
+        spec.kind,
+        runtime.providers,
+        available,
+        model_folder=folder,
+        model_sha256=spec.sha256,
+        device=device,
+    )
+    if plan.engine_cache is not None:
+        plan.engine_cache.mkdir(parents=True, exist_ok=True)
+    return plan
+
+
+def _report(spec: ModelSpec, plan: eps.ProviderPlan, active: Sequence[str], runtime: Runtime) -> None:
+    """Loudly: which provider took the model (a warning when a GPU was asked for and the CPU took it)."""
+    first = str(active[0]) if active else CPU_PROVIDER
+    _chosen[spec.name] = first
+    detail = f" (FP16, engines in {plan.engine_cache})" if first == eps.TENSORRT else ""
+    fields = {"model": spec.name, "provider": first, "providers_active": list(active)}
+    if first == CPU_PROVIDER and eps.gpu_requested(runtime.providers):
+        log.warning(
+            "model %s runs on %s: no GPU provider took it (asked for %s)",
+            spec.name, first, ", ".join(runtime.providers), extra=fields,
+        )  # fmt: skip
+    else:
+        log.info("model %s runs on %s%s", spec.name, first, detail, extra=fields)
+
+
+def chosen_providers() -> dict[str, str]:
+    """Model name -> the provider that took it, for the models this process has loaded."""
+    with _sessions_lock:
+        return dict(_chosen)
+
+
 def clear_sessions() -> None:
     """Forget cached sessions (tests; a worker that changes its runtime)."""
     with _sessions_lock:
         _sessions.clear()
+        _chosen.clear()

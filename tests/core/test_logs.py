@@ -6,10 +6,13 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import threading
 
 import pytest
+from pydantic import ValidationError
 
+from facefleet.config.settings import Settings
 from facefleet.observability import logs
 
 DB_PASSWORD = "Pg-pa55word-42"
@@ -53,7 +56,7 @@ def test_lines_are_json_with_bound_fields(configured):
 
 
 def test_secrets_never_appear(configured):
-    logs.configure("worker")
+    logs.configure("worker", secrets=logs.secret_values(os.environ))
     log = logging.getLogger("anything")
     log.error("cannot connect to postgresql://facefleet:%s@db:5432/facefleet", DB_PASSWORD)
     log.info("download at %s", PRESIGNED)
@@ -85,14 +88,22 @@ def test_redactor_keeps_ordinary_text():
     assert redactor.text(plain) == plain  # a 4-character secret is no secret worth masking words for
 
 
-def test_text_format_and_bad_values(monkeypatch):
+def test_text_format_and_bad_values():
     assert logs.resolve_format("cli") == "text" and logs.resolve_format("api") == "json"
-    monkeypatch.setenv("FACEFLEET_LOG_FORMAT", "text")
-    assert logs.resolve_format("worker") == "text"
+    assert logs.resolve_format("worker", "text") == "text"
     assert logs.resolve_format("worker", "json") == "json"
-    monkeypatch.setenv("FACEFLEET_LOG_LEVEL", "loud")
     with pytest.raises(ValueError, match="log level"):
-        logs.resolve_level("api")
+        logs.resolve_level("api", "loud")
+
+
+def test_log_settings_come_from_the_environment_through_the_settings(monkeypatch):
+    monkeypatch.setenv("FACEFLEET_LOG_FORMAT", "text")
+    monkeypatch.setenv("FACEFLEET_LOG_LEVEL", "WARNING")
+    settings = Settings()
+    assert (settings.log_format, settings.log_level) == ("text", "WARNING")
+    monkeypatch.setenv("FACEFLEET_LOG_FORMAT", "xml")
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings()
 
 
 def test_redactor_masks_headers_bytes_and_every_flower_password():

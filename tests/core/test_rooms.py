@@ -9,7 +9,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # the core's rooms, lowest first: a room may import only rooms listed before it
-CORE = ["records", "storage", "egress", "config", "observability", "fleet", "tenants", "task", "modes"]
+CORE = [
+    "records",
+    "storage",
+    "egress",
+    "config",
+    "observability",
+    "fleet",
+    "tenants",
+    "events",
+    "provenance",
+    "task",
+    "modes",
+]
 # the top-level packages each package may import (beyond itself)
 TOP = {
     "pipeline": set(),

@@ -71,6 +71,10 @@ def test_flower_with_basic_auth_and_what_it_shows_of_tasks(api, fleet, env, tmp_
         assert requests.get(f"{base}/api/workers", auth=(USER, "wrong"), timeout=10).status_code == 401
         assert requests.get(f"{base}/workers", timeout=10).status_code == 401
         assert requests.get(f"{base}/healthcheck", timeout=10).status_code == 200  # for probes
+        assert requests.get(f"{base}/metrics", timeout=10).status_code == 401  # behind the same auth
+        assert requests.get(f"{base}/metrics", auth=(USER, "wrong"), timeout=10).status_code == 401
+        scraped = requests.get(f"{base}/metrics", auth=(USER, PASSWORD), timeout=10)
+        assert scraped.status_code == 200 and "flower_" in scraped.text
         found = wait_for(
             lambda: [n for n in _workers(base, (USER, PASSWORD)) if n.endswith("@fftest")] or None,
             60,

@@ -68,8 +68,10 @@ def test_unusable_output_is_refused_before_any_work(tmp_path, sample, make_outpu
 
 
 def test_target_folder_and_non_image_source_are_refused(tmp_path, sample):
-    result = run_cli(tmp_path / "home", "run", "--target", str(tmp_path), "--output", str(tmp_path / "o.mp4"))
-    assert "target is not a regular file" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()  # a folder is a batch (tests/embedded/test_batch_run.py): this one has no videos
+    result = run_cli(tmp_path / "home", "run", "--target", str(empty), "--output", str(tmp_path / "o"))
+    assert result.returncode == 1 and "no videos to submit" in result.stderr
     result = run_cli(
         tmp_path / "home",
         "run",

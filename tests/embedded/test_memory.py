@@ -1,18 +1,16 @@
-"""`facefleet run`'s peak memory, the whole process tree's, does not grow with the video's
-length: frames stream from the decoder through the encoders, none are kept."""
+"""`facefleet run`'s peak memory does not grow with the video's length: frames stream from
+the decoder through the encoders, none are kept."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.embedded.conftest import REPO, facefleet_cmd
 from tests.ffmpeg_media import ffmpeg
+from tests.peak_memory import peak_mib
 
 
 def _testsrc(path: Path, seconds: int) -> Path:
@@ -25,44 +23,12 @@ def _testsrc(path: Path, seconds: int) -> Path:
     return path
 
 
-def _kib(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        with contextlib.suppress(OSError):
-            todo.extend(int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split())
-    return pids
-
-
 def _peak_mib(home: Path, target: Path) -> float:
-    """The run's peak: the main process's high-water mark, or the tree's sampled sum if higher."""
     out = home.parent / f"{target.stem}-out.mp4"
-    env = dict(os.environ, FACEFLEET_HOME=str(home))
-    child = subprocess.Popen(
-        facefleet_cmd("run", "--target", str(target), "--output", str(out), "--no-progress"),
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-    )
-    peak = 0
-    while child.poll() is None:
-        pids = _tree(child.pid)
-        peak = max(peak, _kib(child.pid, "VmHWM:"), sum(_kib(p, "VmRSS:") for p in pids))
-        time.sleep(0.01)
-    assert child.returncode == 0
+    command = facefleet_cmd("run", "--target", str(target), "--output", str(out), "--no-progress")
+    peak = peak_mib(command, dict(os.environ, FACEFLEET_HOME=str(home)), REPO)
     assert out.stat().st_size > 0
-    return peak / 1024
+    return peak
 
 
 @pytest.mark.timeout(600)

@@ -23,6 +23,8 @@ RECOGNIZER = "test_arcface"
 SWAPPER = "test_inswapper"
 SWAPPER_FIXED = "test_inswapper_fixed"  # a batch-1 graph the symbolic-batch rewrite cannot batch
 ENHANCER = "test_gfpgan"
+FAITHFUL_SWAPPER = "test_inswapper_faithful"  # pastes one fixed face: the source's, when given its crop
+UNCHANGED_SWAPPER = "test_inswapper_unchanged"  # returns the target face as it came
 WRONG_SIGNATURE = "test_arcface_wrong_input"
 MANIFEST_NAME = "test-models.json"
 EMBEDDING = 512
@@ -109,6 +111,39 @@ def swapper_model(
     return _model(nodes, inputs, outputs, inits)
 
 
+def _fixed_output_swapper(nodes, initializers) -> onnx.ModelProto:  # type: ignore[no-untyped-def]
+    """inswapper's signature around ``nodes`` that make ``output`` from ``target`` (the source
+    is taken and ignored); the emap is the last initializer, as in the published model."""
+    rng = np.random.default_rng(SEED)
+    initializers = [*initializers, numpy_helper.from_array(_weights(rng, EMBEDDING, EMBEDDING), "emap")]
+    inputs = [
+        helper.make_tensor_value_info("target", TensorProto.FLOAT, [1, 3, 128, 128]),
+        helper.make_tensor_value_info("source", TensorProto.FLOAT, [1, EMBEDDING]),
+    ]
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 128, 128])]
+    return _model(nodes, inputs, outputs, initializers)
+
+
+def unchanged_swapper_model() -> onnx.ModelProto:
+    """A swapper that returns the target face unchanged: the gate must see no identity moved."""
+    return _fixed_output_swapper([helper.make_node("Identity", ["target"], ["output"])], [])
+
+
+def faithful_swapper_model(face_bgr: np.ndarray) -> onnx.ModelProto:
+    """A swapper whose every output is ``face_bgr`` (a 128x128 crop aligned as inswapper aligns):
+    given the source's own crop, a perfectly faithful swap of that source."""
+    face = (face_bgr[:, :, ::-1].astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+    nodes = [
+        helper.make_node("Mul", ["target", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "face"], ["output"]),
+    ]
+    weights = [
+        numpy_helper.from_array(np.zeros((1, 1, 1, 1), np.float32), "zero"),
+        numpy_helper.from_array(np.ascontiguousarray(face), "face"),
+    ]
+    return _fixed_output_swapper(nodes, weights)
+
+
 def enhancer_model(seed: int = SEED) -> onnx.ModelProto:
     """GFPGAN-shaped: input [1,3,512,512] in [-1,1] -> output [1,3,512,512] (conv + tanh)."""
     rng = np.random.default_rng(seed)
@@ -139,8 +174,12 @@ def _entry(folder: Path, name: str, kind: str, model: onnx.ModelProto) -> dict[s
     }
 
 
-def write_test_models(folder: Path, swapper_blocks: int = 0, swapper_channels: int = 8) -> Path:
-    """Write the generated models and their manifest into ``folder``; return the manifest path."""
+def write_test_models(
+    folder: Path, swapper_blocks: int = 0, swapper_channels: int = 8, faithful_face: np.ndarray | None = None
+) -> Path:
+    """Write the generated models and their manifest into ``folder``; return the manifest path.
+    ``faithful_face``: the 128x128 crop the faithful swapper pastes (default: mid-grey)."""
+    face = faithful_face if faithful_face is not None else np.full((128, 128, 3), 128, np.uint8)
     folder.mkdir(parents=True, exist_ok=True)
     entries = [
         _entry(folder, RECOGNIZER, "arcface", recognizer_model()),
@@ -148,6 +187,8 @@ def write_test_models(folder: Path, swapper_blocks: int = 0, swapper_channels: i
         _entry(folder, SWAPPER_FIXED, "inswapper", swapper_model(fixed_batch=True)),
         _entry(folder, ENHANCER, "gfpgan", enhancer_model()),
         _entry(folder, WRONG_SIGNATURE, "arcface", recognizer_model(side=64)),
+        _entry(folder, UNCHANGED_SWAPPER, "inswapper", unchanged_swapper_model()),
+        _entry(folder, FAITHFUL_SWAPPER, "inswapper", faithful_swapper_model(face)),
     ]
     manifest = folder / MANIFEST_NAME
     manifest.write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
