@@ -116,7 +116,7 @@ def main() -> None:
 
 
 def _distributed_fps(api: str, src: Path, frames: int) -> float:
-    from tests.distributed.helpers import submit, wait_state
+    from tests.harness.tasks import submit, wait_state
 
     options = {"processors": "none", "chunk_frames": 600, "segment_frames": 60}
     started = time.perf_counter()
@@ -135,7 +135,7 @@ def _kill_to_resume(fleet, pg_url: str, src: Path) -> float:  # type: ignore[no-
     from sqlalchemy.orm import Session
 
     from facefleet.records.db import Chunk
-    from tests.distributed.helpers import submit, wait_state
+    from tests.harness.tasks import submit, wait_state
 
     fleet.start_worker(pause=0.2)  # a second worker, idle, to take over
     engine = create_engine(pg_url)

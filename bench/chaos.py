@@ -45,8 +45,8 @@ def main() -> None:
     from facefleet.records.db import Chunk, make_engine, make_sessionmaker
     from facefleet.records.states import ChunkState
     from tests.distributed import conftest as services
-    from tests.distributed.helpers import segment_writes, submit, wait_state
-    from tests.distributed.proxy import TcpProxy
+    from tests.harness.proxy import TcpProxy
+    from tests.harness.tasks import segment_writes, submit, wait_state
 
     finalisers: list[Callable[[], object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-chaos-") as tmp_dir:
@@ -77,7 +77,7 @@ def main() -> None:
             )
             url = make_url(pg_url)
             pg_proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
-            s3_proxy = TcpProxy(int(s3["endpoint"].rsplit(":", 1)[1]))
+            s3_proxy = TcpProxy(int(s3.endpoint.rsplit(":", 1)[1]))
             rd = make_url(redis_url)
             redis_proxy = TcpProxy(rd.port or 6379, rd.host or "127.0.0.1")
             finalisers += [pg_proxy.down, s3_proxy.down, redis_proxy.down]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.distributed.helpers import clip
-from tests.embedded.conftest import run_cli
+from tests.harness.cli import run_cli
+from tests.harness.tasks import clip
 from tests.media import make_huge_header_avi, make_huge_png, make_playlist, make_text_file
 
 

@@ -16,8 +16,8 @@ import requests
 from sqlalchemy import func, select
 
 from facefleet.records.db import Task
-from tests.distributed.conftest import MAX_UPLOAD_BYTES
-from tests.distributed.helpers import FRAMES, JOB, clip, download, frame_indices, wait_state
+from tests.harness.stack import MAX_UPLOAD_BYTES
+from tests.harness.tasks import FRAMES, JOB, clip, download, frame_indices, wait_state
 
 
 class Served:
