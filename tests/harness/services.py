@@ -59,6 +59,13 @@ def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def missing_services() -> list[str]:
+    """The services a whole stack needs that are not reachable here (none: all are)."""
+    missing = [] if postgres_reachable() else ["PostgreSQL"]
+    missing += [] if shutil.which("redis-server") else ["redis-server"]
+    return missing + ([] if broker_reachable() else ["RabbitMQ"])
+
+
 # ---------------------------------------------------------------------------- PostgreSQL
 
 
