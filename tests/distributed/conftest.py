@@ -129,8 +129,9 @@ def fleet(env, tmp_path_factory):
 def fleet_restored(request):
     """After a test that used the fleet: its usual workers and beat, nothing else."""
     yield
-    if "fleet" in request.fixturenames:
-        request.getfixturevalue("fleet").restore()
+    fleet = request.node.funcargs.get("fleet")  # only where the test had it, and it started
+    if fleet is not None:
+        fleet.restore()
 
 
 @pytest.fixture
