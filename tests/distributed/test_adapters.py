@@ -169,7 +169,7 @@ def test_an_interrupted_multipart_upload_resumes_with_the_parts_it_stored(s3, tm
     from tests.harness.net import wait_for
     from tests.harness.proxy import TcpProxy
 
-    port = int(s3.endpoint.rsplit(":", 1)[1])
+    port = s3.port
     proxy = TcpProxy(port)
     storage = S3Storage(
         s3.bucket,

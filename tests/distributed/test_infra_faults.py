@@ -141,7 +141,7 @@ def test_database_down_for_half_a_minute_mid_job(api, fleet, services, settings,
 
 
 def test_half_a_second_added_to_every_object_storage_answer(api, fleet, s3, tmp_path, reference):
-    port = int(s3.endpoint.rsplit(":", 1)[1])
+    port = s3.port
     slow = TcpProxy(port, latency_s=0.5)
     worker = fleet.only_worker({"FACEFLEET_S3_ENDPOINT_URL": f"http://127.0.0.1:{slow.port}"})
     try:

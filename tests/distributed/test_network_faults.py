@@ -28,7 +28,7 @@ def proxied_worker(fleet, settings, s3, latency_s: float = 0.0) -> Iterator[dict
     proxies = {
         "postgres": TcpProxy(db.port or 5432, db.host or "127.0.0.1", latency_s=latency_s),
         "redis": TcpProxy(rd.port or 6379, rd.host or "127.0.0.1", latency_s=latency_s),
-        "s3": TcpProxy(int(s3.endpoint.rsplit(":", 1)[1])),
+        "s3": TcpProxy(s3.port),
     }
     worker = fleet.only_worker(
         {
