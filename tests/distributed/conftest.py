@@ -159,6 +159,5 @@ def operator(env) -> Operator:
 @pytest.fixture(scope="session")
 def keyed_api(fleet):
     """A second API deployment, keys required (the distributed default), two processes."""
-    proc, url = fleet.start_api("api-keys", {"FACEFLEET_AUTH": "on"}, workers=2)
-    yield url
-    proc.stop()
+    with fleet.api_deployment("api-keys", {"FACEFLEET_AUTH": "on"}, workers=2) as url:
+        yield url

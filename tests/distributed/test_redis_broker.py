@@ -27,12 +27,9 @@ def redis_fleet(fleet, redis_url):
     """One worker and an API whose broker is Redis (the usual workers are stopped: the
     dispatcher of any worker serves the whole deployment, over its own broker)."""
     env = {"FACEFLEET_BROKER_URL": redis_url}
-    fleet.only_worker(env)
-    proc, url = fleet.start_api("api-redis-broker", env)
-    yield url
-    proc.stop()
-    for worker in fleet.live_workers():
-        worker.stop()
+    fleet.only_worker(env)  # stopped after the test, as the usual workers come back
+    with fleet.api_deployment("api-redis-broker", env) as url:
+        yield url
 
 
 def test_redis_broker_flushall_mid_job(redis_fleet, services, tmp_path, reference):

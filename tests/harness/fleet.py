@@ -5,11 +5,13 @@ back to its usual shape (the usual workers, the beat) after a test that changed 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.harness.cli import REPO
@@ -178,6 +180,15 @@ class Fleet:
         if name == "api" and not self.api_url:
             self.api_url = url
         return proc, url
+
+    @contextlib.contextmanager
+    def api_deployment(self, name: str, env: dict[str, str], workers: int = 1) -> Iterator[str]:
+        """Another API deployment (``env``: its own settings) for the block; its URL."""
+        proc, url = self.start_api(name, env, workers=workers)
+        try:
+            yield url
+        finally:
+            proc.stop()
 
     def stop_all(self) -> None:
         for proc in [*self.workers, *self.others]:
