@@ -24,6 +24,7 @@ from tests.harness.services import (
 from tests.harness.skips import required, unavailable
 from tests.harness.stack import fleet_env, secrets_of, settings_from
 from tests.harness.tasks import clip, download, submit, wait_state
+from tests.harness.webhooks import hooked_fleet
 
 
 @pytest.fixture(scope="session")
@@ -127,11 +128,12 @@ def fleet(env, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def fleet_restored(request):
-    """After a test that used the fleet: its usual workers and beat, nothing else."""
-    yield
-    fleet = request.node.funcargs.get("fleet")  # only where the test had it, and it started
-    if fleet is not None:
-        fleet.restore()
+    """A test that uses the fleet leaves its workers and beat as it found them."""
+    if "fleet" not in request.fixturenames:
+        yield
+        return
+    with request.getfixturevalue("fleet").restored():  # set up already: a wider scope
+        yield
 
 
 @pytest.fixture
@@ -149,6 +151,13 @@ def reference(fleet, tmp_path_factory) -> bytes:
     body = wait_state(fleet.api_url, task_id, {"succeeded", "failed", "cancelled"})
     assert body["state"] == "succeeded", body
     return download(fleet.api_url, task_id, tmp / "out.mp4")
+
+
+@pytest.fixture(scope="module")
+def hooks(fleet, operator, services):
+    """A fleet that delivers webhooks to loopback, an API with keys (``hooked_fleet``)."""
+    with hooked_fleet(fleet, operator, services) as hooked:
+        yield hooked
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,12 @@ import skimage.data
 from pipeline.faces.loading import clear_swapper_cache
 from pipeline.models import clear_sessions
 from pipeline.runtime import Runtime
-from tests.harness.cli import REPO
+from tests.harness.cli import REAL_DETECTORS, REPO
 from tests.harness.cli import shared_models as shared_models_folder
 
 from .models import write_test_models
 
 INSIGHTFACE_IMAGES = REPO / ".venv/lib/python3.11/site-packages/insightface/data/images"
-REAL_DETECTORS = ("det_500m.onnx", "face_detection_yunet_2026may.onnx")
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,9 @@ def run_and_kill(home: Path, args: list[str], after_segments: int) -> None:
         child.wait()
 
 
+REAL_DETECTORS = ("det_500m.onnx", "face_detection_yunet_2026may.onnx")
+
+
 def shared_models() -> Path:
     """The folder of real detector weights (FACEFLEET_TEST_MODELS, else ../shared/models)."""
     return Path(os.environ.get("FACEFLEET_TEST_MODELS", REPO.parent / "shared" / "models"))

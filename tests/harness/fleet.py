@@ -26,6 +26,7 @@ class Proc:
         self.name, self.log = name, log
         self.metrics_url = ""  # a worker's /metrics
         self.usual = False  # a worker as the fleet's usual ones: default settings
+        self.spec: dict[str, object] = {}  # how it was started (start_worker's arguments)
         with open(log, "wb") as handle:  # the child keeps its own copy of the descriptor
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "cli", *args],
@@ -107,6 +108,7 @@ class Fleet:
         proc = Proc(name, args, {**self._work_env(name), **(extra_env or {})}, self.root / f"{name}.log")
         proc.metrics_url = f"http://127.0.0.1:{port}/metrics"
         proc.usual = pause == SEGMENT_PAUSE_S and not extra_env and pool == "solo"
+        proc.spec = {"pause": pause, "extra_env": extra_env, "pool": pool}
         self.workers.append(proc)
         if wait:
             proc.wait_for_log("ready.")
@@ -114,7 +116,7 @@ class Fleet:
 
     def only_worker(self, extra_env: dict[str, str], work_dir: Path | None = None) -> Proc:
         """Stop every worker and start one with ``extra_env``, so that it takes all the work
-        (``restore()``, after the test, stops it and starts the usual workers again)."""
+        (after the test, ``restored()`` stops it and starts the workers it stopped again)."""
         self.stop_workers()
         env = dict(extra_env)
         if work_dir is not None:
@@ -140,18 +142,31 @@ class Fleet:
                 if not deaths_expected or proc.alive():
                     raise
 
-    def restore(self) -> None:
-        """Back to the usual shape: workers started with other settings stopped, the usual
-        workers live, the beat running (where the fleet has one)."""
-        for proc in self.live_workers():
-            if not proc.usual:
-                proc.stop()
-        beats = [p for p in self.others if p.name == "beat"]
-        if beats and not any(p.alive() for p in beats):
-            for beat in beats:
-                self.others.remove(beat)
-            self.start_beat()
-        self.ensure_workers()
+    @contextlib.contextmanager
+    def restored(self) -> Iterator[None]:
+        """The block may stop, kill and start workers and the beat; afterwards the workers it
+        started with other settings are stopped, each worker it stopped is back (one started
+        alike), and so is the beat."""
+        before = self.live_workers()
+        beat_alive = self._beat_alive()
+        try:
+            yield
+        finally:
+            for proc in self.live_workers():
+                if proc not in before and not proc.usual:
+                    proc.stop()
+            gone = [p for p in before if not p.alive()]
+            started = [self.start_worker(**p.spec, wait=False) for p in gone if not p.usual]  # type: ignore[arg-type]
+            usual = sum(p.usual for p in before) - sum(p.usual for p in self.live_workers())
+            started += [self.start_worker(wait=False) for _ in range(usual)]
+            for proc in started:
+                proc.wait_for_log("ready.")
+            if beat_alive and not self._beat_alive():
+                self.others = [p for p in self.others if p.name != "beat"]
+                self.start_beat()
+
+    def _beat_alive(self) -> bool:
+        return any(p.alive() for p in self.others if p.name == "beat")
 
     def worker_by_pid(self, pid: int) -> Proc:
         return next(w for w in self.workers if w.pid == pid)
