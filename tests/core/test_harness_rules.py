@@ -15,7 +15,9 @@ def _imported_modules(path: Path) -> list[str]:
     modules = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
-            modules.append(node.module if node.level == 0 else f"{'.' * node.level}{node.module}")
+            module = node.module if node.level == 0 else f"{'.' * node.level}{node.module}"
+            modules.append(module)  # and each name, which may be a module (``import conftest``)
+            modules.extend(f"{module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             modules.extend(alias.name for alias in node.names)
     return modules
