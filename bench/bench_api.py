@@ -5,11 +5,13 @@ they submit.
     against ``facefleet api`` (gunicorn);
   * ``GET /v1/tasks?limit=50`` the same way, with 10,000 tasks in the table;
 
-each printed as requests per second and p50 / p99 latency. It starts its own services like
-the tests do (a PostgreSQL database, a private redis-server, a moto S3 server) and removes
-them afterwards. The clients run in their own processes, on the same cores as the API.
+each printed as requests per second and p50 / p99 latency. It starts its own services with
+the test stack (``tests/harness``: a PostgreSQL database, a private redis-server, a moto S3
+server, RabbitMQ queues of its own) and removes them afterwards. The clients run in their
+own processes, on the same cores as the API. ``--smoke``: 2 clients for 1 s over 100 tasks
+(a check that it still runs, not a measure).
 
-Usage: python bench/bench_api.py [--clients 50] [--seconds 10] [--workers 2] [--threads 8]
+Usage: python bench/bench_api.py [--clients 50] [--seconds 10] [--workers 2] [--threads 8] [--smoke]
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_distributed import _fixture  # noqa: E402
+from tests.harness.fleet import Fleet  # noqa: E402
+from tests.harness.stack import stack  # noqa: E402
 
 TASKS = 10_000
 
@@ -41,45 +44,24 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=TASKS, help="finished tasks in the table")
+    parser.add_argument(
+        "--smoke", action="store_true", help="2 clients, 1 s, 100 tasks (a check, not a measure)"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.clients, args.seconds, args.workers, args.threads = 2, 1.0, 1, 2
+        args.client_processes, args.tasks = 1, 100
 
-    from tests.distributed import conftest as services
-
-    finalisers = []
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        made = iter(range(1000))
-
-        class Factory:
-            def mktemp(self, name: str) -> Path:
-                path = tmp / f"{name}{next(made)}"
-                path.mkdir()
-                return path
-
-        factory = Factory()
-        try:
-            pg_url, fin = _fixture(services.pg_url)
-            finalisers.append(fin)
-            redis_url, fin = _fixture(services.redis_url, factory)
-            finalisers.append(fin)
-            s3, fin = _fixture(services.s3, factory)
-            finalisers.append(fin)
-            env, fin = _fixture(services.env, pg_url, redis_url, services.BROKER_URL, s3, factory)
-            finalisers.append(fin)
-            env["FACEFLEET_AUTH"] = "on"
-            key, task_id = _populate(pg_url)
-            fleet = services.Fleet(env, factory.mktemp("fleet"))
-            finalisers.append(fleet.stop_all)
-            port = services.free_port()
-            fleet.start(
-                "api",
-                ["api", "--port", str(port), "--workers", str(args.workers), "--threads", str(args.threads)],
-                "Booting worker",
-            )
-            services.wait_for(lambda: services.http_ok(f"http://127.0.0.1:{port}/healthz"), 30, "the API")
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp_dir, stack(Path(tmp_dir)) as services:
+        key, task_id = _populate(services.pg_url, args.tasks)
+        (Path(tmp_dir) / "fleet").mkdir()
+        with Fleet({**services.env, "FACEFLEET_AUTH": "on"}, Path(tmp_dir) / "fleet") as fleet:
+            _, url = fleet.start_api("api", workers=args.workers, threads=args.threads)
+            port = int(url.rsplit(":", 1)[1])
             print(
                 f"{args.clients} clients in {args.client_processes} processes, {args.seconds:.0f} s each; "
-                f"API: {args.workers} gunicorn workers x {args.threads} threads; {TASKS} tasks in the table"
+                f"API: {args.workers} gunicorn workers x {args.threads} threads; {args.tasks} tasks in the table"
             )
             for label, path in (
                 ("GET /v1/tasks/<id>", f"/v1/tasks/{task_id}"),
@@ -90,16 +72,10 @@ def main() -> None:
                     f"{label:<26} {rate:8.0f} req/s   p50 {p50 * 1000:6.1f} ms   p99 {p99 * 1000:6.1f} ms"
                     f"   non-200: {errors}"
                 )
-        finally:
-            for finalise in reversed(finalisers):
-                try:
-                    finalise()
-                except Exception as exc:  # keep cleaning up
-                    print(f"cleanup: {exc}", file=sys.stderr)
 
 
-def _populate(pg_url: str) -> tuple[str, str]:
-    """A tenant with a key and TASKS finished tasks (each with two chunks); returns the key
+def _populate(pg_url: str, tasks: int) -> tuple[str, str]:
+    """A tenant with a key and ``tasks`` finished tasks (each with two chunks); returns the key
     and one task's id."""
     from datetime import timedelta
 
@@ -113,7 +89,7 @@ def _populate(pg_url: str) -> tuple[str, str]:
     create_tenant(sessions, "bench")
     _, key = create_key(sessions, "bench", label="bench")
     now = utcnow()
-    ids = [uuid.uuid4().hex for _ in range(TASKS)]
+    ids = [uuid.uuid4().hex for _ in range(tasks)]
     with sessions.begin() as session:
         session.execute(
             insert(Task),

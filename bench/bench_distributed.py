@@ -6,10 +6,14 @@
     Redis, an S3 server, one Celery worker, stitch), and its ratio to the two above;
   * the time from a worker's SIGKILL to its chunk resuming on another worker.
 
-It starts its own services like the tests do (a PostgreSQL database, a private redis-server,
-a moto S3 server, RabbitMQ queues of its own) and removes them afterwards.
+It starts its own services with the test stack (``tests/harness``: a PostgreSQL database, a
+private redis-server, a moto S3 server, RabbitMQ queues of its own) and removes them
+afterwards.
 
-Usage: python bench/bench_distributed.py [--seconds 10] [--width 1280 --height 720]
+Usage: python bench/bench_distributed.py [--seconds 10] [--width 1280 --height 720] [--smoke]
+
+``--smoke``: a 1-second 160x96 input, workers that pause per segment so that the kill lands
+mid-chunk, a 3-second lease (a check that every step still runs, not a measure).
 """
 
 from __future__ import annotations
@@ -18,22 +22,29 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import bench.bench_video as video_bench  # noqa: E402
+from bench.bench_video import frames_and_rate  # noqa: E402
+from bench.contenders import bare_loop, facefleet_run  # noqa: E402
 from facefleet.modes.demo import make_sample_video  # noqa: E402
+from tests.harness.fleet import Fleet  # noqa: E402
+from tests.harness.stack import REAPER_INTERVAL_S, stack  # noqa: E402
+from tests.harness.tasks import submit, wait_state  # noqa: E402
 
-LEASE_TTL_S = 5
-REAPER_INTERVAL_S = 1
+DONE = {"succeeded", "failed", "cancelled"}
 
 
-def _fixture(function, *args):  # type: ignore[no-untyped-def]
-    """Drive one of the test session's generator fixtures by hand: (value, finaliser)."""
-    generator = function.__wrapped__(*args)
-    value = next(generator)
-    return value, lambda: next(generator, None)
+def timed(label: str, frames: int, run: Callable[[], object]) -> float:
+    """Run once; print and return its fps."""
+    started = time.perf_counter()
+    run()
+    elapsed = time.perf_counter() - started
+    fps = frames / elapsed
+    print(f"{label:<48} {elapsed:7.2f} s  {fps:8.1f} fps", flush=True)
+    return fps
 
 
 def main() -> None:
@@ -43,85 +54,53 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--smoke", action="store_true", help="tiny input (a check, not a measure)")
     args = parser.parse_args()
+    lease_ttl_s, pause = 5, 0.0  # the measured worker runs flat out
+    if args.smoke:
+        args.seconds, args.width, args.height = 1.0, 160, 96
+        lease_ttl_s, pause = 3, 0.2
 
-    from tests.distributed import conftest as services
-
-    class Factory:
-        def __init__(self, root: Path) -> None:
-            self.root, self.n = root, 0
-
-        def mktemp(self, name: str) -> Path:
-            self.n += 1
-            path = self.root / f"{name}{self.n}"
-            path.mkdir()
-            return path
-
-    finalisers = []
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp_dir:
         tmp = Path(tmp_dir)
-        factory = Factory(tmp)
-        try:
-            src = make_sample_video(
-                tmp / "input.mp4", seconds=args.seconds, width=args.width, height=args.height
-            )
-            frames = video_bench.frame_count(src)
-            print(f"input: {frames} frames, {args.width}x{args.height}")
-
-            bare = video_bench.timed(
-                "bare PyAV decode -> encode", frames, lambda: video_bench.bare_loop(src, tmp / "bare.mp4")
-            )
-            embedded = video_bench.timed(
-                "facefleet run (embedded, 1 worker)",
-                frames,
-                lambda: video_bench.facefleet_run(src, tmp / "embedded.mp4", tmp / "home-embedded"),
-            )
-
-            pg_url, fin = _fixture(services.pg_url)
-            finalisers.append(fin)
-            redis_url, fin = _fixture(services.redis_url, factory)
-            finalisers.append(fin)
-            broker = services.broker_url.__wrapped__()
-            s3, fin = _fixture(services.s3, factory)
-            finalisers.append(fin)
-            env, fin = _fixture(services.env, pg_url, redis_url, broker, s3, factory)
-            finalisers.append(fin)
-            env.update(
-                FACEFLEET_LEASE_TTL_S=str(LEASE_TTL_S),
-                FACEFLEET_MAX_UPLOAD_BYTES=str(4 * 1024**3),
-                FACEFLEET_ENCODER_THREADS="4",
-            )
-            fleet = services.Fleet(env, factory.mktemp("fleet"))
-            finalisers.append(fleet.stop_all)
-            port = services.free_port()
-            fleet.start("api", ["api", "--port", str(port), "--workers", "1"], "Booting worker")
-            fleet.api_url = f"http://127.0.0.1:{port}"
-            fleet.start("beat", ["beat"], "beat: Starting")
-            fleet.start_worker(pause=0.0)
-
-            distributed = _distributed_fps(fleet.api_url, src, frames)
-            print(
-                f"  ratios: distributed / embedded = {distributed / embedded:.2f}, distributed / bare = {distributed / bare:.2f}"
-            )
-            resume = _kill_to_resume(fleet, pg_url, src)
-            print(
-                f"SIGKILL -> chunk resumed on another worker: {resume:.1f} s (lease TTL {LEASE_TTL_S} s, reaper every {REAPER_INTERVAL_S} s)"
-            )
-        finally:
-            for finalise in reversed(finalisers):
-                try:
-                    finalise()
-                except Exception as exc:  # keep cleaning up
-                    print(f"cleanup: {exc}", file=sys.stderr)
+        src = make_sample_video(tmp / "input.mp4", seconds=args.seconds, width=args.width, height=args.height)
+        frames, _ = frames_and_rate(src)
+        print(f"input: {frames} frames, {args.width}x{args.height}")
+        bare = timed("bare PyAV decode -> encode", frames, lambda: bare_loop(src, tmp / "bare.mp4"))
+        embedded = timed(
+            "facefleet run (embedded, 1 worker)",
+            frames,
+            lambda: facefleet_run(src, tmp / "embedded.mp4", tmp / "home-embedded"),
+        )
+        with stack(tmp) as services:
+            env = {
+                **services.env,
+                "FACEFLEET_LEASE_TTL_S": str(lease_ttl_s),
+                "FACEFLEET_MAX_UPLOAD_BYTES": str(4 * 1024**3),
+                "FACEFLEET_ENCODER_THREADS": "4",
+            }
+            (tmp / "fleet").mkdir()
+            with Fleet(env, tmp / "fleet") as fleet:
+                fleet.start_api("api", workers=1)
+                fleet.start_beat()
+                fleet.start_worker(pause=pause)
+                distributed = _distributed_fps(fleet.api_url, src, frames)
+                print(
+                    f"  ratios: distributed / embedded = {distributed / embedded:.2f}, "
+                    f"distributed / bare = {distributed / bare:.2f}"
+                )
+                resume = _kill_to_resume(fleet, services.pg_url, src, pause, smoke=args.smoke)
+                print(
+                    f"SIGKILL -> chunk resumed on another worker: {resume:.1f} s "
+                    f"(lease TTL {lease_ttl_s} s, reaper every {REAPER_INTERVAL_S} s)"
+                )
 
 
 def _distributed_fps(api: str, src: Path, frames: int) -> float:
-    from tests.distributed.helpers import submit, wait_state
-
     options = {"processors": "none", "chunk_frames": 600, "segment_frames": 60}
     started = time.perf_counter()
     task_id = submit(api, src, options)
-    body = wait_state(api, task_id, {"succeeded", "failed", "cancelled"}, timeout=1800)
+    body = wait_state(api, task_id, DONE, timeout=1800)
     elapsed = time.perf_counter() - started
     if body["state"] != "succeeded":
         raise SystemExit(f"distributed run ended {body['state']}: {body.get('error')}")
@@ -130,16 +109,18 @@ def _distributed_fps(api: str, src: Path, frames: int) -> float:
     return fps
 
 
-def _kill_to_resume(fleet, pg_url: str, src: Path) -> float:  # type: ignore[no-untyped-def]
+def _kill_to_resume(fleet: Fleet, pg_url: str, src: Path, pause: float, smoke: bool) -> float:
+    """Seconds from the SIGKILL of the worker running the only chunk of a task to that chunk
+    running on the other worker."""
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
     from facefleet.records.db import Chunk
-    from tests.distributed.helpers import submit, wait_state
 
-    fleet.start_worker(pause=0.2)  # a second worker, idle, to take over
+    fleet.start_worker(pause=max(pause, 0.2))  # a second worker, idle, to take over
     engine = create_engine(pg_url)
-    options = {"processors": "none", "chunk_frames": 100000, "segment_frames": 30}  # one chunk
+    segment_frames = 5 if smoke else 30
+    options = {"processors": "none", "chunk_frames": 100000, "segment_frames": segment_frames}  # one chunk
     task_id = submit(fleet.api_url, src, options)
 
     def chunk() -> Chunk | None:
@@ -151,7 +132,7 @@ def _kill_to_resume(fleet, pg_url: str, src: Path) -> float:  # type: ignore[no-
         if time.monotonic() > deadline:
             raise SystemExit("the chunk never started")
         time.sleep(0.05)
-    time.sleep(1.0)  # well inside the chunk
+    time.sleep(0.3 if smoke else 1.0)  # well inside the chunk
     pid = int(c.worker.rsplit(":", 1)[1])
     victim = fleet.worker_by_pid(pid)
     killed = time.monotonic()

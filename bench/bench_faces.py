@@ -8,7 +8,9 @@ sha256 check, symbolic-batch rewrite, equality check, cached session. Timed per 
 alignment, the model, and paste-back into the frame (detection excluded: it is the same
 for both batch sizes).
 
-    .venv/bin/python bench/bench_faces.py [--faces 32] [--channels 256] [--blocks 8]
+    .venv/bin/python bench/bench_faces.py [--faces 32] [--channels 256] [--blocks 8] [--smoke]
+
+``--smoke``: 8 faces through a tiny generated swapper, one repeat (a check, not a measure).
 """
 
 from __future__ import annotations
@@ -60,12 +62,12 @@ def run_once(swapper, frames, kps, latent, mask) -> float:  # type: ignore[no-un
     return time.perf_counter() - start
 
 
-def measure(runtime: Runtime, batch: int, frames, kps) -> float:  # type: ignore[no-untyped-def]
+def measure(runtime: Runtime, batch: int, frames, kps, repeats: int = REPEATS) -> float:  # type: ignore[no-untyped-def]
     swapper = load_swapper({"swapper_model": SWAPPER, "face_batch": batch}, runtime)
     latent = swapper.latent(np.ones(512, np.float32) / np.sqrt(512))
     mask = box_mask(swapper.size, 0.0, 0.1)
     run_once(swapper, frames[:batch], kps[:batch], latent, mask)  # warm
-    best = min(run_once(swapper, frames, kps, latent, mask) for _ in range(REPEATS))
+    best = min(run_once(swapper, frames, kps, latent, mask) for _ in range(repeats))
     return len(frames) / best
 
 
@@ -74,7 +76,11 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=32)
     parser.add_argument("--channels", type=int, default=256)
     parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--smoke", action="store_true", help="tiny model, 8 faces, one repeat")
     args = parser.parse_args()
+    repeats = 1 if args.smoke else REPEATS
+    if args.smoke:
+        args.faces, args.channels, args.blocks = 8, 8, 1
 
     import onnxruntime
 
@@ -89,13 +95,13 @@ def main() -> None:
         print(
             f"generated swapper: {weights / 1e6:.1f} MB of weights, {flops_per_face(args.channels, args.blocks) / 1e9:.2f} "
             f"GFLOPs per face ({args.blocks} residual 3x3 convs x {args.channels} channels at 32x32); "
-            f"{args.faces} faces, {FRAME_SHAPE[1]}x{FRAME_SHAPE[0]} frames, best of {REPEATS}"
+            f"{args.faces} faces, {FRAME_SHAPE[1]}x{FRAME_SHAPE[0]} frames, best of {repeats}"
         )
         print(f"{'provider':<8} {'batch 1 faces/s':>16} {'batch 8 faces/s':>16} {'ratio 8/1':>10}")
         for label, providers in provider_sets:
             runtime = Runtime(model_dir=Path(folder) / "cache", model_manifest=manifest, providers=providers)
-            single = measure(runtime, 1, frames, kps)
-            batched = measure(runtime, 8, frames, kps)
+            single = measure(runtime, 1, frames, kps, repeats)
+            batched = measure(runtime, 8, frames, kps, repeats)
             print(f"{label:<8} {single:>16.1f} {batched:>16.1f} {batched / single:>10.2f}")
 
 

@@ -33,7 +33,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_distributed import _fixture  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -51,63 +50,23 @@ def main() -> None:
     if args.smoke:
         args.followers, args.seconds, args.events = 20, 3.0, 100
 
-    from tests.distributed import conftest as services
+    from tests.harness.fleet import Fleet
+    from tests.harness.stack import settings_from, stack
 
-    finalisers = []
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        made = iter(range(1000))
-
-        class Factory:
-            def mktemp(self, name: str) -> Path:
-                path = tmp / f"{name}{next(made)}"
-                path.mkdir()
-                return path
-
-        factory = Factory()
-        try:
-            pg_url, fin = _fixture(services.pg_url)
-            finalisers.append(fin)
-            redis_url, fin = _fixture(services.redis_url, factory)
-            finalisers.append(fin)
-            s3, fin = _fixture(services.s3, factory)
-            finalisers.append(fin)
-            env, fin = _fixture(services.env, pg_url, redis_url, services.BROKER_URL, s3, factory)
-            finalisers.append(fin)
-            env = {**env, "FACEFLEET_AUTH": "on", "FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32"}
-            settings = _settings(env)
-            key, task_id = _populate(settings)
-            fleet = services.Fleet(env, factory.mktemp("fleet"))
-            finalisers.append(fleet.stop_all)
-            port = services.free_port()
-            api = fleet.start(
-                "api", ["api", "--port", str(port), "--workers", str(args.api_workers)], "Booting worker"
-            )
-            services.wait_for(lambda: services.http_ok(f"http://127.0.0.1:{port}/healthz"), 30, "the API")
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp_dir, stack(Path(tmp_dir)) as services:
+        env = {**services.env, "FACEFLEET_AUTH": "on", "FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32"}
+        settings = settings_from(env)
+        key, task_id = _populate(settings)
+        (Path(tmp_dir) / "fleet").mkdir()
+        with Fleet(env, Path(tmp_dir) / "fleet") as fleet:
+            api, url = fleet.start_api("api", workers=args.api_workers)
+            port = int(url.rsplit(":", 1)[1])
             print(
                 f"API: {args.api_workers} gunicorn workers; {args.followers} clients, {args.seconds:g} s each"
                 + ("  [smoke: not a figure]" if args.smoke else "")
             )
             _followers_vs_polls(settings, api.popen.pid, port, key, task_id, args)
             _delivery(settings, args.events)
-        finally:
-            for finalise in reversed(finalisers):
-                try:
-                    finalise()
-                except Exception as exc:  # keep cleaning up
-                    print(f"cleanup: {exc}", file=sys.stderr)
-
-
-def _settings(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    from facefleet.config.settings import Settings
-
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _populate(settings) -> tuple[str, str]:  # type: ignore[no-untyped-def]

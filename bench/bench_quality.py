@@ -8,7 +8,9 @@ variants alternate, best of ``--rounds`` each; the gate's share is
 ``(with - without) / with``, in CPU seconds of the job (the process's, all threads: on a
 shared machine wall times move with other users' load far more than the work does).
 
-    .venv/bin/python bench/bench_quality.py [--seconds 8] [--every 30] [--rounds 3]
+    .venv/bin/python bench/bench_quality.py [--seconds 8] [--every 30] [--rounds 3] [--smoke]
+
+``--smoke``: 1 second, one round, a tiny generated swapper (a check that it runs, not a figure).
 """
 
 from __future__ import annotations
@@ -87,7 +89,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--blocks", type=int, default=4)
     parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--smoke", action="store_true", help="1 s, one round, a tiny model (a check)")
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.every, args.rounds, args.blocks, args.channels = 1.0, 5, 1, 1, 8
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         clip = make_sample_video(folder / "clip.mp4", seconds=args.seconds)

@@ -1,11 +1,12 @@
 """How long the dispatcher's release takes with 100,000 queued chunks (PostgreSQL).
 
-    python bench/bench_scheduling.py [--chunks 100000] [--tenants 50] [--tasks 1000]
+    python bench/bench_scheduling.py [--chunks 100000] [--tenants 50] [--tasks 1000] [--smoke]
 
 Makes a scratch database (FACEFLEET_BENCH_PG_URL, default the local server), fills it with
 waiting chunks of many tasks and tenants at mixed priorities, and times one release of 8
 chunks (each in a transaction that is rolled back, so every run sees the same queue), beside
 the same release on a queue of 1,000 chunks: the ratio shows how the cost grows with depth.
+``--smoke``: 200 and 100 chunks, one run each (a check, not a measure).
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
-from cli.commands.migrate import upgrade  # noqa: E402
 from facefleet.fleet.dispatch import release  # noqa: E402
 from facefleet.records.db import make_sessionmaker  # noqa: E402
+from tests.harness.services import postgres_database  # noqa: E402
 
 ADMIN_URL = os.environ.get("FACEFLEET_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
@@ -74,22 +73,12 @@ def time_release(sessions, runs: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def measure(chunks: int, tenants: int, tasks: int, runs: int) -> float:
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"ff_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
+    with postgres_database(ADMIN_URL) as url:
         engine = create_engine(url)
         fill(engine, chunks, tenants, tasks)
         result = time_release(make_sessionmaker(engine), runs)
         engine.dispose()
         return result
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:
@@ -98,12 +87,16 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--smoke", action="store_true", help="small queues, one run (a check, not a measure)")
     args = parser.parse_args()
+    shallow_chunks = 1000
+    if args.smoke:
+        args.chunks, args.tenants, args.tasks, args.runs, shallow_chunks = 200, 5, 20, 1, 100
     deep = measure(args.chunks, args.tenants, args.tasks, args.runs)
-    shallow = measure(1000, args.tenants, args.tasks, args.runs)
+    shallow = measure(shallow_chunks, args.tenants, args.tasks, args.runs)
     print(f"release of 8 chunks, median of {args.runs}, {args.tenants} tenants, {args.tasks} tasks:")
     print(f"  {args.chunks:>7} queued chunks  {deep * 1000:8.2f} ms")
-    print(f"  {1000:>7} queued chunks  {shallow * 1000:8.2f} ms")
+    print(f"  {shallow_chunks:>7} queued chunks  {shallow * 1000:8.2f} ms")
     print(f"  ratio deep / shallow       {deep / shallow:8.2f}x")
 
 

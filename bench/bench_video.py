@@ -30,7 +30,10 @@ quick), which must not grow with the length (within 10 %), and the start-up time
 ``facefleet --help``.
 
 Usage: python bench/bench_video.py [--seconds 20] [--long-seconds 60] [--rounds 3] [--long-minutes 10]
-                                   [--out bench/out] [--no-pattern] [--no-disk]
+                                   [--out bench/out] [--no-pattern] [--no-disk] [--smoke]
+
+``--smoke``: every step once on a 1-second 160x96 input, one round, no long inputs (the
+suite runs it so that the bench keeps working; its figures mean nothing).
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ def help_seconds(rounds: int = 5) -> float:
     return best
 
 
-def _frames_and_rate(src: Path) -> tuple[int, str]:
+def frames_and_rate(src: Path) -> tuple[int, str]:
     with av.open(str(src)) as probe:
         stream = probe.streams.video[0]
         return sum(1 for packet in probe.demux(stream) if packet.size), str(stream.average_rate)
@@ -151,7 +154,7 @@ def compare(
 ) -> dict[str, float]:
     """Time the contenders side by side, then set each one's fps, size and PSNR against the
     CLI's; returns our ratios (throughput, size) and the PSNR difference."""
-    frames, rate = _frames_and_rate(src)
+    frames, rate = frames_and_rate(src)
     print(f"{title}: {src.name} ({frames} frames, {rate} fps), best of {rounds}:", flush=True)
     once = frozenset({DISK})
     best = best_seconds({name: run for name, (run, _) in contenders.items()}, rounds, once)
@@ -192,7 +195,7 @@ def contenders_for(
     src: Path, out: Path, tag: str, *, everyone: bool, disk: bool
 ) -> dict[str, tuple[Callable[[], object], Path]]:
     """name -> (a run, the file it writes); the CLI and us always, the others if ``everyone``."""
-    _, rate = _frames_and_rate(src)
+    _, rate = frames_and_rate(src)
     with av.open(str(src)) as probe:
         width, height = probe.streams.video[0].width, probe.streams.video[0].height
     paths = {name: out / f"{tag}-{slug}.mp4" for name, slug in NAMES.items()}
@@ -234,7 +237,18 @@ def main() -> None:
     parser.add_argument("--no-pattern", action="store_true", help="skip the generated pattern")
     parser.add_argument("--no-disk", action="store_true", help="skip FaceFusion's disk workflow")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny inputs, one round (a check, not a measure)"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.long_seconds, args.rounds, args.size, args.long_minutes = (
+            1.0,
+            0.0,
+            1,
+            "160x96",
+            0.0,
+        )
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     # our modules' bytecode, as an installed package ships it (the editable install leaves
@@ -269,7 +283,8 @@ def main() -> None:
 
     if args.long_minutes > 0:
         memory(out, args.memory_size, args.long_minutes)
-    print(f"facefleet --help: {help_seconds():.3f} s (best of 5; target < 0.3 s)")
+    help_rounds = 1 if args.smoke else 5
+    print(f"facefleet --help: {help_seconds(help_rounds):.3f} s (best of {help_rounds}; target < 0.3 s)")
     print(f"load at the end {_load()}")
 
 

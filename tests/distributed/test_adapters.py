@@ -28,9 +28,9 @@ def state(redis_url):
 @pytest.fixture
 def storage(s3, tmp_path):
     return S3Storage(
-        s3["bucket"],
+        s3.bucket,
         cache_dir=tmp_path / "cache",
-        endpoint_url=s3["endpoint"],
+        endpoint_url=s3.endpoint,
         multipart_threshold=5 * 1024**2,
     )
 
@@ -101,7 +101,7 @@ def test_oversized_stream_leaves_nothing(storage, s3):
                 max_bytes=1000 if size == 2000 else 6 * 1024**2,
             )
         assert not storage.exists(f"unit/too-big-{size}")
-    assert not s3["client"].list_multipart_uploads(Bucket=s3["bucket"]).get("Uploads")
+    assert not s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads")
 
 
 def test_local_path_downloads_once_per_version(storage):
@@ -166,13 +166,13 @@ def test_download_links_are_signed_for_the_public_endpoint(storage):
 def test_an_interrupted_multipart_upload_resumes_with_the_parts_it_stored(s3, tmp_path):
     """The bucket drops away after part 2 of 4; once it is back, the same call sends only
     the missing parts, and the object is the file's bytes."""
-    from tests.distributed.conftest import wait_for
-    from tests.distributed.proxy import TcpProxy
+    from tests.harness.net import wait_for
+    from tests.harness.proxy import TcpProxy
 
-    port = int(s3["endpoint"].rsplit(":", 1)[1])
+    port = s3.port
     proxy = TcpProxy(port)
     storage = S3Storage(
-        s3["bucket"],
+        s3.bucket,
         cache_dir=tmp_path / "cache",
         endpoint_url=f"http://127.0.0.1:{proxy.port}",
         multipart_threshold=5 * 1024**2,
@@ -182,13 +182,13 @@ def test_an_interrupted_multipart_upload_resumes_with_the_parts_it_stored(s3, tm
     path = tmp_path / "big.bin"
     path.write_bytes(np.random.default_rng(7).bytes(3 * part + 12345))
     key = "outputs/resume-test.mp4"
-    client = s3["client"]
+    client = s3.client
 
     def parts_stored() -> int:
-        uploads = client.list_multipart_uploads(Bucket=s3["bucket"], Prefix=key).get("Uploads", [])
+        uploads = client.list_multipart_uploads(Bucket=s3.bucket, Prefix=key).get("Uploads", [])
         if not uploads:
             return 0
-        listed = client.list_parts(Bucket=s3["bucket"], Key=key, UploadId=uploads[0]["UploadId"])
+        listed = client.list_parts(Bucket=s3.bucket, Key=key, UploadId=uploads[0]["UploadId"])
         return len(listed.get("Parts", []))
 
     failed: list[BaseException] = []
@@ -212,13 +212,13 @@ def test_an_interrupted_multipart_upload_resumes_with_the_parts_it_stored(s3, tm
     storage.put_file(key, path)
     resent = proxy.bytes_sent - before
     assert resent < (3 - stored) * part + 12345 + 100_000, (resent, stored)  # only the missing parts
-    assert client.get_object(Bucket=s3["bucket"], Key=key)["Body"].read() == path.read_bytes()
-    assert not client.list_multipart_uploads(Bucket=s3["bucket"], Prefix=key).get("Uploads")
+    assert client.get_object(Bucket=s3.bucket, Key=key)["Body"].read() == path.read_bytes()
+    assert not client.list_multipart_uploads(Bucket=s3.bucket, Prefix=key).get("Uploads")
     proxy.down()
 
 
 def test_deleting_a_prefix_aborts_its_unfinished_uploads(storage, s3):
-    client = s3["client"]
-    client.create_multipart_upload(Bucket=s3["bucket"], Key="tasks/t9/output.mp4")
+    client = s3.client
+    client.create_multipart_upload(Bucket=s3.bucket, Key="tasks/t9/output.mp4")
     storage.delete_prefix("tasks/t9/")
-    assert not client.list_multipart_uploads(Bucket=s3["bucket"], Prefix="tasks/t9/").get("Uploads")
+    assert not client.list_multipart_uploads(Bucket=s3.bucket, Prefix="tasks/t9/").get("Uploads")

@@ -10,8 +10,8 @@ import requests
 from sqlalchemy import func, select
 
 from facefleet.records.db import Task
-from tests.distributed.conftest import MAX_UPLOAD_BYTES
-from tests.distributed.helpers import bucket_keys, clip
+from tests.harness.stack import MAX_UPLOAD_BYTES
+from tests.harness.tasks import bucket_keys, clip
 from tests.media import make_text_file
 
 PROBLEM = "application/problem+json"
@@ -131,7 +131,7 @@ def test_health_readiness_metrics(api, reference):
 def _app_with(settings, **dead):
     """An API app in this process whose named services point at a port nobody listens on."""
     from api.app import create_app
-    from tests.distributed.conftest import free_port
+    from tests.harness.net import free_port
 
     urls = {
         "s3_endpoint_url": f"http://127.0.0.1:{free_port()}",

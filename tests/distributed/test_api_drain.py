@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import requests
 
 from cli.commands.client import MultipartBody
-from tests.distributed.conftest import wait_for
-from tests.distributed.helpers import JOB, clip, status
+from tests.harness.net import wait_for
+from tests.harness.tasks import JOB, clip, status
 
 
 def _read_by_server(server_port: int, client_port: int) -> bool:

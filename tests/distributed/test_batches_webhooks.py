@@ -7,90 +7,24 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
-from facefleet.records.db import Tenant
-from tests.distributed.conftest import Operator, wait_for
-from tests.distributed.helpers import JOB, clip, frame_indices
-from tests.distributed.receivers import Receiver
+from tests.harness.fleet import Operator
+from tests.harness.net import wait_for
+from tests.harness.receivers import Receiver
+from tests.harness.tasks import JOB, clip, frame_indices
+from tests.harness.webhooks import (
+    HOOK_ENV,
+    auth,
+    deliveries,
+    get,
+    submit_batch,
+    submit_task,
+)
 
-# the workers may reach loopback receivers (the API also 127.0.0.2: a URL it accepts that a
-# worker refuses at delivery, as a name that resolves elsewhere later would be)
-HOOK_ENV = {
-    "FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32",
-    "FACEFLEET_WEBHOOK_RETRY_BASE_S": "0.3",
-    "FACEFLEET_WEBHOOK_TIMEOUT_S": "3",
-    # the contract's 10 s, lowered so that a short job writes several progress events
-    "FACEFLEET_WEBHOOK_PROGRESS_EVERY_S": "1",
-}
-PROGRESS_EVERY_S = 1.0
 ENDED = {"succeeded", "failed", "cancelled"}
-
-
-@pytest.fixture(scope="module")
-def hooks(fleet, operator, services):  # type: ignore[no-untyped-def]
-    """(API URL, tenant, key, secret): workers that may deliver to loopback, an API with keys."""
-    for worker in fleet.live_workers():
-        worker.stop()
-    workers = [fleet.start_worker(extra_env=HOOK_ENV, wait=False) for _ in range(2)]
-    for worker in workers:
-        worker.wait_for_log("ready.")
-    proc, url = fleet.start_api(
-        "api-hooks", {"FACEFLEET_AUTH": "on", "FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32,127.0.0.2/32"}
-    )
-    tenant = operator.tenant()
-    key = operator.key(tenant)
-    try:
-        yield {"url": url, "tenant": tenant, "key": key, "secret": _secret(services, tenant), "fleet": fleet}
-    finally:
-        proc.stop()
-        for worker in fleet.live_workers():
-            worker.stop()
-
-
-def _secret(services, tenant: str) -> str:  # type: ignore[no-untyped-def]
-    with services.sessions() as session:
-        return str(session.get(Tenant, tenant).webhook_secret)
-
-
-def _auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def _get(hooks: dict[str, Any], path: str) -> dict[str, Any]:
-    response = requests.get(f"{hooks['url']}{path}", headers=_auth(hooks["key"]), timeout=10)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def _submit_batch(
-    hooks: dict[str, Any], targets: list[Path], options: dict[str, Any], key: str | None = None
-) -> requests.Response:
-    fields: list[tuple[str, Any]] = [("options", (None, json.dumps(options)))]
-    fields += [("target", (path.name, path.read_bytes(), "video/mp4")) for path in targets]
-    headers = _auth(hooks["key"]) | ({"Idempotency-Key": key} if key else {})
-    return requests.post(f"{hooks['url']}/v1/batches", files=fields, headers=headers, timeout=120)
-
-
-def _submit_task(hooks: dict[str, Any], target: Path, options: dict[str, Any]) -> str:
-    response = requests.post(
-        f"{hooks['url']}/v1/tasks",
-        files=[("options", (None, json.dumps(options))), ("target", (target.name, target.read_bytes()))],
-        headers=_auth(hooks["key"]),
-        timeout=60,
-    )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-def _deliveries(hooks: dict[str, Any], path: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = _get(hooks, path)["items"]
-    return items
 
 
 def test_a_batch_with_a_broken_file_its_webhooks_signed_and_its_tenant_alone(hooks, operator, tmp_path):
@@ -105,7 +39,7 @@ def test_a_batch_with_a_broken_file_its_webhooks_signed_and_its_tenant_alone(hoo
             "webhook_url": receiver.url,
             "webhook_events": ["succeeded", "failed", "batch_completed"],
         }
-        created = _submit_batch(hooks, targets, options, key="batch-one")
+        created = submit_batch(hooks, targets, options, key="batch-one")
         assert created.status_code == 201, created.text
         batch = created.json()
         assert len(batch["tasks"]) == 5
@@ -114,19 +48,19 @@ def test_a_batch_with_a_broken_file_its_webhooks_signed_and_its_tenant_alone(hoo
             i["error"] is None for i in batch["items"] if i["name"] != "broken.mp4"
         )
 
-        again = _submit_batch(hooks, targets, options, key="batch-one")  # the same Idempotency-Key
+        again = submit_batch(hooks, targets, options, key="batch-one")  # the same Idempotency-Key
         assert again.status_code == 200 and again.json()["id"] == batch["id"]
         assert again.json()["tasks"] == batch["tasks"]
 
         other_key = operator.key(operator.tenant())
         for batch_id in (batch["id"], "0" * 32):  # another tenant's batch answers as an unknown one
             answer = requests.get(
-                f"{hooks['url']}/v1/batches/{batch_id}", headers=_auth(other_key), timeout=10
+                f"{hooks['url']}/v1/batches/{batch_id}", headers=auth(other_key), timeout=10
             )
             assert answer.status_code == 404 and answer.json()["type"].endswith("batch-not-found")
 
         done = wait_for(
-            lambda: (b := _get(hooks, f"/v1/batches/{batch['id']}"))["state"] == "completed" and b,
+            lambda: (b := get(hooks, f"/v1/batches/{batch['id']}"))["state"] == "completed" and b,
             180,
             "the batch",
         )
@@ -134,7 +68,7 @@ def test_a_batch_with_a_broken_file_its_webhooks_signed_and_its_tenant_alone(hoo
         failed = [t for t in done["tasks"] if t["state"] == "failed"]
         assert failed[0]["target_name"] == "broken.mp4" and failed[0]["error"], failed
         assert done["progress"]["percent"] == 100.0
-        assert batch["id"] in [b["id"] for b in _get(hooks, "/v1/batches")["items"]]
+        assert batch["id"] in [b["id"] for b in get(hooks, "/v1/batches")["items"]]
 
         wait_for(
             lambda: any(r.payload["event"] == "batch_completed" for r in receiver.events()),
@@ -156,7 +90,7 @@ def test_a_batch_with_a_broken_file_its_webhooks_signed_and_its_tenant_alone(hoo
         path = f"/v1/batches/{batch['id']}/webhooks"  # the last attempt is recorded after its answer
 
         def all_delivered() -> list[dict[str, Any]] | None:
-            found = _deliveries(hooks, path)
+            found = deliveries(hooks, path)
             return found if found and all(d["delivered_at"] for d in found) else None
 
         log = wait_for(all_delivered, 30, "the log")
@@ -170,26 +104,24 @@ def test_a_batch_with_a_broken_file_its_webhooks_signed_and_its_tenant_alone(hoo
 
 def test_cancel_and_retry_of_a_batch(hooks, tmp_path):
     target = clip(tmp_path / "in.mp4")
-    created = _submit_batch(hooks, [target, target], JOB)
+    created = submit_batch(hooks, [target, target], JOB)
     batch_id = created.json()["id"]
     cancelled = requests.post(
-        f"{hooks['url']}/v1/batches/{batch_id}/cancel", headers=_auth(hooks["key"]), timeout=30
+        f"{hooks['url']}/v1/batches/{batch_id}/cancel", headers=auth(hooks["key"]), timeout=30
     )
     assert cancelled.status_code == 200 and cancelled.json()["counts"]["cancelled"] == 2, cancelled.text
     assert cancelled.json()["state"] == "completed"
 
     # items that fail (a deadline they cannot meet), then a retry: each is run again (a new budget)
-    late = _submit_batch(hooks, [target, target], {**JOB, "deadline_s": 0.2}).json()["id"]
-    wait_for(lambda: _get(hooks, f"/v1/batches/{late}")["counts"]["failed"] == 2, 60, "the items to fail")
-    retried = requests.post(
-        f"{hooks['url']}/v1/batches/{late}/retry", headers=_auth(hooks["key"]), timeout=30
-    )
+    late = submit_batch(hooks, [target, target], {**JOB, "deadline_s": 0.2}).json()["id"]
+    wait_for(lambda: get(hooks, f"/v1/batches/{late}")["counts"]["failed"] == 2, 60, "the items to fail")
+    retried = requests.post(f"{hooks['url']}/v1/batches/{late}/retry", headers=auth(hooks["key"]), timeout=30)
     assert retried.status_code == 202, retried.text
-    assert all(t["retries"] == 1 for t in _get(hooks, f"/v1/batches/{late}")["tasks"])
-    deleted = requests.delete(f"{hooks['url']}/v1/batches/{late}", headers=_auth(hooks["key"]), timeout=30)
+    assert all(t["retries"] == 1 for t in get(hooks, f"/v1/batches/{late}")["tasks"])
+    deleted = requests.delete(f"{hooks['url']}/v1/batches/{late}", headers=auth(hooks["key"]), timeout=30)
     assert deleted.status_code == 204
     assert (
-        requests.get(f"{hooks['url']}/v1/batches/{late}", headers=_auth(hooks["key"]), timeout=10).status_code
+        requests.get(f"{hooks['url']}/v1/batches/{late}", headers=auth(hooks["key"]), timeout=10).status_code
         == 404
     )
 
@@ -202,11 +134,11 @@ def test_a_failing_receiver_gets_the_event_on_the_third_attempt_and_both_secrets
         # one event, so that the receiver's first three requests are its attempts (progress at
         # most once per interval: tests/distributed/test_webhook_timing.py)
         options = {**JOB, "webhook_url": receiver.url, "webhook_events": ["succeeded"]}
-        task_id = _submit_task(hooks, clip(tmp_path / "in.mp4"), options)
+        task_id = submit_task(hooks, clip(tmp_path / "in.mp4"), options)
         path = f"/v1/tasks/{task_id}/webhooks"
 
         def delivered() -> dict[str, Any] | None:
-            found = [d for d in _deliveries(hooks, path) if d["event"] == "succeeded"]
+            found = [d for d in deliveries(hooks, path) if d["event"] == "succeeded"]
             return found[0] if found and found[0]["state"] == "delivered" else None
 
         delivery = wait_for(delivered, 120, "the succeeded event delivered")
@@ -222,7 +154,7 @@ def test_a_failing_receiver_gets_the_event_on_the_third_attempt_and_both_secrets
         receiver.secrets.append(new_secret)
         before = len(receiver.events())
         replayed = requests.post(
-            f"{hooks['url']}/v1/webhooks/{delivery['id']}/replay", headers=_auth(hooks["key"]), timeout=10
+            f"{hooks['url']}/v1/webhooks/{delivery['id']}/replay", headers=auth(hooks["key"]), timeout=10
         )
         assert replayed.status_code == 202, replayed.text
         wait_for(
@@ -252,13 +184,13 @@ def test_a_refused_webhook_url_is_422_at_submission_and_refused_again_at_deliver
 
     elsewhere = Receiver(host="127.0.0.2")  # accepted by this API, refused by the workers' guard
     try:
-        task_id = _submit_task(
+        task_id = submit_task(
             hooks, target, {**JOB, "webhook_url": elsewhere.url, "webhook_events": ["succeeded"]}
         )
         path = f"/v1/tasks/{task_id}/webhooks"
 
         def first_attempt() -> dict[str, Any] | None:
-            found = _deliveries(hooks, path)
+            found = deliveries(hooks, path)
             return found[0]["attempts"][0] if found and found[0]["attempts"] else None
 
         attempt = wait_for(first_attempt, 120, "an attempt")
@@ -275,7 +207,7 @@ def test_a_worker_killed_mid_delivery_still_delivers_each_event_once_per_id(hook
     receiver = Receiver(secrets=[hooks["secret"]], hold=threading.Event())
     try:
         options = {**JOB, "webhook_url": receiver.url, "webhook_events": ["started", "succeeded"]}
-        task_id = _submit_task(hooks, clip(tmp_path / "in.mp4"), options)
+        task_id = submit_task(hooks, clip(tmp_path / "in.mp4"), options)
         assert receiver.arrived.wait(60), "no delivery began"
         fleet.live_workers()[0].kill()  # mid-delivery: the receiver holds the request
         for _ in range(2):
@@ -284,11 +216,11 @@ def test_a_worker_killed_mid_delivery_still_delivers_each_event_once_per_id(hook
             worker.wait_for_log("ready.")
         path = f"/v1/tasks/{task_id}/webhooks"
         wait_for(
-            lambda: len(d := _deliveries(hooks, path)) == 2 and all(x["state"] == "delivered" for x in d),
+            lambda: len(d := deliveries(hooks, path)) == 2 and all(x["state"] == "delivered" for x in d),
             120,
             "both events delivered",
         )
-        ids = {d["id"] for d in _deliveries(hooks, path)}
+        ids = {d["id"] for d in deliveries(hooks, path)}
         acknowledged = [r.webhook_id for r in receiver.events(acknowledged=True)]
         assert sorted(acknowledged) == sorted(ids)  # each event acknowledged exactly once per id
         first = receiver.events()[0]
@@ -298,11 +230,11 @@ def test_a_worker_killed_mid_delivery_still_delivers_each_event_once_per_id(hook
 
 
 def test_sse_follower_sees_every_state_in_order_and_the_stream_ends(hooks, tmp_path):
-    task_id = _submit_task(hooks, clip(tmp_path / "in.mp4"), JOB)
+    task_id = submit_task(hooks, clip(tmp_path / "in.mp4"), JOB)
     states: list[str] = []
     began = time.monotonic()
     with requests.get(
-        f"{hooks['url']}/v1/tasks/{task_id}/events", headers=_auth(hooks["key"]), stream=True, timeout=120
+        f"{hooks['url']}/v1/tasks/{task_id}/events", headers=auth(hooks["key"]), stream=True, timeout=120
     ) as response:
         assert response.status_code == 200 and response.headers["Content-Type"].startswith(
             "text/event-stream"

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from facefleet.records.db import Chunk
 from facefleet.task.chunk_outcomes import ChunkOutcome
-from tests.distributed.conftest import REPO, wait_for
-from tests.distributed.helpers import clip, submit, wait_state
+from tests.harness.cli import REPO
+from tests.harness.net import wait_for
+from tests.harness.tasks import clip, submit, wait_state
 from worker.breaker import Breaker
 
 FULL_DISK = {"FACEFLEET_TEST_SCRATCH_FULL": "1", "FACEFLEET_WORKER_BREAKER_RECHECK_S": "2"}

@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from tests.distributed.conftest import REPO
-from tests.distributed.helpers import FRAMES, clip, frame_indices
+from tests.harness.cli import REPO
+from tests.harness.tasks import FRAMES, clip, frame_indices
 
 
 def _cli(api: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -13,8 +13,9 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.distributed.conftest import CI, REPO
-from tests.distributed.helpers import clip
+from tests.harness.cli import REPO
+from tests.harness.skips import CI
+from tests.harness.tasks import clip
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("FACEFLEET_TEST_ARTIFACTS", REPO / "test-artifacts"))

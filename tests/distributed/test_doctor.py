@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from tests.distributed.conftest import REPO, leaks
-from tests.faces.conftest import _shared_models
+from tests.harness.cli import REPO
+from tests.harness.cli import shared_models as shared_models_folder
 
 
 def _doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,8 +37,8 @@ def _failed(stdout: str) -> dict[str, str]:
     }
 
 
-def test_doctor_names_the_missing_bucket_and_model_and_passes_once_fixed(env, s3, tmp_path):
-    mirror = _shared_models()
+def test_doctor_names_the_missing_bucket_and_model_and_passes_once_fixed(env, s3, disclosure, tmp_path):
+    mirror = shared_models_folder()
     if not (mirror / "det_500m.onnx").is_file():
         pytest.skip(f"the real detector det_500m.onnx is missing from {mirror}")
     bucket = f"ff-doctor-{uuid.uuid4().hex[:8]}"
@@ -59,12 +59,12 @@ def test_doctor_names_the_missing_bucket_and_model_and_passes_once_fixed(env, s3
     assert "facefleet models download det_500m" in failed["model det_500m"]
     for name in ("database", "redis", "broker"):
         assert f"ok    {name}" in sick.stdout, sick.stdout
-    assert not leaks(sick.stdout.replace(str(tmp_path), "")), sick.stdout
+    assert not disclosure.leaks(sick.stdout.replace(str(tmp_path), "")), sick.stdout
 
     fixed = _doctor(stack, "doctor", "--fix")
     assert fixed.returncode == 1 and set(_failed(fixed.stdout)) == {"model det_500m"}, fixed.stdout
     assert f"created bucket {bucket}" in fixed.stdout
-    s3["client"].head_bucket(Bucket=bucket)  # it is there for everyone, not only for the doctor
+    s3.client.head_bucket(Bucket=bucket)  # it is there for everyone, not only for the doctor
 
     fetched = _doctor(stack, "models", "download", "det_500m")
     assert fetched.returncode == 0, fetched.stderr

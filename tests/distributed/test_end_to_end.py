@@ -8,12 +8,13 @@ import sys
 
 import requests
 
-from tests.distributed.helpers import (
+from tests.harness.tasks import (
     FRAMES,
     JOB,
     assert_identical,
     clip,
     download,
+    expect_identical_output,
     frame_indices,
     has_audio,
     status,
@@ -39,8 +40,7 @@ def test_submitted_task_succeeds_frame_exact(api, tmp_path):
 def test_outputs_are_byte_identical_across_runs(api, tmp_path, reference):
     task_id = submit(api, clip(tmp_path / "in.mp4"))
     assert wait_state(api, task_id, {"succeeded", "failed", "cancelled"})["state"] == "succeeded"
-    download(api, task_id, tmp_path / "out.mp4")
-    assert_identical(tmp_path / "out.mp4", reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
 
 
 def test_list_filters_by_state_and_pages(api, reference):

@@ -11,16 +11,17 @@ from sqlalchemy import select
 
 from facefleet.records.db import Chunk, Task
 from facefleet.task.segments import SEGMENTS_IN_FLIGHT
-from tests.distributed.conftest import LEASE_TTL_S, REAPER_INTERVAL_S, wait_for
-from tests.distributed.helpers import (
+from tests.harness.net import wait_for
+from tests.harness.stack import LEASE_TTL_S, REAPER_INTERVAL_S
+from tests.harness.tasks import (
     FRAMES,
     JOB,
     SEGMENTS_PER_CHUNK,
-    assert_identical,
     bucket_keys,
     clip,
     corrupt_keyframe,
     download,
+    expect_identical_output,
     frame_indices,
     segment_writes,
     submit,
@@ -61,9 +62,7 @@ def test_killed_worker_chunk_resumes_on_another(api, fleet, services, s3, tmp_pa
 
     body = wait_state(api, task_id, {"succeeded", "failed", "cancelled"})
     assert body["state"] == "succeeded", body
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)  # byte-identical to an uninterrupted run
+    out = expect_identical_output(api, task_id, reference, tmp_path)  # byte-identical to an uninterrupted run
     assert frame_indices(out) == list(range(FRAMES))
     writes = segment_writes(s3, task_id)
     assert len(writes) == 2 * SEGMENTS_PER_CHUNK
@@ -81,9 +80,7 @@ def test_redis_flushall_mid_job(api, services, tmp_path, reference):
     services.state.redis.flushall()  # checkpoints, progress and leases: all gone
     body = wait_state(api, task_id, {"succeeded", "failed", "cancelled"})
     assert body["state"] == "succeeded", body
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)
+    out = expect_identical_output(api, task_id, reference, tmp_path)
     assert frame_indices(out) == list(range(FRAMES))
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import requests
 
-from tests.distributed.conftest import REPO, free_port, wait_for
-from tests.distributed.helpers import clip, submit, wait_state
+from tests.harness.cli import REPO
+from tests.harness.net import free_port, wait_for
+from tests.harness.tasks import clip, submit, wait_state
 
 USER, PASSWORD = "ops", "flower-pw-7d1c"
 # none (the reaper), (task id), or (task id, chunk index)

@@ -11,24 +11,19 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests.distributed.conftest import Operator, free_port, http_ok, wait_for
-from tests.distributed.helpers import JOB, clip
-from tests.distributed.proxy import TapProxy
-from tests.distributed.test_batches_webhooks import (  # noqa: F401 (hooks: the fixture)
-    _auth,
-    _get,
-    _submit_batch,
-    _submit_task,
-    hooks,
-)
+from tests.harness.fleet import Operator
+from tests.harness.net import free_port, http_ok, wait_for
+from tests.harness.proxy import TapProxy
+from tests.harness.tasks import JOB, clip
+from tests.harness.webhooks import auth, get, submit_batch, submit_task
 
 
 def _answers_304_once_settled(url: str, key: str) -> str:
     """The view's ETag, once asking again with it gives a 304 (a task's last writes, its
     usage and clean-up, may land just after it ended)."""
     for _ in range(20):
-        etag = requests.get(url, headers=_auth(key), timeout=10).headers["ETag"]
-        again = requests.get(url, headers=_auth(key) | {"If-None-Match": etag}, timeout=10)
+        etag = requests.get(url, headers=auth(key), timeout=10).headers["ETag"]
+        again = requests.get(url, headers=auth(key) | {"If-None-Match": etag}, timeout=10)
         if again.status_code == 304:
             assert again.content == b"" and again.headers["ETag"] == etag
             return etag
@@ -36,52 +31,52 @@ def _answers_304_once_settled(url: str, key: str) -> str:
     raise AssertionError(f"{url} never answered 304")
 
 
-def test_task_and_batch_views_answer_304_while_unchanged(hooks, operator, tmp_path):  # noqa: F811
+def test_task_and_batch_views_answer_304_while_unchanged(hooks, operator, tmp_path):
     key = hooks["key"]
-    task_id = _submit_task(hooks, clip(tmp_path / "in.mp4"), JOB)
+    task_id = submit_task(hooks, clip(tmp_path / "in.mp4"), JOB)
     url = f"{hooks['url']}/v1/tasks/{task_id}"
     seen: set[str] = set()
 
     def ended() -> bool:
-        response = requests.get(url, headers=_auth(key), timeout=10)
+        response = requests.get(url, headers=auth(key), timeout=10)
         seen.add(response.headers["ETag"])
         return response.json()["state"] in ("succeeded", "failed")
 
     wait_for(ended, 120, "the task's end", interval=0.2)
     assert len(seen) > 2  # the tag moved with the task
-    stale = requests.get(url, headers=_auth(key) | {"If-None-Match": '"stale"'}, timeout=10)
+    stale = requests.get(url, headers=auth(key) | {"If-None-Match": '"stale"'}, timeout=10)
     assert stale.status_code == 200 and stale.json()["id"] == task_id
 
     # a succeeded task's view holds a fresh presigned URL each time: a cancelled one is still
-    cancelled_id = _submit_task(hooks, clip(tmp_path / "in.mp4"), JOB)
-    cancel = requests.post(f"{hooks['url']}/v1/tasks/{cancelled_id}/cancel", headers=_auth(key), timeout=10)
+    cancelled_id = submit_task(hooks, clip(tmp_path / "in.mp4"), JOB)
+    cancel = requests.post(f"{hooks['url']}/v1/tasks/{cancelled_id}/cancel", headers=auth(key), timeout=10)
     assert cancel.status_code in (200, 202), cancel.text
     cancelled_url = f"{hooks['url']}/v1/tasks/{cancelled_id}"
-    wait_for(lambda: _get(hooks, f"/v1/tasks/{cancelled_id}")["state"] == "cancelled", 60, "the cancel")
+    wait_for(lambda: get(hooks, f"/v1/tasks/{cancelled_id}")["state"] == "cancelled", 60, "the cancel")
     etag = _answers_304_once_settled(cancelled_url, key)
 
     other_key = operator.key(operator.tenant())
-    stranger = requests.get(cancelled_url, headers=_auth(other_key) | {"If-None-Match": etag}, timeout=10)
+    stranger = requests.get(cancelled_url, headers=auth(other_key) | {"If-None-Match": etag}, timeout=10)
     assert stranger.status_code == 404  # another tenant's id, whatever it sends
 
-    submitted = _submit_batch(hooks, [clip(tmp_path / "one.mp4", frames=48)], JOB)
+    submitted = submit_batch(hooks, [clip(tmp_path / "one.mp4", frames=48)], JOB)
     assert submitted.status_code == 201, submitted.text
     batch_url = f"{hooks['url']}/v1/batches/{submitted.json()['id']}"
     wait_for(
-        lambda: requests.get(batch_url, headers=_auth(key), timeout=10).json()["state"] == "completed",
+        lambda: requests.get(batch_url, headers=auth(key), timeout=10).json()["state"] == "completed",
         120,
         "the batch's end",
         interval=0.5,
     )
     batch_etag = _answers_304_once_settled(batch_url, key)
-    foreign = requests.get(batch_url, headers=_auth(other_key) | {"If-None-Match": batch_etag}, timeout=10)
+    foreign = requests.get(batch_url, headers=auth(other_key) | {"If-None-Match": batch_etag}, timeout=10)
     assert foreign.status_code == 404
 
 
-def test_status_follow_reads_the_live_events_not_a_poll_per_second(hooks, operator, tmp_path):  # noqa: F811
+def test_status_follow_reads_the_live_events_not_a_poll_per_second(hooks, operator, tmp_path):
     tap = TapProxy(urlsplit(hooks["url"]).port or 80)
     try:
-        task_id = _submit_task(hooks, clip(tmp_path / "long.mp4", frames=240), JOB)
+        task_id = submit_task(hooks, clip(tmp_path / "long.mp4", frames=240), JOB)
         client = Operator(
             {
                 **operator.env,
@@ -96,14 +91,14 @@ def test_status_follow_reads_the_live_events_not_a_poll_per_second(hooks, operat
         paths = [r.path for r in tap.requests if r.method == "GET"]
         assert f"/v1/tasks/{task_id}/events" in paths, paths
         polls = [p for p in paths if p == f"/v1/tasks/{task_id}"]
-        took = _get(hooks, f"/v1/tasks/{task_id}")
+        took = get(hooks, f"/v1/tasks/{task_id}")
         print(f"followed a task of {took['frames_total']} frames with {len(polls)} status reads: {paths}")
         assert len(polls) <= 3, paths  # the batch probe aside: the view before and after the stream
     finally:
         tap.down()
 
 
-def test_followers_take_no_read_thread(hooks, tmp_path):  # noqa: F811
+def test_followers_take_no_read_thread(hooks, tmp_path):
     """An API with one read thread and 20 live followers of a running task: status and
     health still answer at once (each follower holds a thread of the stream pool)."""
     fleet = hooks["fleet"]
@@ -118,16 +113,16 @@ def test_followers_take_no_read_thread(hooks, tmp_path):  # noqa: F811
     wait_for(lambda: http_ok(f"{url}/healthz"), 30, "the API")
     streams: list[requests.Response] = []
     try:
-        task_id = _submit_task(hooks, clip(tmp_path / "long.mp4", frames=240), JOB)
+        task_id = submit_task(hooks, clip(tmp_path / "long.mp4", frames=240), JOB)
         for _ in range(20):
             streams.append(
                 requests.get(
-                    f"{url}/v1/tasks/{task_id}/events", headers=_auth(hooks["key"]), stream=True, timeout=60
+                    f"{url}/v1/tasks/{task_id}/events", headers=auth(hooks["key"]), stream=True, timeout=60
                 )
             )
         assert all(s.status_code == 200 for s in streams)
         started = time.monotonic()
-        status = requests.get(f"{url}/v1/tasks/{task_id}", headers=_auth(hooks["key"]), timeout=10)
+        status = requests.get(f"{url}/v1/tasks/{task_id}", headers=auth(hooks["key"]), timeout=10)
         health = requests.get(f"{url}/healthz", timeout=10)
         took = time.monotonic() - started
         assert status.status_code == 200 and health.status_code == 200

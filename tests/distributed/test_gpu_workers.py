@@ -21,8 +21,10 @@ import requests
 from sqlalchemy import select
 
 from facefleet.records.db import Chunk
-from tests.distributed.conftest import REPO, Proc, free_port, wait_for
-from tests.distributed.helpers import FRAMES, JOB, clip, submit, wait_state
+from tests.harness.cli import REPO
+from tests.harness.fleet import Proc
+from tests.harness.net import free_port, wait_for
+from tests.harness.tasks import FRAMES, JOB, clip, submit, wait_state
 
 ONE_CHUNK = {**JOB, "chunk_frames": FRAMES}
 SEGMENTS = FRAMES // JOB["segment_frames"]
@@ -169,9 +171,9 @@ def test_sigterm_reaches_every_gpu_worker_and_each_hands_its_chunk_back(api, fle
 
 
 def test_readyz_says_which_provider_took_each_warmed_model(api, fleet, tmp_path):
-    from tests.faces.conftest import _shared_models
+    from tests.harness.cli import shared_models as shared_models_folder
 
-    models = _shared_models()
+    models = shared_models_folder()
     if not (models / "det_500m.onnx").is_file():
         pytest.skip(f"the real detector is missing from {models}")
     worker = fleet.start_worker(

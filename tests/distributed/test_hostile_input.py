@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.distributed.helpers import JOB, clip
+from tests.harness.tasks import JOB, clip
 
 BOUNDARY = "hostileboundary"
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.distributed.helpers import clip
-from tests.embedded.conftest import run_cli
+from tests.harness.cli import run_cli
+from tests.harness.tasks import clip
 from tests.media import make_huge_header_avi, make_huge_png, make_playlist, make_text_file
 
 
@@ -56,9 +56,8 @@ def test_a_playlist_is_not_followed(api, tmp_path):
 @pytest.fixture
 def crashing_api(fleet) -> Iterator[str]:
     """An API whose prober child aborts on every file (the test-only switch)."""
-    proc, url = fleet.start_api("api-crash", {"FACEFLEET_TEST_PROBER_CRASH": "1"})
-    yield url
-    proc.stop()
+    with fleet.api_deployment("api-crash", {"FACEFLEET_TEST_PROBER_CRASH": "1"}) as url:
+        yield url
 
 
 def test_a_file_that_crashes_the_prober_gets_422_and_the_api_stays_up(crashing_api, tmp_path):

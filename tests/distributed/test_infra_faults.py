@@ -9,17 +9,17 @@ import time
 from sqlalchemy import select
 
 from facefleet.records.db import Chunk, Task, utcnow
-from tests.distributed.conftest import LOST_WORKER_BUDGET, POISON_NAME, WORKERS, wait_for
-from tests.distributed.helpers import (
+from tests.harness.net import wait_for
+from tests.harness.proxy import TcpProxy
+from tests.harness.stack import LOST_WORKER_BUDGET, POISON_NAME, WORKERS
+from tests.harness.tasks import (
     FRAMES,
-    assert_identical,
     clip,
-    download,
+    expect_identical_output,
     frame_indices,
     submit,
     wait_state,
 )
-from tests.distributed.proxy import TcpProxy
 
 DONE = {"succeeded", "failed", "cancelled"}
 SLOW_SEGMENT_PAUSE_S = 2.0
@@ -34,14 +34,12 @@ def test_object_storage_down_for_a_minute_mid_job(api, services, s3, tmp_path, r
     running = submit(api, clip(tmp_path / "in.mp4"))
     wait_for(lambda: services.state.checkpoints.saved(running) or None, 60, "a chunk in progress")
     just_before = submit(api, clip(tmp_path / "in.mp4"))  # accepted, not yet planned
-    with s3["outage"]():
+    with s3.outage():
         time.sleep(60)
     for task_id in (running, just_before):
         body = wait_state(api, task_id, DONE, timeout=180)
         assert body["state"] == "succeeded", body
-        out = tmp_path / f"{task_id}.mp4"
-        download(api, task_id, out)
-        assert_identical(out, reference)
+        expect_identical_output(api, task_id, reference, tmp_path)
     attempts = [c.attempts for c in _chunks(services, running).values()]
     assert max(attempts) <= 2, attempts  # an outage spends no attempts (2: one lost lease at most)
 
@@ -55,7 +53,7 @@ def test_the_same_chunks_worker_killed_five_times(api, fleet, services, tmp_path
         proc.wait_for_log("ready.")
     try:
         _kill_the_same_chunks_worker_five_times(api, fleet, services, tmp_path, reference)
-    finally:  # the next test's fixture starts the usual workers
+    finally:  # the usual workers are started again after the test
         for proc in fleet.live_workers():
             proc.stop()
 
@@ -83,9 +81,7 @@ def _kill_the_same_chunks_worker_five_times(api, fleet, services, tmp_path, refe
         fleet.start_worker(pause=SLOW_SEGMENT_PAUSE_S, wait=False)  # as an orchestrator would
     body = wait_state(api, task_id, DONE, timeout=180)
     assert body["state"] == "succeeded", body
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)
+    out = expect_identical_output(api, task_id, reference, tmp_path)
     assert frame_indices(out) == list(range(FRAMES))
     chunk = _chunks(services, task_id)[victim_chunk]
     assert chunk.lost >= 5 and chunk.attempts == 1, (chunk.lost, chunk.attempts)  # kills spend no attempt
@@ -138,25 +134,21 @@ def test_database_down_for_half_a_minute_mid_job(api, fleet, services, settings,
         assert [c.lost for c in chunks] == [0, 0]  # nothing waited for the reaper
         with services.sessions() as session:  # the work went on across the outage, not before it
             assert session.get(Task, task_id).finished_at > outage_over
-        out = tmp_path / "out.mp4"
-        download(api, task_id, out)
-        assert_identical(out, reference)
+        expect_identical_output(api, task_id, reference, tmp_path)
     finally:
         worker.stop()
         proxy.down()
 
 
 def test_half_a_second_added_to_every_object_storage_answer(api, fleet, s3, tmp_path, reference):
-    port = int(s3["endpoint"].rsplit(":", 1)[1])
+    port = s3.port
     slow = TcpProxy(port, latency_s=0.5)
     worker = fleet.only_worker({"FACEFLEET_S3_ENDPOINT_URL": f"http://127.0.0.1:{slow.port}"})
     try:
         task_id = submit(api, clip(tmp_path / "in.mp4"))
         body = wait_state(api, task_id, DONE, timeout=240)
         assert body["state"] == "succeeded", body
-        out = tmp_path / "out.mp4"
-        download(api, task_id, out)
-        assert_identical(out, reference)
+        expect_identical_output(api, task_id, reference, tmp_path)
     finally:
         worker.stop()
         slow.down()

@@ -24,9 +24,11 @@ from facefleet.records.states import ChunkState, TaskState
 from facefleet.storage.s3 import S3Storage
 from facefleet.task.chunk_outcomes import ChunkOutcome, finish, handed_back, record_failure
 from facefleet.task.jobs import create_task, fail_task, requeue_expired
-from tests.distributed.conftest import LEASE_TTL_S, wait_for
-from tests.distributed.helpers import assert_identical, clip, download, submit, wait_state
-from tests.distributed.proxy import TapProxy, TcpProxy
+from tests.harness.net import wait_for
+from tests.harness.proxy import TapProxy, TcpProxy
+from tests.harness.services import S3Server
+from tests.harness.stack import LEASE_TTL_S
+from tests.harness.tasks import clip, expect_identical_output, submit, wait_state
 
 DONE = {"succeeded", "failed", "cancelled"}
 STALL_S = 3.0  # the stall limit of the worker whose output upload is slowed
@@ -34,18 +36,14 @@ UPLOAD_S = 10.0  # how long that upload takes: over 3x the stall limit, over sta
 CUT_PAUSE_S = 1.0  # per segment, for the worker cut from Redis: its chunk outlasts its lease
 
 
-def _s3_port(s3: dict[str, Any]) -> int:
-    return int(s3["endpoint"].rsplit(":", 1)[1])
-
-
-def _versions(s3: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    listed = s3["client"].list_object_versions(Bucket=s3["bucket"], Prefix=key)
+def _versions(s3: S3Server, key: str) -> list[dict[str, Any]]:
+    listed = s3.client.list_object_versions(Bucket=s3.bucket, Prefix=key)
     return [v for v in listed.get("Versions", []) if v["Key"] == key]
 
 
 @contextmanager
 def _stopped_workers(fleet) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """No worker of the usual fleet runs in the block (the next test's fixture starts them)."""
+    """No worker of the usual fleet runs in the block (the fleet is restored after the test)."""
     for proc in fleet.live_workers():
         proc.stop()
     try:
@@ -59,7 +57,7 @@ def test_an_output_upload_slower_than_the_stall_limit_keeps_its_lease(api, fleet
     """The only worker reaches the bucket through a proxy that passes the output's body at
     a tenth of its size a second: the upload lasts over three stall limits, the stitch keeps
     its lease (no second stitcher), and the task succeeds with one output, the reference's."""
-    proxy = TapProxy(_s3_port(s3), slow_marker=b"/output.mp4", slow_bytes_per_s=len(reference) / UPLOAD_S)
+    proxy = TapProxy(s3.port, slow_marker=b"/output.mp4", slow_bytes_per_s=len(reference) / UPLOAD_S)
     env = {
         "FACEFLEET_S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}",
         "FACEFLEET_CHUNK_STALL_S": str(STALL_S),
@@ -76,9 +74,7 @@ def test_an_output_upload_slower_than_the_stall_limit_keeps_its_lease(api, fleet
     assert uploads[0].last_byte - uploads[0].first_byte > STALL_S * 2  # it was slow indeed
     assert len(_versions(s3, output)) == 1
     assert "lost the lease" not in worker.text() and "letting the lease expire" not in worker.text()
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
 
 
 class _LeaseWatch:
@@ -132,7 +128,7 @@ def test_a_worker_cut_from_redis_past_its_lease_stops_writing(
     proxy in front of its bucket) shows no byte of a segment sent after its lease expired."""
     redis_url = make_url(settings.redis_url)
     redis_proxy = TcpProxy(redis_url.port or 6379, redis_url.host or "127.0.0.1")
-    s3_proxy = TapProxy(_s3_port(s3))
+    s3_proxy = TapProxy(s3.port)
     env = {
         "FACEFLEET_REDIS_URL": redis_url.set(host="127.0.0.1", port=redis_proxy.port).render_as_string(
             hide_password=False
@@ -168,9 +164,7 @@ def test_a_worker_cut_from_redis_past_its_lease_stops_writing(
     assert "lost to its holder" in cut.text()
     finished = _chunk(services, task_id, chunk.index)
     assert finished.state == ChunkState.SUCCEEDED and finished.worker != chunk.worker
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
 
 
 def _raw(settings) -> Any:  # type: ignore[no-untyped-def]
@@ -226,16 +220,16 @@ def test_a_writer_never_takes_over_another_writers_multipart_upload(s3, tmp_path
     """Writer A's second part is held back in a proxy while writer B stores the same key:
     B must not complete A's upload (A's part would then fail), so both succeed, and the
     object is the file's bytes with no upload left unfinished."""
-    proxy = TapProxy(_s3_port(s3), hold_marker=b"partNumber=2")
+    proxy = TapProxy(s3.port, hold_marker=b"partNumber=2")
 
     def writer(endpoint: str, name: str) -> S3Storage:
         storage = S3Storage(
-            s3["bucket"], cache_dir=tmp_path / name, endpoint_url=endpoint, multipart_threshold=5 * 1024**2
+            s3.bucket, cache_dir=tmp_path / name, endpoint_url=endpoint, multipart_threshold=5 * 1024**2
         )
         storage._transfer.max_request_concurrency = 1
         return storage
 
-    first, second = writer(f"http://127.0.0.1:{proxy.port}", "a"), writer(s3["endpoint"], "b")
+    first, second = writer(f"http://127.0.0.1:{proxy.port}", "a"), writer(s3.endpoint, "b")
     path = tmp_path / "big.bin"
     path.write_bytes(np.random.default_rng(11).bytes(first._transfer.multipart_chunksize + 4321))
     key = "outputs/two-writers.mp4"
@@ -257,6 +251,6 @@ def test_a_writer_never_takes_over_another_writers_multipart_upload(s3, tmp_path
         thread.join(120)
         proxy.down()
     assert not failed, failed
-    client = s3["client"]
-    assert client.get_object(Bucket=s3["bucket"], Key=key)["Body"].read() == Path(path).read_bytes()
-    assert not client.list_multipart_uploads(Bucket=s3["bucket"], Prefix=key).get("Uploads")
+    client = s3.client
+    assert client.get_object(Bucket=s3.bucket, Key=key)["Body"].read() == Path(path).read_bytes()
+    assert not client.list_multipart_uploads(Bucket=s3.bucket, Prefix=key).get("Uploads")

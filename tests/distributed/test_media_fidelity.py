@@ -9,9 +9,9 @@ import json
 import pytest
 import requests
 
-from tests.distributed.helpers import assert_identical, clip, wait_state
-from tests.embedded.conftest import run_cli
 from tests.ffmpeg_media import ffprobe, make_kind
+from tests.harness.cli import run_cli
+from tests.harness.tasks import assert_identical, clip, wait_state
 
 OPTIONS = {"chunk_frames": 13, "segment_frames": 5, "container": "mkv", "crf": 20, "codec": "h264"}
 

@@ -8,8 +8,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from facefleet.observability.metric_names import BY_NAME
-from tests.distributed.conftest import Proc, free_port, wait_for
-from tests.distributed.helpers import clip, submit, wait_state
+from tests.harness.net import wait_for
+from tests.harness.tasks import clip, submit, wait_state
 from tests.observability.names import dashboard_expressions, listed_series, metric_names, rule_expressions
 
 
@@ -26,15 +26,7 @@ def _samples(url: str) -> dict[str, set[str]]:
 
 def _worker_with_metrics(fleet) -> str:  # type: ignore[no-untyped-def]
     """The only worker, serving /metrics on a port of its own; its metrics URL."""
-    for proc in fleet.live_workers():
-        proc.stop()
-    port = free_port()
-    name = f"metrics-{fleet.run_id}"
-    args = ["worker", "--pool", "solo", "--name", f"{name}@fftest", "--metrics-port", str(port)]
-    proc = Proc(name, args, fleet._work_env(name), fleet.root / f"{name}.log")
-    fleet.workers.append(proc)  # stopped with the fleet; the next test's fixture adds the usual ones
-    proc.wait_for_log("ready.")
-    url = f"http://127.0.0.1:{port}/metrics"
+    url = fleet.only_worker({}).metrics_url
     wait_for(lambda: requests.get(url, timeout=2).ok, 30, "the worker's /metrics")
     return url
 

@@ -13,9 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from facefleet.records.db import Chunk
-from tests.distributed.conftest import LEASE_TTL_S, wait_for
-from tests.distributed.helpers import assert_identical, clip, download, submit, wait_state
-from tests.distributed.proxy import TcpProxy
+from tests.harness.net import wait_for
+from tests.harness.proxy import TcpProxy
+from tests.harness.stack import LEASE_TTL_S
+from tests.harness.tasks import clip, expect_identical_output, submit, wait_state
 
 DONE = {"succeeded", "failed", "cancelled"}
 
@@ -27,7 +28,7 @@ def proxied_worker(fleet, settings, s3, latency_s: float = 0.0) -> Iterator[dict
     proxies = {
         "postgres": TcpProxy(db.port or 5432, db.host or "127.0.0.1", latency_s=latency_s),
         "redis": TcpProxy(rd.port or 6379, rd.host or "127.0.0.1", latency_s=latency_s),
-        "s3": TcpProxy(int(s3["endpoint"].rsplit(":", 1)[1])),
+        "s3": TcpProxy(s3.port),
     }
     worker = fleet.only_worker(
         {
@@ -57,9 +58,7 @@ def _attempts(services, task_id: str) -> list[int]:  # type: ignore[no-untyped-d
 def _succeeds_identically(api, task_id, tmp_path, reference, timeout=180):  # type: ignore[no-untyped-def]
     body = wait_state(api, task_id, DONE, timeout=timeout)
     assert body["state"] == "succeeded", body
-    out = tmp_path / f"{task_id}.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
 
 
 def test_redis_unreachable_for_longer_than_a_lease_mid_job(

@@ -13,13 +13,13 @@ import requests
 from sqlalchemy import select, update
 
 from facefleet.records.db import Chunk, Task, utcnow
-from tests.distributed.conftest import LOST_WORKER_BUDGET, wait_for
-from tests.distributed.helpers import (
+from tests.harness.net import wait_for
+from tests.harness.stack import LOST_WORKER_BUDGET
+from tests.harness.tasks import (
     SEGMENTS_PER_CHUNK,
-    assert_identical,
     clip,
     corrupt_keyframe,
-    download,
+    expect_identical_output,
     submit,
     wait_state,
 )
@@ -30,14 +30,9 @@ ACTIVE = {"planning", "running", "stitching"}
 
 @pytest.fixture
 def own_workers(fleet):  # type: ignore[no-untyped-def]
-    """The test starts the workers it needs; the usual ones are back afterwards (the
-    session's ``reference`` may be made by a later test)."""
-    for proc in fleet.live_workers():
-        proc.stop()
-    yield fleet
-    for proc in fleet.live_workers():
-        proc.stop()
-    fleet.ensure_workers()
+    """The test starts the workers it needs (the usual ones are back after it)."""
+    fleet.stop_workers()
+    return fleet
 
 
 def _chunks(services, task_id: str) -> dict[int, Chunk]:  # type: ignore[no-untyped-def]
@@ -128,18 +123,17 @@ def test_two_storage_outages_far_apart_in_one_chunk_spend_nothing(
 
     wait_for(lambda: stored() >= 1, 60, "a segment of chunk 0")
     first_outage = time.monotonic()
-    with s3["outage"]():
+    with s3.outage():
         time.sleep(5)
     after_first = stored()
     wait_for(lambda: stored() > after_first, 60, "chunk 0 to store a segment after the outage")
     wait_for(lambda: time.monotonic() - first_outage > patience_s + 1, 60, "the patience to pass")
     assert stored() < SEGMENTS_PER_CHUNK, "chunk 0 ended before the second outage: nothing was tested"
-    with s3["outage"]():
+    with s3.outage():
         time.sleep(5)
     body = wait_state(api, task_id, DONE, timeout=180)
     assert body["state"] == "succeeded", body
-    download(api, task_id, tmp_path / "out.mp4")
-    assert_identical(tmp_path / "out.mp4", reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
     assert [c.attempts for _, c in sorted(_chunks(services, task_id).items())] == [1, 1]
 
 
@@ -171,8 +165,7 @@ def test_a_task_failed_after_its_lost_worker_budget_runs_again_when_retried(
     body = wait_state(api, task_id, DONE, timeout=120)
     assert body["state"] == "succeeded", body
     assert body["retries"] == 1
-    download(api, task_id, tmp_path / "out.mp4")
-    assert_identical(tmp_path / "out.mp4", reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
 
 
 def test_a_stitch_retried_long_after_its_chunks_rides_out_an_outage(
@@ -195,14 +188,13 @@ def test_a_stitch_retried_long_after_its_chunks_rides_out_an_outage(
             update(Chunk).where(Chunk.task_id == task_id).values(finished_at=utcnow() - timedelta(minutes=20))
         )
     own_workers.ensure_workers()  # the chunks were the test's own; the stitch is the workers'
-    with s3["outage"]():
+    with s3.outage():
         retried = requests.post(f"{api}/v1/tasks/{task_id}/retry", timeout=10)
         assert retried.status_code == 202 and retried.json()["state"] == "stitching", retried.text
         time.sleep(10)
     body = wait_state(api, task_id, DONE, timeout=120)
     assert body["state"] == "succeeded", body
-    download(api, task_id, tmp_path / "out.mp4")
-    assert_identical(tmp_path / "out.mp4", reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
 
 
 def _task(services, task_id: str) -> Task:  # type: ignore[no-untyped-def]

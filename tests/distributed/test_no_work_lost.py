@@ -21,13 +21,14 @@ from facefleet.records.db import Chunk, Task, Usage, utcnow
 from facefleet.records.states import ChunkState, TaskState
 from facefleet.task.chunk_outcomes import ChunkOutcome, finish, hooks, stitch_finished
 from facefleet.task.jobs import create_task
-from tests.distributed.conftest import CI, MAX_CHUNKS_PER_TASK, REAPER_INTERVAL_S, wait_for
-from tests.distributed.helpers import (
+from tests.harness.net import wait_for
+from tests.harness.skips import CI
+from tests.harness.stack import MAX_CHUNKS_PER_TASK, REAPER_INTERVAL_S
+from tests.harness.tasks import (
     FRAMES,
-    assert_identical,
     bucket_keys,
     clip,
-    download,
+    expect_identical_output,
     frame_indices,
     status,
     submit,
@@ -107,10 +108,8 @@ def test_a_stitch_larger_than_the_workers_cache_succeeds(api, fleet, tmp_path, r
     task_id = submit(api, target)
     body = wait_state(api, task_id, DONE)
     assert body["state"] == "succeeded", body
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
+    out = expect_identical_output(api, task_id, reference, tmp_path)
     assert frame_indices(out) == list(range(FRAMES))
-    assert_identical(out, reference)
 
 
 def test_a_second_stitch_after_success_leaves_the_output_alone(
@@ -136,15 +135,13 @@ def test_a_second_stitch_after_success_leaves_the_output_alone(
     time.sleep(REAPER_INTERVAL_S * 2)
     assert keys.TaskKeys(task_id).output in bucket_keys(s3, keys.TaskKeys(task_id).prefix)
     assert status(api, task_id)["state"] == "succeeded"
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
 
 
 def test_a_cancel_while_storage_is_down_cleans_up_once_it_is_back(api, services, s3, tmp_path):
     task_id = submit(api, clip(tmp_path / "in.mp4"))
     wait_for(lambda: services.state.checkpoints.saved(task_id) or None, 60, "a chunk in progress")
-    with s3["outage"]():
+    with s3.outage():
         response = requests.post(f"{api}/v1/tasks/{task_id}/cancel", timeout=60)
         assert response.status_code == 200, response.text
         assert response.json()["state"] == "cancelled"

@@ -13,8 +13,8 @@ from collections import defaultdict
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.distributed.conftest import SECRETS, wait_for
-from tests.distributed.helpers import FRAMES, JOB, SEGMENTS_PER_CHUNK, clip, wait_state
+from tests.harness.net import free_port, wait_for
+from tests.harness.tasks import FRAMES, JOB, SEGMENTS_PER_CHUNK, clip, wait_state
 
 DONE = {"succeeded", "failed", "cancelled"}
 CHUNKS = FRAMES // JOB["chunk_frames"]
@@ -77,7 +77,7 @@ def _total(scrapes, family: str, sample: str, **labels: str) -> float:  # type: 
     )
 
 
-def test_a_jobs_log_lines_follow_it_and_hide_secrets(api, fleet, tmp_path):
+def test_a_jobs_log_lines_follow_it_and_hide_secrets(api, fleet, secrets, tmp_path):
     request_id = f"req-{uuid.uuid4().hex[:12]}"
     procs = [*fleet.live_workers(), *(p for p in fleet.others if p.alive())]
     offsets = {proc.name: proc.log.stat().st_size for proc in procs}  # earlier tests' lines aside
@@ -127,7 +127,7 @@ def test_a_jobs_log_lines_follow_it_and_hide_secrets(api, fleet, tmp_path):
     assert any(line["event"] == "POST /v1/tasks 201" for line in api_lines)
 
     everything = "\n".join(proc.text() for proc in [*fleet.workers, *fleet.others])
-    for name, secret in SECRETS.items():
+    for name, secret in secrets.items():
         assert secret not in everything, f"the {name} appears in a log"
 
 
@@ -214,10 +214,7 @@ def test_two_api_processes_report_one_set_whose_counters_never_go_down(api, tmp_
 
 def test_a_prefork_workers_metrics_cover_its_pool(api, fleet, tmp_path):
     """Chunks run in the pool's child processes; the main process's /metrics adds them up."""
-    from tests.distributed.conftest import free_port
-
-    for proc in fleet.live_workers():
-        proc.stop()  # started again at the end
+    fleet.stop_workers()  # started again after the test
     port = free_port()
     args = ["worker", "--pool", "prefork", "--concurrency", "2", "--metrics-port", str(port)]
     pool = fleet.start("prefork", [*args, "--name", f"prefork-{fleet.run_id}@fftest"], "ready.")
@@ -236,4 +233,3 @@ def test_a_prefork_workers_metrics_cover_its_pool(api, fleet, tmp_path):
         assert len(busy) == 1 and 0 <= busy[0] <= 1
     finally:
         pool.stop()
-        fleet.ensure_workers()  # as the other tests (and session fixtures) expect the fleet

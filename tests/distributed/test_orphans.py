@@ -8,23 +8,23 @@ import http.client
 import os
 import threading
 import time
-from typing import Any
 
 import requests
 from sqlalchemy import select
 
 from facefleet.records import keys
 from facefleet.records.db import PendingUpload
-from tests.distributed.conftest import wait_for
-from tests.distributed.helpers import bucket_keys, clip, submit, wait_state
+from tests.harness.net import wait_for
+from tests.harness.services import S3Server
+from tests.harness.tasks import bucket_keys, clip, submit, wait_state
 
 GRACE_S = 4
 BOUNDARY = "orphan-test-boundary"
 PART = 256 * 1024
 
 
-def unfinished(s3: dict[str, Any], prefix: str) -> list[str]:
-    found = s3["client"].list_multipart_uploads(Bucket=s3["bucket"], Prefix=prefix)
+def unfinished(s3: S3Server, prefix: str) -> list[str]:
+    found = s3.client.list_multipart_uploads(Bucket=s3.bucket, Prefix=prefix)
     return [upload["Key"] for upload in found.get("Uploads", [])]
 
 
@@ -99,7 +99,7 @@ def test_a_late_writer_after_the_clean_up_or_a_delete_is_swept(api, fleet, s3, t
     time.sleep(0.5)
     late = [keys.TaskKeys(task_id).segment(0, 0) for task_id in (kept, deleted)]
     for key in late:  # a holder that lost its lease stores a segment after all
-        s3["client"].put_object(Bucket=s3["bucket"], Key=key, Body=b"late segment")
+        s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"late segment")
     wait_for(
         lambda: not any(bucket_keys(s3, key) for key in late),
         GRACE_S * 2 + 30,

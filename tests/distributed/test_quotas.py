@@ -10,16 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.distributed.helpers import FRAMES, JOB, clip
+from tests.harness.tasks import FRAMES, JOB, clip
 
 
 @pytest.fixture
 def no_workers(fleet):  # type: ignore[no-untyped-def]
     """Accepted tasks stay queued (nothing plans them) while the test counts them."""
-    for proc in fleet.live_workers():
-        proc.stop()
-    yield
-    fleet.ensure_workers()
+    fleet.stop_workers()  # the usual ones are back after the test
 
 
 def _submit(api: str, key: str, path) -> requests.Response:  # type: ignore[no-untyped-def]

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.distributed.conftest import REPO, wait_for
-from tests.distributed.helpers import clip, submit, wait_state
+from tests.harness.cli import REPO, shared_models
+from tests.harness.net import wait_for
+from tests.harness.tasks import clip, submit, wait_state
 
 MODEL = "det_500m"
 
@@ -66,9 +67,7 @@ def ready_workers(api: str) -> dict[str, int]:
 
 @pytest.fixture
 def mirror_folder(tmp_path: Path) -> Path:
-    from tests.faces.conftest import _shared_models
-
-    source = _shared_models() / f"{MODEL}.onnx"
+    source = shared_models() / f"{MODEL}.onnx"
     if not source.is_file():
         pytest.skip(f"the real detector {source} is missing")
     folder = tmp_path / "mirror"

@@ -24,7 +24,8 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.distributed.conftest import REPO, free_port
+from tests.harness.cli import REPO
+from tests.harness.net import free_port
 
 README = REPO / "README.md"
 

@@ -7,13 +7,12 @@ import time
 
 import pytest
 
-from tests.distributed.conftest import wait_for
-from tests.distributed.helpers import (
+from tests.harness.net import wait_for
+from tests.harness.tasks import (
     FRAMES,
     JOB,
-    assert_identical,
     clip,
-    download,
+    expect_identical_output,
     frame_indices,
     status,
     submit,
@@ -28,12 +27,9 @@ def redis_fleet(fleet, redis_url):
     """One worker and an API whose broker is Redis (the usual workers are stopped: the
     dispatcher of any worker serves the whole deployment, over its own broker)."""
     env = {"FACEFLEET_BROKER_URL": redis_url}
-    fleet.only_worker(env)
-    proc, url = fleet.start_api("api-redis-broker", env)
-    yield url
-    proc.stop()
-    for worker in fleet.live_workers():
-        worker.stop()
+    fleet.only_worker(env)  # stopped after the test, as the usual workers come back
+    with fleet.api_deployment("api-redis-broker", env) as url:
+        yield url
 
 
 def test_redis_broker_flushall_mid_job(redis_fleet, services, tmp_path, reference):
@@ -47,9 +43,7 @@ def test_redis_broker_flushall_mid_job(redis_fleet, services, tmp_path, referenc
     assert time.monotonic() - flushed < 30
     body = wait_state(api, task_id, DONE, timeout=120)
     assert body["state"] == "succeeded", body
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)
+    out = expect_identical_output(api, task_id, reference, tmp_path)
     assert frame_indices(out) == list(range(FRAMES))
 
 

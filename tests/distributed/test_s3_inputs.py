@@ -9,24 +9,24 @@ import uuid
 import pytest
 import requests
 
-from tests.distributed.helpers import JOB, clip
+from tests.harness.tasks import JOB, clip
 
 
 @pytest.fixture(scope="module")
 def media(s3, tmp_path_factory):  # type: ignore[no-untyped-def]
     """Another bucket of the same S3 server, with a clip under alpha/ and under beta/."""
     bucket = f"ff-media-{uuid.uuid4().hex[:10]}"
-    s3["client"].create_bucket(Bucket=bucket)
+    s3.client.create_bucket(Bucket=bucket)
     data = clip(tmp_path_factory.mktemp("media") / "in.mp4").read_bytes()
     for key in ("alpha/in.mp4", "beta/in.mp4"):
-        s3["client"].put_object(Bucket=bucket, Key=key, Body=data)
+        s3.client.put_object(Bucket=bucket, Key=key, Body=data)
     return bucket
 
 
 @pytest.fixture(scope="module")
 def s3_api(fleet, s3, media):  # type: ignore[no-untyped-def]
     """Keys required; the deployment reads the media bucket and, by mistake, its own."""
-    env = {"FACEFLEET_AUTH": "on", "FACEFLEET_EGRESS_S3_BUCKETS": f"{media},{s3['bucket']}"}
+    env = {"FACEFLEET_AUTH": "on", "FACEFLEET_EGRESS_S3_BUCKETS": f"{media},{s3.bucket}"}
     proc, url = fleet.start_api("api-s3", env)
     yield url
     proc.stop()
@@ -49,7 +49,7 @@ def test_a_tenant_reads_only_its_allowed_prefixes(s3_api, operator, s3, media): 
     assert f"{media}/alpha/" in shown.stdout
     key, other_key = operator.key(alpha), operator.key(operator.tenant())
 
-    own = s3["bucket"]
+    own = s3.bucket
     for url, reason in (
         (f"s3://{own}/tenants/{alpha}/tasks/x/output.mp4", "the service's own bucket"),
         (f"s3://{media}/beta/in.mp4", "outside this tenant's allowed prefixes"),
@@ -75,7 +75,7 @@ def test_a_tenant_reads_only_its_allowed_prefixes(s3_api, operator, s3, media): 
 
 def test_the_services_own_bucket_cannot_be_allowed(operator, s3):  # type: ignore[no-untyped-def]
     tenant = operator.tenant()
-    done = operator.run("tenants", "update", tenant, "--s3-allow", f"{s3['bucket']}/tenants/{tenant}/")
+    done = operator.run("tenants", "update", tenant, "--s3-allow", f"{s3.bucket}/tenants/{tenant}/")
     assert done.returncode == 1
     assert "the service's own bucket" in done.stderr
     for bad in ("", "bucket/a/../b"):

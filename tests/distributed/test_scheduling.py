@@ -8,19 +8,19 @@ import json
 import signal
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 import requests
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
 
 from facefleet.fleet.dispatch import release
 from facefleet.records.db import Chunk, Task, Tenant, make_sessionmaker, utcnow
-from tests.distributed.conftest import PG_ADMIN_URL, wait_for
-from tests.distributed.helpers import clip, status, submit, wait_state
+from tests.harness.net import wait_for
+from tests.harness.services import postgres_database
+from tests.harness.skips import required
+from tests.harness.tasks import clip, status, submit, wait_state
 
 DONE = {"succeeded", "failed", "cancelled"}
 # 96 frames in 12 chunks of 2 segments: about 12 x 0.6 s of pauses on one worker
@@ -43,22 +43,12 @@ def _processing(services, task_id: str) -> bool:
 @pytest.fixture
 def scratch_db():
     """A database of its own (no fleet dispatches from it), migrated to head."""
-    from cli.commands.migrate import upgrade
-
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"ff_sched_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url, pool_size=8)
-    try:
-        upgrade(url)
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with required(), postgres_database() as url:
+        engine = create_engine(url, pool_size=8)
+        try:
+            yield make_sessionmaker(engine)
+        finally:
+            engine.dispose()
 
 
 def _queue(sessions, tenant: str, chunks: int, priority: int = 5, age_s: float = 0) -> str:
@@ -237,37 +227,30 @@ def test_killed_worker_chunk_moves_within_30_s_with_default_settings(fleet, api,
         "FACEFLEET_LEASE_TTL_S": str(defaults["lease_ttl_s"].default),
         "FACEFLEET_REAPER_INTERVAL_S": str(defaults["reaper_interval_s"].default),
     }
-    for proc in fleet.live_workers():
-        proc.stop()
+    fleet.stop_workers()
     beat = next(p for p in fleet.others if p.name == "beat")
-    beat.kill()  # no beat: the workers reap themselves
-    try:
-        fleet.start_worker(pause=1.0, extra_env=settings)
-        fleet.start_worker(pause=1.0, extra_env=settings)
-        task_id = submit(
-            api, clip(tmp_path / "in.mp4"), {"processors": "none", "chunk_frames": 96, "segment_frames": 8}
-        )
-        wait_for(lambda: services.ctx.checkpoints.progress(task_id).get(0, 0) >= 16, 60, "frames moving")
-        (chunk,) = _chunks(services, task_id)
-        holder = fleet.worker_by_pid(int(chunk.worker.rsplit(":", 1)[1]))
-        killed_at_frames = services.ctx.checkpoints.progress(task_id).get(0, 0)
-        holder.kill(signal.SIGKILL)
-        killed = time.monotonic()
+    beat.kill()  # no beat: the workers reap themselves (both are back after the test)
+    fleet.start_worker(pause=1.0, extra_env=settings)
+    fleet.start_worker(pause=1.0, extra_env=settings)
+    task_id = submit(
+        api, clip(tmp_path / "in.mp4"), {"processors": "none", "chunk_frames": 96, "segment_frames": 8}
+    )
+    wait_for(lambda: services.ctx.checkpoints.progress(task_id).get(0, 0) >= 16, 60, "frames moving")
+    (chunk,) = _chunks(services, task_id)
+    holder = fleet.worker_by_pid(int(chunk.worker.rsplit(":", 1)[1]))
+    killed_at_frames = services.ctx.checkpoints.progress(task_id).get(0, 0)
+    holder.kill(signal.SIGKILL)
+    killed = time.monotonic()
 
-        def moving_again() -> bool:
-            (now,) = _chunks(services, task_id)
-            frames = services.ctx.checkpoints.progress(task_id).get(0, 0)
-            return now.worker != chunk.worker and frames > killed_at_frames
+    def moving_again() -> bool:
+        (now,) = _chunks(services, task_id)
+        frames = services.ctx.checkpoints.progress(task_id).get(0, 0)
+        return now.worker != chunk.worker and frames > killed_at_frames
 
-        wait_for(moving_again, 40, "the chunk on the other worker")
-        recovered_s = time.monotonic() - killed
-        assert recovered_s < 30, f"frames moved again {recovered_s:.1f} s after the kill"
-        assert wait_state(api, task_id, DONE, timeout=90)["state"] == "succeeded"
-    finally:
-        for proc in fleet.live_workers():
-            proc.stop()
-        fleet.others.remove(beat)
-        fleet.start("beat", ["beat"], "beat: Starting")
+    wait_for(moving_again, 40, "the chunk on the other worker")
+    recovered_s = time.monotonic() - killed
+    assert recovered_s < 30, f"frames moved again {recovered_s:.1f} s after the kill"
+    assert wait_state(api, task_id, DONE, timeout=90)["state"] == "succeeded"
 
 
 def test_burst_with_admission_control(fleet, operator, tmp_path):

@@ -35,21 +35,17 @@ def test_migrate_keeps_the_tasks_of_an_earlier_revision(pg_url):
     import os
     import subprocess
     import sys
-    import uuid
 
     from alembic import command
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
     from cli.commands.migrate import alembic_config
-    from tests.distributed.conftest import PG_ADMIN_URL, REPO
+    from tests.harness.cli import REPO
+    from tests.harness.services import postgres_database
 
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"ff_migrate_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_ADMIN_URL).set(database=name)
-    try:
+    with postgres_database(migrate=False) as database:
+        url = make_url(database)
         command.upgrade(alembic_config(url.render_as_string(hide_password=False)), "0002")
         engine = create_engine(url)
         with engine.begin() as conn:
@@ -79,7 +75,3 @@ def test_migrate_keeps_the_tasks_of_an_earlier_revision(pg_url):
         assert rows == [("default", 10)] * 3
         assert tenants == ["default"]
         engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -10,13 +10,12 @@ import time
 from sqlalchemy import select
 
 from facefleet.records.db import Chunk
-from tests.distributed.conftest import wait_for
-from tests.distributed.helpers import (
+from tests.harness.net import wait_for
+from tests.harness.tasks import (
     FRAMES,
     JOB,
-    assert_identical,
     clip,
-    download,
+    expect_identical_output,
     frame_indices,
     segment_writes,
     submit,
@@ -61,9 +60,7 @@ def test_sigterm_mid_chunk_hands_the_chunk_to_another_worker_at_once(
 
     body = wait_state(api, task_id, {"succeeded", "failed", "cancelled"})
     assert body["state"] == "succeeded", body
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)  # byte-identical to an uninterrupted run
+    out = expect_identical_output(api, task_id, reference, tmp_path)  # byte-identical to an uninterrupted run
     assert frame_indices(out) == list(range(FRAMES))
     writes = segment_writes(s3, task_id)
     assert len(writes) == SEGMENTS and set(writes.values()) == {1}, writes  # nothing redone
@@ -95,7 +92,5 @@ def test_sigterm_reaches_the_chunk_in_a_prefork_child(api, fleet, services, s3, 
     assert victim.popen.wait(30) == 0, victim.text()[-2000:]
 
     assert wait_state(api, task_id, {"succeeded", "failed"})["state"] == "succeeded"
-    out = tmp_path / "out.mp4"
-    download(api, task_id, out)
-    assert_identical(out, reference)
+    expect_identical_output(api, task_id, reference, tmp_path)
     assert set(segment_writes(s3, task_id).values()) == {1}

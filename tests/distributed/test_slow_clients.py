@@ -22,8 +22,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from tests.distributed.conftest import wait_for
-from tests.distributed.helpers import JOB, bucket_keys, clip
+from tests.harness.net import wait_for
+from tests.harness.tasks import JOB, bucket_keys, clip
 
 BOUNDARY = "slowslowslow"
 DECLARED = 1_000_000  # bytes each slow upload says it will send

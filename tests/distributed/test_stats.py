@@ -15,8 +15,10 @@ import pytest
 import requests
 
 from cli.commands.client import get_status, submit_task
-from tests.distributed.conftest import PG_ADMIN_URL, REPO, unavailable
-from tests.distributed.helpers import FRAMES, JOB, clip
+from tests.harness.cli import REPO
+from tests.harness.services import postgres_database
+from tests.harness.skips import required
+from tests.harness.tasks import FRAMES, JOB, clip
 
 
 def _stats(api: str, key: str | None = None, **params: str) -> requests.Response:
@@ -194,27 +196,8 @@ def _figures(url: str) -> tuple[dict, dict]:  # type: ignore[type-arg]
 @pytest.fixture
 def own_pg_url():
     """A database of its own, upgraded to head (the rows here must not meet the fleet)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from cli.commands.migrate import upgrade
-
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"ff_stats_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception:
-        admin.dispose()
-        unavailable("PostgreSQL")
-    try:
-        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
+    with required(), postgres_database() as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_postgresql_and_sqlite_give_the_same_figures(own_pg_url, tmp_path):

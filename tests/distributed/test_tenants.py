@@ -13,8 +13,9 @@ import pytest
 import requests
 
 from cli.commands.client import download_output, submit_task
-from tests.distributed.conftest import Operator, wait_for
-from tests.distributed.helpers import JOB, bucket_keys, clip
+from tests.harness.fleet import Operator
+from tests.harness.net import wait_for
+from tests.harness.tasks import JOB, bucket_keys, clip
 
 DONE = {"succeeded", "failed", "cancelled"}
 ACTIVE = {"planning", "running", "stitching"}

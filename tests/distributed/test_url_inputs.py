@@ -16,8 +16,8 @@ import requests
 from sqlalchemy import func, select
 
 from facefleet.records.db import Task
-from tests.distributed.conftest import MAX_UPLOAD_BYTES
-from tests.distributed.helpers import FRAMES, JOB, clip, download, frame_indices, wait_state
+from tests.harness.stack import MAX_UPLOAD_BYTES
+from tests.harness.tasks import FRAMES, JOB, clip, download, frame_indices, wait_state
 
 
 class Served:
@@ -54,9 +54,8 @@ class Served:
 @pytest.fixture(scope="module")
 def allowing_api(fleet) -> Iterator[str]:
     """An API that may fetch from 127.0.0.1 (only)."""
-    proc, url = fleet.start_api("api-egress", {"FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32"})
-    yield url
-    proc.stop()
+    with fleet.api_deployment("api-egress", {"FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32"}) as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from cli.commands.client import download_output, get_status, submit_task
-from tests.distributed.conftest import MAX_UPLOAD_BYTES
+from tests.harness.provenance import tiny_clip
+from tests.harness.stack import MAX_UPLOAD_BYTES
 from tests.media import make_text_file
-from tests.provenance.conftest import tiny_clip
 
 PROBLEM = "application/problem+json"
 FACE_JOB = {"processors": "face_anonymizer", "face_detector": "yunet", "detector_size": 320}
@@ -46,9 +46,9 @@ def _finished(api: str, task_id: str, key: str, timeout: float = 300) -> dict[st
 
 @pytest.fixture(scope="module")
 def marked(keyed_api, operator, tmp_path_factory) -> dict[str, Any]:
-    from tests.provenance.conftest import _shared_models
+    from tests.harness.provenance import yunet_folder
 
-    _shared_models()  # the workers find YuNet in the mirrors they inherit (skips where missing)
+    yunet_folder()  # the workers find YuNet in the mirrors they inherit (skips where missing)
     tmp = tmp_path_factory.mktemp("verify")
     tenant = operator.tenant()
     key = operator.key(tenant)

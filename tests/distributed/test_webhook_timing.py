@@ -9,24 +9,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.distributed.conftest import wait_for
-from tests.distributed.helpers import JOB, clip
-from tests.distributed.receivers import Receiver
-from tests.distributed.test_batches_webhooks import (  # noqa: F401 (hooks: the fixture)
-    PROGRESS_EVERY_S,
-    _deliveries,
-    _get,
-    _submit_task,
-    hooks,
-)
+from tests.harness.net import wait_for
+from tests.harness.receivers import Receiver
+from tests.harness.tasks import JOB, clip
+from tests.harness.webhooks import PROGRESS_EVERY_S, get, submit_task
+from tests.harness.webhooks import deliveries as webhook_deliveries
 
 FRAMES = 240  # 5 chunks of 48 (the stamped clip holds at most 256 frames): a job of several seconds, spanning several progress intervals
 
 
 def _run(api: dict[str, Any], target: Path, options: dict[str, Any]) -> tuple[str, float]:
-    task_id = _submit_task(api, target, options)
+    task_id = submit_task(api, target, options)
     task = wait_for(
-        lambda: (t := _get(api, f"/v1/tasks/{task_id}"))["state"] in ("succeeded", "failed") and t,
+        lambda: (t := get(api, f"/v1/tasks/{task_id}"))["state"] in ("succeeded", "failed") and t,
         180,
         "the job's end",
         interval=0.5,
@@ -36,7 +31,7 @@ def _run(api: dict[str, Any], target: Path, options: dict[str, Any]) -> tuple[st
     return task_id, took.total_seconds()
 
 
-def test_a_receiver_sleeping_30_s_does_not_slow_the_job_and_progress_keeps_its_interval(hooks, tmp_path):  # noqa: F811
+def test_a_receiver_sleeping_30_s_does_not_slow_the_job_and_progress_keeps_its_interval(hooks, tmp_path):
     target = clip(tmp_path / "long.mp4", frames=FRAMES)
     receiver = Receiver(secrets=[hooks["secret"]], delay_s=30)
     try:
@@ -55,7 +50,7 @@ def test_a_receiver_sleeping_30_s_does_not_slow_the_job_and_progress_keeps_its_i
         assert receiver.arrived.is_set()  # the slow receiver was called while the job ran
         assert hooked <= plain * 1.10, (plain, hooked)
 
-        deliveries = _deliveries(hooks, f"/v1/tasks/{task_id}/webhooks")
+        deliveries = webhook_deliveries(hooks, f"/v1/tasks/{task_id}/webhooks")
         timed_out = [a for d in deliveries for a in d["attempts"] if a.get("error")]
         assert timed_out, deliveries  # the attempts were cut off, not waited out
         progress = sorted(

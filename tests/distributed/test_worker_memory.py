@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.distributed.helpers import submit, wait_state
+from tests.harness.tasks import submit, wait_state
 from tests.media import make_clip
 
 FRAMES = 200

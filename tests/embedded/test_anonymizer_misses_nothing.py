@@ -15,8 +15,8 @@ from facefleet.modes.demo import make_sample_video
 from pipeline.faces.gate import CHECK_SCORE
 from pipeline.faces.loading import load_detector
 from pipeline.runtime import Runtime
-from tests.embedded.conftest import run_cli
-from tests.faces.conftest import REAL_DETECTORS, _shared_models
+from tests.harness.cli import REAL_DETECTORS, run_cli
+from tests.harness.cli import shared_models as shared_models_folder
 
 FPS = 25
 FIRST, LAST = 80, 120  # 3.2 s to 4.8 s: the demo's frames at 3.5 s (87) and 4.5 s (112) inside
@@ -24,7 +24,7 @@ FIRST, LAST = 80, 120  # 3.2 s to 4.8 s: the demo's frames at 3.5 s (87) and 4.5
 
 @pytest.fixture(scope="module")
 def shared_models():
-    folder = _shared_models()
+    folder = shared_models_folder()
     if not all((folder / name).is_file() for name in REAL_DETECTORS):
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the real detectors are missing from {folder}")

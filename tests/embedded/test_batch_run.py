@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from facefleet.modes.demo import make_sample_video
-from tests.embedded.conftest import REPO, facefleet_cmd, run_cli
+from tests.harness.cli import REPO, facefleet_cmd, run_cli
 
 JOB = ["--processors", "none", "--chunk-frames", "25", "--segment-frames", "5", "--no-progress"]
 

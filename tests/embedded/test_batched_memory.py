@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from facefleet.modes.demo import make_sample_video, source_face
-from tests.embedded.conftest import REPO, facefleet_cmd
 from tests.faces.models import RECOGNIZER, SWAPPER, write_test_models
+from tests.harness.cli import REPO, facefleet_cmd
 from tests.peak_memory import peak_mib
 
 FPS = 5  # a low rate keeps 10 minutes of video affordable on a shared CPU; the length is what counts
@@ -30,9 +30,9 @@ def _peak_mib(home: Path, target: Path, env: dict[str, str], source: Path) -> fl
 
 @pytest.mark.timeout(900)
 def test_a_ten_times_longer_swap_job_peaks_no_higher_with_batching(tmp_path):
-    from tests.faces.conftest import _shared_models
+    from tests.harness.cli import shared_models as shared_models_folder
 
-    models = _shared_models()
+    models = shared_models_folder()
     if not (models / "face_detection_yunet_2026may.onnx").is_file():
         pytest.skip(f"the real YuNet detector is missing from {models}")
     env = {

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.embedded.conftest import run_cli
+from tests.harness.cli import run_cli
 from tests.media import make_audio_only, make_png, make_text_file, make_truncated, make_zero_frames
 
 

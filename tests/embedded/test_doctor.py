@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedded.conftest import run_cli
-from tests.faces.conftest import _shared_models
+from tests.harness.cli import run_cli
+from tests.harness.cli import shared_models as shared_models_folder
 
 
 @pytest.fixture
 def url_mirror() -> str:
     """The real detectors as a URL mirror: a URL mirror is downloaded from, not used in place."""
-    folder = _shared_models()
+    folder = shared_models_folder()
     if not (folder / "det_500m.onnx").is_file():
         pytest.skip(f"the real detector det_500m.onnx is missing from {folder}")
     return folder.resolve().as_uri()
@@ -84,7 +84,7 @@ def test_models_are_found_beside_the_clone_without_a_setting(tmp_path):
 
 
 def test_run_picks_a_present_detector_when_the_default_is_missing_and_says_so(sample, tmp_path):
-    mirror = _shared_models()
+    mirror = shared_models_folder()
     if not (mirror / "det_500m.onnx").is_file():
         pytest.skip(f"the real detector det_500m.onnx is missing from {mirror}")
     env = {"FACEFLEET_MODEL_DIR": str(tmp_path / "models"), "FACEFLEET_MODEL_MIRRORS": str(mirror)}

@@ -11,8 +11,9 @@ from facefleet.modes.demo import make_sample_video, source_face
 from pipeline.faces.loading import load_detector
 from pipeline.quality import outside_faces, psnr_db, squared_error_outside
 from pipeline.runtime import Runtime
-from tests.embedded.conftest import run_cli
 from tests.faces.models import RECOGNIZER, SWAPPER, write_test_models
+from tests.harness.cli import run_cli
+from tests.harness.cli import shared_models as shared_models_folder
 
 
 def _decode(path):
@@ -22,10 +23,7 @@ def _decode(path):
 
 @pytest.fixture(scope="module")
 def shared_models():
-    folder = os.environ.get("FACEFLEET_TEST_MODELS", "")
-    from tests.faces.conftest import _shared_models
-
-    folder = _shared_models()
+    folder = shared_models_folder()
     if not (folder / "face_detection_yunet_2026may.onnx").is_file():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the real YuNet detector is missing from {folder}")

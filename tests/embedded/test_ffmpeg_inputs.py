@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedded.conftest import run_cli
 from tests.ffmpeg_media import (
     AUDIO_RATE,
     FPS,
@@ -25,6 +24,7 @@ from tests.ffmpeg_media import (
     make_kind,
     psnr,
 )
+from tests.harness.cli import run_cli
 
 # The mean over the frames, and a floor for any one frame (a wrong or shifted picture is
 # far below both). x264's MB-tree (its default, as the ffmpeg CLI runs it) moves bits to the

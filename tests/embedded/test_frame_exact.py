@@ -4,7 +4,7 @@ frame the requested range of the source, with its timestamps, rotation and audio
 import pytest
 
 from pipeline.probe import probe
-from tests.embedded.conftest import run_cli
+from tests.harness.cli import run_cli
 from tests.pipeline.engine import KINDS, check_output
 
 

@@ -9,15 +9,15 @@ import hashlib
 import pytest
 
 from facefleet.modes.demo import make_sample_video, source_face
-from tests.embedded.conftest import run_cli
 from tests.faces.models import RECOGNIZER, SWAPPER, write_test_models
+from tests.harness.cli import run_cli
 
 
 @pytest.mark.parametrize("detector", ["det_500m", "yunet"])
 def test_batch_1_and_batch_8_give_the_same_bytes(tmp_path, detector):
-    from tests.faces.conftest import _shared_models
+    from tests.harness.cli import shared_models as shared_models_folder
 
-    models = _shared_models()
+    models = shared_models_folder()
     if not (models / "det_500m.onnx").is_file():
         pytest.skip(f"the real detectors are missing from {models}")
     clip = make_sample_video(tmp_path / "clip.mp4", seconds=1.2, width=640, height=360)

@@ -17,7 +17,7 @@ import pytest
 
 from facefleet.modes.demo import make_sample_video
 from facefleet.modes.local_children import end_survivors
-from tests.embedded.conftest import REPO, facefleet_cmd, run_cli
+from tests.harness.cli import REPO, facefleet_cmd, run_cli
 
 SEGMENT = 10
 JOB = ["--processors", "none", "--chunk-frames", "50", "--segment-frames", str(SEGMENT), "--preset", "slower"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.embedded.conftest import run_cli
+from tests.harness.cli import run_cli
 
 
 def _kept_job(sample: Path, home: Path, out: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedded.conftest import REPO, facefleet_cmd
 from tests.ffmpeg_media import ffmpeg
+from tests.harness.cli import REPO, facefleet_cmd
 from tests.peak_memory import peak_mib
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.embedded.conftest import run_cli
 from tests.ffmpeg_media import decoded_images, ffprobe, frame_times, indices, make_kind, make_tracks, psnr
+from tests.harness.cli import run_cli
 
 # The mean over the frames, and a floor for any one frame (a wrong or shifted picture is
 # far below both). x264's MB-tree (its default, as the ffmpeg CLI runs it) moves bits to the

@@ -25,7 +25,6 @@ from facefleet.task.quality import batch_quality
 from pipeline.faces.geometry import align_crop, arcface_template
 from pipeline.faces.loading import load_detector
 from pipeline.runtime import Runtime
-from tests.embedded.conftest import run_cli
 from tests.faces.models import (
     ENHANCER,
     FAITHFUL_SWAPPER,
@@ -33,6 +32,7 @@ from tests.faces.models import (
     UNCHANGED_SWAPPER,
     write_test_models,
 )
+from tests.harness.cli import run_cli
 from tests.media import write_clip_of
 
 EVERY = 5  # frames: 40 frames sample 8
@@ -40,9 +40,9 @@ EVERY = 5  # frames: 40 frames sample 8
 
 @pytest.fixture(scope="module")
 def shared_yunet() -> Path:
-    from tests.faces.conftest import _shared_models
+    from tests.harness.cli import shared_models as shared_models_folder
 
-    folder = _shared_models()
+    folder = shared_models_folder()
     if not (folder / "face_detection_yunet_2026may.onnx").is_file():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the real YuNet detector is missing from {folder}")

@@ -25,7 +25,7 @@ from facefleet.task.jobs import cancel_task, create_task, get_task, retry_task
 from facefleet.task.planning import plan_task
 from facefleet.task.segments import resume_point
 from facefleet.task.stitching import stitch_task
-from tests.distributed.conftest import free_port
+from tests.harness.net import free_port
 
 TASK = "recovery"
 

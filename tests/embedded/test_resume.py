@@ -2,39 +2,12 @@
 segment in flight per chunk, and the output is byte-identical to an uninterrupted run."""
 
 import os
-import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.embedded.conftest import REPO, facefleet_cmd, run_cli
-
-JOB = ["--processors", "none", "--chunk-frames", "30", "--segment-frames", "5", "--no-progress"]
-
-
-def _segments(home: Path) -> dict[str, tuple[int, int]]:
-    """Stored segment files -> (inode, mtime): a rewrite replaces the file, so both change."""
-    root = home / "bucket"
-    return {
-        p.relative_to(root).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
-        for p in root.glob("tasks/*/work/segments/*/*.mp4")
-    }
-
-
-def _run_and_kill(home: Path, args: list[str], after_segments: int) -> None:
-    env = dict(os.environ, FACEFLEET_HOME=str(home), FACEFLEET_KEEP_WORK_FILES="1")
-    child = subprocess.Popen(facefleet_cmd(*args), env=env, cwd=REPO, start_new_session=True)
-    deadline = time.monotonic() + 120
-    try:
-        while len(_segments(home)) < after_segments:
-            assert child.poll() is None, "the job finished before it could be interrupted"
-            assert time.monotonic() < deadline, "no segments appeared"
-            time.sleep(0.005)
-    finally:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait()
+from tests.harness.cli import RESUMABLE_JOB as JOB
+from tests.harness.cli import run_and_kill, run_cli, stored_segments
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +24,13 @@ def reference(sample, tmp_path_factory) -> bytes:
 def test_killed_run_resumes_without_redoing_work(sample, tmp_path, reference, workers):
     home, out = tmp_path / "home", tmp_path / "out.mp4"
     args = ["run", "--target", str(sample), "--output", str(out), "--workers", str(workers), *JOB]
-    _run_and_kill(home, args, after_segments=3)
+    run_and_kill(home, args, after_segments=3)
     assert not out.exists()
-    before = _segments(home)
+    before = stored_segments(home)
 
     result = run_cli(home, *args, env={"FACEFLEET_KEEP_WORK_FILES": "1"})
     assert result.returncode == 0, result.stderr
-    after = _segments(home)
+    after = stored_segments(home)
 
     redone: dict[str, int] = {}
     for key, identity in before.items():
@@ -117,7 +90,7 @@ def test_a_run_interrupted_twelve_times_still_finishes(sample, tmp_path, referen
     one_chunk = ["--processors", "none", "--chunk-frames", "100", "--segment-frames", "5", "--no-progress"]
     args = ["run", "--target", str(sample), "--output", str(out), *one_chunk]  # 20 segments, one chunk
     for interruption in range(12):
-        _run_and_kill(home, args, after_segments=interruption + 1)
+        run_and_kill(home, args, after_segments=interruption + 1)
     result = run_cli(home, *args, env={"FACEFLEET_KEEP_WORK_FILES": "1"})
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == reference

@@ -9,8 +9,8 @@ from alembic.script import ScriptDirectory
 
 from cli.commands.migrate import alembic_config
 from facefleet.records.local_schema import SCHEMA_REVISION
-from tests.embedded.conftest import run_cli
-from tests.embedded.test_resume import JOB, _run_and_kill
+from tests.harness.cli import RESUMABLE_JOB as JOB
+from tests.harness.cli import run_and_kill, run_cli
 
 # what revisions 0007-0009 added, as a database made before them lacks it
 LATER_COLUMNS = {"tasks": ["infra_failing_since"], "chunks": ["frames_accounted", "lease_token"]}
@@ -35,7 +35,7 @@ def _columns(database: Path, table: str) -> set[str]:
 def test_a_job_interrupted_before_an_upgrade_resumes_after_it(sample, tmp_path):
     home, out = tmp_path / "home", tmp_path / "out.mp4"
     args = ["run", "--target", str(sample), "--output", str(out), *JOB]
-    _run_and_kill(home, args, after_segments=3)
+    run_and_kill(home, args, after_segments=3)
     _as_made_before_0007(home / "facefleet.db")
 
     result = run_cli(home, *args)

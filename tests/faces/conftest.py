@@ -13,21 +13,17 @@ import skimage.data
 from pipeline.faces.loading import clear_swapper_cache
 from pipeline.models import clear_sessions
 from pipeline.runtime import Runtime
+from tests.harness.cli import REAL_DETECTORS, REPO
+from tests.harness.cli import shared_models as shared_models_folder
 
 from .models import write_test_models
 
-REPO = Path(__file__).resolve().parents[2]
 INSIGHTFACE_IMAGES = REPO / ".venv/lib/python3.11/site-packages/insightface/data/images"
-REAL_DETECTORS = ("det_500m.onnx", "face_detection_yunet_2026may.onnx")
-
-
-def _shared_models() -> Path:
-    return Path(os.environ.get("FACEFLEET_TEST_MODELS", REPO.parent / "shared" / "models"))
 
 
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
-    folder = _shared_models()
+    folder = shared_models_folder()
     missing = [name for name in REAL_DETECTORS if not (folder / name).is_file()]
     if missing:
         message = (

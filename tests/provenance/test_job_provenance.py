@@ -9,9 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.embedded.conftest import run_cli
-from tests.embedded.test_resume import _run_and_kill
-from tests.provenance.conftest import FACE_JOB, run_job, stored_provenance, tiny_clip, verify
+from tests.harness.cli import run_and_kill, run_cli
+from tests.harness.provenance import FACE_JOB, run_job, stored_provenance, tiny_clip, verify
 
 CHUNKS = ["--chunk-frames", "25", "--segment-frames", "5"]
 
@@ -46,7 +45,7 @@ def test_a_resumed_run_gives_the_bytes_of_an_uninterrupted_one_with_the_watermar
     args = ["run", "--target", str(clip), "--output", str(out), "--no-progress", *FACE_JOB, *CHUNKS]
     for name, value in face_env.items():  # the killed run inherits this process's environment
         monkeypatch.setenv(name, value)
-    _run_and_kill(home, args, after_segments=4)
+    run_and_kill(home, args, after_segments=4)
     assert not out.exists()
     result = run_cli(home, *args, env={**face_env, "FACEFLEET_KEEP_WORK_FILES": "1"})
     assert result.returncode == 0, result.stderr

@@ -11,8 +11,8 @@ import av
 import pytest
 
 from facefleet.modes.demo import make_sample_video
+from tests.harness.provenance import FACE_JOB, run_job, stored_provenance, verify
 from tests.provenance.certificates import SIGNER_NAME
-from tests.provenance.conftest import FACE_JOB, run_job, stored_provenance, verify
 
 # 12 s at 10 frames per second: long enough to cut 10 s from its middle, short enough to run
 SECONDS, FPS = 12, 10

@@ -1,4 +1,7 @@
-"""Helpers for the distributed tests: clips, HTTP calls, waiting, checking outputs."""
+"""A task's life over HTTP, as the distributed tests and the benches drive it: the standard
+clip and job, submit, wait for a state, download, and the one check that an output is the
+reference's bytes (``expect_identical_output``, naming the frames that differ if not); and
+what a task left in the bucket."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import requests
 
 from cli.commands.client import download_output, submit_task
 from facefleet.records import keys
+from tests.harness.services import S3Server
 from tests.media import frame_index, make_clip
 
 FRAMES = 96
@@ -68,6 +72,15 @@ def download(api: str, task_id: str, out: Path) -> bytes:
     return download_output(api, task_id, out).read_bytes()
 
 
+def expect_identical_output(api: str, task_id: str, reference: bytes, folder: Path) -> Path:
+    """Download the task's output into ``folder`` and check that it holds exactly
+    ``reference``'s bytes (the message names the frames that differ if not); its path."""
+    out = folder / f"{task_id}.mp4"
+    download(api, task_id, out)
+    assert_identical(out, reference)
+    return out
+
+
 def frame_indices(path: Path) -> list[int]:
     with av.open(str(path)) as container:
         return [frame_index(f) for f in container.decode(video=0)]
@@ -98,20 +111,20 @@ def has_audio(path: Path) -> bool:
         return bool(container.streams.audio) and any(True for _ in container.decode(audio=0))
 
 
-def segment_writes(s3: dict[str, Any], task_id: str) -> Counter[str]:
+def segment_writes(s3: S3Server, task_id: str) -> Counter[str]:
     """How many times each segment object was written (the bucket keeps every version)."""
     counts: Counter[str] = Counter()
     prefix = f"{keys.TaskKeys(task_id).work_prefix}segments/"
-    paginator = s3["client"].get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=s3["bucket"], Prefix=prefix):
+    paginator = s3.client.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=s3.bucket, Prefix=prefix):
         for version in page.get("Versions", []):
             counts[version["Key"]] += 1
     return counts
 
 
-def bucket_keys(s3: dict[str, Any], prefix: str = "") -> set[str]:
+def bucket_keys(s3: S3Server, prefix: str = "") -> set[str]:
     found: set[str] = set()
-    paginator = s3["client"].get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=s3["bucket"], Prefix=prefix):
+    paginator = s3.client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=s3.bucket, Prefix=prefix):
         found.update(item["Key"] for item in page.get("Contents", []))
     return found
