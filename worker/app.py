@@ -9,6 +9,7 @@ that each can get its own pool of workers.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from kombu import Queue
@@ -30,6 +31,30 @@ from worker.breaker import Breaker
 from worker.lifecycle import Lifecycle
 
 PROCESS_START_S = 600.0
+
+# The environment variables Celery adds while the worker starts (its logging set-up, run just
+# after ``worker_init``, where our threads start and connect to PostgreSQL and Redis).
+CELERY_STARTUP_ENV = (
+    "CELERY_LOG_LEVEL",
+    "CELERY_LOG_FILE",
+    "CELERY_LOG_REDIRECT",
+    "CELERY_LOG_REDIRECT_LEVEL",
+    "_MP_FORK_LOGLEVEL_",
+    "_MP_FORK_LOGFILE_",
+    "_MP_FORK_LOGFORMAT_",
+)
+
+
+def preset_celery_environment() -> None:
+    """Give the variables Celery sets at start-up a value before any thread starts.
+
+    glibc's ``setenv`` grows the environment by reallocating its array, and ``getenv`` in
+    another thread (libpq, the resolver, with the GIL released) may still read the freed
+    one: the worker died of SIGSEGV in libc now and then, right after ``worker_init``. A
+    name that already exists is replaced in place, which is safe. An empty value means the
+    same to Celery as an absent one."""
+    for name in CELERY_STARTUP_ENV:
+        os.environ.setdefault(name, "")
 
 
 def create_celery(

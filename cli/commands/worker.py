@@ -125,6 +125,9 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     metrics_dir = use_private_dir("worker") if port else None  # before prometheus_client is imported
     if not port:
         os.environ.pop(MULTIPROC_ENV, None)  # metrics stay in each process, unread
+    from worker.app import preset_celery_environment
+
+    preset_celery_environment()  # process set-up: before the first thread starts
     try:
         app = _app(
             settings,

@@ -47,10 +47,17 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def exit_status(self) -> str:
+        """How it ended: its exit code, or the signal that killed it (a crash shows here)."""
+        code = self.popen.poll()
+        if code is not None and code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
     def wait_for_log(self, needle: str, timeout: float = 60) -> None:
         def seen() -> bool:
             if not self.alive():
-                raise AssertionError(f"{self.name} exited:\n{self.text()[-3000:]}")
+                raise AssertionError(f"{self.name} exited ({self.exit_status()}):\n{self.text()[-3000:]}")
             return needle in self.text()
 
         wait_for(seen, timeout, f"{needle!r} in {self.name}'s log", interval=0.1)
