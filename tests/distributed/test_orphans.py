@@ -91,11 +91,13 @@ def test_an_api_killed_mid_upload_leaves_nothing_after_the_grace_period(api, fle
 def test_a_late_writer_after_the_clean_up_or_a_delete_is_swept(api, fleet, s3, tmp_path):
     sweeper(fleet)
     target = clip(tmp_path / "clip.mp4")
-    kept, deleted = submit(api, target), submit(api, target)
-    for task_id in (kept, deleted):
-        assert wait_state(api, task_id, {"succeeded", "failed"}, timeout=120)["state"] == "succeeded"
+    # one worker takes them in turn: the kept task ends last, and its late write comes soon
+    # after its end, while the sweep still looks at ended tasks (a few grace periods)
+    deleted, kept = submit(api, target), submit(api, target)
+    assert wait_state(api, deleted, {"succeeded", "failed"}, timeout=120)["state"] == "succeeded"
     assert requests.delete(f"{api}/v1/tasks/{deleted}", timeout=10).status_code in (200, 202, 204)
     wait_for(lambda: not bucket_keys(s3, keys.TaskKeys(deleted).prefix), 30, "the DELETE's clean-up")
+    assert wait_state(api, kept, {"succeeded", "failed"}, timeout=120)["state"] == "succeeded"
     time.sleep(0.5)
     late = [keys.TaskKeys(task_id).segment(0, 0) for task_id in (kept, deleted)]
     for key in late:  # a holder that lost its lease stores a segment after all

@@ -36,9 +36,10 @@ def test_twenty_concurrent_submissions_against_max_queued_two(keyed_api, operato
         answers = list(pool.map(lambda _: _submit(keyed_api, key, target), range(20)))
     codes = sorted(a.status_code for a in answers)
     assert codes == [201] * 2 + [429] * 18, codes
-    # refused by the quota, or earlier, before their bodies, by the tenant's upload slots
+    # refused by the quota, or earlier, before their bodies, by the tenant's upload slots or
+    # an API process's own (busy: it is receiving its most, which 20 at once on 2 cores reach)
     kinds = {a.json()["type"].rsplit("/", 1)[-1] for a in answers if a.status_code == 429}
-    assert "too-many-queued" in kinds and kinds <= {"too-many-queued", "too-many-uploads"}, kinds
+    assert "too-many-queued" in kinds and kinds <= {"too-many-queued", "too-many-uploads", "busy"}, kinds
     refused = next(
         a for a in answers if a.status_code == 429 and a.json()["type"].endswith("too-many-queued")
     )

@@ -165,8 +165,9 @@ def _body() -> bytes:
 
 
 @pytest.fixture
-def tenant_key(operator, guarded_api, tmp_path):  # type: ignore[no-untyped-def]
+def tenant_key(operator, fleet, guarded_api, tmp_path):  # type: ignore[no-untyped-def]
     """A tenant, its key, and one task of it (for status reads)."""
+    fleet.ensure_workers()  # whatever the test before left, the task has workers to end on
     tenant = operator.tenant()
     key = operator.key(tenant)
     created = requests.post(
