@@ -81,7 +81,8 @@ def _populate(pg_url: str, tasks: int) -> tuple[str, str]:
 
     from sqlalchemy import insert
 
-    from facefleet.records.db import Chunk, Task, make_engine, make_sessionmaker, utcnow
+    from facefleet.records.db import Chunk, Task, utcnow
+    from facefleet.records.engine import make_engine, make_sessionmaker
     from facefleet.records.states import ChunkState, TaskState
     from facefleet.tenants.tenancy import create_key, create_tenant
 

@@ -71,7 +71,8 @@ def main() -> None:
 
 def _populate(settings) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     """A tenant with a key and one running task; returns the key and the task's id."""
-    from facefleet.records.db import Task, make_engine, make_sessionmaker, utcnow
+    from facefleet.records.db import Task, utcnow
+    from facefleet.records.engine import make_engine, make_sessionmaker
     from facefleet.records.states import TaskState
     from facefleet.tenants.tenancy import create_key, create_tenant
 
@@ -244,7 +245,8 @@ def _delivery(settings, events: int) -> None:  # type: ignore[no-untyped-def]
 
     from sqlalchemy import insert
 
-    from facefleet.records.db import make_engine, make_sessionmaker, utcnow
+    from facefleet.records.db import utcnow
+    from facefleet.records.engine import make_engine, make_sessionmaker
     from facefleet.records.event_tables import WebhookEvent
     from worker.deliverer import Deliverer
 

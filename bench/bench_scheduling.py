@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from facefleet.fleet.dispatch import release  # noqa: E402
-from facefleet.records.db import make_sessionmaker  # noqa: E402
+from facefleet.records.engine import make_sessionmaker  # noqa: E402
 from tests.harness.services import postgres_database  # noqa: E402
 
 ADMIN_URL = os.environ.get("FACEFLEET_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")

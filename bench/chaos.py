@@ -53,7 +53,8 @@ def main() -> None:
     from sqlalchemy import select
     from sqlalchemy.engine import make_url
 
-    from facefleet.records.db import Chunk, make_engine, make_sessionmaker
+    from facefleet.records.db import Chunk
+    from facefleet.records.engine import make_engine, make_sessionmaker
     from facefleet.records.states import ChunkState
     from tests.harness.fleet import Fleet
     from tests.harness.proxy import TcpProxy

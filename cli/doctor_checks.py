@@ -188,7 +188,7 @@ def _disk_setting(name: str) -> str:
 def check_embedded_database(settings: Settings) -> Check:
     from sqlalchemy import text
 
-    from facefleet.records.db import make_engine
+    from facefleet.records.engine import make_engine
     from facefleet.records.local_schema import SCHEMA_REVISION
 
     path = settings.home / "facefleet.db"
@@ -216,7 +216,7 @@ def check_database(settings: Settings) -> Check:
     from sqlalchemy.exc import SQLAlchemyError
 
     from cli.commands.migrate import alembic_config
-    from facefleet.records.db import normalize_url
+    from facefleet.records.engine import normalize_url
 
     assert settings.database_url
     head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from facefleet.config.settings import Settings
 from facefleet.events.webhooks import MAX_ANSWER_BYTES, Claimed, RetryPolicy, claim, deliver
-from facefleet.records.db import make_engine, make_sessionmaker
+from facefleet.records.engine import make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 

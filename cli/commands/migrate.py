@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
 def alembic_config(database_url: str) -> Any:
     from alembic.config import Config
 
-    from facefleet.records.db import normalize_url
+    from facefleet.records.engine import normalize_url
 
     config = Config(str(REPO / "alembic.ini"))
     config.set_main_option("script_location", str(REPO / "migrations"))
@@ -47,7 +47,7 @@ def wait_for_database(database_url: str, seconds: float) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
-    from facefleet.records.db import normalize_url
+    from facefleet.records.engine import normalize_url
 
     engine = create_engine(normalize_url(database_url))
     deadline = time.monotonic() + seconds

@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
 
 
 def _sessions(settings: Settings) -> Any:
-    from facefleet.records.db import make_engine, make_sessionmaker
+    from facefleet.records.engine import make_engine, make_sessionmaker
 
     if not settings.database_url:
         raise SystemExit("facefleet: FACEFLEET_DATABASE_URL is not set")

@@ -38,7 +38,7 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
 def _sessions(settings: Settings) -> sessionmaker | None:
     """The database the watermark's short id is looked up in: the deployment's, else the
     embedded one where it exists; None: the short id is printed as found."""
-    from facefleet.records.db import make_engine, make_sessionmaker
+    from facefleet.records.engine import make_engine, make_sessionmaker
 
     if settings.database_url:
         url = settings.database_url

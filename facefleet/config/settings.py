@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from facefleet.records.db import DatabaseTimeouts
+from facefleet.records.engine import DatabaseTimeouts
 from pipeline.limits import MediaLimits
 from pipeline.quality import Thresholds
 from pipeline.runtime import Runtime

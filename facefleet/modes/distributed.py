@@ -25,7 +25,7 @@ from facefleet.fleet.queues import REAP_TASK as REAP_TASK
 from facefleet.fleet.queues import STITCH_TASK as STITCH_TASK
 from facefleet.fleet.queues import STITCHING as STITCHING
 from facefleet.fleet.redis_state import RedisState
-from facefleet.records.db import make_engine, make_sessionmaker
+from facefleet.records.engine import make_engine, make_sessionmaker
 from facefleet.storage.s3 import S3Storage
 
 

@@ -29,7 +29,8 @@ from facefleet.observability import memory
 from facefleet.provenance.signing import check_signing
 from facefleet.records import keys
 from facefleet.records.checkpoints import SqlCheckpoints
-from facefleet.records.db import Task, make_engine, make_sessionmaker
+from facefleet.records.db import Task
+from facefleet.records.engine import make_engine, make_sessionmaker
 from facefleet.records.local_schema import ensure_schema
 from facefleet.records.states import TaskState
 from facefleet.storage import scratch

@@ -1,1 +1,1 @@
-"""What is written down: the tables, the states and their moves, bucket keys, checkpoints, the embedded schema."""
+"""What is written down: the tables, engines and sessions, the states and their moves, bucket keys, checkpoints, the embedded schema."""

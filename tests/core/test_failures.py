@@ -7,7 +7,7 @@ import errno
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from facefleet.records.db import normalize_url
+from facefleet.records.engine import normalize_url
 from facefleet.storage.base import StorageError
 from facefleet.task.failures import describe, scrub
 from pipeline.errors import InvalidMediaError

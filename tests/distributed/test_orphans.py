@@ -135,7 +135,7 @@ def test_task_busy_reads_the_leases_of_the_task_only(services):
 
 
 def test_database_connections_have_tcp_keepalives_and_a_user_timeout(pg_url):
-    from facefleet.records.db import make_engine
+    from facefleet.records.engine import make_engine
 
     engine = make_engine(pg_url)
     try:

@@ -16,7 +16,8 @@ import requests
 from sqlalchemy import create_engine, select, text
 
 from facefleet.fleet.dispatch import release
-from facefleet.records.db import Chunk, Task, Tenant, make_sessionmaker, utcnow
+from facefleet.records.db import Chunk, Task, Tenant, utcnow
+from facefleet.records.engine import make_sessionmaker
 from tests.harness.net import wait_for
 from tests.harness.services import postgres_database
 from tests.harness.skips import required

@@ -173,7 +173,8 @@ def _rows():  # type: ignore[no-untyped-def]
 def _figures(url: str) -> tuple[dict, dict]:  # type: ignore[type-arg]
     """(the default tenant's figures, everyone's)."""
     from facefleet.observability.stats import compute
-    from facefleet.records.db import Base, Tenant, make_engine, make_sessionmaker
+    from facefleet.records.db import Base, Tenant
+    from facefleet.records.engine import make_engine, make_sessionmaker
 
     engine = make_engine(url)
     try:
@@ -229,7 +230,8 @@ def test_the_window_is_read_through_the_indexes(own_pg_url):
     from sqlalchemy import event, insert
 
     from facefleet.observability.stats import compute
-    from facefleet.records.db import Chunk, Task, make_engine, make_sessionmaker
+    from facefleet.records.db import Chunk, Task
+    from facefleet.records.engine import make_engine, make_sessionmaker
     from facefleet.records.states import ChunkState, TaskState
 
     engine = make_engine(own_pg_url)
