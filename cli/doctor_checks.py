@@ -45,10 +45,13 @@ def models_for(processors: list[str], options: dict[str, object]) -> list[str]:
     """The models a chain needs with the given options (the JobOptions' defaults fill in)."""
     from facefleet.config.options import JobOptions
 
-    values = JobOptions.model_validate(options).model_dump()
+    parsed = JobOptions.model_validate(options)
+    values = parsed.model_dump()
     names = [str(values[f]) for p in processors for f in _PROCESSOR_MODELS.get(p, ())]
-    if processors and values["face_selector"] == "reference":
+    if processors and parsed.selector_mode == "reference":
         names.append(str(values["face_recognizer"]))
+    if processors and parsed.face_attribute_model and parsed.selector_filters:
+        names.append(parsed.face_attribute_model)
     return list(dict.fromkeys(names))
 
 

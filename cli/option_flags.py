@@ -21,12 +21,23 @@ class Flag(NamedTuple):  # not a dataclass: `--help` would import inspect for it
     default: object = None  # JobOptions' default, shown in the help (None: none)
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
+    aliases: tuple[str, ...] = ()  # older spellings of the flag, still accepted
 
 
 PROCESSOR_CHOICES = ("face_swapper", "face_enhancer", "face_anonymizer", "face_debugger")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 PIX_FMTS = ("yuv420p", "yuv420p10le", "yuv422p", "yuv422p10le", "yuv444p", "yuv444p10le")
 DETECTORS = ("det_10g", "det_500m", "yunet")
+SELECTOR_ORDERS = (
+    "left-right",
+    "right-left",
+    "top-bottom",
+    "bottom-top",
+    "small-large",
+    "large-small",
+    "best-worst",
+    "worst-best",
+)
 
 # option field -> its flag; the plain values of JobOptions a job on one machine uses
 JOB_FLAGS: dict[str, Flag] = {
@@ -64,12 +75,47 @@ JOB_FLAGS: dict[str, Flag] = {
     ),
     "face_selector": Flag(
         str,
-        "which faces to process: all, the largest, the leftmost, or those like --reference",
+        "which faces to process: all, the largest, the leftmost, or those like --reference "
+        "(aliases of a mode and an order: all = many as detected, largest = one large-small, "
+        "leftmost = one left-right)",
         "all",
         ("all", "largest", "leftmost", "reference"),
     ),
-    "reference_distance": Flag(
-        float, "--face-selector reference: how unlike the reference a face may be (0-2)", 0.6, metavar="D"
+    "face_selector_mode": Flag(
+        str,
+        "FaceFusion's selector: many (every face), one (the first in --face-selector-order), "
+        "reference (those like --reference); default: from --face-selector",
+        None,
+        ("many", "one", "reference"),
+    ),
+    "face_selector_order": Flag(
+        str,
+        "the order faces are taken in (box x, box y, box area, detector score); default: "
+        "large-small with --face-selector-mode, else --face-selector's",
+        None,
+        SELECTOR_ORDERS,
+    ),
+    "reference_face_distance": Flag(
+        float,
+        "reference mode: how unlike the reference a face may be, as 1 - cosine similarity of "
+        "the recogniser's embeddings (0-2)",
+        0.6,
+        metavar="D",
+        aliases=("--reference-distance",),
+    ),
+    "face_selector_age_start": Flag(
+        int, "keep faces at least this old (0-100; needs --face-attribute-model)", metavar="AGE"
+    ),
+    "face_selector_age_end": Flag(
+        int, "keep faces at most this old (0-100; needs --face-attribute-model)", metavar="AGE"
+    ),
+    "face_selector_gender": Flag(
+        str, "keep faces of this gender (needs --face-attribute-model)", None, ("female", "male")
+    ),
+    "face_attribute_model": Flag(
+        str,
+        "gender and age model for the selector's filters (genderage, declared in the model manifest)",
+        metavar="MODEL",
     ),
     "face_detector": Flag(
         str,
@@ -147,6 +193,7 @@ def add_option_flags(parser: argparse.ArgumentParser, flags: dict[str, Flag]) ->
             metavar = "{" + ",".join(flag.choices) + "}" if flag.choices else flag.metavar
             group.add_argument(
                 flag_name(name),
+                *flag.aliases,
                 dest=name,
                 type=flag.kind,
                 default=None,

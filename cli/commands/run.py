@@ -220,9 +220,13 @@ def _warn_ignored(args: argparse.Namespace, processors: list[str]) -> None:
     """Say so when an input the user gave is not used by the chain they chose."""
     if args.source and "face_swapper" not in processors:
         print("facefleet: warning: --source is used only by face_swapper; it is ignored", file=sys.stderr)
-    if args.reference and getattr(args, "face_selector", None) != "reference":
+    reference = "reference" in (
+        getattr(args, "face_selector", None),
+        getattr(args, "face_selector_mode", None),
+    )
+    if args.reference and not reference:
         print(
-            "facefleet: warning: --reference is used only with --face-selector reference; it is ignored",
+            "facefleet: warning: --reference is used only with --face-selector(-mode) reference; it is ignored",
             file=sys.stderr,
         )
 

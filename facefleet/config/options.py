@@ -22,6 +22,8 @@ SCHEDULING_OPTIONS = (
     frozenset({"processors", "chunk_frames", "segment_frames", "priority", "deadline_s", "queue_ttl_s"})
     | DELIVERY_OPTIONS
 )
+# face_selector's values as face_selector_mode's
+SELECTOR_ALIAS_MODES = {"all": "many", "largest": "one", "leftmost": "one", "reference": "reference"}
 WebhookEventName = Literal["started", "progress", "succeeded", "failed", "cancelled", "batch_completed"]
 # the events sent when webhook_events is not given: every one but progress
 DEFAULT_WEBHOOK_EVENTS = ("started", "succeeded", "failed", "cancelled", "batch_completed")
@@ -53,8 +55,29 @@ class JobOptions(BaseModel):
     deadline_s: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
     queue_ttl_s: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
     # face pipeline
+    # which faces: FaceFusion's mode, order and filters; face_selector's values are aliases
+    # of a mode and an order (README, "Choosing faces")
     face_selector: Literal["all", "largest", "leftmost", "reference"] = "all"
-    reference_distance: float = Field(default=0.6, gt=0, le=2)
+    face_selector_mode: Literal["many", "one", "reference"] | None = None
+    face_selector_order: (
+        Literal[
+            "left-right",
+            "right-left",
+            "top-bottom",
+            "bottom-top",
+            "small-large",
+            "large-small",
+            "best-worst",
+            "worst-best",
+        ]
+        | None
+    ) = None
+    # 1 - cosine similarity of ArcFace embeddings (0-2); reference_distance: its older name
+    reference_face_distance: float = Field(default=0.6, gt=0, le=2)
+    face_selector_age_start: int | None = Field(default=None, ge=0, le=100)
+    face_selector_age_end: int | None = Field(default=None, ge=0, le=100)
+    face_selector_gender: Literal["female", "male"] | None = None
+    face_attribute_model: str | None = Field(default=None, max_length=MAX_MODEL_NAME)
     face_detector: str = Field(default="det_10g", max_length=MAX_MODEL_NAME)
     detector_score: float = Field(default=0.5, gt=0, lt=1)
     detector_nms: float = Field(default=0.4, gt=0, lt=1)
@@ -84,6 +107,52 @@ class JobOptions(BaseModel):
             return parse_processor_names(value)
         except PipelineError as exc:
             raise ValueError(str(exc)) from exc
+
+    @property
+    def selector_mode(self) -> str:
+        """many, one or reference: face_selector_mode, else face_selector's."""
+        return self.face_selector_mode or SELECTOR_ALIAS_MODES[self.face_selector]
+
+    @property
+    def selector_filters(self) -> bool:
+        """Whether an age or gender filter is asked for (the attribute model then runs)."""
+        return any(
+            value is not None
+            for value in (self.face_selector_age_start, self.face_selector_age_end, self.face_selector_gender)
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_names(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "reference_distance" in data:
+            if "reference_face_distance" in data:
+                raise ValueError("reference_distance: give reference_face_distance only (its new name)")
+            data = {**data, "reference_face_distance": data["reference_distance"]}
+            del data["reference_distance"]
+        return data
+
+    @model_validator(mode="after")
+    def _check_selector(self) -> JobOptions:
+        if self.face_selector != "all" and self.face_selector_mode is not None:
+            raise ValueError(
+                f"face_selector_mode: face_selector {self.face_selector} is itself a mode and an "
+                "order; give one of the two"
+            )
+        if self.face_selector in ("largest", "leftmost") and self.face_selector_order is not None:
+            raise ValueError(
+                f"face_selector_order: face_selector {self.face_selector} has its own order; "
+                "use face_selector_mode one with the order"
+            )
+        start, end = self.face_selector_age_start, self.face_selector_age_end
+        if start is not None and end is not None and end < start:
+            raise ValueError("face_selector_age_end must not be below face_selector_age_start")
+        for name in ("face_selector_age_start", "face_selector_age_end", "face_selector_gender"):
+            if getattr(self, name) is not None and not self.face_attribute_model:
+                raise ValueError(
+                    f"{name}: needs an attribute model, and none is configured: set "
+                    "face_attribute_model (genderage, declared with its sha256 in the model manifest)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _check_trim(self) -> JobOptions:
@@ -116,6 +185,8 @@ def parse_options(data: dict[str, Any], defaults: dict[str, Any] | None = None) 
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown option"
+        if not first["loc"] and message.split(":", 1)[0] in JobOptions.model_fields:
+            raise OptionsError(message) from exc  # the message names its field
         raise OptionsError(f"{where}: {message}") from exc
 
 

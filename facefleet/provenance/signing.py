@@ -71,12 +71,14 @@ def models_used(options: JobOptions, runtime: Runtime) -> list[dict[str, Any]]:
     names: list[str] = []
     if options.processors:
         names.append(options.face_detector)
-    if "face_swapper" in options.processors or options.face_selector == "reference":
+    if "face_swapper" in options.processors or options.selector_mode == "reference":
         names.append(options.face_recognizer)
     if "face_swapper" in options.processors:
         names.append(options.swapper_model)
     if "face_enhancer" in options.processors:
         names.append(options.enhancer_model)
+    if options.processors and options.face_attribute_model and options.selector_filters:
+        names.append(options.face_attribute_model)
     from pipeline.models.registry import ModelRegistry  # here: pipeline.models loads numpy
 
     registry = ModelRegistry.load(runtime.model_manifest)

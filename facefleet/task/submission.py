@@ -256,8 +256,9 @@ def _options(draft: Draft, settings: Settings) -> JobOptions:
         raise InvalidSubmission(
             "missing field: source (the face_swapper needs a source face image)", field="source"
         )
-    if options.face_selector == "reference" and draft.reference_key is None:
-        raise OptionsError("face_selector: 'reference' needs a reference image (field reference)")
+    if options.selector_mode == "reference" and draft.reference_key is None:
+        field = "face_selector_mode" if options.face_selector_mode else "face_selector"
+        raise OptionsError(f"{field}: 'reference' needs a reference image (field reference)")
     try:  # at submission, not when a worker first loads them
         check_model_options(options.model_dump(), ModelRegistry.load(settings.runtime().model_manifest))
     except ModelError as exc:

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.faces.detectors import YunetDetector
-from pipeline.faces.loading import load_detector, load_recognizer
+from pipeline.faces.loading import load_attributes, load_detector, load_recognizer
 from pipeline.faces.models import ArcFaceRecognizer
-from pipeline.faces.selection import FaceFinder, selector_mode
+from pipeline.faces.selection import FaceFinder, selection_of
 from pipeline.faces.types import Face, FaceDetector
 from pipeline.processors import Assets
 from pipeline.quality import MATCH_IOU, Figures, iou, squared_error_outside
@@ -75,12 +75,13 @@ def build_gate(
     if not any(name in MEASURED for name in names):
         return None
     detector = load_detector(options, runtime)
-    finder = FaceFinder(detector, selector_mode(options))
+    finder = FaceFinder(detector, selection_of(options))
+    if finder.selection.filters:
+        finder.attributes = load_attributes(options, runtime)
     reference = next((value for key, value in assets.items() if key.endswith(REFERENCE_SUFFIX)), None)
     if finder.mode == "reference" and reference is not None:
         finder.recognizer = load_recognizer(options, runtime)
         finder.reference = np.asarray(reference, dtype=np.float32)
-        finder.max_distance = float(options.get("reference_distance", 0.6))
     if "face_anonymizer" in names:
         return QualityGate(finder, check_detector(options, runtime), reverse=True)
     gate = QualityGate(finder, detector)

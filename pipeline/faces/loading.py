@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import PipelineError
+from pipeline.faces.attributes import GenderAgeModel
 from pipeline.faces.batched_detection import batch_session
 from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
 from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
@@ -60,6 +62,18 @@ def face_batch(options: Mapping[str, Any], runtime: Runtime) -> int:
 def load_recognizer(options: Mapping[str, Any], runtime: Runtime) -> ArcFaceRecognizer:
     loaded = _load(runtime, options, "face_recognizer")
     return ArcFaceRecognizer(loaded.spec.name, loaded.session, face_batch(options, runtime))
+
+
+def load_attributes(options: Mapping[str, Any], runtime: Runtime) -> GenderAgeModel:
+    """The attribute model (gender, age) the selector's filters need."""
+    name = options.get("face_attribute_model")
+    if not name:
+        raise PipelineError(
+            "the face_selector age and gender filters need an attribute model: set "
+            "face_attribute_model (genderage, or one of the model manifest's)"
+        )
+    loaded = load_model(runtime, str(name), ("genderage",))
+    return GenderAgeModel(loaded.spec.name, loaded.session)
 
 
 def load_enhancer(options: Mapping[str, Any], runtime: Runtime) -> GfpganEnhancer:

@@ -18,9 +18,15 @@ from pipeline.errors import PipelineError
 from pipeline.faces.anonymizer import ANONYMIZE_SCORE, ThoroughFinder
 from pipeline.faces.effects import anonymize, draw_faces
 from pipeline.faces.geometry import box_mask, paste_back
-from pipeline.faces.loading import load_detector, load_enhancer, load_recognizer, load_swapper
+from pipeline.faces.loading import (
+    load_attributes,
+    load_detector,
+    load_enhancer,
+    load_recognizer,
+    load_swapper,
+)
 from pipeline.faces.models import GfpganEnhancer, InSwapper
-from pipeline.faces.selection import FaceFinder, average_identity, identity_of, selector_mode
+from pipeline.faces.selection import FaceFinder, average_identity, identity_of, selection_of
 from pipeline.faces.types import Face
 from pipeline.frames import Frame
 from pipeline.processors import Assets, JobInputs, ProcessorFactory
@@ -39,7 +45,10 @@ SOURCE_ASSET = "source_embedding"
 
 def _reference_assets(options: Mapping[str, Any], inputs: JobInputs, runtime: Runtime) -> Assets:
     """The reference face's embedding when the selector needs one."""
-    if selector_mode(options) != "reference":
+    selection = selection_of(options)
+    if selection.filters:  # a missing attribute model shows now, not in the first chunk
+        load_attributes(options, runtime)
+    if selection.mode != "reference":
         return {}
     if inputs.reference is None:
         raise PipelineError("face_selector reference needs a reference image (--reference)")
@@ -48,14 +57,14 @@ def _reference_assets(options: Mapping[str, Any], inputs: JobInputs, runtime: Ru
 
 
 def _finder(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> FaceFinder:
-    mode = selector_mode(options)
-    finder = FaceFinder(load_detector(options, runtime), mode)
-    if mode == "reference":
+    finder = FaceFinder(load_detector(options, runtime), selection_of(options))
+    if finder.selection.filters:
+        finder.attributes = load_attributes(options, runtime)
+    if finder.mode == "reference":
         if REFERENCE_ASSET not in assets:
             raise PipelineError("face_selector reference: the job has no reference face (was it prepared?)")
         finder.recognizer = load_recognizer(options, runtime)
         finder.reference = np.asarray(assets[REFERENCE_ASSET], dtype=np.float32)
-        finder.max_distance = float(options.get("reference_distance", 0.6))
     return finder
 
 
@@ -189,7 +198,8 @@ def create_anonymizer(options: Mapping[str, Any], assets: Assets, runtime: Runti
         raise PipelineError(f"unknown anonymizer_mode {mode!r}; choose blur or pixelate")
     chosen = _finder(options, assets, runtime)
     finder: FaceFinder | ThoroughFinder = chosen
-    if chosen.mode == "all":  # every face: looked for harder (border, small, profile, time)
+    if chosen.mode == "many" and not chosen.selection.filters:
+        # every face: looked for harder (border, small, profile, time)
         score = min(float(options.get("detector_score", 0.5)), ANONYMIZE_SCORE)
         finder = ThoroughFinder(load_detector({**options, "detector_score": score}, runtime))
     return FaceEffect(finder, lambda image, faces: anonymize(image, faces, mode), "face_anonymizer")

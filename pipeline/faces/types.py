@@ -20,6 +20,8 @@ class Face:
     score: float
     kps: np.ndarray  # float32 [5, 2]
     embedding: np.ndarray | None = None  # float32 [512], L2-normalised
+    gender: str | None = None  # "female" or "male", where an attribute model ran
+    age: float | None = None  # years, where an attribute model ran
 
     @property
     def area(self) -> float:

@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 from pipeline.errors import ModelError
 
-ModelKind = Literal["scrfd", "yunet", "arcface", "inswapper", "gfpgan"]
+ModelKind = Literal["scrfd", "yunet", "arcface", "inswapper", "gfpgan", "genderage"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 
 Shape = tuple[int | None, ...]
@@ -37,6 +37,7 @@ DEFAULT_INPUTS: dict[str, tuple[Shape, ...]] = {
     "arcface": ((None, 3, 112, 112),),
     "inswapper": ((None, 3, 128, 128), (None, 512)),
     "gfpgan": ((None, 3, 512, 512),),
+    "genderage": ((None, 3, 96, 96),),
 }
 
 # the job options that name a model: their default and the kinds of model each may name
@@ -133,6 +134,19 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "GFPGAN 1.4 as exported to ONNX by FaceFusion. FaceFusion publishes a CRC32, not a "
             "sha256, and no sha256 could be checked here: declare your copy with its sha256 in "
             "the model manifest before it can be loaded"
+        ),
+    ),
+    ModelSpec(
+        name="genderage",
+        kind="genderage",
+        file="genderage.onnx",
+        sha256=None,
+        sources=(f"{_INSIGHTFACE_HF}/buffalo_l/genderage.onnx",),
+        note=(
+            "InsightFace gender and age (buffalo_l), for the face selector's age and gender "
+            "filters: input [N,3,96,96], output [N,3] (female, male, age/100); non-commercial "
+            "research use. No published sha256 could be checked here: declare your copy with its "
+            "sha256 in the model manifest before it can be loaded"
         ),
     ),
 )
@@ -245,3 +259,11 @@ def check_model_options(options: Any, registry: ModelRegistry) -> None:
         if spec is None or spec.kind not in kinds:
             known = sorted(s.name for s in registry.specs.values() if s.kind in kinds)
             raise ModelError(f"{option}: unknown model {name[:100]!r}; known: {', '.join(known)}")
+    attribute = options.get("face_attribute_model")
+    if attribute:
+        spec = registry.specs.get(str(attribute))
+        if spec is None or spec.kind != "genderage":
+            known = sorted(s.name for s in registry.specs.values() if s.kind == "genderage")
+            raise ModelError(
+                f"face_attribute_model: unknown model {str(attribute)[:100]!r}; known: {', '.join(known)}"
+            )

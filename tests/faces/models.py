@@ -26,6 +26,7 @@ ENHANCER = "test_gfpgan"
 FAITHFUL_SWAPPER = "test_inswapper_faithful"  # pastes one fixed face: the source's, when given its crop
 UNCHANGED_SWAPPER = "test_inswapper_unchanged"  # returns the target face as it came
 WRONG_SIGNATURE = "test_arcface_wrong_input"
+ATTRIBUTES = "test_genderage"  # gender from red against blue, age from green (see attribute_model)
 MANIFEST_NAME = "test-models.json"
 EMBEDDING = 512
 
@@ -159,6 +160,24 @@ def enhancer_model(seed: int = SEED) -> onnx.ModelProto:
     return _model(nodes, inputs, outputs, [numpy_helper.from_array(weights, "w")])
 
 
+def attribute_model() -> onnx.ModelProto:
+    """genderage-shaped: data [N,3,96,96] RGB 0-255 -> fc1 [N,3] (female, male, age/100).
+
+    Each output is the brightest value of one channel over the crop, / 255: female from red,
+    male from blue, age / 100 from green. A face painted (BGR) ``(0, 2.55 * age, 200)`` is a
+    woman of that age, ``(200, 2.55 * age, 0)`` a man, on a black background.
+    """
+    mix = np.zeros((3, 3), np.float32)
+    mix[0, 0] = mix[2, 1] = mix[1, 2] = 1.0 / 255.0  # R -> female, B -> male, G -> age / 100
+    nodes = [
+        helper.make_node("ReduceMax", ["data"], ["brightest"], axes=[2, 3], keepdims=0),
+        helper.make_node("MatMul", ["brightest", "mix"], ["fc1"]),
+    ]
+    inputs = [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["None", 3, 96, 96])]
+    outputs = [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, ["None", 3])]
+    return _model(nodes, inputs, outputs, [numpy_helper.from_array(mix, "mix")])
+
+
 def _entry(folder: Path, name: str, kind: str, model: onnx.ModelProto) -> dict[str, object]:
     file = f"{name}.onnx"
     data = model.SerializeToString()
@@ -189,6 +208,7 @@ def write_test_models(
         _entry(folder, WRONG_SIGNATURE, "arcface", recognizer_model(side=64)),
         _entry(folder, UNCHANGED_SWAPPER, "inswapper", unchanged_swapper_model()),
         _entry(folder, FAITHFUL_SWAPPER, "inswapper", faithful_swapper_model(face)),
+        _entry(folder, ATTRIBUTES, "genderage", attribute_model()),
     ]
     manifest = folder / MANIFEST_NAME
     manifest.write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
@@ -199,7 +219,7 @@ def generated_options(**overrides: object) -> dict[str, object]:
     """Processor options that use the generated models (and the real YuNet detector)."""
     options: dict[str, object] = {
         "face_selector": "all",
-        "reference_distance": 0.6,
+        "reference_face_distance": 0.6,
         "face_detector": "yunet",
         "detector_score": 0.5,
         "detector_nms": 0.4,

@@ -104,7 +104,7 @@ def test_reference_selector_keeps_the_matching_face(runtime, group_photo, tmp_pa
     pad = (x2 - x1) // 2
     reference = tmp_path / "reference.png"
     cv2.imwrite(str(reference), group_photo[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad])
-    options = generated_options(face_selector="reference", reference_distance=0.25)
+    options = generated_options(face_selector="reference", reference_face_distance=0.25)
     assets = FACE_DEBUGGER.prepare(options, JobInputs(reference=reference), runtime)
     processor = FACE_DEBUGGER.create(options, assets, runtime)
     found = processor.finder.find([group_photo])[0]
