@@ -39,6 +39,7 @@ _PROCESSOR_MODELS = {
     "face_anonymizer": ("face_detector",),
     "face_debugger": ("face_detector",),
 }
+_MASK_MODELS = {"occlusion": "face_occluder_model", "region": "face_parser_model"}
 
 
 def models_for(processors: list[str], options: dict[str, object]) -> list[str]:
@@ -49,6 +50,9 @@ def models_for(processors: list[str], options: dict[str, object]) -> list[str]:
     names = [str(values[f]) for p in processors for f in _PROCESSOR_MODELS.get(p, ())]
     if processors and values["face_selector"] == "reference":
         names.append(str(values["face_recognizer"]))
+    if {"face_swapper", "face_enhancer"} & set(processors):
+        masks = values["face_mask_types"]
+        names += [str(values[f]) for t, f in _MASK_MODELS.items() if t in masks]
     return list(dict.fromkeys(names))
 
 
