@@ -170,7 +170,7 @@ def test_area_masks_match_a_reference(photo, runtime, fresh_caches) -> None:
         if areas == ["mouth"]:
             # alone, the mouth is about 29 x 14 crop pixels and FaceFusion's soft edge (sigma 5)
             # leaves a few pixels above one half: two rasterisations differ by a pixel there.
-            # KNOWN SHORTFALL: measured 0.39-0.82 (IoU >= 0.92 holds with the other areas)
+            # KNOWN SHORTFALL: measured 0.34-0.84 (IoU >= 0.92 holds with the other areas)
             assert min(ious) > 0.3, ious
         else:
             _check(ious)
