@@ -25,8 +25,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.faces.geometry import box_mask, paste_back  # noqa: E402
+from pipeline.faces.geometry import paste_back  # noqa: E402
 from pipeline.faces.loading import load_swapper  # noqa: E402
+from pipeline.faces.masks import box_mask  # noqa: E402
 from pipeline.runtime import Runtime  # noqa: E402
 from tests.faces.models import SWAPPER, write_test_models  # noqa: E402
 
@@ -65,7 +66,7 @@ def run_once(swapper, frames, kps, latent, mask) -> float:  # type: ignore[no-un
 def measure(runtime: Runtime, batch: int, frames, kps, repeats: int = REPEATS) -> float:  # type: ignore[no-untyped-def]
     swapper = load_swapper({"swapper_model": SWAPPER, "face_batch": batch}, runtime)
     latent = swapper.latent(np.ones(512, np.float32) / np.sqrt(512))
-    mask = box_mask(swapper.size, 0.0, 0.1)
+    mask = box_mask(swapper.size, 0.1)
     run_once(swapper, frames[:batch], kps[:batch], latent, mask)  # warm
     best = min(run_once(swapper, frames, kps, latent, mask) for _ in range(repeats))
     return len(frames) / best

@@ -39,6 +39,7 @@ _PROCESSOR_MODELS = {
     "face_anonymizer": ("face_detector",),
     "face_debugger": ("face_detector",),
 }
+_MASK_MODELS = {"occlusion": "face_occluder_model", "region": "face_parser_model"}
 
 
 def models_for(processors: list[str], options: dict[str, object]) -> list[str]:
@@ -52,6 +53,9 @@ def models_for(processors: list[str], options: dict[str, object]) -> list[str]:
         names.append(str(values["face_recognizer"]))
     if processors and parsed.face_attribute_model and parsed.selector_filters:
         names.append(parsed.face_attribute_model)
+    if {"face_swapper", "face_enhancer"} & set(processors):
+        masks = values["face_mask_types"]
+        names += [str(values[f]) for t, f in _MASK_MODELS.items() if t in masks]
     return list(dict.fromkeys(names))
 
 

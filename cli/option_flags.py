@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pipeline.faces.mask_names import FACE_MASK_AREAS, FACE_MASK_REGIONS, FACE_MASK_TYPES
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -22,6 +24,7 @@ class Flag(NamedTuple):  # not a dataclass: `--help` would import inspect for it
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
     aliases: tuple[str, ...] = ()  # older spellings of the flag, still accepted
+    many: bool = False  # one or more values, space-separated (a list option)
 
 
 PROCESSOR_CHOICES = ("face_swapper", "face_enhancer", "face_anonymizer", "face_debugger")
@@ -140,6 +143,50 @@ JOB_FLAGS: dict[str, Flag] = {
     ),
     "anonymizer_mode": Flag(str, "face_anonymizer: how faces are hidden", "blur", ("blur", "pixelate")),
     "face_batch": Flag(int, "faces sent to the model at once (1-64)", 8, metavar="N"),
+    "face_mask_types": Flag(
+        str,
+        "face_swapper/face_enhancer: the masks a face is pasted through, combined by their minimum "
+        "(box: the crop's square; occlusion: where XSeg sees the face; area: landmark areas; "
+        "region: face-parser regions)",
+        ["box"],
+        FACE_MASK_TYPES,
+        many=True,
+    ),
+    "face_mask_blur": Flag(
+        float,
+        "the box's feather, a fraction of the crop's side (0-1); default: 0.1 for face_swapper, "
+        "0.15 for face_enhancer",
+        metavar="B",
+    ),
+    "face_mask_padding": Flag(
+        int,
+        "percent of the crop cut from the box's top, right, bottom, left (1-4 values, as CSS expands them)",
+        [0, 0, 0, 0],
+        metavar="PCT",
+        many=True,
+    ),
+    "face_mask_areas": Flag(
+        str,
+        f"--face-mask-types area: the landmark areas kept, of {', '.join(FACE_MASK_AREAS)}",
+        list(FACE_MASK_AREAS),
+        FACE_MASK_AREAS,
+        metavar="AREA",
+        many=True,
+    ),
+    "face_mask_regions": Flag(
+        str,
+        f"--face-mask-types region: the face-parser regions kept, of {', '.join(FACE_MASK_REGIONS)}",
+        list(FACE_MASK_REGIONS),
+        FACE_MASK_REGIONS,
+        metavar="REGION",
+        many=True,
+    ),
+    "face_occluder_model": Flag(
+        str, "--face-mask-types occlusion: the XSeg occluder model", "xseg_1", metavar="MODEL"
+    ),
+    "face_parser_model": Flag(
+        str, "--face-mask-types region: the BiSeNet face parser model", "bisenet_resnet_34", metavar="MODEL"
+    ),
 }
 
 
@@ -190,12 +237,13 @@ def add_option_flags(parser: argparse.ArgumentParser, flags: dict[str, Flag]) ->
         else:
             # choices are shown, and checked by JobOptions as the API checks them: a wrong
             # value is the same refusal (exit status 1) whichever way it came
-            metavar = "{" + ",".join(flag.choices) + "}" if flag.choices else flag.metavar
+            metavar = flag.metavar or ("{" + ",".join(flag.choices) + "}" if flag.choices else None)
             group.add_argument(
                 flag_name(name),
                 *flag.aliases,
                 dest=name,
                 type=flag.kind,
+                nargs="+" if flag.many else None,
                 default=None,
                 metavar=metavar,
                 help=flag.help + shown,
@@ -203,6 +251,8 @@ def add_option_flags(parser: argparse.ArgumentParser, flags: dict[str, Flag]) ->
 
 
 def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
     return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import PipelineError
+from pipeline.faces.mask_names import (
+    FaceMaskArea,
+    FaceMaskRegion,
+    FaceMaskType,
+)
 from pipeline.processors import parse_processor_names
 
 
@@ -88,6 +93,20 @@ class JobOptions(BaseModel):
     enhancer_blend: float = Field(default=0.8, ge=0, le=1)
     anonymizer_mode: Literal["blur", "pixelate"] = "blur"
     face_batch: int = Field(default=8, ge=1, le=64)
+    # masks of face_swapper and face_enhancer, by FaceFusion's names; combined by their minimum
+    face_mask_types: list[FaceMaskType] = Field(default=["box"], min_length=1, max_length=4)
+    # the box's feather, a fraction of the crop's side; None: face_swapper 0.1, face_enhancer 0.15
+    face_mask_blur: float | None = Field(default=None, ge=0, le=1)
+    # percent of the crop cut from the top, right, bottom, left (1-4 values, as CSS expands them)
+    face_mask_padding: list[int] = Field(default=[0, 0, 0, 0], min_length=1, max_length=4)
+    face_mask_areas: list[FaceMaskArea] = Field(
+        default=list(get_args(FaceMaskArea)), min_length=1, max_length=3
+    )
+    face_mask_regions: list[FaceMaskRegion] = Field(
+        default=list(get_args(FaceMaskRegion)), min_length=1, max_length=10
+    )
+    face_occluder_model: str = Field(default="xseg_1", max_length=MAX_MODEL_NAME)
+    face_parser_model: str = Field(default="bisenet_resnet_34", max_length=MAX_MODEL_NAME)
     # webhooks: signed POSTs of these events to this URL (checked by the egress guard at
     # submission and again at each delivery)
     webhook_url: str | None = Field(default=None, max_length=2000)
@@ -153,6 +172,21 @@ class JobOptions(BaseModel):
                     "face_attribute_model (genderage, declared with its sha256 in the model manifest)"
                 )
         return self
+
+    @field_validator("face_mask_types", "face_mask_areas", "face_mask_regions")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @field_validator("face_mask_padding")
+    @classmethod
+    def _four_sides(cls, value: list[int]) -> list[int]:
+        if any(p < 0 or p > 100 for p in value):
+            raise ValueError("each padding is a percent of the crop, 0-100")
+        top, right, bottom, left = {1: value * 4, 2: value * 2, 3: [*value, value[1]], 4: value}[len(value)]
+        if top + bottom >= 100 or left + right >= 100:
+            raise ValueError("top + bottom and left + right must leave some of the crop (under 100)")
+        return [top, right, bottom, left]
 
     @model_validator(mode="after")
     def _check_trim(self) -> JobOptions:

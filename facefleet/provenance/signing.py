@@ -79,6 +79,11 @@ def models_used(options: JobOptions, runtime: Runtime) -> list[dict[str, Any]]:
         names.append(options.enhancer_model)
     if options.processors and options.face_attribute_model and options.selector_filters:
         names.append(options.face_attribute_model)
+    if {"face_swapper", "face_enhancer"} & set(options.processors):
+        if "occlusion" in options.face_mask_types:
+            names.append(options.face_occluder_model)
+        if "region" in options.face_mask_types:
+            names.append(options.face_parser_model)
     from pipeline.models.registry import ModelRegistry  # here: pipeline.models loads numpy
 
     registry = ModelRegistry.load(runtime.model_manifest)

@@ -1,4 +1,4 @@
-"""Pure geometry: similarity alignment (returning the matrix for paste-back), masks, NMS."""
+"""Pure geometry: similarity alignment (returning the matrix for paste-back), paste-back, NMS."""
 
 from __future__ import annotations
 
@@ -68,16 +68,6 @@ def align_crop(
     matrix = similarity_matrix(kps, template)
     crop = cv2.warpAffine(image, matrix, (size, size), borderValue=0.0)
     return crop, matrix
-
-
-def box_mask(size: int, padding: float, feather: float) -> np.ndarray:
-    """A soft square mask (float32, 0..1): ``padding`` (fraction of the side) cut from each edge,
-    then a Gaussian feather of ``feather`` (fraction of the side)."""
-    mask = np.zeros((size, size), dtype=np.float32)
-    feather_px = max(1, int(size * feather))
-    edge = max(feather_px, int(size * padding))
-    mask[edge : size - edge, edge : size - edge] = 1.0
-    return cv2.GaussianBlur(mask, (0, 0), sigmaX=feather_px * 0.5)
 
 
 def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np.ndarray) -> np.ndarray:

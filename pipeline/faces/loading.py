@@ -13,6 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.faces.attributes import GenderAgeModel
 from pipeline.faces.batched_detection import batch_session
 from pipeline.faces.detectors import DETECTOR_CLASSES, DetectorSettings
+from pipeline.faces.masks import BisenetParser, FaceMasker, MaskSettings, XsegOccluder, mask_settings
 from pipeline.faces.models import ArcFaceRecognizer, GfpganEnhancer, InSwapper
 from pipeline.faces.types import FaceDetector
 from pipeline.models import ModelStore, load_model, oom
@@ -79,6 +80,24 @@ def load_attributes(options: Mapping[str, Any], runtime: Runtime) -> GenderAgeMo
 def load_enhancer(options: Mapping[str, Any], runtime: Runtime) -> GfpganEnhancer:
     loaded = _load(runtime, options, "enhancer_model")
     return GfpganEnhancer(loaded.spec.name, loaded.session, face_batch(options, runtime))
+
+
+def load_occluder(options: Mapping[str, Any], runtime: Runtime) -> XsegOccluder:
+    loaded = _load(runtime, options, "face_occluder_model")
+    return XsegOccluder(loaded.spec.name, loaded.session, face_batch(options, runtime))
+
+
+def load_parser(options: Mapping[str, Any], runtime: Runtime) -> BisenetParser:
+    loaded = _load(runtime, options, "face_parser_model")
+    return BisenetParser(loaded.spec.name, loaded.session, face_batch(options, runtime))
+
+
+def load_masker(options: Mapping[str, Any], runtime: Runtime, side: int, default_blur: float) -> FaceMasker:
+    """The job's masks for crops of ``side`` pixels, with the models its mask types need."""
+    settings: MaskSettings = mask_settings(options, default_blur)
+    occluder = load_occluder(options, runtime) if "occlusion" in settings.types else None
+    parser = load_parser(options, runtime) if "region" in settings.types else None
+    return FaceMasker(settings, side, occluder, parser)
 
 
 def load_swapper(options: Mapping[str, Any], runtime: Runtime) -> InSwapper:

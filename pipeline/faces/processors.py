@@ -17,14 +17,18 @@ import numpy as np
 from pipeline.errors import PipelineError
 from pipeline.faces.anonymizer import ANONYMIZE_SCORE, ThoroughFinder
 from pipeline.faces.effects import anonymize, draw_faces
-from pipeline.faces.geometry import box_mask, paste_back
+from pipeline.faces.geometry import paste_back
 from pipeline.faces.loading import (
     load_attributes,
     load_detector,
     load_enhancer,
+    load_masker,
+    load_occluder,
+    load_parser,
     load_recognizer,
     load_swapper,
 )
+from pipeline.faces.masks import FaceMasker, mask_settings
 from pipeline.faces.models import GfpganEnhancer, InSwapper
 from pipeline.faces.selection import FaceFinder, average_identity, identity_of, selection_of
 from pipeline.faces.types import Face
@@ -32,9 +36,9 @@ from pipeline.frames import Frame
 from pipeline.processors import Assets, JobInputs, ProcessorFactory
 from pipeline.runtime import Runtime
 
-SWAP_MASK_PADDING = 0.0
+# each processor's box feather when the job gives no face_mask_blur (the masks pasted before
+# the mask options existed)
 SWAP_MASK_FEATHER = 0.1
-ENHANCE_MASK_PADDING = 0.0
 ENHANCE_MASK_FEATHER = 0.15
 REFERENCE_ASSET = "reference_embedding"
 SOURCE_ASSET = "source_embedding"
@@ -68,28 +72,47 @@ def _finder(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> Fac
     return finder
 
 
-def _aligned_faces(
-    frames: list[Frame], found: list[list[Face]], align: Any
-) -> tuple[list[tuple[int, np.ndarray]], np.ndarray | None]:
-    """(frame position, matrix) of every face, and all their aligned crops stacked."""
-    places, crops = [], []
+@dataclass
+class AlignedFaces:
+    """Every selected face of a batch of frames, aligned: where it goes back and its crop."""
+
+    places: list[tuple[int, np.ndarray]]  # (frame position, 2x3 matrix into the crop)
+    crops: np.ndarray  # N x S x S x 3 uint8 BGR
+    kps: np.ndarray  # N x 5 x 2: the five landmarks in crop coordinates
+
+
+def _aligned_faces(frames: list[Frame], found: list[list[Face]], align: Any) -> AlignedFaces | None:
+    places, crops, kps = [], [], []
     for position, (frame, faces) in enumerate(zip(frames, found, strict=True)):
         for face in faces:
             crop, matrix = align(frame.image, face.kps)
             places.append((position, matrix))
             crops.append(crop)
-    return places, (np.stack(crops) if crops else None)
+            kps.append(np.asarray(face.kps, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2])
+    if not crops:
+        return None
+    return AlignedFaces(places, np.stack(crops), np.stack(kps))
 
 
 def _paste_all(
-    frames: list[Frame], places: list[tuple[int, np.ndarray]], results: np.ndarray, mask: np.ndarray
+    frames: list[Frame], places: list[tuple[int, np.ndarray]], results: np.ndarray, masks: np.ndarray
 ) -> dict[int, np.ndarray]:
-    """Each touched frame's new image, the faces pasted back one after another."""
+    """Each touched frame's new image, the faces pasted back one after another, each through
+    its own mask."""
     images: dict[int, np.ndarray] = {}
-    for (position, matrix), crop in zip(places, results, strict=True):
+    for (position, matrix), crop, mask in zip(places, results, masks, strict=True):
         base = images.get(position, frames[position].image)
         images[position] = paste_back(base, crop, matrix, mask)
     return images
+
+
+def _prepare_masks(options: Mapping[str, Any], runtime: Runtime) -> None:
+    """The mask models the job's mask types need, loaded now so that a problem shows now."""
+    settings = mask_settings(options, SWAP_MASK_FEATHER)
+    if "occlusion" in settings.types:
+        load_occluder(options, runtime)
+    if "region" in settings.types:
+        load_parser(options, runtime)
 
 
 # ---------------------------------------------------------------- face_swapper
@@ -99,6 +122,7 @@ def prepare_swapper(options: Mapping[str, Any], inputs: JobInputs, runtime: Runt
     if not inputs.sources:
         raise PipelineError("face_swapper needs at least one source face image (--source)")
     load_swapper(options, runtime)  # a model problem shows now, not in the first chunk
+    _prepare_masks(options, runtime)
     detector, recognizer = load_detector(options, runtime), load_recognizer(options, runtime)
     identities = [identity_of(path, "source", detector, recognizer, inputs.limits) for path in inputs.sources]
     return {SOURCE_ASSET: average_identity(identities), **_reference_assets(options, inputs, runtime)}
@@ -109,18 +133,17 @@ class FaceSwapper:
     finder: FaceFinder
     swapper: InSwapper
     latent: np.ndarray
+    masker: FaceMasker
     name: str = "face_swapper"
-
-    def __post_init__(self) -> None:
-        self.mask = box_mask(self.swapper.size, SWAP_MASK_PADDING, SWAP_MASK_FEATHER)
 
     def process(self, frames: list[Frame]) -> list[Frame]:
         found = self.finder.find([frame.image for frame in frames])
-        places, crops = _aligned_faces(frames, found, self.swapper.align)
-        if crops is None:
+        faces = _aligned_faces(frames, found, self.swapper.align)
+        if faces is None:
             return frames
-        swapped = self.swapper.run(crops, self.latent)
-        for position, image in _paste_all(frames, places, swapped, self.mask).items():
+        masks = self.masker.masks(faces.crops, faces.kps)  # of the target faces, as FaceFusion
+        swapped = self.swapper.run(faces.crops, self.latent)
+        for position, image in _paste_all(frames, faces.places, swapped, masks).items():
             frames[position].image = image
         return frames
 
@@ -130,7 +153,10 @@ def create_swapper(options: Mapping[str, Any], assets: Assets, runtime: Runtime)
         raise PipelineError("face_swapper: the job has no source identity (was it prepared?)")
     swapper = load_swapper(options, runtime)
     finder = _finder(options, assets, runtime)
-    return FaceSwapper(finder, swapper, swapper.latent(np.asarray(assets[SOURCE_ASSET], dtype=np.float32)))
+    latent = swapper.latent(np.asarray(assets[SOURCE_ASSET], dtype=np.float32))
+    return FaceSwapper(
+        finder, swapper, latent, load_masker(options, runtime, swapper.size, SWAP_MASK_FEATHER)
+    )
 
 
 # ---------------------------------------------------------------- face_enhancer
@@ -139,6 +165,7 @@ def create_swapper(options: Mapping[str, Any], assets: Assets, runtime: Runtime)
 def prepare_enhancer(options: Mapping[str, Any], inputs: JobInputs, runtime: Runtime) -> Assets:
     load_enhancer(options, runtime)
     load_detector(options, runtime)
+    _prepare_masks(options, runtime)
     return _reference_assets(options, inputs, runtime)
 
 
@@ -147,25 +174,26 @@ class FaceEnhancer:
     finder: FaceFinder
     enhancer: GfpganEnhancer
     blend: float
+    masker: FaceMasker
     name: str = "face_enhancer"
-
-    def __post_init__(self) -> None:
-        self.mask = box_mask(self.enhancer.size, ENHANCE_MASK_PADDING, ENHANCE_MASK_FEATHER) * self.blend
 
     def process(self, frames: list[Frame]) -> list[Frame]:
         found = self.finder.find([frame.image for frame in frames])
-        places, crops = _aligned_faces(frames, found, self.enhancer.align)
-        if crops is None:
+        faces = _aligned_faces(frames, found, self.enhancer.align)
+        if faces is None:
             return frames
-        enhanced = self.enhancer.run(crops)
-        for position, image in _paste_all(frames, places, enhanced, self.mask).items():
+        masks = self.masker.masks(faces.crops, faces.kps) * self.blend
+        enhanced = self.enhancer.run(faces.crops)
+        for position, image in _paste_all(frames, faces.places, enhanced, masks).items():
             frames[position].image = image
         return frames
 
 
 def create_enhancer(options: Mapping[str, Any], assets: Assets, runtime: Runtime) -> FaceEnhancer:
     blend = float(options.get("enhancer_blend", 0.8))
-    return FaceEnhancer(_finder(options, assets, runtime), load_enhancer(options, runtime), blend)
+    enhancer = load_enhancer(options, runtime)
+    masker = load_masker(options, runtime, enhancer.size, ENHANCE_MASK_FEATHER)
+    return FaceEnhancer(_finder(options, assets, runtime), enhancer, blend, masker)
 
 
 # ---------------------------------------------------------------- face_anonymizer, face_debugger

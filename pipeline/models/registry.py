@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 from pipeline.errors import ModelError
 
-ModelKind = Literal["scrfd", "yunet", "arcface", "inswapper", "gfpgan", "genderage"]
+ModelKind = Literal["scrfd", "yunet", "arcface", "inswapper", "gfpgan", "genderage", "xseg", "bisenet"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 
 Shape = tuple[int | None, ...]
@@ -38,6 +38,8 @@ DEFAULT_INPUTS: dict[str, tuple[Shape, ...]] = {
     "inswapper": ((None, 3, 128, 128), (None, 512)),
     "gfpgan": ((None, 3, 512, 512),),
     "genderage": ((None, 3, 96, 96),),
+    "xseg": ((None, 256, 256, 3),),  # NHWC, BGR in [0, 1]
+    "bisenet": ((None, 3, 512, 512),),
 }
 
 # the job options that name a model: their default and the kinds of model each may name
@@ -46,11 +48,18 @@ MODEL_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "face_recognizer": ("w600k_r50", ("arcface",)),
     "enhancer_model": ("gfpgan_1.4", ("gfpgan",)),
     "swapper_model": ("inswapper_128", ("inswapper",)),
+    "face_occluder_model": ("xseg_1", ("xseg",)),
+    "face_parser_model": ("bisenet_resnet_34", ("bisenet",)),
 }
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FACEFUSION_GITHUB = "https://github.com/facefusion/facefusion-assets/releases/download/models-3.0.0"
 _FACEFUSION_HF = "https://huggingface.co/facefusion/models-3.0.0/resolve/main"
+_FACEFUSION_GITHUB_31 = "https://github.com/facefusion/facefusion-assets/releases/download/models-3.1.0"
+_FACEFUSION_HF_31 = "https://huggingface.co/facefusion/models-3.1.0/resolve/main"
+# FaceFusion's own .hash files are CRC32; these sha256 are those of the files in FaceFusion's
+# Hugging Face repositories (their LFS pointers), as several independent projects quote them
+_HF_LFS_NOTE = "sha256 of the Hugging Face copy (its LFS pointer); FaceFusion itself publishes a CRC32"
 _INSIGHTFACE_HF = "https://huggingface.co/public-data/insightface/resolve/main/models"
 _OPENCV_ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet"
 
@@ -148,6 +157,24 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "research use. No published sha256 could be checked here: declare your copy with its "
             "sha256 in the model manifest before it can be loaded"
         ),
+    ),
+    ModelSpec(
+        name="xseg_1",
+        kind="xseg",
+        file="xseg_1.onnx",
+        sha256="c4d1498b8a03b5fe2a3a5d2ef2a0402ab03bd51edaf5b2d8d5fb764702a97dd3",
+        size=70324286,
+        sources=(f"{_FACEFUSION_GITHUB_31}/xseg_1.onnx", f"{_FACEFUSION_HF_31}/xseg_1.onnx"),
+        note=f"DeepFaceLab XSeg occlusion mask as exported by FaceFusion (3.1.0); GPL-3.0. {_HF_LFS_NOTE}",
+    ),
+    ModelSpec(
+        name="bisenet_resnet_34",
+        kind="bisenet",
+        file="bisenet_resnet_34.onnx",
+        sha256="4a0b8c958a3c938913bd06a8365dbb3c8761afba6ecbf0d14b3b1f77eb230c96",
+        size=93632546,
+        sources=(f"{_FACEFUSION_GITHUB}/bisenet_resnet_34.onnx", f"{_FACEFUSION_HF}/bisenet_resnet_34.onnx"),
+        note=f"BiSeNet ResNet-34 face parser, 19 CelebAMask-HQ classes (yakhyo, MIT). {_HF_LFS_NOTE}",
     ),
 )
 

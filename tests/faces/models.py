@@ -1,4 +1,5 @@
-"""Small ONNX models with the real signatures (ArcFace, inswapper, GFPGAN), and their manifest.
+"""Small ONNX models with the real signatures (ArcFace, inswapper, GFPGAN, XSeg, BiSeNet), and
+their manifest.
 
 Shared by the tests (and benches) that need the swapper, recogniser or enhancer without the
 real weights: ``write_test_models(folder)`` writes the models and a manifest declaring them
@@ -27,6 +28,8 @@ FAITHFUL_SWAPPER = "test_inswapper_faithful"  # pastes one fixed face: the sourc
 UNCHANGED_SWAPPER = "test_inswapper_unchanged"  # returns the target face as it came
 WRONG_SIGNATURE = "test_arcface_wrong_input"
 ATTRIBUTES = "test_genderage"  # gender from red against blue, age from green (see attribute_model)
+OCCLUDER = "test_xseg"  # XSeg's signature: visible where the colour is skin-like
+PARSER = "test_bisenet"  # BiSeNet's signature: 19 classes from colour and place in the crop
 MANIFEST_NAME = "test-models.json"
 EMBEDDING = 512
 
@@ -178,6 +181,79 @@ def attribute_model() -> onnx.ModelProto:
     return _model(nodes, inputs, outputs, [numpy_helper.from_array(mix, "mix")])
 
 
+def occluder_model(batch: int | str = "N") -> onnx.ModelProto:
+    """XSeg-shaped: input [N,256,256,3] BGR in [0,1] -> output [N,256,256,1], higher where the
+    face is visible: skin-like colour (red well above blue), smoothed over 9x9 pixels."""
+    weights = np.array([-12.0, 0.0, 12.0], dtype=np.float32).reshape(1, 3, 1, 1)  # B, G, R
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w", "b"], ["skin"]),
+        helper.make_node("AveragePool", ["skin"], ["smooth"], kernel_shape=[9, 9], pads=[4, 4, 4, 4]),
+        helper.make_node("Sigmoid", ["smooth"], ["visible"]),
+        helper.make_node("Transpose", ["visible"], ["output"], perm=[0, 2, 3, 1]),
+    ]
+    inits = [
+        numpy_helper.from_array(weights, "w"),
+        numpy_helper.from_array(np.array([-1.2], dtype=np.float32), "b"),
+    ]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 256, 256, 3])]
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, 256, 256, 1])]
+    return _model(nodes, inputs, outputs, inits)
+
+
+# where each class is likely in an aligned 128 crop (inswapper's): (class, centre u, v, radii u, v)
+_PARSER_PLACES = (
+    (1, 0.50, 0.55, 0.36, 0.46),  # skin
+    (2, 0.35, 0.31, 0.09, 0.03),  # left eyebrow
+    (3, 0.65, 0.31, 0.09, 0.03),  # right eyebrow
+    (4, 0.36, 0.40, 0.06, 0.03),  # left eye
+    (5, 0.64, 0.40, 0.06, 0.03),  # right eye
+    (10, 0.50, 0.53, 0.07, 0.10),  # nose
+    (11, 0.50, 0.72, 0.08, 0.012),  # mouth
+    (12, 0.50, 0.69, 0.12, 0.025),  # upper lip
+    (13, 0.50, 0.76, 0.11, 0.03),  # lower lip
+    (17, 0.50, 0.02, 0.50, 0.12),  # hair
+)
+_PARSER_GRID = 64
+
+
+def _parser_prior() -> np.ndarray:
+    """[1,19,64,64] logits by place: each class's ellipse, the background outside the face."""
+    v, u = np.mgrid[0:_PARSER_GRID, 0:_PARSER_GRID].astype(np.float32) / (_PARSER_GRID - 1)
+    prior = np.full((19, _PARSER_GRID, _PARSER_GRID), -4.0, dtype=np.float32)
+    prior[0] = 1.0
+    for index, (cls, cu, cv, ru, rv) in enumerate(_PARSER_PLACES):
+        inside = ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2
+        prior[cls] = np.where(inside < 1.0, 2.0 + index * 0.5, -4.0)
+    return prior[None]
+
+
+def parser_model(batch: int | str = "N") -> onnx.ModelProto:
+    """BiSeNet-shaped: input [N,3,512,512] RGB normalised with ImageNet's mean and deviation ->
+    output [N,19,512,512] logits: a prior by place in the aligned crop plus a colour term (skin
+    likes red over blue, the background the reverse, eyes and brows dark), smoothed 5x5."""
+    colour = np.zeros((19, 3), dtype=np.float32)
+    colour[1] = (1.5, 0.0, -1.5)
+    colour[0] = (-1.5, 0.0, 1.5)
+    for dark in (2, 3, 4, 5):
+        colour[dark] = (-0.7, -0.7, -0.7)
+    nodes = [
+        helper.make_node("Conv", ["input", "colour_w"], ["by_colour"]),
+        helper.make_node("Resize", ["prior", "", "scales"], ["by_place"], mode="linear"),
+        helper.make_node("Add", ["by_colour", "by_place"], ["logits"]),
+        helper.make_node("AveragePool", ["logits"], ["output"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+    ]
+    scale = 512 / _PARSER_GRID
+    inits = [
+        numpy_helper.from_array(colour.reshape(19, 3, 1, 1), "colour_w"),
+        numpy_helper.from_array(_parser_prior(), "prior"),
+        numpy_helper.from_array(np.array([1, 1, scale, scale], dtype=np.float32), "scales"),
+    ]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, 3, 512, 512])]
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [batch, 19, 512, 512])]
+    return _model(nodes, inputs, outputs, inits)
+
+
 def _entry(folder: Path, name: str, kind: str, model: onnx.ModelProto) -> dict[str, object]:
     file = f"{name}.onnx"
     data = model.SerializeToString()
@@ -209,6 +285,8 @@ def write_test_models(
         _entry(folder, UNCHANGED_SWAPPER, "inswapper", unchanged_swapper_model()),
         _entry(folder, FAITHFUL_SWAPPER, "inswapper", faithful_swapper_model(face)),
         _entry(folder, ATTRIBUTES, "genderage", attribute_model()),
+        _entry(folder, OCCLUDER, "xseg", occluder_model()),
+        _entry(folder, PARSER, "bisenet", parser_model()),
     ]
     manifest = folder / MANIFEST_NAME
     manifest.write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
@@ -230,6 +308,8 @@ def generated_options(**overrides: object) -> dict[str, object]:
         "enhancer_blend": 0.8,
         "anonymizer_mode": "blur",
         "face_batch": 8,
+        "face_occluder_model": OCCLUDER,
+        "face_parser_model": PARSER,
     }
     options.update(overrides)
     return options
