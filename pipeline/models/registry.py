@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 from pipeline.errors import ModelError
 
-ModelKind = Literal["scrfd", "yunet", "arcface", "inswapper", "gfpgan"]
+ModelKind = Literal["scrfd", "yunet", "arcface", "inswapper", "gfpgan", "nsfw"]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 
 Shape = tuple[int | None, ...]
@@ -37,6 +37,8 @@ DEFAULT_INPUTS: dict[str, tuple[Shape, ...]] = {
     "arcface": ((None, 3, 112, 112),),
     "inswapper": ((None, 3, 128, 128), (None, 512)),
     "gfpgan": ((None, 3, 512, 512),),
+    # the content policy's classifier (pipeline.content): BGR, channels last, [safe, unsafe] out
+    "nsfw": ((None, 224, 224, 3),),
 }
 
 # the job options that name a model: their default and the kinds of model each may name
@@ -52,6 +54,7 @@ _FACEFUSION_GITHUB = "https://github.com/facefusion/facefusion-assets/releases/d
 _FACEFUSION_HF = "https://huggingface.co/facefusion/models-3.0.0/resolve/main"
 _INSIGHTFACE_HF = "https://huggingface.co/public-data/insightface/resolve/main/models"
 _OPENCV_ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet"
+_OPENCHAVER = "https://pub-43a5d92b0b0b4908a9aec2a745986a23.r2.dev"
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,18 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
             "GFPGAN 1.4 as exported to ONNX by FaceFusion. FaceFusion publishes a CRC32, not a "
             "sha256, and no sha256 could be checked here: declare your copy with its sha256 in "
             "the model manifest before it can be loaded"
+        ),
+    ),
+    ModelSpec(
+        name="open_nsfw",
+        kind="nsfw",
+        file="open_nsfw.onnx",
+        sha256="864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa",
+        sources=(f"{_OPENCHAVER}/open-nsfw.onnx",),
+        note=(
+            "Yahoo Open NSFW (ResNet-50; BSD-2) as ONNX, the content policy's classifier; the URL "
+            "and sha256 are those OpenChaver publishes for its copy (FaceFusion's open_nsfw.onnx "
+            "has a CRC32 only: declare it in the model manifest with its sha256 to use it)"
         ),
     ),
 )
