@@ -64,7 +64,10 @@ METRICS: tuple[MetricName, ...] = (
     ),
     # the content policy (issue 26): tasks flagged (flag) or blocked (block), by policy
     MetricName(
-        "facefleet_content_flagged_total", "counter", ("policy",), only_with="a task the content policy flagged"
+        "facefleet_content_flagged_total",
+        "counter",
+        ("policy",),
+        only_with="a task the content policy flagged",
     ),
 )
 

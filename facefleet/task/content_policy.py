@@ -14,12 +14,13 @@ import logging
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from facefleet.config.context import JobContext
 from facefleet.observability import metrics
 from facefleet.records.db import Chunk, Task, after_commit, utcnow
 from facefleet.records.states import ChunkState
-from facefleet.task.chunk_outcomes import ChunkOutcome, fenced
+from facefleet.task.chunk_outcomes import ChunkOutcome, fenced, why_stopped
 from facefleet.task.cleanup import Cleanup, clean_up
 from facefleet.task.jobs import fail_task_in
 from pipeline.content import ContentBlocked, ContentClassifier, Screening, load_classifier
@@ -88,29 +89,45 @@ def block(
     """The chunk and its task fail for good (no retry: the same frames score the same) in one
     transaction that also records the removal of every file of the task; the removal is
     done now when no other holder still writes, else by the reaper's next pass."""
-    reason = str(blocked)
+    reason, ours = str(blocked), False
     with ctx.sessions.begin() as session:
         chunk = session.scalar(
             select(Chunk)
             .where(Chunk.task_id == task_id, Chunk.index == chunk_index, fenced(lease_token))
             .with_for_update()
         )
-        if chunk is None or chunk.state != ChunkState.RUNNING:
-            return ChunkOutcome.SKIPPED  # no longer ours: another worker took it over
-        chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
-        session.flush()  # chunk rows are locked before the task's, as everywhere
-        if fail_task_in(session, task_id, reason, REASON):
-            # nothing of it is kept, and it cannot be retried: its inputs go too
-            session.execute(
-                update(Task)
-                .where(Task.id == task_id)
-                .values(cleanup=Cleanup.ALL.value, inputs_expired_at=utcnow())
-            )
-
-        def committed() -> None:
-            metrics.CONTENT_FLAGGED.labels(policy="block").inc()
-            log.error("task %s blocked by the content policy: %s", task_id, reason)
-
-        after_commit(session, committed)
+        if chunk is not None and chunk.state == ChunkState.RUNNING:
+            _fail(session, chunk, reason)
+            ours = True
+    if not ours:  # another chunk blocked the task first, or the chunk was taken over
+        return _ended(ctx, task_id)
     clean_up(ctx, task_id)
     return ChunkOutcome.BLOCKED
+
+
+def _fail(session: Session, chunk: Chunk, reason: str) -> None:
+    """In the caller's transaction: the chunk, then its task (the lock order), failed with
+    ``reason``; the task's clean-up of every file recorded with its failure."""
+    task_id = chunk.task_id
+    chunk.state, chunk.error, chunk.finished_at = ChunkState.FAILED, reason, utcnow()
+    session.flush()
+    if fail_task_in(session, task_id, reason, REASON):
+        # nothing of it is kept, and it cannot be retried: its inputs go too
+        session.execute(
+            update(Task)
+            .where(Task.id == task_id)
+            .values(cleanup=Cleanup.ALL.value, inputs_expired_at=utcnow())
+        )
+
+    def committed() -> None:
+        metrics.CONTENT_FLAGGED.labels(policy="block").inc()
+        log.error("task %s blocked by the content policy: %s", task_id, reason)
+
+    after_commit(session, committed)
+
+
+def _ended(ctx: JobContext, task_id: str) -> ChunkOutcome:
+    outcome = why_stopped(ctx, task_id)
+    if outcome == ChunkOutcome.TASK_ENDED:
+        clean_up(ctx, task_id)  # the last holder of a blocked task removes its files
+    return outcome

@@ -20,11 +20,11 @@ from facefleet.records import keys
 from facefleet.records.db import Chunk, Task, add_usage, utcnow
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
+from facefleet.task import content_policy
 from facefleet.task.cleanup import Cleanup, clean_up
 from facefleet.task.failures import describe, infrastructure
 from facefleet.task.jobs import fail_task, move_task, patience_left
 from facefleet.task.planning import load_probe
-from facefleet.task import content_policy
 from facefleet.task.quality import announce, conclude
 from facefleet.task.segments import chunk_segments
 from pipeline.stitch import OutputFormat, stitch
