@@ -87,3 +87,19 @@ def test_sampling_and_verdict():
     total = Screening(1, 0.2).add(Screening(2, 0.9))
     assert total.report(Policy("flag").threshold) == {"flagged": True, "score": 0.9, "samples": 3}
     assert Screening(3, 0.5).report(0.8)["flagged"] is False
+
+
+def test_the_classifier_is_a_registry_model_with_its_signature(tmp_path, manifest):
+    from pipeline.content import load_classifier
+    from pipeline.errors import ModelError
+    from pipeline.models.registry import ModelRegistry
+    from pipeline.runtime import Runtime
+    from tests.faces.models import RECOGNIZER
+
+    runtime = Runtime(model_dir=tmp_path / "models", model_manifest=manifest)
+    assert load_classifier(CLASSIFIER_UNSAFE, runtime).name == CLASSIFIER_UNSAFE
+    with pytest.raises(ModelError, match="not one of: nsfw"):
+        load_classifier(RECOGNIZER, runtime)  # an ArcFace model is no classifier
+    real = ModelRegistry.load().get("open_nsfw", ("nsfw",))  # the default: url and sha256 declared
+    assert real.sha256 and len(real.sha256) == 64 and real.sources[0].startswith("https://")
+    assert real.input_layout == ((None, 224, 224, 3),)
