@@ -243,7 +243,7 @@ def run_chunk(app: FaceFleetCelery, task_id: str, chunk_index: int) -> str:
     )
     if outcome == ChunkOutcome.STITCH:
         enqueue(app, STITCH_TASK, task_id)
-    elif outcome == ChunkOutcome.CANCELLED:
+    elif outcome in (ChunkOutcome.CANCELLED, ChunkOutcome.BLOCKED, ChunkOutcome.TASK_ENDED):
         clean_up(svc.ctx, task_id)  # done now if this was the last holder, else by the reaper
     dispatch_now(app, svc)  # this worker is free: its next chunk (a retry waits out its backoff)
     return outcome.value

@@ -340,6 +340,8 @@ def handle_status(args: argparse.Namespace, settings: Settings) -> int:
             from cli.commands.run import quality_line
 
             print(quality_line(status["quality"]))
+        if (status.get("content_policy") or {}).get("flagged"):
+            print(f"flagged by the content policy: {json.dumps(status['content_policy'])}")
         return 0 if status["state"] != "failed" else 1
 
     return _run(action)

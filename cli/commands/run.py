@@ -186,6 +186,10 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
     )
     if result.quality is not None:  # the run's summary: the quality gate's figures
         print(quality_line(result.quality), file=sys.stderr)
+    if result.content_policy and result.content_policy.get("flagged"):
+        print(
+            f"facefleet: flagged by the content policy: {json.dumps(result.content_policy)}", file=sys.stderr
+        )
     if signing_files(settings) is None:  # said once the job is done: a refusal's message stays alone
         print(f"facefleet: warning: {UNSIGNED}", file=sys.stderr)
     print(args.output)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from facefleet.records.checkpoints import Checkpoints
 from facefleet.storage.base import Storage
+from pipeline.content import Policy
 from pipeline.limits import MediaLimits
 from pipeline.quality import Thresholds
 from pipeline.runtime import Runtime
@@ -41,6 +42,8 @@ class JobContext:
     # the quality gate: every N-th frame measured (0: off), and what a task's figures must meet
     quality_sample_every: int = 50
     quality_thresholds: Thresholds = field(default_factory=Thresholds)
+    # the content policy: what happens to a task whose sampled input frames score as unsafe
+    content_policy: Policy = field(default_factory=Policy)
     # provenance: new tasks with processors get the watermark; the stitch signs a C2PA
     # manifest with this certificate chain and key (None: outputs go unsigned)
     watermark: bool = True
@@ -79,6 +82,7 @@ class JobContext:
             else None,
             quality_sample_every=settings.quality_sample_every,
             quality_thresholds=settings.quality_thresholds(),
+            content_policy=settings.content_policy_rule(),
             **ports,
         )
 

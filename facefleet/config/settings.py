@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from facefleet.config.content_policy import ContentPolicySettings
 from facefleet.records.engine import DatabaseTimeouts
 from pipeline.limits import MediaLimits
 from pipeline.quality import Thresholds
@@ -375,6 +376,7 @@ class Settings(
     ModelSettings,
     QualitySettings,
     ProvenanceSettings,
+    ContentPolicySettings,
 ):
     """Every setting of a deployment, one field per FACEFLEET_* variable."""
 

@@ -159,6 +159,7 @@ class JobResult:
     task_id: str
     frames: int  # in the output
     quality: dict[str, Any] | None = None  # the quality gate's report (None: nothing measured)
+    content_policy: dict[str, Any] | None = None  # the content policy's verdict (None: off)
 
 
 def run_job(
@@ -197,6 +198,7 @@ def run_job(
             _until_done(lambda: stitch_task(ctx, task_id))
         task = get_task(ctx, task_id)
         if task.state != TaskState.SUCCEEDED:
+            clean_up(ctx, task_id)  # what its failure asked to remove (a content_policy block: all)
             raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
         phase("uploading")  # here: the output put in its place
         _deliver(ctx, task, request.output, share=not settings.keep_work_files)
@@ -204,7 +206,7 @@ def run_job(
         if not settings.keep_work_files:  # the output is where the user wants it: nothing else stays
             delete_task(ctx, task_id)
             clean_up(ctx, task_id)
-    return JobResult(task_id, task.frames_total or 0, quality)
+    return JobResult(task_id, task.frames_total or 0, quality, task.content_policy)
 
 
 def _until_done(step: Callable[[], object]) -> None:
@@ -222,11 +224,11 @@ def _until_done(step: Callable[[], object]) -> None:
 def _ensure_task(ctx: JobContext, settings: Settings, request: JobRequest, task_id: str) -> None:
     with ctx.sessions() as session:
         task = session.get(Task, task_id)
-    if (
-        task is not None
-        and task.state == TaskState.SUCCEEDED
-        and not ctx.storage.exists(keys.TaskKeys(task_id).output)
-    ):
+    gone = task is not None and (
+        (task.state == TaskState.SUCCEEDED and not ctx.storage.exists(keys.TaskKeys(task_id).output))
+        or (task.state == TaskState.FAILED and task.inputs_expired_at is not None)  # e.g. blocked
+    )
+    if gone:
         delete_task(ctx, task_id)  # finished once, its files since removed: run it afresh
         clean_up(ctx, task_id)
         task = None

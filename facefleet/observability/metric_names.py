@@ -62,6 +62,13 @@ METRICS: tuple[MetricName, ...] = (
         ("tenant", "processor"),
         only_with="a task failing the gate",
     ),
+    # the content policy (issue 26): tasks flagged (flag) or blocked (block), by policy
+    MetricName(
+        "facefleet_content_flagged_total",
+        "counter",
+        ("policy",),
+        only_with="a task the content policy flagged",
+    ),
 )
 
 BY_NAME: dict[str, MetricName] = {metric.name: metric for metric in METRICS}

@@ -91,6 +91,13 @@ QUALITY_FAILED = Counter(
     ["tenant", "processor"],
     registry=None,
 )
+CONTENT_FLAGGED = Counter(
+    "facefleet_content_flagged",
+    "Tasks whose sampled input frames the content policy flagged (flag: the task succeeded, "
+    "marked flagged; block: it failed with reason content_policy), by policy",
+    ["policy"],
+    registry=None,
+)
 OWN_METRICS = (
     FRAME_LATENCY,
     QUEUE_WAIT,
@@ -102,9 +109,19 @@ OWN_METRICS = (
     WEBHOOK_LATENCY,
     QUALITY_ID_SIMILARITY,
     QUALITY_FAILED,
+    CONTENT_FLAGGED,
 )
 TURNAROUND_OUTCOMES = ("succeeded", "failed", "cancelled")
-ATTEMPT_OUTCOMES = ("succeeded", "retry", "retry-later", "failed", "cancelled", "task-ended", "lease-lost")
+ATTEMPT_OUTCOMES = (
+    "succeeded",
+    "retry",
+    "retry-later",
+    "failed",
+    "blocked",
+    "cancelled",
+    "task-ended",
+    "lease-lost",
+)
 
 
 def multiprocess() -> bool:

@@ -171,6 +171,9 @@ class Task(Base):
     output_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # the quality gate's figures of the whole task (pipeline.quality.Figures), written at the stitch
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # the content policy's verdict on the sampled input frames, written at the stitch:
+    # {"flagged", "score" (the highest), "samples"} (None: the policy was off)
+    content_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     inputs_expired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     batch_id: Mapped[str | None] = mapped_column(String(32), index=True)  # the batch it is an item of
     # when its last ``progress`` webhook event was written (at most one per PROGRESS_EVERY_S)
@@ -230,6 +233,8 @@ class Chunk(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # the quality gate's figures of its stored segments: {"segments": {index: Figures JSON}}
     quality: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # the content policy's scores of its stored segments: {"segments": {index: Screening JSON}}
+    content_policy: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -26,6 +26,7 @@ SUMMARY_COLUMNS = (
     Task.finished_at,
     Task.output_expired_at,
     Task.provenance,
+    Task.content_policy,
 )
 
 
@@ -49,6 +50,8 @@ def task_summary(task: Any) -> dict[str, Any]:
         "finished_at": iso(task.finished_at),
         "output_expired_at": iso(task.output_expired_at),
         "provenance": task.provenance or {},
+        # the content policy's verdict (null: the policy was off): flagged, score, samples
+        "content_policy": task.content_policy,
     }
 
 

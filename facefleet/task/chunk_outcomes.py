@@ -35,6 +35,7 @@ class ChunkOutcome(StrEnum):
     RETRY = "retry"  # the attempt failed; the chunk is queued again
     RETRY_LATER = "retry-later"  # a service was unavailable: queued again, no attempt spent
     FAILED = "failed"  # attempts exhausted; chunk and task failed with a reason
+    BLOCKED = "blocked"  # the content policy blocked its task: failed for good, no host's fault
     CANCELLED = "cancelled"  # the task was cancelled or deleted: stopped between segments
     TASK_ENDED = "task-ended"  # the task failed meanwhile (another chunk, a retry limit)
     LEASE_LOST = "lease-lost"  # another worker holds the chunk now and goes on from here

@@ -21,6 +21,7 @@ from facefleet.observability import logs, memory, metrics
 from facefleet.records import keys
 from facefleet.records.db import Chunk, Task, utcnow
 from facefleet.records.states import UNFINISHED_CHUNK_STATES, ChunkState, TaskState
+from facefleet.task import content_policy
 from facefleet.task.chunk_outcomes import (
     ChunkOutcome,
     account,
@@ -34,6 +35,7 @@ from facefleet.task.failures import describe, infrastructure, local_fault
 from facefleet.task.frames_usage import settle_frames
 from facefleet.task.local_faults import given_back
 from facefleet.task.segments import run_segments
+from pipeline.content import ContentBlocked
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,9 @@ def process_chunk(
     except LeaseLost:
         log.warning("chunk %d of task %s: lease lost, another worker goes on", chunk_index, task_id)
         return ChunkOutcome.LEASE_LOST
+    except ContentBlocked as blocked:  # never retried: the same frames score the same
+        log.warning("chunk %d of task %s: %s", chunk_index, task_id, blocked)
+        return content_policy.block(ctx, task_id, chunk_index, blocked, lease_token)
     except Exception as exc:  # any failure of this attempt: recorded, then retried or dead-lettered
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
         if (fault := local_fault(exc)) is not None:  # this worker's, not the work's: no attempt

@@ -37,9 +37,11 @@ from facefleet.records import keys
 from facefleet.records.db import Task
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
+from facefleet.task import content_policy
 from facefleet.task.frames_usage import account_segment
 from facefleet.task.planning import load_assets, load_probe
 from facefleet.task.quality import record_segment
+from pipeline.content import Screening, screen
 from pipeline.encode import CODECS, EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
 from pipeline.models import oom
@@ -109,6 +111,7 @@ def run_segments(
     video = load_probe(ctx, task_keys)
     chain = _chain(ctx, task_keys, options)
     gate = _gate(ctx, task_keys, options)
+    classifier = content_policy.classifier(ctx)  # None: the content policy is off
     every = ctx.quality_sample_every
     encoder = EncoderSettings(
         codec=CODECS[options.codec],
@@ -135,10 +138,13 @@ def run_segments(
         stem = f"seg-{task_id}-{chunk_index:05d}-{segment.index:05d}"
         inputs: dict[int, np.ndarray] = {}  # the sampled frames' input pixels, for the gate
         figures: Figures | None = None
+        screening = Screening()  # the content policy's scores of its sampled input frames
         try:
             with scratch_file(ctx.scratch, stem, ".mp4") as path:  # a name of this attempt's own
                 batch = oom.capped(ctx.runtime.inference_batch or options.face_batch)
                 taking: Iterator[Frame] = islice(frames, count)
+                if classifier is not None:  # on the input, before any processor sees it
+                    taking = screen(taking, classifier, ctx.content_policy, every, start, screening)
                 if gate is not None:
                     taking = capture(taking, every, inputs)
                 ours = _take(_processed(chain, taking, batch), count, taken, abort)
@@ -156,6 +162,8 @@ def run_segments(
         fence()
         if figures is not None:  # before the checkpoint: a checkpointed segment has its figures
             record_segment(ctx, task_id, chunk_index, segment.index, figures)
+        if classifier is not None:
+            content_policy.record_segment(ctx, task_id, chunk_index, segment.index, screening)
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
         account_segment(ctx, task_keys, chunk_index, count)
         now = time.monotonic()

@@ -20,6 +20,7 @@ from facefleet.records import keys
 from facefleet.records.db import Chunk, Task, add_usage, utcnow
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
+from facefleet.task import content_policy
 from facefleet.task.cleanup import Cleanup, clean_up
 from facefleet.task.failures import describe, infrastructure
 from facefleet.task.jobs import fail_task, move_task, patience_left
@@ -110,12 +111,14 @@ def stitch_task(
     if not still_ours():
         return False
     quality = conclude(ctx, task_id)  # the chunks' figures, summed once for the task's row
+    verdict = content_policy.conclude(ctx, task_id)
     with ctx.sessions.begin() as session:
         won = move_task(
             session,
             task_id,
             TaskState.SUCCEEDED,
             quality=quality,
+            content_policy=verdict,
             output_key=task_keys.output,
             bytes_out=size,
             provenance=provenance,
@@ -130,5 +133,6 @@ def stitch_task(
         return False
     log.info("task %s succeeded", task_id)
     announce(task_id, task_keys.tenant, options, quality, ctx.quality_thresholds)
+    content_policy.announce(ctx, task_id, verdict)
     clean_up(ctx, task_id)
     return True

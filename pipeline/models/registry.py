@@ -25,7 +25,9 @@ from typing import Any, Literal, get_args
 
 from pipeline.errors import ModelError
 
-ModelKind = Literal["scrfd", "yunet", "arcface", "inswapper", "gfpgan", "genderage", "xseg", "bisenet"]
+ModelKind = Literal[
+    "scrfd", "yunet", "arcface", "inswapper", "gfpgan", "genderage", "xseg", "bisenet", "nsfw"
+]
 MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 
 Shape = tuple[int | None, ...]
@@ -40,6 +42,8 @@ DEFAULT_INPUTS: dict[str, tuple[Shape, ...]] = {
     "genderage": ((None, 3, 96, 96),),
     "xseg": ((None, 256, 256, 3),),  # NHWC, BGR in [0, 1]
     "bisenet": ((None, 3, 512, 512),),
+    # the content policy's classifier (pipeline.content): BGR, channels last, [safe, unsafe] out
+    "nsfw": ((None, 224, 224, 3),),
 }
 
 # the job options that name a model: their default and the kinds of model each may name
@@ -62,6 +66,7 @@ _FACEFUSION_HF_31 = "https://huggingface.co/facefusion/models-3.1.0/resolve/main
 _HF_LFS_NOTE = "sha256 of the Hugging Face copy (its LFS pointer); FaceFusion itself publishes a CRC32"
 _INSIGHTFACE_HF = "https://huggingface.co/public-data/insightface/resolve/main/models"
 _OPENCV_ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet"
+_OPENCHAVER = "https://pub-43a5d92b0b0b4908a9aec2a745986a23.r2.dev"
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,18 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
         size=93632546,
         sources=(f"{_FACEFUSION_GITHUB}/bisenet_resnet_34.onnx", f"{_FACEFUSION_HF}/bisenet_resnet_34.onnx"),
         note=f"BiSeNet ResNet-34 face parser, 19 CelebAMask-HQ classes (yakhyo, MIT). {_HF_LFS_NOTE}",
+    ),
+    ModelSpec(
+        name="open_nsfw",
+        kind="nsfw",
+        file="open_nsfw.onnx",
+        sha256="864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa",
+        sources=(f"{_OPENCHAVER}/open-nsfw.onnx",),
+        note=(
+            "Yahoo Open NSFW (ResNet-50; BSD-2) as ONNX, the content policy's classifier; the URL "
+            "and sha256 are those OpenChaver publishes for its copy (FaceFusion's open_nsfw.onnx "
+            "has a CRC32 only: declare it in the model manifest with its sha256 to use it)"
+        ),
     ),
 )
 

@@ -1,5 +1,5 @@
-"""Small ONNX models with the real signatures (ArcFace, inswapper, GFPGAN, XSeg, BiSeNet), and
-their manifest.
+"""Small ONNX models with the real signatures (ArcFace, inswapper, GFPGAN, XSeg, BiSeNet, Open
+NSFW), and their manifest.
 
 Shared by the tests (and benches) that need the swapper, recogniser or enhancer without the
 real weights: ``write_test_models(folder)`` writes the models and a manifest declaring them
@@ -30,6 +30,8 @@ WRONG_SIGNATURE = "test_arcface_wrong_input"
 ATTRIBUTES = "test_genderage"  # gender from red against blue, age from green (see attribute_model)
 OCCLUDER = "test_xseg"  # XSeg's signature: visible where the colour is skin-like
 PARSER = "test_bisenet"  # BiSeNet's signature: 19 classes from colour and place in the crop
+CLASSIFIER_UNSAFE = "test_nsfw_unsafe"  # the content policy's classifier, scoring every frame unsafe
+CLASSIFIER_SAFE = "test_nsfw_safe"  # ... and every frame safe
 MANIFEST_NAME = "test-models.json"
 EMBEDDING = 512
 
@@ -254,6 +256,28 @@ def parser_model(batch: int | str = "N") -> onnx.ModelProto:
     return _model(nodes, inputs, outputs, inits)
 
 
+def classifier_model(unsafe: bool) -> onnx.ModelProto:
+    """Open-NSFW-shaped: input [N,224,224,3] (BGR less the Caffe means, channels last) ->
+    [N,2] softmax [safe, unsafe]; every image gets the same scores (``unsafe``: 0.99995, else
+    0.00005), computed through the input so the runtime runs a real graph on each frame."""
+    logits = np.array([[0.0, 10.0]] if unsafe else [[10.0, 0.0]], dtype=np.float32)
+    inits = [
+        numpy_helper.from_array(np.zeros((1, 2), np.float32), "zero"),
+        numpy_helper.from_array(logits, "logits"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Unsqueeze", ["mean", "axis1"], ["column"]),
+        helper.make_node("Mul", ["column", "zero"], ["nothing"]),
+        helper.make_node("Add", ["nothing", "logits"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["prob"], axis=1),
+    ]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["None", 224, 224, 3])]
+    outputs = [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["None", 2])]
+    return _model(nodes, inputs, outputs, inits)
+
+
 def _entry(folder: Path, name: str, kind: str, model: onnx.ModelProto) -> dict[str, object]:
     file = f"{name}.onnx"
     data = model.SerializeToString()
@@ -287,6 +311,8 @@ def write_test_models(
         _entry(folder, ATTRIBUTES, "genderage", attribute_model()),
         _entry(folder, OCCLUDER, "xseg", occluder_model()),
         _entry(folder, PARSER, "bisenet", parser_model()),
+        _entry(folder, CLASSIFIER_UNSAFE, "nsfw", classifier_model(unsafe=True)),
+        _entry(folder, CLASSIFIER_SAFE, "nsfw", classifier_model(unsafe=False)),
     ]
     manifest = folder / MANIFEST_NAME
     manifest.write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
