@@ -17,6 +17,7 @@ from facefleet.config.errors import (
     InvalidSubmission,
     InvalidTransition,
     MediaRefused,
+    ModelsMissing,
     QuotaRefused,
     TaskNotFound,
 )
@@ -127,6 +128,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(MediaRefused)
     def _media(exc: MediaRefused) -> Response:
         return problem_response(422, str(exc), "invalid-media")
+
+    @app.errorhandler(ModelsMissing)
+    def _models_missing(exc: ModelsMissing) -> Response:
+        return problem_response(422, str(exc), "models-missing", missing_models=exc.models)
 
     @app.errorhandler(QuotaRefused)
     def _quota(exc: QuotaRefused) -> Response:

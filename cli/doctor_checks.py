@@ -32,24 +32,12 @@ class Check:
         return asdict(self)
 
 
-# which option fields name the models each processor loads
-_PROCESSOR_MODELS = {
-    "face_swapper": ("face_detector", "face_recognizer", "swapper_model"),
-    "face_enhancer": ("face_detector", "enhancer_model"),
-    "face_anonymizer": ("face_detector",),
-    "face_debugger": ("face_detector",),
-}
-
-
 def models_for(processors: list[str], options: dict[str, object]) -> list[str]:
     """The models a chain needs with the given options (the JobOptions' defaults fill in)."""
     from facefleet.config.options import JobOptions
+    from pipeline.models.registry import models_needed
 
-    values = JobOptions.model_validate(options).model_dump()
-    names = [str(values[f]) for p in processors for f in _PROCESSOR_MODELS.get(p, ())]
-    if processors and values["face_selector"] == "reference":
-        names.append(str(values["face_recognizer"]))
-    return list(dict.fromkeys(names))
+    return models_needed(processors, JobOptions.model_validate(options).model_dump())
 
 
 def check_python() -> Check:

@@ -47,6 +47,16 @@ MODEL_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "swapper_model": ("inswapper_128", ("inswapper",)),
 }
 
+# which option fields name the models each processor loads
+PROCESSOR_MODELS: dict[str, tuple[str, ...]] = {
+    "face_swapper": ("face_detector", "face_recognizer", "swapper_model"),
+    "face_enhancer": ("face_detector", "enhancer_model"),
+    "face_anonymizer": ("face_detector",),
+    "face_debugger": ("face_detector",),
+}
+# the anonymiser's quality gate checks with a detector of the other family than the job's
+GATE_DETECTOR = {"scrfd": "yunet", "yunet": "det_500m"}
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FACEFUSION_GITHUB = "https://github.com/facefusion/facefusion-assets/releases/download/models-3.0.0"
 _FACEFUSION_HF = "https://huggingface.co/facefusion/models-3.0.0/resolve/main"
@@ -245,3 +255,17 @@ def check_model_options(options: Any, registry: ModelRegistry) -> None:
         if spec is None or spec.kind not in kinds:
             known = sorted(s.name for s in registry.specs.values() if s.kind in kinds)
             raise ModelError(f"{option}: unknown model {name[:100]!r}; known: {', '.join(known)}")
+
+
+def models_needed(processors: list[str], options: Any, registry: ModelRegistry | None = None) -> list[str]:
+    """The models a chain of ``processors`` loads with ``options`` (a mapping, every model
+    option filled in), in the order they name them; with ``registry``, the quality gate's
+    too (the anonymiser's checks with a detector of the other family)."""
+    names = [str(options[f]) for p in processors for f in PROCESSOR_MODELS.get(p, ())]
+    if processors and options.get("face_selector") == "reference":
+        names.append(str(options["face_recognizer"]))
+    if registry is not None and "face_anonymizer" in processors:
+        job = registry.specs.get(str(options["face_detector"]))
+        if job is not None and job.kind in GATE_DETECTOR:
+            names.append(GATE_DETECTOR[job.kind])
+    return list(dict.fromkeys(names))

@@ -177,6 +177,13 @@ class ModelStore:
             problems.append(problem)
         return None, problems
 
+    def present(self) -> list[str]:
+        """The models with a verified copy here (the model directory, a manifest path or a
+        mirror folder; a URL mirror's are not, until downloaded)."""
+        return [
+            spec.name for spec in self.registry if spec.sha256 is not None and self.find(spec)[0] is not None
+        ]
+
     def resolve(self, name: str, kind: tuple[str, ...] | None = None, fetch: bool = True) -> Path:
         """A verified local file for ``name``, downloading it when ``fetch`` and needed."""
         spec = self.spec(name, kind)
