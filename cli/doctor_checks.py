@@ -286,14 +286,13 @@ def _bucket(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def check_bucket(settings: Settings) -> Check:
-    from facefleet.storage.base import ObjectMissing, StorageError
+    from facefleet.storage.base import Misconfigured, StorageError
 
     try:
         _bucket(settings).ping()
-    except ObjectMissing:
-        return Check(
-            "bucket", FAIL, f"{settings.s3_bucket} does not exist", "facefleet doctor --fix (creates it)"
-        )
+    except Misconfigured as exc:  # the words the API's 503, /readyz and a worker's start-up use
+        detail, _, fix = str(exc).partition(": ")
+        return Check("bucket", FAIL, detail, fix)
     except StorageError as exc:
         fix = (
             "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
