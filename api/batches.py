@@ -95,6 +95,7 @@ def create() -> tuple[Response, int, dict[str, str]]:
             tenant=tenant,
             batch_id=opened[0].batch.id,
             admit=lambda options: api.admission.check(svc, options.priority),
+            fleet_models=svc.state.worker_models,
         )
         return task
 

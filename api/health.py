@@ -7,6 +7,7 @@ from sqlalchemy import text
 from api.schemas import Health, Readiness, ReadinessQuery, problems
 from api.state import state
 from facefleet.fleet.readiness import ReadyBoard, queues_with_work
+from facefleet.storage.base import Misconfigured
 
 health = APIBlueprint("health", __name__, abp_tags=[Tag(name="operations")])
 
@@ -51,6 +52,8 @@ def readyz(query: ReadinessQuery) -> tuple[Response, int]:
     try:
         api.services.storage.ping()
         checks["bucket"] = "ok"
+    except Misconfigured as exc:  # the same words as the 503 of a request that met it
+        checks["bucket"] = str(exc)
     except Exception as exc:
         checks["bucket"] = f"unreachable: {type(exc).__name__}"
     fleet = "not checked"

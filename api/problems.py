@@ -17,12 +17,13 @@ from facefleet.config.errors import (
     InvalidSubmission,
     InvalidTransition,
     MediaRefused,
+    ModelsMissing,
     QuotaRefused,
     TaskNotFound,
 )
 from facefleet.config.options import OptionsError
 from facefleet.egress import EgressRefused
-from facefleet.storage.base import StorageError, UploadTooLarge
+from facefleet.storage.base import Misconfigured, StorageError, UploadTooLarge
 from facefleet.tenants.quotas import QUEUE_FULL_RETRY_S
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,10 @@ def register_error_handlers(app: Flask) -> None:
     def _media(exc: MediaRefused) -> Response:
         return problem_response(422, str(exc), "invalid-media")
 
+    @app.errorhandler(ModelsMissing)
+    def _models_missing(exc: ModelsMissing) -> Response:
+        return problem_response(422, str(exc), "models-missing", missing_models=exc.models)
+
     @app.errorhandler(QuotaRefused)
     def _quota(exc: QuotaRefused) -> Response:
         if exc.kind == "too-many-queued":  # waiting tasks leave: try again later
@@ -141,6 +146,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(sqlalchemy.exc.OperationalError)
     @app.errorhandler(kombu.exceptions.OperationalError)
     def _unavailable(exc: Exception) -> Response:
+        if isinstance(exc, Misconfigured):  # no retry mends it: no Retry-After
+            log.error("the deployment is misconfigured: %s", exc)
+            return problem_response(503, str(exc), "misconfigured")
         log.warning("a backing service failed: %s", exc)
         response = problem_response(
             503, f"a backing service is unavailable ({_service_of(exc)}); try again shortly", "unavailable"

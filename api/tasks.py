@@ -97,6 +97,7 @@ def create() -> tuple[Response, int, dict[str, str]]:
             tenant=tenant,
             idempotency_key=idempotency_key,
             admit=lambda options: api.admission.check(svc, options.priority),
+            fleet_models=svc.state.worker_models,
         )
     logs.bind(task_id=task.id, tenant=tenant)
     if created:

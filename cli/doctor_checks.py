@@ -32,31 +32,12 @@ class Check:
         return asdict(self)
 
 
-# which option fields name the models each processor loads
-_PROCESSOR_MODELS = {
-    "face_swapper": ("face_detector", "face_recognizer", "swapper_model"),
-    "face_enhancer": ("face_detector", "enhancer_model"),
-    "face_anonymizer": ("face_detector",),
-    "face_debugger": ("face_detector",),
-}
-_MASK_MODELS = {"occlusion": "face_occluder_model", "region": "face_parser_model"}
-
-
 def models_for(processors: list[str], options: dict[str, object]) -> list[str]:
     """The models a chain needs with the given options (the JobOptions' defaults fill in)."""
     from facefleet.config.options import JobOptions
+    from pipeline.models.registry import models_needed
 
-    parsed = JobOptions.model_validate(options)
-    values = parsed.model_dump()
-    names = [str(values[f]) for p in processors for f in _PROCESSOR_MODELS.get(p, ())]
-    if processors and parsed.selector_mode == "reference":
-        names.append(str(values["face_recognizer"]))
-    if processors and parsed.face_attribute_model and parsed.selector_filters:
-        names.append(parsed.face_attribute_model)
-    if {"face_swapper", "face_enhancer"} & set(processors):
-        masks = values["face_mask_types"]
-        names += [str(values[f]) for t, f in _MASK_MODELS.items() if t in masks]
-    return list(dict.fromkeys(names))
+    return models_needed(processors, JobOptions.model_validate(options).model_dump())
 
 
 def check_python() -> Check:
@@ -305,14 +286,13 @@ def _bucket(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def check_bucket(settings: Settings) -> Check:
-    from facefleet.storage.base import ObjectMissing, StorageError
+    from facefleet.storage.base import Misconfigured, StorageError
 
     try:
         _bucket(settings).ping()
-    except ObjectMissing:
-        return Check(
-            "bucket", FAIL, f"{settings.s3_bucket} does not exist", "facefleet doctor --fix (creates it)"
-        )
+    except Misconfigured as exc:  # the words the API's 503, /readyz and a worker's start-up use
+        detail, _, fix = str(exc).partition(": ")
+        return Check("bucket", FAIL, detail, fix)
     except StorageError as exc:
         fix = (
             "set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"

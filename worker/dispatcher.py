@@ -3,7 +3,8 @@ that no single process (a beat) is needed: each pass is taken by one worker at a
 a short Redis lock, and losing any worker loses nothing.
 
 A pass: announce this worker ready (per queue: the chunks queue once its models are warm)
-and its chunk slots; every ``reaper_interval_s``, reap (expired leases, deadlines, lost
+and its chunk slots, with the models present and verified on its host (a submission that
+needs a model no such worker has is refused); every ``reaper_interval_s``, reap (expired leases, deadlines, lost
 planning and stitching messages, clean-ups); then dispatch: release
 waiting chunks while the fleet has free slots, and release again what was released but
 never started while the broker holds fewer chunk messages than that (a flush, a restart,
@@ -17,6 +18,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
@@ -29,6 +31,8 @@ from facefleet.fleet.dispatch import ACTIVE, RELEASED, count, release, unstarted
 from facefleet.fleet.readiness import ReadyBoard, remove_report, write_report
 from facefleet.modes.distributed import CHUNKS, Services, open_services
 from facefleet.records.db import Chunk, utcnow
+from pipeline.errors import ModelError
+from pipeline.models.store import ModelStore
 from worker.breaker import Breaker, host_problem
 from worker.faults import scratch_full
 from worker.lifecycle import Lifecycle
@@ -36,6 +40,7 @@ from worker.lifecycle import Lifecycle
 log = logging.getLogger(__name__)
 
 LOCK_TTL_S = 10.0
+MODELS_REFRESH_S = 30.0  # how soon a model downloaded on a worker's host is announced
 
 
 def dispatch(
@@ -118,6 +123,7 @@ class FleetLoop:
         self._took_chunks = bool(slots)
         self._stop = threading.Event()
         self._withdrawn = False
+        self._present: tuple[float, list[str] | None] | None = None  # (when, models)
         self._thread: threading.Thread | None = None
         self._svc: Services | None = None
         # held for each pass, and by a fork: a pool child forked mid-pass would inherit locks
@@ -186,7 +192,7 @@ class FleetLoop:
         warm = self.lifecycle.warm and not broken
         ready = [q for q in self.served if warm or q != CHUNKS]
         if self.slots and warm:
-            svc.state.announce_worker(self.node, self.slots, ttl_s=ttl_s)
+            svc.state.announce_worker(self.node, self.slots, ttl_s=ttl_s, models=self._models())
         elif broken:  # nothing counts on its slots: the dispatcher releases for the others
             svc.state.withdraw_worker(self.node)
         board = ReadyBoard(svc.state.redis, svc.state.keys)
@@ -195,6 +201,20 @@ class FleetLoop:
             board.report_providers(self.node, self.lifecycle.providers)
         reason = broken or ("" if warm else self.lifecycle.not_warm_reason())
         self._report(len(ready) == len(self.served), reason)
+
+    def _models(self) -> list[str] | None:
+        """The models present and verified on this host, looked at again every
+        ``MODELS_REFRESH_S`` (a file hashed once is not hashed again while unchanged); None
+        when the manifest cannot be read (the worker then does not say)."""
+        now = time.monotonic()
+        if self._present is None or now - self._present[0] > MODELS_REFRESH_S:
+            try:
+                present: list[str] | None = ModelStore.for_runtime(self.settings.runtime()).present()
+            except ModelError as exc:
+                log.warning("cannot tell which models are present: %s", exc)
+                present = None
+            self._present = (now, present)
+        return self._present[1]
 
     def _take_chunks(self, take: bool) -> None:
         """Cancel the chunk consumer (or start it again) when the worker's state changed."""

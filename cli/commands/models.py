@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from cli.commands.jobs import human_bytes
 from cli.option_flags import HelpFormatter
 from pipeline.errors import PipelineError
 
@@ -73,7 +74,7 @@ def _fail(exc: Exception) -> int:
 
 
 def handle_list(args: argparse.Namespace, settings: Settings) -> int:
-    from cli.commands.jobs import human_bytes, print_table
+    from cli.commands.jobs import print_table
 
     try:
         store = _store(settings)
@@ -107,13 +108,86 @@ def handle_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_download(args: argparse.Namespace, settings: Settings) -> int:
+    """Each model's path on stdout (for scripts); its progress on stderr: a bar on a
+    terminal, a line per tenth otherwise."""
     try:
         store = _store(settings)
         for name in _names(store, args):
-            print(f"{name}\t{store.download(name)}")
+            with DownloadProgress(name, sys.stderr.isatty()) as progress:
+                path = store.download(name, progress)
+            print(f"{name}: sha256 verified, {path}", file=sys.stderr)
+            print(f"{name}\t{path}")
     except PipelineError as exc:
         return _fail(exc)
     return 0
+
+
+# the bar of `facefleet run` over bytes: percent, bar, done/total, elapsed<left, rate
+_BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+PLAIN_STEP = 10  # percent between plain lines
+PLAIN_UNKNOWN_STEP = 64 * 1024**2  # bytes between plain lines where the size is unknown
+
+
+class DownloadProgress:
+    """Hears of a model's download (``ModelStore.download``'s progress): on a terminal a tqdm
+    bar over bytes, else plain lines (where from, then every tenth); a new source (the
+    mirror failed, the next one is tried) starts afresh."""
+
+    def __init__(self, name: str, terminal: bool) -> None:
+        self.name, self.terminal = name, terminal
+        self._url = ""
+        self._bar: Any = None
+        self._said = 0  # the last step a plain line told
+
+    def __call__(self, url: str, done: int, total: int | None) -> None:
+        if url != self._url:
+            self.close()
+            self._url, self._said = url, 0
+            self._start(url, total)
+        if self._bar is not None:
+            self._bar.update(done - self._bar.n)
+            return
+        step = done * 100 // total // PLAIN_STEP if total else done // PLAIN_UNKNOWN_STEP
+        if step > self._said:
+            self._said = step
+            share = f"{done * 100 // total}% ({human_bytes(done)} of {human_bytes(total)})" if total else ""
+            print(f"{self.name}: {share or human_bytes(done)}", file=sys.stderr, flush=True)
+
+    def _start(self, url: str, total: int | None) -> None:
+        size = f" ({human_bytes(total)})" if total else ""
+        print(f"{self.name}: from {_shown(url)}{size}", file=sys.stderr, flush=True)
+        if self.terminal:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                desc=self.name,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                bar_format=_BAR_FORMAT,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> DownloadProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shown(url: str) -> str:
+    """``url`` without a user or password it may carry."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.hostname or "").geturl() if "@" in parts.netloc else url
 
 
 def handle_verify(args: argparse.Namespace, settings: Settings) -> int:

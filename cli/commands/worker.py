@@ -96,7 +96,7 @@ def handle_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.modes.distributed import ConfigurationError
+    from facefleet.modes.distributed import ConfigurationError, check_bucket
     from facefleet.provenance.signing import ProvenanceConfigError, check_signing
 
     if args.check:
@@ -119,6 +119,11 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
         hint = suggest(unknown[0], QUEUES) if unknown else ""
         named = f"unknown queue {unknown[0]!r}{hint}" if unknown else "no queue named"
         print(f"facefleet worker: --queues: {named}; the queues are {', '.join(QUEUES)}", file=sys.stderr)
+        return 2
+    try:
+        check_bucket(settings)  # a missing bucket or credentials: said here, as doctor says it
+    except ConfigurationError as exc:
+        print(f"facefleet worker: {exc}", file=sys.stderr)
         return 2
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port

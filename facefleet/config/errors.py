@@ -61,3 +61,12 @@ class QuotaRefused(JobError):
     def __init__(self, message: str, kind: str, **extra: int) -> None:
         super().__init__(message)
         self.kind, self.extra = kind, extra
+
+
+class ModelsMissing(JobError):
+    """No worker that takes chunks now has every model the task needs (``models``: the ones
+    missing); the fix is on the workers, not in the submission."""
+
+    def __init__(self, message: str, models: list[str]) -> None:
+        super().__init__(message)
+        self.models = models

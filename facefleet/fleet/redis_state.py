@@ -10,8 +10,10 @@ its holder at the next heartbeat (it stops) and by the reaper (it re-enqueues th
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,35 +233,60 @@ class RedisState:
 
     # ------------------------------------------------------------ the fleet, as the dispatcher sees it
 
-    def announce_worker(self, name: str, slots: int, ttl_s: float) -> None:
-        """``name`` takes chunks with ``slots`` processes for the next ``ttl_s`` seconds."""
+    def announce_worker(
+        self, name: str, slots: int, ttl_s: float, models: Iterable[str] | None = None
+    ) -> None:
+        """``name`` takes chunks with ``slots`` processes for the next ``ttl_s`` seconds, and
+        has ``models`` (present and verified on its host; None: it does not say)."""
         pipe = self.redis.pipeline()
         pipe.zadd(self.keys.marker("workers"), {name: time.time() + ttl_s})
         pipe.hset(self.keys.marker("worker-slots"), name, str(slots))
+        if models is not None:
+            pipe.hset(self.keys.marker("worker-models"), name, json.dumps(sorted(models)))
         pipe.execute()
 
     def withdraw_worker(self, name: str) -> None:
         with contextlib.suppress(redis.RedisError):
             self.redis.zrem(self.keys.marker("workers"), name)
 
-    def worker_slots(self) -> int:
-        """Chunk slots of the workers that announced themselves lately."""
+    def _live_workers(self) -> list[str]:
         now = time.time()
         self.redis.zremrangebyscore(self.keys.marker("workers"), "-inf", now)
         names: list[str] = self.redis.zrangebyscore(self.keys.marker("workers"), now, "+inf")  # type: ignore[assignment]
         self._prune_slots(set(names))
+        return names
+
+    def worker_slots(self) -> int:
+        """Chunk slots of the workers that announced themselves lately."""
+        names = self._live_workers()
         if not names:
             return 0
         slots: list[str | None] = self.redis.hmget(self.keys.marker("worker-slots"), names)  # type: ignore[assignment]
         return sum(int(n or 1) for n in slots)
 
+    def worker_models(self) -> dict[str, frozenset[str] | None]:
+        """The models of each worker that takes chunks now (None: it did not say); an
+        unreachable Redis knows of no worker (a submission then waits for workers)."""
+        try:
+            names = self._live_workers()
+            found: list[str | None] = (
+                self.redis.hmget(self.keys.marker("worker-models"), names) if names else []  # type: ignore[assignment]
+            )
+        except redis.RedisError as exc:
+            log.warning("the workers' models are unknown (%s)", type(exc).__name__)
+            return {}
+        return {
+            name: frozenset(json.loads(models)) if models else None
+            for name, models in zip(names, found, strict=True)
+        }
+
     def _prune_slots(self, live: set[str]) -> None:
-        """Drop the slot counts of workers gone from the fleet (one field per node name
-        would otherwise stay for ever)."""
-        key = self.keys.marker("worker-slots")
-        gone = [name for name in self.redis.hkeys(key) if name not in live]  # type: ignore[union-attr]
-        if gone:
-            self.redis.hdel(key, *gone)
+        """Drop the slot counts and model lists of workers gone from the fleet (one field per
+        node name would otherwise stay for ever)."""
+        for key in (self.keys.marker("worker-slots"), self.keys.marker("worker-models")):
+            gone = [name for name in self.redis.hkeys(key) if name not in live]  # type: ignore[union-attr]
+            if gone:
+                self.redis.hdel(key, *gone)
 
     def record_work(self, frames: int, seconds: float) -> None:
         """Frames a worker processed in ``seconds`` of its time (throughput, per 10 s bucket)."""

@@ -26,6 +26,7 @@ from facefleet.fleet.queues import STITCH_TASK as STITCH_TASK
 from facefleet.fleet.queues import STITCHING as STITCHING
 from facefleet.fleet.redis_state import RedisState
 from facefleet.records.engine import make_engine, make_sessionmaker
+from facefleet.storage.base import Misconfigured, StorageError
 from facefleet.storage.s3 import S3Storage
 
 
@@ -78,22 +79,39 @@ def require(settings: Settings) -> tuple[str, str]:
     return settings.database_url, settings.s3_bucket
 
 
-def open_services(settings: Settings, worker_name: str | None = None, *, pre_ping: bool = True) -> Services:
-    """Connections for this process (call after fork, never at import time)."""
-    database_url, bucket = require(settings)
-    engine = make_engine(database_url, settings.database_timeouts(), pre_ping=pre_ping)
-    read_engine = make_engine(database_url, settings.database_timeouts(), pre_ping=pre_ping, autocommit=True)
-    sessions = make_sessionmaker(engine)
-    scratch = settings.scratch_dir
-    storage = S3Storage(
+def make_storage(settings: Settings, bucket: str) -> S3Storage:
+    return S3Storage(
         bucket,
-        cache_dir=scratch / "cache",
+        cache_dir=settings.scratch_dir / "cache",
         cache_max_bytes=settings.cache_max_bytes,
         endpoint_url=settings.s3_endpoint_url,
         region=settings.s3_region,
         multipart_threshold=settings.s3_multipart_threshold,
         public_endpoint_url=settings.s3_public_endpoint_url,
     )
+
+
+def check_bucket(settings: Settings) -> None:
+    """Raise ConfigurationError, in the words of the API's 503 and ``/readyz``, when the
+    bucket does not exist or no credentials reach it: a process that needs the bucket stops
+    at start-up rather than fail every piece of work. An outage is no misconfiguration: it
+    is waited out, as before."""
+    _, bucket = require(settings)
+    try:
+        make_storage(settings, bucket).ping()
+    except Misconfigured as exc:
+        raise ConfigurationError(str(exc)) from None
+    except StorageError:
+        pass
+
+
+def open_services(settings: Settings, worker_name: str | None = None, *, pre_ping: bool = True) -> Services:
+    """Connections for this process (call after fork, never at import time)."""
+    database_url, bucket = require(settings)
+    engine = make_engine(database_url, settings.database_timeouts(), pre_ping=pre_ping)
+    read_engine = make_engine(database_url, settings.database_timeouts(), pre_ping=pre_ping, autocommit=True)
+    sessions = make_sessionmaker(engine)
+    storage = make_storage(settings, bucket)
     state = RedisState.from_url(settings.redis_url, settings.redis_namespace, settings.lease_ttl_s)
     # what the outbox needs from the transactions that write events: the live events'
     # publisher (after each commit) and how long a webhook event is retried

@@ -24,6 +24,29 @@ class ObjectMissing(StorageError):
     """No object under that key."""
 
 
+class Misconfigured(StorageError):
+    """A fault of the deployment's settings that no retry mends (the bucket does not exist,
+    no credentials are configured); the message names it and its fix, for an operator."""
+
+
+class BucketMissing(Misconfigured):
+    def __init__(self, bucket: str) -> None:
+        super().__init__(
+            f"the bucket {bucket} does not exist: create it with `facefleet doctor --fix` "
+            "(or set FACEFLEET_S3_BUCKET to an existing bucket)"
+        )
+        self.bucket = bucket
+
+
+class NoCredentials(Misconfigured):
+    def __init__(self) -> None:
+        super().__init__(
+            "no credentials for object storage: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE, or give this host a role)",
+            local=True,
+        )
+
+
 class UploadTooLarge(StorageError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"upload exceeds the limit of {limit} bytes")

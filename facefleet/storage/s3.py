@@ -19,12 +19,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
 from facefleet.storage import scratch
-from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
+from facefleet.storage.base import (
+    BucketMissing,
+    NoCredentials,
+    ObjectMissing,
+    StorageError,
+    UploadTooLarge,
+)
 from facefleet.storage.file_cache import FileCache
 from facefleet.storage.s3_multipart import OwnUploads, put_resumable, unfinished_uploads
 from facefleet.storage.transfer_watch import TransferWatch
@@ -126,7 +133,12 @@ class S3Storage:
                         watch.moved,
                     )
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("store", key, exc) from exc
+            raise _failure("store", key, exc, self.bucket) from exc
+        except S3UploadFailedError as exc:  # boto3 wraps the ClientError of upload_file
+            cause = exc.__context__
+            if isinstance(cause, ClientError):
+                raise _failure("store", key, cause, self.bucket) from exc
+            raise StorageError(f"object storage refused to store {key!r}", transient=True) from exc
 
     def put_stream(self, key: str, stream: BinaryIO, max_bytes: int | None = None) -> int:
         reader = _LimitedReader(stream, max_bytes)
@@ -136,7 +148,7 @@ class S3Storage:
             self._delete_keys([key])  # a single-part PUT may have gone through before the limit
             raise
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("store", key, exc) from exc
+            raise _failure("store", key, exc, self.bucket) from exc
         except Exception as exc:  # s3transfer wraps errors raised by the stream
             if isinstance(exc.__cause__, UploadTooLarge) or "exceeds the limit" in str(exc):
                 self._delete_keys([key])
@@ -150,7 +162,7 @@ class S3Storage:
         try:
             self._s3.download_file(self.bucket, key, str(dest), Config=self._transfer)
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("read", key, exc) from exc
+            raise _failure("read", key, exc, self.bucket) from exc
 
     def get_external(self, bucket: str, key: str, dest: Path, max_bytes: int) -> int:
         """Copy an object of another bucket (an ``s3://`` input the deployment allows) to a
@@ -161,7 +173,7 @@ class S3Storage:
                 raise UploadTooLarge(max_bytes)
             self._s3.download_file(bucket, key, str(dest), Config=self._transfer)
         except (BotoCoreError, ClientError) as exc:
-            failure = _failure("read", f"s3://{bucket}/{key}", exc)
+            failure = _failure("read", f"s3://{bucket}/{key}", exc, bucket)
             failure.local = False  # another bucket refusing us says nothing of this host
             raise failure from exc
         return size
@@ -187,7 +199,7 @@ class S3Storage:
             head: dict[str, Any] = self._s3.head_object(Bucket=self.bucket, Key=key)
             return head
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("read", key, exc) from exc
+            raise _failure("read", key, exc, self.bucket) from exc
 
     def exists(self, key: str) -> bool:
         try:
@@ -205,7 +217,7 @@ class S3Storage:
             for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 keys.extend(item["Key"] for item in page.get("Contents", []))
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("list", prefix, exc) from exc
+            raise _failure("list", prefix, exc, self.bucket) from exc
         return sorted(keys)
 
     def folders(self, prefix: str) -> builtins.list[str]:
@@ -218,7 +230,7 @@ class S3Storage:
                 for page in pages:
                     found.update(item["Prefix"] for item in page.get("CommonPrefixes", []))
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("list", prefix, exc) from exc
+            raise _failure("list", prefix, exc, self.bucket) from exc
         return sorted(found)
 
     def delete_prefix(self, prefix: str) -> None:
@@ -231,7 +243,7 @@ class S3Storage:
                     Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                 )
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("delete", f"unfinished uploads under {prefix}", exc) from exc
+            raise _failure("delete", f"unfinished uploads under {prefix}", exc, self.bucket) from exc
 
     def delete(self, key: str) -> None:
         self._delete_keys([key])
@@ -248,7 +260,7 @@ class S3Storage:
                         transient=True,
                     )
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("delete", f"{len(keys)} objects", exc) from exc
+            raise _failure("delete", f"{len(keys)} objects", exc, self.bucket) from exc
 
     def presign(self, key: str, expires_s: int = 3600) -> str | None:
         """A download link valid for ``expires_s`` (give or take the minute a link is reused
@@ -285,14 +297,19 @@ class S3Storage:
         try:
             self._s3.create_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as exc:
-            raise _failure("create", f"bucket {self.bucket}", exc) from exc
+            raise _failure("create", f"bucket {self.bucket}", exc, self.bucket) from exc
 
     def ping(self) -> None:
-        """Raise StorageError unless the bucket answers."""
+        """Raise StorageError unless the bucket answers (BucketMissing, NoCredentials: a
+        misconfiguration, not an outage)."""
         try:
             self._s3.head_bucket(Bucket=self.bucket)
-        except (BotoCoreError, ClientError) as exc:
-            raise _failure("reach", f"bucket {self.bucket}", exc) from exc
+        except ClientError as exc:
+            if _reason(exc) in _MISSING | {"NoSuchBucket"}:  # HEAD has no body: a bare 404
+                raise BucketMissing(self.bucket) from exc
+            raise _failure("reach", f"bucket {self.bucket}", exc, self.bucket) from exc
+        except BotoCoreError as exc:
+            raise _failure("reach", f"bucket {self.bucket}", exc, self.bucket) from exc
 
 
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -323,11 +340,14 @@ _CREDENTIAL_CODES = frozenset(
 )
 
 
-def _failure(action: str, what: str, exc: BotoCoreError | ClientError) -> StorageError:
+def _failure(action: str, what: str, exc: BotoCoreError | ClientError, bucket: str = "") -> StorageError:
     """A boto error as a StorageError that names the object and the kind of failure, never
-    the endpoint (the full error stays chained for the log)."""
+    the endpoint (the full error stays chained for the log); a missing ``bucket`` or missing
+    credentials as the misconfiguration they are."""
     if isinstance(exc, ClientError):
         code = _reason(exc)
+        if code == "NoSuchBucket":
+            return BucketMissing(bucket or str(exc.response.get("Error", {}).get("BucketName", "")))
         if code in _MISSING:
             return ObjectMissing(f"no object {what!r} in the bucket")
         return StorageError(
@@ -336,9 +356,7 @@ def _failure(action: str, what: str, exc: BotoCoreError | ClientError) -> Storag
             local=code in _CREDENTIAL_CODES,
         )
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return StorageError(
-            f"object storage: this host has no usable credentials ({type(exc).__name__})", local=True
-        )
+        return NoCredentials()
     return StorageError(
         f"object storage is unreachable (could not {action} {what!r}: {type(exc).__name__})", transient=True
     )

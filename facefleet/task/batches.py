@@ -22,6 +22,7 @@ from facefleet.config.errors import (
     InvalidSubmission,
     InvalidTransition,
     MediaRefused,
+    ModelsMissing,
     QuotaRefused,
     TaskNotFound,
 )
@@ -36,7 +37,7 @@ from facefleet.task.quality import batch_quality
 
 MAX_ITEMS = 1000
 # what refuses one item (and fails it with the reason), not the whole batch
-ITEM_REFUSALS = (MediaRefused, InvalidSubmission, OptionsError, EgressRefused, QuotaRefused)
+ITEM_REFUSALS = (MediaRefused, InvalidSubmission, OptionsError, EgressRefused, QuotaRefused, ModelsMissing)
 
 
 @dataclass

@@ -11,7 +11,7 @@ error goes up, and the row is written last.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,6 +26,7 @@ from facefleet.config.inputs import check_text, load_json
 from facefleet.config.options import JobOptions, OptionsError, check_plan_size, parse_options
 from facefleet.config.settings import Settings
 from facefleet.egress import EgressRefused, check_url, fetch
+from facefleet.fleet.models import check_fleet_models
 from facefleet.records import keys
 from facefleet.records.db import Task, Tenant, new_id
 from facefleet.storage.base import ObjectMissing, StorageError, UploadTooLarge
@@ -36,7 +37,7 @@ from facefleet.task.orphans import clear_pending, record_pending
 from facefleet.task.s3_inputs import check_s3_input
 from pipeline.errors import ModelError, PipelineError
 from pipeline.images import check_image
-from pipeline.models.registry import ModelRegistry, check_model_options
+from pipeline.models.registry import ModelRegistry, check_model_options, models_needed
 from pipeline.plan import frame_range
 from pipeline.probe import VideoProbe
 from pipeline.sandbox import probe_untrusted
@@ -112,6 +113,8 @@ class Draft:
 Receive = Callable[[Draft, Path], None]
 # refuses (raises) a task of these options when the fleet has no room for it
 Admit = Callable[[JobOptions], None]
+# the models of each worker that takes chunks now (node -> its models; None: it did not say)
+FleetModels = Callable[[], Mapping[str, frozenset[str] | None]]
 
 
 def find_by_idempotency_key(ctx: JobContext, key: str) -> Task | None:
@@ -130,9 +133,12 @@ def submit(
     idempotency_key: str | None = None,
     admit: Admit = lambda _options: None,
     batch_id: str | None = None,
+    fleet_models: FleetModels | None = None,
 ) -> tuple[Task, bool]:
     """Returns (task, created). ``created`` is False when the idempotency key named a task
-    of this tenant that already exists (keys are the tenant's own: stored as ``tenant:key``)."""
+    of this tenant that already exists (keys are the tenant's own: stored as ``tenant:key``).
+    ``fleet_models`` (the distributed mode): a task whose models no ready worker has is
+    refused (embedded, the run loads its models itself and says what is missing)."""
     if idempotency_key:
         idempotency_key = f"{tenant}:{idempotency_key}"
         if existing := find_by_idempotency_key(ctx, idempotency_key):
@@ -145,6 +151,8 @@ def submit(
         with scratch_dir(ctx.scratch, "upload") as scratch:
             receive(draft, scratch)
             options, frames = _check(ctx, settings, draft, scratch, admit)
+            if fleet_models is not None:  # last: a wrong input is the user's to fix first
+                check_fleet_models(_models(settings, options), fleet_models())
             task = _create(ctx, draft, options, idempotency_key, frames)
     except BaseException:
         ctx.storage.delete_prefix(draft.keys.prefix)
@@ -264,6 +272,13 @@ def _options(draft: Draft, settings: Settings) -> JobOptions:
     except ModelError as exc:
         raise OptionsError(str(exc)) from None
     return options
+
+
+def _models(settings: Settings, options: JobOptions) -> list[str]:
+    """The models a worker loads for a task of ``options`` (its quality gate's as well)."""
+    registry = ModelRegistry.load(settings.runtime().model_manifest)
+    gate = registry if settings.quality_sample_every > 0 else None
+    return models_needed(options.processors, options.model_dump(), gate)
 
 
 def _raw_options(text: str | None) -> dict[str, Any]:

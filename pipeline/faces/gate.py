@@ -21,6 +21,7 @@ from pipeline.faces.loading import load_attributes, load_detector, load_recogniz
 from pipeline.faces.models import ArcFaceRecognizer
 from pipeline.faces.selection import FaceFinder, selection_of
 from pipeline.faces.types import Face, FaceDetector
+from pipeline.models.registry import GATE_DETECTOR
 from pipeline.processors import Assets
 from pipeline.quality import MATCH_IOU, Figures, iou, squared_error_outside
 from pipeline.runtime import Runtime
@@ -28,7 +29,7 @@ from pipeline.runtime import Runtime
 # the processors whose output the gate measures (the debugger draws on purpose)
 MEASURED = ("face_swapper", "face_enhancer", "face_anonymizer")
 # the anonymiser's gate checks with another family of detector than the job's
-CHECK_DETECTOR = {"scrfd": "yunet", "yunet": "det_500m"}
+CHECK_DETECTOR = GATE_DETECTOR
 CHECK_SCORE = 0.7  # YuNet at 0.5 calls the glasses on the demo's table faces (0.51-0.63)
 SOURCE_ASSET = "face_swapper.source_embedding"
 REFERENCE_SUFFIX = ".reference_embedding"

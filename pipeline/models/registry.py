@@ -56,6 +56,18 @@ MODEL_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "face_parser_model": ("bisenet_resnet_34", ("bisenet",)),
 }
 
+# which option fields name the models each processor loads
+PROCESSOR_MODELS: dict[str, tuple[str, ...]] = {
+    "face_swapper": ("face_detector", "face_recognizer", "swapper_model"),
+    "face_enhancer": ("face_detector", "enhancer_model"),
+    "face_anonymizer": ("face_detector",),
+    "face_debugger": ("face_detector",),
+}
+# which option fields name the models of each face mask type (box needs none)
+MASK_MODELS = {"occlusion": "face_occluder_model", "region": "face_parser_model"}
+# the anonymiser's quality gate checks with a detector of the other family than the job's
+GATE_DETECTOR = {"scrfd": "yunet", "yunet": "det_500m"}
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FACEFUSION_GITHUB = "https://github.com/facefusion/facefusion-assets/releases/download/models-3.0.0"
 _FACEFUSION_HF = "https://huggingface.co/facefusion/models-3.0.0/resolve/main"
@@ -311,3 +323,27 @@ def check_model_options(options: Any, registry: ModelRegistry) -> None:
             raise ModelError(
                 f"face_attribute_model: unknown model {str(attribute)[:100]!r}; known: {', '.join(known)}"
             )
+
+
+def models_needed(processors: list[str], options: Any, registry: ModelRegistry | None = None) -> list[str]:
+    """The models a chain of ``processors`` loads with ``options`` (a mapping, every model
+    option filled in), in the order they name them; with ``registry``, the quality gate's
+    too (the anonymiser's checks with a detector of the other family)."""
+    names = [str(options[f]) for p in processors for f in PROCESSOR_MODELS.get(p, ())]
+    if processors and "reference" in (options.get("face_selector"), options.get("face_selector_mode")):
+        names.append(str(options["face_recognizer"]))
+    filters = ("face_selector_age_start", "face_selector_age_end", "face_selector_gender")
+    if (
+        processors
+        and options.get("face_attribute_model")
+        and any(options.get(f) is not None for f in filters)
+    ):
+        names.append(str(options["face_attribute_model"]))
+    if {"face_swapper", "face_enhancer"} & set(processors):
+        chosen = options.get("face_mask_types") or ()
+        names += [str(options[f]) for kind, f in MASK_MODELS.items() if kind in chosen]
+    if registry is not None and "face_anonymizer" in processors:
+        job = registry.specs.get(str(options["face_detector"]))
+        if job is not None and job.kind in GATE_DETECTOR:
+            names.append(GATE_DETECTOR[job.kind])
+    return list(dict.fromkeys(names))

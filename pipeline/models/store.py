@@ -13,8 +13,8 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -91,22 +91,29 @@ class DownloadError(Exception):
     pass
 
 
-def _blocks(url: str) -> Iterator[bytes]:
-    """The bytes at ``url`` (http, https or file), streamed in blocks."""
+# hears of a download as it goes: (url, bytes so far, bytes in all or None when unknown)
+Progress = Callable[[str, int, int | None], None]
+
+
+@contextmanager
+def _source(url: str) -> Iterator[tuple[int | None, Iterator[bytes]]]:
+    """The size (None: unknown) and the bytes, in blocks, at ``url`` (http, https or file)."""
     import requests  # imported here: only a download needs it
 
     if urlparse(url).scheme == "file":
-        with Path(unquote(urlparse(url).path)).open("rb") as source:
-            while block := source.read(CHUNK_BYTES):
-                yield block
+        path = Path(unquote(urlparse(url).path))
+        with path.open("rb") as source:
+            yield path.stat().st_size, iter(lambda: source.read(CHUNK_BYTES), b"")
         return
     with requests.get(url, stream=True, timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S)) as response:
         response.raise_for_status()
-        yield from response.iter_content(CHUNK_BYTES)
+        length = response.headers.get("Content-Length", "")
+        yield (int(length) if length.isdigit() else None), response.iter_content(CHUNK_BYTES)
 
 
-def download(url: str, destination: Path, spec: ModelSpec) -> Path:
-    """Stream ``url`` to a temp file next to ``destination``, verify sha256 and size, rename."""
+def download(url: str, destination: Path, spec: ModelSpec, progress: Progress | None = None) -> Path:
+    """Stream ``url`` to a temp file next to ``destination``, verify sha256 and size, rename;
+    ``progress`` hears of each block."""
     import requests
 
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -115,13 +122,18 @@ def download(url: str, destination: Path, spec: ModelSpec) -> Path:
     try:
         digest = hashlib.sha256()
         size = 0
-        with os.fdopen(descriptor, "wb") as out:
-            for block in _blocks(url):
+        with os.fdopen(descriptor, "wb") as out, _source(url) as (length, blocks):
+            total = spec.size or length
+            if progress is not None:
+                progress(url, 0, total)
+            for block in blocks:
                 digest.update(block)
                 size += len(block)
                 if spec.size is not None and size > spec.size:
                     raise DownloadError(f"{url} sent more than the expected {spec.size} bytes")
                 out.write(block)
+                if progress is not None:
+                    progress(url, size, total)
         if spec.size is not None and size != spec.size:
             raise DownloadError(f"{url} sent {size} bytes, expected {spec.size}")
         if digest.hexdigest() != spec.sha256:
@@ -136,9 +148,9 @@ def download(url: str, destination: Path, spec: ModelSpec) -> Path:
             temp.unlink()
 
 
-def copy_verified(source: Path, destination: Path, spec: ModelSpec) -> Path:
+def copy_verified(source: Path, destination: Path, spec: ModelSpec, progress: Progress | None = None) -> Path:
     """Copy a local file into the model directory the same atomic, verified way."""
-    return download(source.resolve().as_uri(), destination, spec)
+    return download(source.resolve().as_uri(), destination, spec, progress)
 
 
 @dataclass(frozen=True)
@@ -177,8 +189,22 @@ class ModelStore:
             problems.append(problem)
         return None, problems
 
-    def resolve(self, name: str, kind: tuple[str, ...] | None = None, fetch: bool = True) -> Path:
-        """A verified local file for ``name``, downloading it when ``fetch`` and needed."""
+    def present(self) -> list[str]:
+        """The models with a verified copy here (the model directory, a manifest path or a
+        mirror folder; a URL mirror's are not, until downloaded)."""
+        return [
+            spec.name for spec in self.registry if spec.sha256 is not None and self.find(spec)[0] is not None
+        ]
+
+    def resolve(
+        self,
+        name: str,
+        kind: tuple[str, ...] | None = None,
+        fetch: bool = True,
+        progress: Progress | None = None,
+    ) -> Path:
+        """A verified local file for ``name``, downloading it when ``fetch`` and needed
+        (``progress`` hears of the download)."""
         spec = self.spec(name, kind)
         if spec.sha256 is None:
             raise ModelError(f"model {spec.describe()}: {how_to_provide(spec)}")
@@ -188,7 +214,7 @@ class ModelStore:
         if fetch:
             for url in self.remote_candidates(spec):
                 try:
-                    return download(url, self.runtime.model_dir / spec.file, spec)
+                    return download(url, self.runtime.model_dir / spec.file, spec, progress)
                 except DownloadError as exc:
                     problems.append(str(exc))
         where = ", ".join(str(p.parent) for p in self.local_candidates(spec))
@@ -198,11 +224,11 @@ class ModelStore:
             f"{how_to_provide(spec)}"
         )
 
-    def download(self, name: str) -> Path:
+    def download(self, name: str, progress: Progress | None = None) -> Path:
         """Make a verified copy of ``name`` in the model directory (the CLI's ``download``)."""
         spec = self.spec(name)
         target = self.runtime.model_dir / spec.file
-        path = self.resolve(name)
+        path = self.resolve(name, progress=progress)
         if path != target:
-            copy_verified(path, target, spec)
+            copy_verified(path, target, spec, progress)
         return target

@@ -4,6 +4,7 @@ while a queue with work has no ready worker."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -190,3 +191,40 @@ def test_a_worker_whose_models_fail_stays_unready_and_takes_no_chunks(api, fleet
     fleet.ensure_workers()
     assert wait_state(api, task_id, {"succeeded", "failed"})["state"] == "succeeded"
     assert all(c.attempts == 1 for c in chunks())
+
+
+def _post(api: str, target: Path, options: dict[str, object]) -> requests.Response:
+    with target.open("rb") as video:
+        return requests.post(
+            f"{api}/v1/tasks",
+            files={"target": ("in.mp4", video)},
+            data={"options": json.dumps(options)},
+            timeout=60,
+        )
+
+
+def test_a_task_whose_models_no_ready_worker_has_is_refused(api, fleet, mirror_folder, tmp_path):
+    """Workers report the models present and verified on their host with their slots; a task
+    needing one that none has is a 422 naming it and the fix, not a task failing on every
+    worker; one whose models are there is accepted."""
+    yunet = shared_models() / "face_detection_yunet_2026may.onnx"  # the anonymiser's gate's
+    if not yunet.is_file():
+        pytest.skip(f"the real detector {yunet} is missing")
+    shutil.copy(yunet, mirror_folder)  # the mirror: det_500m and yunet, no det_10g
+    only = fleet.only_worker(
+        {"FACEFLEET_MODEL_MIRRORS": str(mirror_folder), "FACEFLEET_MODEL_DIR": str(tmp_path / "models")}
+    )
+    wait_for(lambda: ready_workers(api)["chunks"] == 1, 30, "/readyz to count the one worker")
+    target = clip(tmp_path / "in.mp4")
+
+    refused = _post(api, target, {"processors": "face_anonymizer", "face_detector": "det_10g"})
+    assert refused.status_code == 422, refused.text
+    body = refused.json()
+    assert body["type"].endswith("/models-missing") and body["missing_models"] == ["det_10g"], body
+    assert "facefleet models download det_10g" in body["detail"] and "on the workers" in body["detail"]
+    assert "Retry-After" not in refused.headers
+
+    accepted = _post(api, target, {"processors": "face_anonymizer", "face_detector": MODEL})
+    assert accepted.status_code == 201, accepted.text
+    assert wait_state(api, accepted.json()["id"], {"succeeded", "failed"})["state"] == "succeeded"
+    assert only.alive()
