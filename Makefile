@@ -78,7 +78,7 @@ run: install-run
 # tests that wait out outages overlap. Whole files go to one process (their fixtures are shared).
 TEST_PROCESSES ?= 2
 test: install browser-tools
-	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile
+	$(BIN)/pytest -q -n $(TEST_PROCESSES) --dist loadfile --durations=30
 
 lint: install
 	$(BIN)/ruff check .

@@ -286,6 +286,11 @@ class Watermarker:
             for f in frames
         ]
 
+    def mark_image(self, image: np.ndarray) -> np.ndarray:
+        """A BGR image as the mark leaves it (its luma marked through 4:4:4)."""
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        return mark_video_frame(frame, self._coded).to_ndarray(format="bgr24")
+
 
 # --- detection ------------------------------------------------------------------------
 

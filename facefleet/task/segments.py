@@ -32,7 +32,7 @@ from facefleet.config.context import JobContext
 from facefleet.config.errors import LeaseLost
 from facefleet.config.options import JobOptions
 from facefleet.observability import metrics
-from facefleet.provenance.marking import with_watermark
+from facefleet.provenance.marking import gate_of_marked, with_watermark
 from facefleet.records import keys
 from facefleet.records.db import Task
 from facefleet.records.states import TaskState
@@ -48,12 +48,10 @@ from pipeline.models import oom
 from pipeline.plan import SegmentPlan, plan_chunks
 from pipeline.prefetch import prefetch
 from pipeline.processors import Chain, build_chain
-from pipeline.quality import Figures, capture, measure_segment
+from pipeline.quality import Figures, Measures, capture, measure_segment
 
 if TYPE_CHECKING:  # numpy and the face models only for jobs with processors
     import numpy as np
-
-    from pipeline.faces.gate import QualityGate
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +293,7 @@ def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Ch
     return chain
 
 
-def _gate(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> QualityGate | None:
+def _gate(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Measures | None:
     """The task's quality gate in this process (None: off, or nothing it measures)."""
     if ctx.quality_sample_every <= 0 or not options.processors:
         return None
@@ -304,10 +302,9 @@ def _gate(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Qua
         from pipeline.faces.gate import build_gate
 
         assets = load_assets(ctx, task_keys)
-        ctx.cache[cache_key] = build_gate(
-            options.processors, options.processor_options(), assets, ctx.runtime
-        )
-    gate: QualityGate | None = ctx.cache[cache_key]
+        built = build_gate(options.processors, options.processor_options(), assets, ctx.runtime)
+        ctx.cache[cache_key] = None if built is None else gate_of_marked(ctx, task_keys.task_id, built)
+    gate: Measures | None = ctx.cache[cache_key]
     return gate
 
 

@@ -9,7 +9,11 @@ harder (issue 27):
 * profiles and poor views: a lower score than swapping needs (a false blur costs little);
 * time: a face found in frame N covers frames N-k..N+k of the same batch where nothing was
   found at its place, so a one-frame miss is covered. Batches start at segment starts, so
-  a resumed chunk carries exactly what an uninterrupted one did (byte identity holds).
+  a resumed chunk carries exactly what an uninterrupted one did (byte identity holds);
+* hysteresis: a weaker detection (down to ``WEAK_FACTOR`` of the score) counts where a face
+  of full score was found at its place in another frame of the batch, so a face that hovers
+  at the threshold for several frames (the demo's half face at the top edge, 0.28-0.30 for
+  six frames) is not dropped in turn.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ TILE_OVERLAP = 0.25  # of a tile's side
 MERGE_IOU = 0.4
 CARRY_FRAMES = 2
 CARRY_IOU = 0.3
+WEAK_FACTOR = 2 / 3  # a weak detection's floor, as a share of the confirming score
 
 
 def _shifted(face: Face, dx: float, dy: float) -> Face:
@@ -46,13 +51,16 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass
 class ThoroughFinder:
-    """Every face it can find in a batch of frames: padded, tiled, carried across frames."""
+    """Every face it can find in a batch of frames: padded, tiled, confirmed across frames,
+    carried across frames. ``detector`` finds down to the weak floor (``weak_floor(score)``);
+    ``score`` confirms a face."""
 
     detector: FaceDetector
+    score: float
 
     def find(self, images: list[np.ndarray]) -> list[list[Face]]:
         found = [self.detect(image) for image in images]
-        return carry(found)
+        return carry(confirmed(found, self.score))
 
     def detect(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
@@ -91,6 +99,25 @@ def _merged(faces: list[Face]) -> list[Face]:
         union = np.concatenate([np.min(same, axis=0)[:2], np.max(same, axis=0)[2:]]).astype(np.float32)
         merged.append(replace(faces[kept], box=union))
     return merged
+
+
+def weak_floor(score: float) -> float:
+    """The score the finder's detector runs at, for a confirming ``score``."""
+    return score * WEAK_FACTOR
+
+
+def confirmed(found: list[list[Face]], score: float) -> list[list[Face]]:
+    """Each frame's faces of at least ``score``, and its weaker ones that overlap a face of
+    at least ``score`` in some frame of the batch (the same face, seen better elsewhere)."""
+    strong = [face for faces in found for face in faces if face.score >= score]
+    return [
+        [
+            face
+            for face in faces
+            if face.score >= score or any(_iou(face.box, other.box) >= CARRY_IOU for other in strong)
+        ]
+        for faces in found
+    ]
 
 
 def carry(found: list[list[Face]], frames: int = CARRY_FRAMES) -> list[list[Face]]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import PipelineError
-from pipeline.faces.anonymizer import ANONYMIZE_SCORE, ThoroughFinder
+from pipeline.faces.anonymizer import ANONYMIZE_SCORE, ThoroughFinder, weak_floor
 from pipeline.faces.effects import anonymize, draw_faces
 from pipeline.faces.geometry import paste_back
 from pipeline.faces.loading import (
@@ -229,7 +229,8 @@ def create_anonymizer(options: Mapping[str, Any], assets: Assets, runtime: Runti
     if chosen.mode == "many" and not chosen.selection.filters:
         # every face: looked for harder (border, small, profile, time)
         score = min(float(options.get("detector_score", 0.5)), ANONYMIZE_SCORE)
-        finder = ThoroughFinder(load_detector({**options, "detector_score": score}, runtime))
+        detector = load_detector({**options, "detector_score": weak_floor(score)}, runtime)
+        finder = ThoroughFinder(detector, score)
     return FaceEffect(finder, lambda image, faces: anonymize(image, faces, mode), "face_anonymizer")
 
 
