@@ -42,6 +42,7 @@ class JobContext:
     # the quality gate: every N-th frame measured (0: off), and what a task's figures must meet
     quality_sample_every: int = 50
     quality_thresholds: Thresholds = field(default_factory=Thresholds)
+    anonymizer_leaves_faces: bool = False  # a test switch (TestHooks): the anonymiser hides nothing
     # the content policy: what happens to a task whose sampled input frames score as unsafe
     content_policy: Policy = field(default_factory=Policy)
     # provenance: new tasks with processors get the watermark; the stitch signs a C2PA
@@ -82,6 +83,7 @@ class JobContext:
             else None,
             quality_sample_every=settings.quality_sample_every,
             quality_thresholds=settings.quality_thresholds(),
+            anonymizer_leaves_faces=settings.test_hooks.anonymizer_leaves_faces,
             content_policy=settings.content_policy_rule(),
             **ports,
         )

@@ -55,6 +55,7 @@ class TestHooks(BaseSettings):
     kill_at_dead_letter: bool = False  # a worker kills itself inside its first dead letter's transaction
     scratch_full: bool = False  # a worker's scratch writes fail as a full disk's do
     prober_crash: bool = False  # the sandboxed prober aborts on every file
+    anonymizer_leaves_faces: bool = False  # the anonymiser hides nothing (its quality gate must say so)
     # "0,1": the GPUs `facefleet worker --gpus` finds, on a host without any (tests of the supervisor)
     fake_gpus: str | None = None
 

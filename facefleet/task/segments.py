@@ -288,6 +288,8 @@ def _chain(ctx: JobContext, task_keys: keys.TaskKeys, options: JobOptions) -> Ch
     if cache_key not in ctx.cache:
         assets = load_assets(ctx, task_keys) if options.processors else {}
         built = build_chain(options.processors, options.processor_options(), assets, ctx.runtime)
+        if ctx.anonymizer_leaves_faces:
+            built = Chain([p for p in built.processors if p.name != "face_anonymizer"])
         ctx.cache[cache_key] = with_watermark(ctx, task_keys.task_id, built)
     chain: Chain = ctx.cache[cache_key]
     return chain

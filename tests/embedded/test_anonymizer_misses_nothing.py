@@ -51,11 +51,17 @@ def _frames(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
 
 
-def _anonymised(tmp_path: Path, clip: Path, shared_models: Path) -> tuple[Path, dict]:
+def _anonymised(
+    tmp_path: Path, clip: Path, shared_models: Path, switches: dict[str, str] | None = None
+) -> tuple[Path, dict]:
     """``facefleet run`` with the anonymiser (det_500m, the watermark on as by default); the
     output and the run's quality report."""
     output = tmp_path / "blurred.mp4"
-    env = {"FACEFLEET_MODEL_MIRRORS": str(shared_models), "FACEFLEET_QUALITY_SAMPLE_EVERY": "5"}
+    env = {
+        "FACEFLEET_MODEL_MIRRORS": str(shared_models),
+        "FACEFLEET_QUALITY_SAMPLE_EVERY": "5",
+        **(switches or {}),
+    }
     result = run_cli(
         tmp_path / "home",
         "run", "--target", str(clip), "--output", str(output),
@@ -148,3 +154,12 @@ def test_a_face_entering_and_leaving_through_every_edge_stays_hidden(tmp_path, s
     output, quality = _anonymised(tmp_path, clip, shared_models)
     assert _faces_left(_frames(output), detectors) == {}
     assert quality["face_coverage"] == 0.0, quality
+
+
+def test_the_gate_fails_a_run_whose_anonymiser_left_faces(tmp_path, shared_models):
+    clip = make_sample_video(tmp_path / "demo.mp4", seconds=2)
+    switch = {"FACEFLEET_TEST_ANONYMIZER_LEAVES_FACES": "1"}  # the anonymiser hides nothing
+    _, quality = _anonymised(tmp_path, clip, shared_models, switch)
+    assert quality["passed"] is False, quality
+    assert quality["face_coverage"] > 0.5, quality
+    assert any("still detectable" in reason for reason in quality["reasons"]), quality
