@@ -160,7 +160,9 @@ def test_block_after_segments_were_stored_removes_them_too(tmp_path, manifest):
     task_id, state, reason, _, _ = _task(home)
     assert (state, reason) == ("failed", "content_policy")
     # segments were stored before the block: the chunk's checkpoint (saved after each segment's
-    # store) and the scores kept for each stored segment, all dark and safe, outlive the files
+    # store) and the scores kept for each stored segment, all dark and safe, outlive the files.
+    # Not a race: with two segments in flight, segment 4 (which takes frame 20) starts only
+    # once segment 2 is stored and checkpointed; segment 3 may or may not have been
     with sqlite3.connect(home / "facefleet.db") as db:
         chunk_state, segments_done, frames_done, scores = db.execute(
             "SELECT state, segments_done, frames_done, content_policy FROM chunks WHERE task_id = ?",
