@@ -32,6 +32,7 @@ OCCLUDER = "test_xseg"  # XSeg's signature: visible where the colour is skin-lik
 PARSER = "test_bisenet"  # BiSeNet's signature: 19 classes from colour and place in the crop
 CLASSIFIER_UNSAFE = "test_nsfw_unsafe"  # the content policy's classifier, scoring every frame unsafe
 CLASSIFIER_SAFE = "test_nsfw_safe"  # ... and every frame safe
+CLASSIFIER_BRIGHT = "test_nsfw_bright"  # ... unsafe when the frame is bright, safe when dark
 MANIFEST_NAME = "test-models.json"
 EMBEDDING = 512
 
@@ -278,6 +279,27 @@ def classifier_model(unsafe: bool) -> onnx.ModelProto:
     return _model(nodes, inputs, outputs, inits)
 
 
+def bright_classifier_model(steepness: float = 0.1) -> onnx.ModelProto:
+    """Open-NSFW-shaped, scoring by the picture: the input's mean (BGR less the Caffe means,
+    so 0 is a frame of mean value about 115) times ``steepness`` is the unsafe logit, its
+    negative the safe one. A dark frame (mean value 30: input mean about -85) scores under
+    1e-7 unsafe, a bright one (mean value 220: about +105) over 0.9999999; the default
+    threshold 0.8 is crossed at a mean value of about 122."""
+    inits = [
+        numpy_helper.from_array(np.array([[-steepness, steepness]], dtype=np.float32), "slope"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Unsqueeze", ["mean", "axis1"], ["column"]),
+        helper.make_node("MatMul", ["column", "slope"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["prob"], axis=1),
+    ]
+    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["None", 224, 224, 3])]
+    outputs = [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["None", 2])]
+    return _model(nodes, inputs, outputs, inits)
+
+
 def _entry(folder: Path, name: str, kind: str, model: onnx.ModelProto) -> dict[str, object]:
     file = f"{name}.onnx"
     data = model.SerializeToString()
@@ -313,6 +335,7 @@ def write_test_models(
         _entry(folder, PARSER, "bisenet", parser_model()),
         _entry(folder, CLASSIFIER_UNSAFE, "nsfw", classifier_model(unsafe=True)),
         _entry(folder, CLASSIFIER_SAFE, "nsfw", classifier_model(unsafe=False)),
+        _entry(folder, CLASSIFIER_BRIGHT, "nsfw", bright_classifier_model()),
     ]
     manifest = folder / MANIFEST_NAME
     manifest.write_text(json.dumps({"models": entries}, indent=2), encoding="utf-8")
