@@ -253,7 +253,7 @@ function qualityView(quality, subject) {
     figures("figures", [
       ["Identity similarity (mean)", similarity.samples ? fixed(similarity.mean, 3) : null],
       ["PSNR outside the faces", quality.psnr_outside_db == null ? null : `${fixed(quality.psnr_outside_db, 1)} dB`],
-      ["Frames with a face found", quality.face_coverage == null ? null : `${fixed(100 * quality.face_coverage, 0)}%`],
+      ["Sampled frames with a face detected", quality.face_coverage == null ? null : `${fixed(100 * quality.face_coverage, 0)}%`],
     ])
   );
   for (const reason of quality.reasons || []) box.append(element("p", "error", reason));
@@ -335,7 +335,7 @@ function renderBatch(batch) {
 
 function renderUsage(usage) {
   const quota = usage.monthly_frames == null ? "" : ` of ${usage.monthly_frames}`;
-  const megabytes = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
+  const megabytes = (bytes) => (bytes < 1e6 ? `${(bytes / 1e3).toFixed(0)} kB` : `${(bytes / 1e6).toFixed(1)} MB`);
   $("usage").replaceChildren(
     ...figures("figures", [
       ["Month", usage.month],

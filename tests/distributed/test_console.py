@@ -197,7 +197,7 @@ def test_a_batch_of_two_videos_live_with_quality_and_usage(browser, keyed_api, f
         assert streamed and streamed[-1] == frames, streamed
         quality = item.find_element(By.CSS_SELECTOR, ".quality")
         assert quality.get_attribute("data-passed") in ("true", "false")
-        assert "Frames with a face found" in quality.text and "Quality:" in quality.text
+        assert "Sampled frames with a face detected" in quality.text and "Quality:" in quality.text
         assert item.find_elements(By.CSS_SELECTOR, ".actions a")  # the download link
 
     usage = _wait(
