@@ -30,6 +30,7 @@ from api.slots import SubmitSlots
 from api.state import ApiState
 from api.stats import stats
 from api.tasks import tasks
+from api.usage import usage
 from api.verify import provenance
 from facefleet.config.settings import Settings
 from facefleet.modes.distributed import require
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, producer: Producer | None = None) -> Flask
     app.register_api(batches)
     app.register_api(events)
     app.register_api(stats)
+    app.register_api(usage)
     app.register_api(provenance)
     register_error_handlers(app)
 

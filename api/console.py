@@ -10,7 +10,7 @@ from pathlib import Path
 from flask import Blueprint, Response, send_from_directory
 
 FOLDER = Path(__file__).with_name("console")
-FILES = frozenset({"app.js", "app.css"})
+FILES = frozenset({"app.js", "live.js", "app.css"})
 POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 HISTORY = 500  # events kept per task or batch
 HISTORY_TTL_S = 24 * 3600
+WAIT_S = 1.0  # the subscription's wait for a message, under any socket_timeout of the client
 
 _PUBLISH = """
 local n = redis.call('INCR', KEYS[1])
@@ -86,8 +87,11 @@ class Hub:
         try:
             pubsub.psubscribe(f"{self._keys.namespace}:live:*")
             self._ready.set()
-            for message in pubsub.listen():
-                if message["type"] != "pmessage":
+            while True:
+                # polled, never a blocking read: the client's socket_timeout would end a plain
+                # listen() after that long without an event, and followers would hear nothing more
+                message = pubsub.get_message(timeout=WAIT_S)
+                if message is None or message["type"] != "pmessage":
                     continue
                 with self._lock:
                     targets = list(self._followers.get(message["channel"], ()))

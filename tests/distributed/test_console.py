@@ -68,17 +68,10 @@ def _frames(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-@pytest.mark.parametrize("browser", [1280, 390], indirect=True, ids=["desktop", "phone"])
-def test_sign_in_submit_watch_and_download_in_a_browser(browser, keyed_api, fleet, operator, tmp_path):
+def _sign_in(browser, url: str, key: str) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
 
-    fleet.ensure_workers()
-    key = operator.key(operator.tenant())
-    video = clip(tmp_path / "talk.mp4")
-    frames = _frames(video)
-
-    browser.get(keyed_api + "/")
+    browser.get(url + "/")
     assert browser.find_element(By.ID, "sign-in-section").is_displayed()
     unlabeled = browser.execute_script(
         "return [...document.querySelectorAll('input, select')].filter(e => e.labels.length === 0).map(e => e.id)"
@@ -93,6 +86,23 @@ def test_sign_in_submit_watch_and_download_in_a_browser(browser, keyed_api, flee
     assert browser.execute_script("return sessionStorage.getItem('facefleet.key')") == key
     assert browser.execute_script("return localStorage.length") == 0
 
+
+def _no_policy_refusals(browser) -> list[str]:  # type: ignore[no-untyped-def]
+    problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    return [p for p in problems if "Content Security Policy" in p or "Refused" in p]
+
+
+@pytest.mark.parametrize("browser", [1280, 390], indirect=True, ids=["desktop", "phone"])
+def test_sign_in_submit_watch_and_download_in_a_browser(browser, keyed_api, fleet, operator, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    fleet.ensure_workers()
+    key = operator.key(operator.tenant())
+    video = clip(tmp_path / "talk.mp4")
+    frames = _frames(video)
+
+    _sign_in(browser, keyed_api, key)
     browser.find_element(By.ID, "target").send_keys(str(video))
     Select(browser.find_element(By.ID, "processors")).select_by_value("none")
     browser.find_element(By.CSS_SELECTOR, "#submit button[type=submit]").click()
@@ -110,6 +120,11 @@ def test_sign_in_submit_watch_and_download_in_a_browser(browser, keyed_api, flee
     assert (
         f"{frames}/{frames} frames" in browser.find_element(By.CSS_SELECTOR, f'li[data-id="{task_id}"]').text
     )
+    done = browser.find_element(By.CSS_SELECTOR, f'li[data-id="{task_id}"]')
+    # its progress came live from the task's event stream (fetch with the key in a header)
+    assert done.get_attribute("data-live") == "stream"
+    streamed = [int(n) for n in done.get_attribute("data-stream-frames").split(",") if n]
+    assert streamed and streamed[-1] == frames and streamed == sorted(streamed), streamed
     browser.execute_script("arguments[0].scrollIntoView()", link)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / f"console-{browser.width}px.png"))
@@ -124,5 +139,74 @@ def test_sign_in_submit_watch_and_download_in_a_browser(browser, keyed_api, flee
     _wait(lambda: not list(browser.downloads.glob("*.crdownload")), 30, "the download to finish")
     assert _frames(downloaded) == frames
 
-    problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
+    assert not _no_policy_refusals(browser)
+
+
+@pytest.mark.parametrize("browser", [1280], indirect=True, ids=["desktop"])
+def test_a_batch_of_two_videos_live_with_quality_and_usage(browser, keyed_api, fleet, operator, tmp_path):
+    """Two videos chosen at once are one batch; both tasks are followed live by their event
+    streams to succeeded; each shows its quality (the anonymiser's face coverage), the batch
+    its counts, and the usage panel the frames done this month."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.harness.provenance import tiny_clip, yunet_folder
+
+    yunet_folder()  # the workers find YuNet in the mirrors they inherit (skips where missing)
+    fleet.ensure_workers()
+    key = operator.key(operator.tenant())
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+    videos = [tiny_clip(tmp_path / "one"), tiny_clip(tmp_path / "two")]
+    frames = _frames(videos[0])
+    _sign_in(browser, keyed_api, key)
+    assert browser.find_element(By.ID, "target").get_attribute("multiple") is not None
+
+    browser.find_element(By.ID, "target").send_keys("\n".join(str(v) for v in videos))
+    Select(browser.find_element(By.ID, "processors")).select_by_value("face_anonymizer")
+    Select(browser.find_element(By.ID, "face-detector")).select_by_value("yunet")
+    browser.find_element(By.CSS_SELECTOR, "#submit button[type=submit]").click()
+    batch = _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#batches li"), 30, "the batch")[0]
+    batch_id = batch.get_attribute("data-id")
+    assert not browser.find_element(By.ID, "submit-error").text
+    assert f"Batch {batch_id} submitted: 2 tasks" in browser.find_element(By.ID, "submit-status").text
+
+    def completed():  # type: ignore[no-untyped-def]
+        found = browser.find_elements(
+            By.CSS_SELECTOR, f'#batches li[data-id="{batch_id}"][data-state="completed"]'
+        )
+        return found[0] if found else None
+
+    done = _wait(completed, 240, "the batch to complete in the console")
+    assert "2 succeeded" in done.find_element(By.CSS_SELECTOR, ".counts").text
+    assert f"{2 * frames}/{2 * frames} frames" in done.text
+
+    items = _wait(
+        lambda: [
+            i
+            for i in browser.find_elements(By.CSS_SELECTOR, '#tasks li[data-state="succeeded"]')
+            if batch_id in i.text and i.find_elements(By.CSS_SELECTOR, ".quality")
+        ],
+        30,
+        "both items succeeded, with their quality",
+    )
+    assert len(items) == 2
+    for item in items:
+        assert item.get_attribute("data-live") == "stream"  # followed by its event stream
+        streamed = [int(n) for n in item.get_attribute("data-stream-frames").split(",") if n]
+        assert streamed and streamed[-1] == frames, streamed
+        quality = item.find_element(By.CSS_SELECTOR, ".quality")
+        assert quality.get_attribute("data-passed") in ("true", "false")
+        assert "Sampled frames with a face detected" in quality.text and "Quality:" in quality.text
+        assert item.find_elements(By.CSS_SELECTOR, ".actions a")  # the download link
+
+    usage = _wait(
+        lambda: (text := browser.find_element(By.ID, "usage").text) and f"{2 * frames}" in text and text,
+        30,
+        "the usage panel to count both tasks' frames",
+    )
+    assert "Frames" in usage and "Tasks" in usage
+    browser.execute_script("arguments[0].scrollIntoView()", done)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "console-batch-1280px.png"))
+    assert not _no_policy_refusals(browser)
