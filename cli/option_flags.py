@@ -16,6 +16,9 @@ from pipeline.faces.mask_names import FACE_MASK_AREAS, FACE_MASK_REGIONS, FACE_M
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from facefleet.config.options import JobOptions
+    from facefleet.config.settings import Settings
+
 
 class Flag(NamedTuple):  # not a dataclass: `--help` would import inspect for it
     kind: Callable[[str], Any]
@@ -278,3 +281,12 @@ def with_flag(message: str) -> str:
     if field in JOB_FLAGS or field in SCHEDULING_FLAGS or field == "processors":
         return f"{message} ({flag_name(field)})"
     return message
+
+
+def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOptions:
+    """The job options of ``facefleet run``'s flags, over the settings' defaults."""
+    from facefleet.config.options import parse_options
+
+    raw: dict[str, Any] = {"processors": args.processors}
+    raw.update({name: getattr(args, name) for name in JOB_FLAGS if getattr(args, name) is not None})
+    return parse_options(raw, settings.job_defaults())

@@ -5,13 +5,12 @@ DIR`` writes one output per item, named after its input."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from cli.commands.client import ClientError, MultipartBody, _check, auth_headers, download_output
+from cli.commands.api_calls import ClientError, auth_headers, check_answer, download_output, post_multipart
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".m4v", ".webm", ".avi"}
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -41,21 +40,10 @@ def submit_batch(
     idempotency_key: str | None = None,
     api_key: str | None = None,
 ) -> dict[str, Any]:
-    import requests
-
+    # the shared images first: each target is submitted as it streams
     files = [*[("source", s) for s in sources], *([("reference", reference)] if reference else [])]
-    files += [
-        ("target", t) for t in targets
-    ]  # the shared images first: each target is submitted as it streams
-    body = MultipartBody([("options", json.dumps(options))], files)
-    headers = {"Content-Type": body.content_type, "Content-Length": str(len(body)), **auth_headers(api_key)}
-    if idempotency_key:
-        headers["Idempotency-Key"] = idempotency_key
-    try:
-        response = requests.post(f"{base}/v1/batches", data=body, headers=headers, timeout=(10, 3600))
-    except requests.RequestException as exc:
-        raise ClientError(f"cannot reach the API at {base}: {exc}") from None
-    return _check(response)
+    files += [("target", t) for t in targets]
+    return post_multipart(base, "/v1/batches", options, files, idempotency_key, api_key)
 
 
 def get_batch(base: str, batch_id: str, api_key: str | None = None) -> dict[str, Any] | None:
@@ -70,7 +58,7 @@ def get_batch(base: str, batch_id: str, api_key: str | None = None) -> dict[str,
         raise ClientError(f"cannot reach the API at {base}: {exc}") from None
     if response.status_code == 404:
         return None
-    return _check(response)
+    return check_answer(response)
 
 
 def follow_batch(

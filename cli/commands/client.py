@@ -8,26 +8,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.commands.api_calls import (
+    ClientError,
+    api_key_of,
+    auth_headers,
+    base_url,
+    check_answer,
+    common_flags,
+    download_output,
+    get_status,
+    run_action,
+    submit_task,
+)
 from cli.option_flags import JOB_FLAGS, PROCESSORS_HELP, SCHEDULING_FLAGS, HelpFormatter, add_option_flags
 
 if TYPE_CHECKING:
-    import requests
-
     from facefleet.config.settings import Settings
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 _BLOCK = 1 << 20
-
-
-class ClientError(Exception):
-    """The API refused or could not be reached; the message is for the user."""
 
 
 def register(subparsers: Any) -> None:
@@ -64,14 +67,14 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--idempotency-key", metavar="KEY", help="send twice with the same key, get one task")
     submit.add_argument("--follow", action="store_true", help="then show progress until the task ends")
     add_option_flags(submit, {**JOB_FLAGS, **SCHEDULING_FLAGS})
-    _common(submit)
+    common_flags(submit)
     submit.set_defaults(handler=handle_submit)
 
     status = subparsers.add_parser("status", help="show a task's or a batch's state and progress")
     status.add_argument("id", help="the task or batch id submit printed")
     status.add_argument("--follow", action="store_true", help="a progress bar until the task ends")
     status.add_argument("--json", action="store_true", help="print the API's answer as JSON")
-    _common(status)
+    common_flags(status)
     status.set_defaults(handler=handle_status)
 
     download = subparsers.add_parser("download", help="download a succeeded task's output")
@@ -83,7 +86,7 @@ def register(subparsers: Any) -> None:
         metavar="PATH",
         help="file to write (default: ID.mp4, or .mov/.mkv); a batch: a folder, one file per item",
     )
-    _common(download)
+    common_flags(download)
     download.set_defaults(handler=handle_download)
 
     for name, help_text in (
@@ -95,118 +98,8 @@ def register(subparsers: Any) -> None:
             name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."
         )
         action.add_argument("id", help="the task id")
-        _common(action)
+        common_flags(action)
         action.set_defaults(handler=handle_action, action=name)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--api", default=None, metavar="URL", help="API base URL (default: FACEFLEET_API_URL)"
-    )
-
-
-def _base(args: argparse.Namespace, settings: Settings) -> str:
-    return str(args.api or settings.api_url).rstrip("/")
-
-
-def auth_headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-def _key(settings: Settings) -> str | None:
-    return settings.api_key.get_secret_value() if settings.api_key else None
-
-
-def _check(response: requests.Response) -> dict[str, Any]:
-    if response.ok:
-        body: dict[str, Any] = response.json()
-        return body
-    try:
-        problem = response.json()
-        detail = problem.get("detail") or problem.get("title")
-    except ValueError:
-        detail = response.text[:200]
-    if response.status_code == 401:
-        detail = f"{detail} (the key is FACEFLEET_API_KEY; an operator makes one: facefleet keys create --tenant NAME)"
-    raise ClientError(f"{response.status_code}: {detail}")
-
-
-# ---------------------------------------------------------------------------- streaming upload
-
-
-class MultipartBody:
-    """multipart/form-data generated lazily from fields and files, with its exact length."""
-
-    def __init__(self, fields: list[tuple[str, str]], files: list[tuple[str, Path]]) -> None:
-        self.boundary = uuid.uuid4().hex
-        self._pieces: list[bytes | Path] = []
-        for name, value in fields:
-            self._pieces += [self._head(name, None), value.encode(), b"\r\n"]
-        for name, path in files:
-            self._pieces += [self._head(name, path.name), path, b"\r\n"]
-        self._pieces.append(f"--{self.boundary}--\r\n".encode())
-
-    def _head(self, name: str, filename: str | None) -> bytes:
-        disposition = f'form-data; name="{name}"'
-        if filename is not None:
-            safe = filename.replace('"', "_").replace("\r", "_").replace("\n", "_")
-            disposition += f'; filename="{safe}"'
-            kind = "application/octet-stream"
-            return f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: {kind}\r\n\r\n".encode()
-        return f"--{self.boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-
-    @property
-    def content_type(self) -> str:
-        return f"multipart/form-data; boundary={self.boundary}"
-
-    def __len__(self) -> int:
-        return sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in self._pieces)
-
-    def __iter__(self) -> Iterator[bytes]:
-        for piece in self._pieces:
-            if isinstance(piece, bytes):
-                yield piece
-                continue
-            with open(piece, "rb") as handle:
-                while block := handle.read(_BLOCK):
-                    yield block
-
-
-def submit_task(
-    base: str,
-    target: Path,
-    sources: list[Path],
-    options: dict[str, Any],
-    reference: Path | None = None,
-    idempotency_key: str | None = None,
-    api_key: str | None = None,
-) -> dict[str, Any]:
-    files = [("target", target), *[("source", s) for s in sources]]
-    if reference:
-        files.append(("reference", reference))
-    for _, path in files:
-        if not path.is_file():
-            raise ClientError(f"no such file: {path}")
-    import requests
-
-    body = MultipartBody([("options", json.dumps(options))], files)
-    headers = {"Content-Type": body.content_type, "Content-Length": str(len(body)), **auth_headers(api_key)}
-    if idempotency_key:
-        headers["Idempotency-Key"] = idempotency_key
-    try:
-        response = requests.post(f"{base}/v1/tasks", data=body, headers=headers, timeout=(10, 3600))
-    except requests.RequestException as exc:
-        raise ClientError(f"cannot reach the API at {base}: {exc}") from None
-    return _check(response)
-
-
-def get_status(base: str, task_id: str, api_key: str | None = None) -> dict[str, Any]:
-    import requests
-
-    try:
-        return _check(requests.get(f"{base}/v1/tasks/{task_id}", headers=auth_headers(api_key), timeout=30))
-    except requests.RequestException as exc:
-        raise ClientError(f"cannot reach the API at {base}: {exc}") from None
 
 
 def follow(
@@ -217,31 +110,6 @@ def follow(
     from cli.commands.live import follow_task
 
     return follow_task(base, task_id, api_key=api_key, show=show, interval_s=interval_s)
-
-
-def download_output(base: str, task_id: str, output: Path | None, api_key: str | None = None) -> Path:
-    """Download to ``output``; None: ``ID.mp4`` (``.mov``, ``.mkv`` for the task's container)."""
-    status = get_status(base, task_id, api_key)
-    if status["state"] != "succeeded" or not status.get("output_url"):
-        raise ClientError(f"task {task_id} is {status['state']}: no output to download")
-    import requests
-
-    if output is None:
-        output = Path(f"{task_id}.{(status.get('options') or {}).get('container', 'mp4')}")
-    aside = output.with_name(f".{output.name}.part")
-    try:
-        with requests.get(status["output_url"], stream=True, timeout=(10, 600)) as response:
-            if not response.ok:
-                raise ClientError(f"download failed: {response.status_code}")
-            with open(aside, "wb") as handle:
-                for block in response.iter_content(_BLOCK):
-                    handle.write(block)
-        os.replace(aside, output)
-    except requests.RequestException as exc:
-        raise ClientError(f"download failed: {exc}") from None
-    finally:
-        aside.unlink(missing_ok=True)
-    return output
 
 
 # ---------------------------------------------------------------------------- handlers
@@ -261,19 +129,9 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return raw
 
 
-def _run(action: Any) -> int:
-    try:
-        return int(action())
-    except ClientError as exc:
-        print(f"facefleet: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-
-
 def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        base = _base(args, settings)
+        base = base_url(args, settings)
         if len(args.target) > 1 or args.target[0].is_dir():
             return _submit_batch(args, settings, base)
         task = submit_task(
@@ -283,22 +141,22 @@ def handle_submit(args: argparse.Namespace, settings: Settings) -> int:
             _options(args),
             args.reference,
             args.idempotency_key,
-            _key(settings),
+            api_key_of(settings),
         )
         print(task["id"])
         if args.follow:
-            final = follow(base, task["id"], api_key=_key(settings))
+            final = follow(base, task["id"], api_key=api_key_of(settings))
             print(final["state"] + (f": {final['error']}" if final.get("error") else ""), file=sys.stderr)
             return 0 if final["state"] == "succeeded" else 1
         return 0
 
-    return _run(action)
+    return run_action(action)
 
 
 def _submit_batch(args: argparse.Namespace, settings: Settings, base: str) -> int:
     from cli.commands import batch_client
 
-    key = _key(settings)
+    key = api_key_of(settings)
     targets = batch_client.targets_of(args.target)
     batch = batch_client.submit_batch(
         base, targets, args.source, _options(args), args.reference, args.idempotency_key, key
@@ -313,8 +171,8 @@ def _submit_batch(args: argparse.Namespace, settings: Settings, base: str) -> in
 
 def handle_status(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        base = _base(args, settings)
-        key = _key(settings)
+        base = base_url(args, settings)
+        key = api_key_of(settings)
         from cli.commands import batch_client
 
         if (batch := batch_client.get_batch(base, args.id, key)) is not None:
@@ -337,14 +195,14 @@ def handle_status(args: argparse.Namespace, settings: Settings) -> int:
         if status.get("error"):
             print(f"error: {status['error']}")
         if status.get("quality"):
-            from cli.commands.run import quality_line
+            from cli.progress import quality_line
 
             print(quality_line(status["quality"]))
         if (status.get("content_policy") or {}).get("flagged"):
             print(f"flagged by the content policy: {json.dumps(status['content_policy'])}")
         return 0 if status["state"] != "failed" else 1
 
-    return _run(action)
+    return run_action(action)
 
 
 def task_action(base: str, task_id: str, action: str, api_key: str | None = None) -> dict[str, Any] | None:
@@ -361,23 +219,23 @@ def task_action(base: str, task_id: str, action: str, api_key: str | None = None
         raise ClientError(f"cannot reach the API at {base}: {type(exc).__name__}") from None
     if response.status_code == 204:
         return None
-    return _check(response)
+    return check_answer(response)
 
 
 def handle_action(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        body = task_action(_base(args, settings), args.id, args.action, _key(settings))
+        body = task_action(base_url(args, settings), args.id, args.action, api_key_of(settings))
         print(f"{args.id}  deleted" if body is None else f"{body['id']}  {body['state']}")
         return 0
 
-    return _run(action)
+    return run_action(action)
 
 
 def handle_download(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
         from cli.commands import batch_client
 
-        base, key = _base(args, settings), _key(settings)
+        base, key = base_url(args, settings), api_key_of(settings)
         if (batch := batch_client.get_batch(base, args.id, key)) is not None:
             written = batch_client.download_batch(base, batch, args.output or Path(args.id), key)
             for path in written:
@@ -387,4 +245,4 @@ def handle_download(args: argparse.Namespace, settings: Settings) -> int:
         print(output)
         return 0
 
-    return _run(action)
+    return run_action(action)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from cli.commands.client import ClientError, _check, auth_headers
+from cli.commands.api_calls import ClientError, auth_headers, check_answer
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 READ_TIMEOUT_S = 60.0  # the API sends a keep-alive comment every 15 s
@@ -33,7 +33,7 @@ def sse_events(base: str, task_id: str, api_key: str | None) -> Iterator[dict[st
         raise ClientError(f"no live events: {exc}") from None
     with response:
         if response.status_code == 404:
-            _check(response)  # an unknown task: the API's own message
+            check_answer(response)  # an unknown task: the API's own message
         if response.status_code != 200 or not response.headers.get("Content-Type", "").startswith(
             "text/event-stream"
         ):
@@ -72,7 +72,7 @@ class Poller:
             raise ClientError(f"cannot reach the API at {self.base}: {exc}") from None
         if response.status_code == 304 and self._last is not None:
             return self._last
-        self._last = _check(response)
+        self._last = check_answer(response)
         self._etag = response.headers.get("ETag")
         return self._last
 

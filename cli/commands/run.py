@@ -10,12 +10,18 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.option_flags import DETECTORS, JOB_FLAGS, PROCESSORS_HELP, HelpFormatter, add_option_flags, with_flag
+from cli.option_flags import (
+    DETECTORS,
+    JOB_FLAGS,
+    PROCESSORS_HELP,
+    HelpFormatter,
+    add_option_flags,
+    options_from_args,
+    with_flag,
+)
+from cli.progress import FrameBar, quality_line
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
-
-    from facefleet.config.options import JobOptions
     from facefleet.config.settings import Settings
 
 
@@ -95,19 +101,6 @@ def build_parser_namespace(**values: Any) -> argparse.Namespace:
     return args
 
 
-def options_from_args(args: argparse.Namespace, settings: Settings) -> JobOptions:
-    from facefleet.config.options import parse_options
-
-    raw: dict[str, Any] = {"processors": args.processors}
-    raw.update({name: getattr(args, name) for name in JOB_FLAGS if getattr(args, name) is not None})
-    return parse_options(raw, settings.job_defaults())
-
-
-def quality_line(quality: dict[str, Any]) -> str:
-    """The quality gate's report as the CLI prints it (``facefleet run`` and ``status``)."""
-    return "quality: " + json.dumps(quality, sort_keys=False)
-
-
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.sandbox import drop_spare, start_spare
 
@@ -156,7 +149,7 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
         progress = not args.no_progress
-        with stop_on_sigterm(), _ProgressBar(enabled=progress) as bar:
+        with stop_on_sigterm(), FrameBar(enabled=progress) as bar:
             result = run_job(
                 settings, request, workers=args.workers, on_progress=bar.update, on_phase=bar.phase
             )
@@ -233,48 +226,3 @@ def _warn_ignored(args: argparse.Namespace, processors: list[str]) -> None:
             "facefleet: warning: --reference is used only with --face-selector(-mode) reference; it is ignored",
             file=sys.stderr,
         )
-
-
-# the rate in frames per second always (tqdm would turn it into s/frame below 1 frame/s)
-_BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]"
-
-
-class _ProgressBar:
-    """A tqdm bar over frames, created when the frame total is first known, and a line per
-    phase. It starts at the frames already stored (a resumed job), only moves forward, and
-    its rate and ETA count this run's frames only."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar: tqdm | None = None
-
-    def phase(self, name: str) -> None:
-        if self.enabled:
-            if self._bar is not None:
-                self._bar.close()
-                self._bar = None
-            print(f"{name}...", file=sys.stderr, flush=True)
-
-    def update(self, done: int, total: int) -> None:
-        if not self.enabled or not total:
-            return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total,
-                initial=done,
-                unit="frame",
-                bar_format=_BAR_FORMAT,
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
-        if done > self._bar.n:
-            self._bar.update(done - self._bar.n)
-
-    def __enter__(self) -> _ProgressBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()

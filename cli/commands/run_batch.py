@@ -13,9 +13,10 @@ from facefleet.config.settings import Settings
 
 
 def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]) -> int:
+    from cli.commands.api_calls import ClientError
     from cli.commands.batch_client import targets_of
-    from cli.commands.client import ClientError
-    from cli.commands.run import _ProgressBar, options_from_args
+    from cli.option_flags import options_from_args
+    from cli.progress import FrameBar
     from facefleet.config.options import OptionsError
     from facefleet.modes.embedded import EmbeddedJobError, JobRequest
     from facefleet.modes.embedded_batch import ItemResult, output_names, run_batch
@@ -45,12 +46,12 @@ def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]
         print(f"facefleet: {exc.strerror or exc}: {exc.filename or args.output}", file=sys.stderr)
         return 1
 
-    bar = _ProgressBar(enabled=not args.no_progress)  # one per item, over its frames
+    bar = FrameBar(enabled=not args.no_progress)  # one per item, over its frames
 
     def line(result: ItemResult) -> None:
         nonlocal bar
         bar.__exit__()
-        bar = _ProgressBar(enabled=not args.no_progress)
+        bar = FrameBar(enabled=not args.no_progress)
         said = {"done": "done before, not redone", "succeeded": "succeeded"}.get(result.state)
         if said:
             print(f"{result.target.name}: {said} -> {result.output}", flush=True)

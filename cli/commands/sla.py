@@ -7,7 +7,15 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from cli.commands.client import ClientError, _base, _check, _common, _key, _run, auth_headers
+from cli.commands.api_calls import (
+    ClientError,
+    api_key_of,
+    auth_headers,
+    base_url,
+    check_answer,
+    common_flags,
+    run_action,
+)
 
 if TYPE_CHECKING:
     from facefleet.config.settings import Settings
@@ -18,7 +26,7 @@ def register(subparsers: Any) -> None:
     sla.add_argument("--window", default="24h", help="from 1m to 30d: 15m, 1h, 24h, 7d (default: 24h)")
     sla.add_argument("--tenant", help="one tenant's work (default: all)")
     sla.add_argument("--json", action="store_true", help="print the API's answer as JSON")
-    _common(sla)
+    common_flags(sla)
     sla.set_defaults(handler=handle_sla)
 
 
@@ -32,16 +40,16 @@ def get_stats(
         response = requests.get(f"{base}/v1/stats", params=params, headers=auth_headers(api_key), timeout=60)
     except requests.RequestException as exc:
         raise ClientError(f"cannot reach the API at {base}: {type(exc).__name__}") from None
-    return _check(response)
+    return check_answer(response)
 
 
 def handle_sla(args: argparse.Namespace, settings: Settings) -> int:
     def action() -> int:
-        body = get_stats(_base(args, settings), args.window, args.tenant, _key(settings))
+        body = get_stats(base_url(args, settings), args.window, args.tenant, api_key_of(settings))
         print(json.dumps(body, indent=2) if args.json else table(body))
         return 0
 
-    return _run(action)
+    return run_action(action)
 
 
 def table(body: dict[str, Any]) -> str:

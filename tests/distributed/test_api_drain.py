@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from cli.commands.client import MultipartBody
+from cli.commands.api_calls import MultipartBody
 from tests.harness.net import wait_for
 from tests.harness.tasks import JOB, clip, status
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from cli.commands.client import get_status, submit_task
+from cli.commands.api_calls import get_status, submit_task
 from tests.harness.cli import REPO
 from tests.harness.services import postgres_database
 from tests.harness.skips import required

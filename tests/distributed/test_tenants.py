@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from cli.commands.client import download_output, submit_task
+from cli.commands.api_calls import download_output, submit_task
 from tests.harness.fleet import Operator
 from tests.harness.net import wait_for
 from tests.harness.tasks import JOB, bucket_keys, clip

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from cli.commands.client import download_output, get_status, submit_task
+from cli.commands.api_calls import download_output, get_status, submit_task
 from tests.harness.provenance import tiny_clip
 from tests.harness.stack import MAX_UPLOAD_BYTES
 from tests.media import make_text_file

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import requests
 
-from cli.commands.client import download_output, submit_task
+from cli.commands.api_calls import download_output, submit_task
 from facefleet.records import keys
 from tests.harness.services import S3Server
 from tests.media import frame_index, make_clip
