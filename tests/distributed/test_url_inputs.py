@@ -5,9 +5,12 @@ request reaches a refused address."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,3 +159,78 @@ def test_a_source_url_is_guarded_too(api, origin, tmp_path):
     )
     assert answer.status_code == 422 and answer.json()["detail"].startswith("source_url"), answer.text
     assert origin.requests == []
+
+
+class Silent:
+    """A TCP server on loopback that takes each connection and then says nothing (``trickle``:
+    an answer's headers, then its body a byte a second), as a hung origin does."""
+
+    def __init__(self, trickle: bool = False) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/clip.mp4"
+        self.accepted = 0
+        self.held: list[socket.socket] = []
+        self.trickle, self.stopping = trickle, threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self.held.append(conn)
+            if self.trickle:
+                threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+            while not self.stopping.wait(1.0):
+                conn.sendall(b"\0")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["never-answers", "trickles-its-body"])
+def test_a_url_server_that_hangs_is_given_up_on_within_the_deadline(fleet, services, trickle):
+    """The fetch's one deadline (FACEFLEET_EGRESS_TIMEOUT_S) covers a server that never answers
+    and one that trickles: the submission is refused naming it, in about the deadline, no task
+    is left, and health reads stay fast meanwhile."""
+    env = {"FACEFLEET_EGRESS_ALLOW": "127.0.0.1/32", "FACEFLEET_EGRESS_TIMEOUT_S": "3"}
+    hung = Silent(trickle=trickle)
+    before = _task_count(services)
+    try:
+        with fleet.api_deployment("api-egress-hung", env) as api:
+            health: list[float] = []
+            done = threading.Event()
+
+            def probe() -> None:
+                while not done.is_set():
+                    started = time.monotonic()
+                    requests.get(f"{api}/healthz", timeout=10).raise_for_status()
+                    health.append(time.monotonic() - started)
+                    time.sleep(0.1)
+
+            prober = threading.Thread(target=probe, daemon=True)
+            prober.start()
+            started = time.monotonic()
+            refused = _submit_json(api, {"target_url": hung.url, "options": JOB})
+            took = time.monotonic() - started
+            done.set()
+            prober.join(15)
+    finally:
+        hung.stop()
+    assert hung.accepted >= 1  # the API did reach it
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert "did not answer within 3 s" in refused.json()["detail"], refused.json()
+    assert 2.5 <= took <= 15, took
+    assert health and max(health) < 1.0, health  # a fetch holds no thread health reads need
+    assert _task_count(services) == before
