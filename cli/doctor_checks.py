@@ -21,6 +21,9 @@ TIMEOUT_S = 3
 MIN_FREE_BYTES = 2 * 1024**3  # a chunk's scratch and a film's output need room
 
 
+OUTAGE_FIX = "start PostgreSQL or fix FACEFLEET_DATABASE_URL"  # a database that may come back
+
+
 @dataclass(frozen=True)
 class Check:
     name: str
@@ -218,17 +221,23 @@ def check_database(settings: Settings) -> Check:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         if "alembic_version" in reason:
             return Check("database", FAIL, "reachable, but no schema", "facefleet migrate")
-        fix = (
-            "createdb the database, then facefleet migrate"
-            if "does not exist" in reason
-            else "start PostgreSQL or fix FACEFLEET_DATABASE_URL"
-        )
+        fix = "createdb the database, then facefleet migrate" if "does not exist" in reason else OUTAGE_FIX
         return Check("database", FAIL, f"unreachable: {_redact(reason)}", fix)
     finally:
         engine.dispose()
     if current != head:
         return Check("database", FAIL, f"schema at {current}, the code needs {head}", "facefleet migrate")
     return Check("database", OK, f"reachable, schema at head ({head})")
+
+
+def database_misconfigured(settings: Settings) -> str | None:
+    """What ``check_database`` says of a database that does not exist, has no schema or an
+    older one, for a process that stops at start-up with doctor's words; None when it is
+    ready or only unreachable (an outage is waited out, not a reason to stop)."""
+    check = check_database(settings)
+    if check.status == OK or check.fix == OUTAGE_FIX:
+        return None
+    return f"database: {check.detail}; fix: {check.fix}"
 
 
 def _connect_timeout(url: str) -> dict[str, object]:

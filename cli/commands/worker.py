@@ -125,6 +125,12 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
     except ConfigurationError as exc:
         print(f"facefleet worker: {exc}", file=sys.stderr)
         return 2
+    from cli.doctor_checks import database_misconfigured
+
+    problem = database_misconfigured(settings)  # missing, or not migrated: as doctor says it
+    if problem:
+        print(f"facefleet worker: {problem}", file=sys.stderr)
+        return 2
     name = args.name or f"facefleet@{socket.gethostname()}-{os.getpid()}"
     port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     metrics_dir = use_private_dir("worker") if port else None  # before prometheus_client is imported

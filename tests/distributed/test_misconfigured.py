@@ -1,7 +1,8 @@
 """A permanent misconfiguration of the bucket (it does not exist; no credentials reach it) is
 named as such, with its fix, wherever it is met: the API's 503 (no Retry-After: trying
 again does not help), ``/readyz``, a worker's start-up (it stops at once) and
-``facefleet doctor`` all say the same words."""
+``facefleet doctor`` all say the same words. So is a database that does not exist, or has no
+schema, at a worker's start-up."""
 
 from __future__ import annotations
 
@@ -91,3 +92,32 @@ def test_a_permanent_misconfiguration_is_named_with_its_fix(case, fleet, env, tm
     line = next(n for n, text in enumerate(lines) if text.split()[:2] == ["FAIL", "bucket"])
     said = " ".join(lines[line].split()[2:]) + ": " + lines[line + 1].split("fix: ", 1)[1]
     assert words in said, doctor.stdout
+
+
+@pytest.mark.parametrize("case", ["does not exist", "no schema"])
+def test_a_worker_against_a_database_not_ready_stops_saying_so(case, env, tmp_path):
+    """The worker stops at once (it would otherwise wait for ever, as for an outage), with
+    ``facefleet doctor``'s words and fix."""
+    from sqlalchemy.engine import make_url
+
+    name = f"ff_unready_{uuid.uuid4().hex[:8]}"
+    if case == "no schema":
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
+    try:
+        url = make_url(env["FACEFLEET_DATABASE_URL"]).set(database=name).render_as_string(hide_password=False)
+        worker_env = {**env, "FACEFLEET_DATABASE_URL": url, "FACEFLEET_WORK_DIR": str(tmp_path / "work")}
+        worker = _run(worker_env, "worker", "--queues", "planning,chunks,stitching", timeout=60)
+        assert worker.returncode == 2, worker.stdout + worker.stderr
+        fix = (
+            "createdb the database, then facefleet migrate"
+            if case == "does not exist"
+            else "facefleet migrate"
+        )
+        assert "facefleet worker: database: " in worker.stderr and f"fix: {fix}" in worker.stderr, (
+            worker.stderr
+        )
+        assert "ready." not in worker.stdout + worker.stderr
+        doctor = _run(worker_env, "doctor", "--mode", "service", "--processors", "none")
+        assert doctor.returncode == 1 and f"fix: {fix}" in doctor.stdout, doctor.stdout
+    finally:
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", name])
