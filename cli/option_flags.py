@@ -12,6 +12,7 @@ import argparse
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pipeline.faces.mask_names import FACE_MASK_AREAS, FACE_MASK_REGIONS, FACE_MASK_TYPES
+from pipeline.faces.selector_names import SELECTOR_ORDERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,16 +35,6 @@ PROCESSOR_CHOICES = ("face_swapper", "face_enhancer", "face_anonymizer", "face_d
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 PIX_FMTS = ("yuv420p", "yuv420p10le", "yuv422p", "yuv422p10le", "yuv444p", "yuv444p10le")
 DETECTORS = ("det_10g", "det_500m", "yunet")
-SELECTOR_ORDERS = (
-    "left-right",
-    "right-left",
-    "top-bottom",
-    "bottom-top",
-    "small-large",
-    "large-small",
-    "best-worst",
-    "worst-best",
-)
 
 # option field -> its flag; the plain values of JobOptions a job on one machine uses
 JOB_FLAGS: dict[str, Flag] = {

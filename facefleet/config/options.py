@@ -12,6 +12,7 @@ from pipeline.faces.mask_names import (
     FaceMaskRegion,
     FaceMaskType,
 )
+from pipeline.faces.selector_names import SelectorMode, SelectorOrder
 from pipeline.processors import parse_processor_names
 
 
@@ -63,20 +64,8 @@ class JobOptions(BaseModel):
     # which faces: FaceFusion's mode, order and filters; face_selector's values are aliases
     # of a mode and an order (README, "Choosing faces")
     face_selector: Literal["all", "largest", "leftmost", "reference"] = "all"
-    face_selector_mode: Literal["many", "one", "reference"] | None = None
-    face_selector_order: (
-        Literal[
-            "left-right",
-            "right-left",
-            "top-bottom",
-            "bottom-top",
-            "small-large",
-            "large-small",
-            "best-worst",
-            "worst-best",
-        ]
-        | None
-    ) = None
+    face_selector_mode: SelectorMode | None = None
+    face_selector_order: SelectorOrder | None = None
     # 1 - cosine similarity of ArcFace embeddings (0-2); reference_distance: its older name
     reference_face_distance: float = Field(default=0.6, gt=0, le=2)
     face_selector_age_start: int | None = Field(default=None, ge=0, le=100)

@@ -20,6 +20,7 @@ from pipeline.errors import InvalidMediaError, PipelineError
 from pipeline.faces.attributes import GenderAgeModel
 from pipeline.faces.batched_detection import detect_all
 from pipeline.faces.models import ArcFaceRecognizer, normalise
+from pipeline.faces.selector_names import SELECTOR_MODES, SELECTOR_ORDERS
 from pipeline.faces.types import Face, FaceDetector
 from pipeline.images import check_image
 from pipeline.limits import MediaLimits
@@ -27,18 +28,6 @@ from pipeline.quality import iou
 
 # face_selector: today's four values, kept as aliases of a mode and an order
 SELECTOR_ALIASES = ("all", "largest", "leftmost", "reference")
-# face_selector_mode and face_selector_order: FaceFusion 3's names
-SELECTOR_MODES = ("many", "one", "reference")
-SELECTOR_ORDERS = (
-    "left-right",
-    "right-left",
-    "top-bottom",
-    "bottom-top",
-    "small-large",
-    "large-small",
-    "best-worst",
-    "worst-best",
-)
 DEFAULT_ORDER = "large-small"  # FaceFusion's, where face_selector_mode is given without an order
 DEFAULT_REFERENCE_DISTANCE = 0.6
 # alias -> (mode, order); order None: as the detector lists them (best score first)
