@@ -41,21 +41,6 @@ def classifier(ctx: JobContext) -> ContentClassifier | None:
     return found
 
 
-def record_segment(
-    ctx: JobContext, task_id: str, chunk_index: int, segment_index: int, screening: Screening
-) -> None:
-    """Keep a stored segment's scores on its chunk's row."""
-    with ctx.sessions.begin() as session:
-        chunk = session.scalar(
-            select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index).with_for_update()
-        )
-        if chunk is None:
-            return
-        segments = dict((chunk.content_policy or {}).get("segments", {}))
-        segments[str(segment_index)] = screening.to_json()
-        chunk.content_policy = {"segments": segments}
-
-
 def conclude(ctx: JobContext, task_id: str) -> dict[str, Any] | None:
     """The task's verdict from its chunks' scores, for its row at the stitch (None: the
     policy was off for all of its chunks)."""

@@ -24,21 +24,6 @@ from pipeline.quality import Figures, Thresholds, summarise, total
 log = logging.getLogger(__name__)
 
 
-def record_segment(
-    ctx: JobContext, task_id: str, chunk_index: int, segment_index: int, figures: Figures
-) -> None:
-    """Keep a stored segment's figures on its chunk's row."""
-    with ctx.sessions.begin() as session:
-        chunk = session.scalar(
-            select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index).with_for_update()
-        )
-        if chunk is None:
-            return
-        segments = dict((chunk.quality or {}).get("segments", {}))
-        segments[str(segment_index)] = figures.to_json()
-        chunk.quality = {"segments": segments}
-
-
 def chunk_figures(quality: dict[str, Any] | None) -> Figures:
     """A chunk's figures: the sum of its segments'."""
     segments = (quality or {}).get("segments", {})

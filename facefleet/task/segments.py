@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -34,13 +34,12 @@ from facefleet.config.options import JobOptions
 from facefleet.observability import metrics
 from facefleet.provenance.marking import gate_of_marked, with_watermark
 from facefleet.records import keys
-from facefleet.records.db import Task
+from facefleet.records.db import Chunk, Task
 from facefleet.records.states import TaskState
 from facefleet.storage.scratch import scratch_file
 from facefleet.task import content_policy
 from facefleet.task.frames_usage import account_segment
 from facefleet.task.planning import load_assets, load_probe
-from facefleet.task.quality import record_segment
 from pipeline.content import Screening, screen
 from pipeline.encode import CODECS, EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
@@ -158,10 +157,11 @@ def run_segments(
         finally:
             taken.set()
         fence()
-        if figures is not None:  # before the checkpoint: a checkpointed segment has its figures
-            record_segment(ctx, task_id, chunk_index, segment.index, figures)
-        if classifier is not None:
-            content_policy.record_segment(ctx, task_id, chunk_index, segment.index, screening)
+        records = {  # before the checkpoint: a checkpointed segment has its figures
+            **({"quality": figures.to_json()} if figures is not None else {}),
+            **({"content_policy": screening.to_json()} if classifier is not None else {}),
+        }
+        _keep_on_chunk(ctx, task_id, chunk_index, segment.index, records)
         ctx.checkpoints.save(task_id, chunk_index, segment.index + 1, segment.end - start)
         account_segment(ctx, task_keys, chunk_index, count)
         now = time.monotonic()
@@ -317,3 +317,22 @@ def _task_state(ctx: JobContext, task_id: str) -> TaskState | None:
 
 def _task_stopped(ctx: JobContext, task_id: str) -> bool:
     return _task_state(ctx, task_id) != TaskState.RUNNING
+
+
+def _keep_on_chunk(
+    ctx: JobContext, task_id: str, chunk_index: int, segment_index: int, records: dict[str, Any]
+) -> None:
+    """A stored segment's records (``{column: its JSON}``: quality figures, content-policy
+    scores) under ``segments`` in those columns of its chunk's row, in one transaction."""
+    if not records:
+        return
+    with ctx.sessions.begin() as session:
+        chunk = session.scalar(
+            select(Chunk).where(Chunk.task_id == task_id, Chunk.index == chunk_index).with_for_update()
+        )
+        if chunk is None:
+            return
+        for column, value in records.items():
+            segments = dict((getattr(chunk, column) or {}).get("segments", {}))
+            segments[str(segment_index)] = value
+            setattr(chunk, column, {"segments": segments})
