@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from facefleet.records import event_tables  # noqa: F401  (the batch and outbox tables join Base.metadata)
 from facefleet.records.db import Base
 
 config = context.config

@@ -315,7 +315,3 @@ def add_usage(session: Session, tenant: str = "default", **amounts: float) -> No
             set_={f: getattr(Usage, f) + statement.excluded[f] for f in amounts},
         )
     )
-
-
-# the batch and outbox tables share this metadata (a module of their own, for its size)
-from facefleet.records import event_tables as event_tables  # noqa: E402

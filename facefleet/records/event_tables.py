@@ -1,5 +1,5 @@
 """Tables of batches and of the webhook outbox (SQLAlchemy 2, the same ``Base`` as
-``facefleet.records.db``; imported there, so every user of the metadata sees them).
+``facefleet.records.db``; whoever needs the whole metadata, the embedded schema and Alembic, imports this too).
 
 * ``batches``: a batch only groups submissions (its items are ordinary tasks with
   ``tasks.batch_id``); it keeps the options it was given and when its last item ended.

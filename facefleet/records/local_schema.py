@@ -17,6 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateColumn
 
+from facefleet.records import event_tables  # noqa: F401  (the batch and outbox tables join Base.metadata)
 from facefleet.records.db import Base
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from facefleet.records import event_tables  # noqa: F401  (the batch and outbox tables join Base.metadata)
 from facefleet.records.db import Base
 
 
