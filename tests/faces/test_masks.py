@@ -90,23 +90,30 @@ def _reference_region(frame: np.ndarray, kps: np.ndarray, session, regions, side
 
 
 def _reference_area(frame: np.ndarray, kps: np.ndarray, areas, side: int = 128) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """The areas' hull drawn straight in the frame (no crop): the mean face fitted to the
-    face's five points in the frame, filled by Pillow, the soft edge scaled to frame pixels."""
-    fit = SimilarityTransform.from_estimate(
-        ARCFACE_TEMPLATE_112.astype(np.float64), np.asarray(kps, np.float64)
-    )
+    """The areas' hull in the crop: the mean face fitted to the crop's five points, each pixel
+    covered by its share of the hull (Pillow on a 16x finer grid, averaged down), the soft edge
+    (scipy), warped back into the frame (Pillow)."""
+    to_crop = _similarity(kps, side)
+    crop_kps = (np.c_[kps, np.ones(len(kps))] @ to_crop.T)[:, :2]
+    fit = SimilarityTransform.from_estimate(ARCFACE_TEMPLATE_112.astype(np.float64), crop_kps)
     assert fit
     points = fit(MEAN_FACE_68)[[i for area in areas for i in AREA_LANDMARKS[area]]]
     hull = points[ConvexHull(points).vertices]
-    canvas = Image.new("F", (frame.shape[1], frame.shape[0]), 0.0)
-    ImageDraw.Draw(canvas).polygon([tuple(p) for p in hull], fill=1.0, outline=1.0)
-    crop_per_frame = side / 128 / fit.scale  # crop pixels per frame pixel (the template: 1 per px at 128)
-    return _soft(np.asarray(canvas), EDGE_SIGMA / crop_per_frame)
+    fine = 16
+    canvas = Image.new("L", (side * fine, side * fine), 0)
+    ImageDraw.Draw(canvas).polygon([tuple((p + 0.5) * fine) for p in hull], fill=255)
+    covered = np.asarray(canvas, np.float64).reshape(side, fine, side, fine).mean(axis=(1, 3)) / 255.0
+    return _pil_affine(_soft(covered), np.linalg.inv(to_crop), (frame.shape[1], frame.shape[0]))
 
 
 def _iou(a: np.ndarray, b: np.ndarray, level: float = 0.5) -> float:
     a, b = a > level, b > level
     return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def _soft_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """The IoU of two soft masks (weighted Jaccard): what the blend sees, at every level."""
+    return float(np.minimum(a, b).sum() / max(1e-9, np.maximum(a, b).sum()))
 
 
 # ---------------------------------------------------------------- the pipeline's masks, in the frame
@@ -165,15 +172,24 @@ def test_area_masks_match_a_reference(photo, runtime, fresh_caches) -> None:
     for areas in (["upper-face", "lower-face", "mouth"], ["lower-face"], ["upper-face"], ["mouth"]):
         options = generated_options(face_mask_types=["area"], face_mask_areas=areas)
         faces, masks, _, _ = _pipeline_masks(photo, options, runtime)
-        ious = [_iou(m, _reference_area(photo, f.kps, areas)) for f, m in zip(faces, masks, strict=True)]
-        print("area", areas, [round(i, 4) for i in ious])
+        references = [_reference_area(photo, f.kps, areas) for f in faces]
+        soft = [_soft_iou(m, r) for m, r in zip(masks, references, strict=True)]
+        print(
+            "area",
+            areas,
+            "soft IoU",
+            [round(i, 4) for i in soft],
+            "peak",
+            [round(float(m.max()), 3) for m in masks],
+        )
+        _check(soft)
         if areas == ["mouth"]:
-            # alone, the mouth is about 29 x 14 crop pixels and FaceFusion's soft edge (sigma 5)
-            # leaves a few pixels above one half: two rasterisations differ by a pixel there.
-            # KNOWN SHORTFALL: measured 0.34-0.84 (IoU >= 0.92 holds with the other areas)
-            assert min(ious) > 0.3, ious
+            # alone, the mouth is ~29 x 14 crop pixels: FaceFusion's soft edge (sigma 5, the
+            # upper half of the ramp kept) leaves it a faint mask, nowhere above ~0.6, so the
+            # set above one half is a few pixels or empty and only the soft IoU says anything
+            assert all(0.3 < m.max() < 0.7 for m in masks), [m.max() for m in masks]
         else:
-            _check(ious)
+            _check([_iou(m, r) for m, r in zip(masks, references, strict=True)])
 
 
 def test_masks_combine_by_their_minimum_batched_for_every_face(group_photo, runtime, fresh_caches) -> None:
