@@ -14,7 +14,7 @@ from tests.faces.models import RECOGNIZER, SWAPPER, write_test_models
 from tests.harness.cli import REPO, facefleet_cmd
 from tests.peak_memory import peak_mib
 
-FPS = 5  # a low rate keeps 10 minutes of video affordable on a shared CPU; the length is what counts
+FPS = 2  # a low rate keeps 10 minutes of video (1200 frames, 75 batches) affordable on a shared CPU
 SIZE = (320, 180)
 
 
