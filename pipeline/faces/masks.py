@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline.faces.geometry import ARCFACE_TEMPLATE_112, similarity_matrix
 from pipeline.faces.mask_names import AREA_LANDMARKS, FACE_MASK_AREAS, FACE_MASK_REGIONS, REGION_CLASSES
-from pipeline.faces.models import _run_in_batches
+from pipeline.faces.models import OneInOneOut, _run_in_batches
 from pipeline.models import binding
 
 SOFT_EDGE_SIGMA = 5.0
@@ -122,18 +122,11 @@ def _back_to(masks: np.ndarray, side: int) -> np.ndarray:
     return np.stack([soft_edge(cv2.resize(m.astype(np.float32), (side, side))) for m in masks])
 
 
-class XsegOccluder:
+class XsegOccluder(OneInOneOut):
     """XSeg (FaceFusion's xseg_1): crops resized to 256, BGR in [0, 1], NHWC -> where the face
     is visible (N x 256 x 256 x 1, higher = visible)."""
 
     size = XSEG_SIZE
-
-    def __init__(self, name: str, session: Any, batch_size: int = 8) -> None:
-        self.name = name
-        self.session = session
-        self.batch_size = batch_size
-        self.input_name = session.get_inputs()[0].name
-        self.output_name = session.get_outputs()[0].name
 
     def run(self, crops: np.ndarray) -> np.ndarray:
         """Occlusion masks (N x S x S) of aligned crops (N x S x S x 3 uint8 BGR)."""
@@ -149,18 +142,11 @@ class XsegOccluder:
         return _back_to(np.clip(visible.reshape(len(crops), self.size, self.size), 0, 1), crops.shape[1])
 
 
-class BisenetParser:
+class BisenetParser(OneInOneOut):
     """BiSeNet (FaceFusion's bisenet_resnet_34): crops resized to 512, RGB normalised with
     ImageNet's mean and deviation, NCHW -> 19 class logits per pixel."""
 
     size = BISENET_SIZE
-
-    def __init__(self, name: str, session: Any, batch_size: int = 8) -> None:
-        self.name = name
-        self.session = session
-        self.batch_size = batch_size
-        self.input_name = session.get_inputs()[0].name
-        self.output_name = session.get_outputs()[0].name
 
     def classes(self, crops: np.ndarray) -> np.ndarray:
         """The most likely class of each pixel (N x 512 x 512) of aligned crops."""

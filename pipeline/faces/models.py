@@ -48,10 +48,8 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
 
 
-class ArcFaceRecognizer:
-    """ArcFace (w600k_r50 layout): 112x112 aligned crop -> 512-d embedding, L2-normalised."""
-
-    size = ARCFACE_SIZE
+class OneInOneOut:
+    """A model of one input and one output run on crops in batches of ``batch_size``."""
 
     def __init__(self, name: str, session: Any, batch_size: int = 8) -> None:
         self.name = name
@@ -59,6 +57,12 @@ class ArcFaceRecognizer:
         self.batch_size = batch_size
         self.input_name = session.get_inputs()[0].name
         self.output_name = session.get_outputs()[0].name
+
+
+class ArcFaceRecognizer(OneInOneOut):
+    """ArcFace (w600k_r50 layout): 112x112 aligned crop -> 512-d embedding, L2-normalised."""
+
+    size = ARCFACE_SIZE
 
     def align(self, image: np.ndarray, kps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return align_crop(image, kps, arcface_template(self.size), self.size)
@@ -126,17 +130,10 @@ class InSwapper:
         return np.ascontiguousarray(rgb[..., ::-1])
 
 
-class GfpganEnhancer:
+class GfpganEnhancer(OneInOneOut):
     """GFPGAN 1.4: 512x512 crop aligned to the FFHQ template, values in [-1, 1], RGB."""
 
     size = GFPGAN_SIZE
-
-    def __init__(self, name: str, session: Any, batch_size: int = 8) -> None:
-        self.name = name
-        self.session = session
-        self.batch_size = batch_size
-        self.input_name = session.get_inputs()[0].name
-        self.output_name = session.get_outputs()[0].name
 
     def align(self, image: np.ndarray, kps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return align_crop(image, kps, ffhq_template(self.size), self.size)
