@@ -42,6 +42,12 @@ class Clip:
         return self.pts[i] * self.time_base + self.shift
 
 
+def decode_bgr(path: Path) -> list[np.ndarray]:
+    """Every picture of ``path``'s first video stream, as BGR arrays."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+
+
 def stamp(index: int, width: int, height: int, shade: int = 0) -> np.ndarray:
     """A BGR image showing ``index`` as blocks; the rest is a gradient that moves with it."""
     if not 0 <= index < 2**BITS:

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from facefleet.modes.demo import make_sample_video
+from tests.harness.cli import real_detectors
 
 
 @pytest.fixture(scope="session")
@@ -11,3 +12,9 @@ def sample(tmp_path_factory) -> Path:
     return make_sample_video(
         tmp_path_factory.mktemp("sample") / "sample.mp4", seconds=4, width=160, height=90
     )
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """The folder of the real detectors (the test skips without them, fails under CI)."""
+    return real_detectors()

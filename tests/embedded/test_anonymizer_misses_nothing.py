@@ -6,7 +6,6 @@ blurred now; neither real detector finds a face in any output frame, and the job
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import av
@@ -18,23 +17,13 @@ from facefleet.modes.demo import group_photo, make_sample_video
 from pipeline.faces.gate import CHECK_SCORE
 from pipeline.faces.loading import load_detector
 from pipeline.runtime import Runtime
-from tests.harness.cli import REAL_DETECTORS, run_cli
-from tests.harness.cli import shared_models as shared_models_folder
+from tests.harness.cli import run_cli
+from tests.media import decode_bgr
 
 FPS = 25
 WIDTH, HEIGHT = 640, 360
 FACE = 120  # the crossing face's side, in pixels
 CROSSING = 24  # frames per crossing
-
-
-@pytest.fixture(scope="module")
-def shared_models():
-    folder = shared_models_folder()
-    if not all((folder / name).is_file() for name in REAL_DETECTORS):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"the real detectors are missing from {folder}")
-        pytest.skip(f"the real detectors are missing from {folder}")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +33,6 @@ def detectors(shared_models, tmp_path_factory):
         name: load_detector({"face_detector": name, "detector_score": CHECK_SCORE}, runtime)
         for name in ("det_500m", "yunet")
     }
-
-
-def _frames(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
 
 
 def _anonymised(
@@ -88,11 +72,11 @@ def test_the_demo_clip_anonymised_shows_no_face(tmp_path, shared_models, detecto
     assert quality["passed"] is True, quality
     assert quality["face_coverage"] == 0.0
     assert quality["psnr_outside_db"] >= 30, quality
-    inputs = _frames(clip)
+    inputs = decode_bgr(clip)
     # faces to hide: at least three a frame (the half face at the top edge at 2.2 s, which
     # hovers at the detector's threshold for six frames, and those at 3.5 s and 4.5 s included)
     assert sum(len(detectors["yunet"].detect(image)) for image in inputs) >= len(inputs) * 3
-    frames = _frames(output)
+    frames = decode_bgr(output)
     assert len(frames) == len(inputs) == 8 * FPS
     assert _faces_left(frames, detectors) == {}
 
@@ -146,13 +130,13 @@ def test_a_face_entering_and_leaving_through_every_edge_stays_hidden(tmp_path, s
     crop = photo[max(y1 - grow, 0) : y2 + grow, max(x1 - grow, 0) : x2 + grow]
     clip = tmp_path / "crossing.mp4"
     cuts = _crossing_clip(clip, cv2.resize(crop, (FACE, FACE)))
-    inputs = _frames(clip)
+    inputs = decode_bgr(clip)
     seen = _faces_left(inputs, detectors)
     # the face is there to hide: found in most frames, and while each of the four edges cuts it
     assert len(seen) >= len(inputs) // 2, seen
     assert set().union(*(cuts[index] for index in seen)) == {"left", "top", "right", "bottom"}
     output, quality = _anonymised(tmp_path, clip, shared_models)
-    assert _faces_left(_frames(output), detectors) == {}
+    assert _faces_left(decode_bgr(output), detectors) == {}
     assert quality["face_coverage"] == 0.0, quality
 
 

@@ -1,11 +1,7 @@
 """A face_swapper job end to end in embedded mode, with the real YuNet detector and generated
 recogniser and swapper: faces change, everything outside them matches a plain re-encode."""
 
-import os
-
-import av
 import numpy as np
-import pytest
 
 from facefleet.modes.demo import make_sample_video, source_face
 from pipeline.faces.loading import load_detector
@@ -13,22 +9,7 @@ from pipeline.quality import outside_faces, psnr_db, squared_error_outside
 from pipeline.runtime import Runtime
 from tests.faces.models import RECOGNIZER, SWAPPER, write_test_models
 from tests.harness.cli import run_cli
-from tests.harness.cli import shared_models as shared_models_folder
-
-
-def _decode(path):
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
-
-
-@pytest.fixture(scope="module")
-def shared_models():
-    folder = shared_models_folder()
-    if not (folder / "face_detection_yunet_2026may.onnx").is_file():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"the real YuNet detector is missing from {folder}")
-        pytest.skip(f"the real YuNet detector is missing from {folder}")
-    return folder
+from tests.media import decode_bgr
 
 
 def test_swap_changes_faces_and_nothing_else(tmp_path, shared_models):
@@ -69,7 +50,7 @@ def test_swap_changes_faces_and_nothing_else(tmp_path, shared_models):
     )
     assert result.returncode == 0, result.stderr
 
-    plain_frames, swapped_frames = _decode(plain), _decode(swapped)
+    plain_frames, swapped_frames = decode_bgr(plain), decode_bgr(swapped)
     assert len(plain_frames) == len(swapped_frames) == 30
     detector = load_detector(
         {"face_detector": "yunet", "detector_score": 0.5, "detector_nms": 0.4, "detector_size": 640},

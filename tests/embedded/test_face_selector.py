@@ -2,32 +2,20 @@
 three faces of different sizes: only the largest face changes; a filter without an attribute
 model is refused naming it."""
 
-import os
 from fractions import Fraction
 
 import av
 import cv2
 import numpy as np
-import pytest
 
 from facefleet.modes.demo import source_face
 from pipeline.faces.loading import load_detector
 from pipeline.runtime import Runtime
 from tests.harness.cli import run_cli
-from tests.harness.cli import shared_models as shared_models_folder
+from tests.media import decode_bgr
 
 FRAMES = 10
 SIZES = ((20, 130, 110), (190, 50, 240), (460, 100, 160))  # (x, y, side) of each face
-
-
-@pytest.fixture(scope="module")
-def shared_models():
-    folder = shared_models_folder()
-    if not (folder / "face_detection_yunet_2026may.onnx").is_file():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"the real YuNet detector is missing from {folder}")
-        pytest.skip(f"the real YuNet detector is missing from {folder}")
-    return folder
 
 
 def _three_faces_clip(path, face_path):
@@ -44,11 +32,6 @@ def _three_faces_clip(path, face_path):
             container.mux(video.encode(frame))
         container.mux(video.encode())
     return path
-
-
-def _decode(path):
-    with av.open(str(path)) as container:
-        return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
 
 
 def test_one_large_small_changes_only_the_largest_face(tmp_path, shared_models):
@@ -76,7 +59,7 @@ def test_one_large_small_changes_only_the_largest_face(tmp_path, shared_models):
         {"face_detector": "yunet", "detector_score": 0.5, "detector_nms": 0.4, "detector_size": 640},
         Runtime(model_dir=tmp_path / "models", model_mirrors=(str(shared_models),)),
     )
-    before_frames, after_frames = _decode(plain), _decode(blurred)
+    before_frames, after_frames = decode_bgr(plain), decode_bgr(blurred)
     assert len(before_frames) == len(after_frames) == FRAMES
     for before, after in zip(before_frames, after_frames, strict=True):
         faces = sorted(detector.detect(before), key=lambda f: f.area, reverse=True)

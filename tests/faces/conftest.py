@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -13,8 +12,7 @@ import skimage.data
 from pipeline.faces.loading import clear_swapper_cache
 from pipeline.models import clear_sessions
 from pipeline.runtime import Runtime
-from tests.harness.cli import REAL_DETECTORS, REPO
-from tests.harness.cli import shared_models as shared_models_folder
+from tests.harness.cli import REPO, real_detectors
 
 from .models import write_test_models
 
@@ -23,16 +21,7 @@ INSIGHTFACE_IMAGES = REPO / ".venv/lib/python3.11/site-packages/insightface/data
 
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
-    folder = shared_models_folder()
-    missing = [name for name in REAL_DETECTORS if not (folder / name).is_file()]
-    if missing:
-        message = (
-            f"real detector models missing from {folder}: {', '.join(missing)} (set FACEFLEET_TEST_MODELS)"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
+    return real_detectors()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 # a small embedded job: 100 frames in chunks of 30, segments of 5, no progress bar
 RESUMABLE_JOB = ["--processors", "none", "--chunk-frames", "30", "--segment-frames", "5", "--no-progress"]
@@ -59,3 +61,18 @@ REAL_DETECTORS = ("det_500m.onnx", "face_detection_yunet_2026may.onnx")
 def shared_models() -> Path:
     """The folder of real detector weights (FACEFLEET_TEST_MODELS, else ../shared/models)."""
     return Path(os.environ.get("FACEFLEET_TEST_MODELS", REPO.parent / "shared" / "models"))
+
+
+def real_detectors() -> Path:
+    """``shared_models()`` where both real detectors are in it; else the calling test skips
+    (fails under CI=true, where they must be)."""
+    folder = shared_models()
+    missing = [name for name in REAL_DETECTORS if not (folder / name).is_file()]
+    if missing:
+        message = (
+            f"real detector models missing from {folder}: {', '.join(missing)} (set FACEFLEET_TEST_MODELS)"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
