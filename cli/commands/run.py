@@ -68,6 +68,13 @@ def register(subparsers: Any) -> None:
         metavar="W",
         help="chunks processed at once, in W processes (default: 1)",
     )
+    parser.add_argument(
+        "--hwaccel",
+        choices=["auto", "none"],
+        default=None,
+        help="NVDEC/NVENC where this FFmpeg build and host have them (auto) or the CPU codecs "
+        "(none); default: FACEFLEET_HWACCEL, else none",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or phase lines")
     parser.add_argument(
         "--keep-work",
@@ -148,6 +155,8 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
         )
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
+        if args.hwaccel is not None:
+            settings = settings.model_copy(update={"hwaccel": args.hwaccel})
         progress = not args.no_progress
         with stop_on_sigterm(), FrameBar(enabled=progress) as bar:
             result = run_job(

@@ -35,6 +35,8 @@ def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]
         outputs = output_names(targets, args.output, options.container)
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
+        if args.hwaccel is not None:
+            settings = settings.model_copy(update={"hwaccel": args.hwaccel})
         requests = [
             JobRequest(target, tuple(args.source), args.reference, output, options)
             for target, output in zip(targets, outputs, strict=True)

@@ -25,6 +25,7 @@ from facefleet.config.settings import Settings
 from facefleet.modes.embedded import EmbeddedJobError, JobRequest, job_id, run_job
 from facefleet.storage.base import StorageError
 from pipeline.errors import PipelineError
+from pipeline.hwaccel import choose
 
 # what fails one item, not the batch
 ITEM_ERRORS = (EmbeddedJobError, InvalidSubmission, MediaRefused, PipelineError, StorageError, OSError)
@@ -58,7 +59,8 @@ def run_batch(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[ItemResult]:
     """Run (or resume) every item in order; returns each item's result."""
-    ids = [job_id(r) for r in requests]  # hashes every input once, before any work
+    codecs = choose(settings.hwaccel)  # the encoder is part of each item's id
+    ids = [job_id(r, codecs) for r in requests]  # hashes every input once, before any work
     record = _Record(settings.home, ids, requests)
     results = []
     for request, item_id in zip(requests, ids, strict=True):
