@@ -23,6 +23,7 @@ from cli.progress import FrameBar, quality_line
 
 if TYPE_CHECKING:
     from facefleet.config.settings import Settings
+    from pipeline.hwaccel import Codecs
 
 
 def register(subparsers: Any) -> None:
@@ -108,6 +109,16 @@ def build_parser_namespace(**values: Any) -> argparse.Namespace:
     return args
 
 
+def said_codecs(settings: Settings) -> Codecs:
+    """The run's video codecs, said on stderr where NVDEC/NVENC were asked for."""
+    from facefleet.modes.embedded import job_codecs
+
+    codecs = job_codecs(settings)
+    if settings.hwaccel == "auto":
+        print(f"facefleet: video codecs (--hwaccel auto): {codecs.reason}", file=sys.stderr)
+    return codecs
+
+
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.sandbox import drop_spare, start_spare
 
@@ -158,9 +169,15 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
         if args.hwaccel is not None:
             settings = settings.model_copy(update={"hwaccel": args.hwaccel})
         progress = not args.no_progress
+        codecs = said_codecs(settings)
         with stop_on_sigterm(), FrameBar(enabled=progress) as bar:
             result = run_job(
-                settings, request, workers=args.workers, on_progress=bar.update, on_phase=bar.phase
+                settings,
+                request,
+                workers=args.workers,
+                on_progress=bar.update,
+                on_phase=bar.phase,
+                codecs=codecs,
             )
     except (
         OptionsError,

@@ -27,6 +27,7 @@ def test_auto_on_a_cpu_host_gives_the_bytes_of_none(clips, tmp_path):
             "--workers", "2", "--hwaccel", mode, "--no-progress",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
+        assert ("video codecs (--hwaccel auto): CPU codecs" in result.stderr) == (mode == "auto")
         outputs[mode] = out.read_bytes()
     assert outputs["auto"] == outputs["none"]
     source = probe(clip.path)
