@@ -199,7 +199,8 @@ class Readiness(BaseModel):
     work: dict[str, bool] = Field(description="whether each queue has work waiting or running")
     providers: dict[str, dict[str, str]] = Field(
         default_factory=dict,
-        description="per ready chunk worker: the execution provider that took each model it warmed up",
+        description="per ready chunk worker: the execution provider that took each model it warmed up, "
+        "and its video codecs (video_decoders, video_encoders: NVDEC/NVENC or cpu)",
     )
 
 

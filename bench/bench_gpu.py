@@ -24,17 +24,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from facefleet.modes.demo import make_sample_video, source_face  # noqa: E402
+from pipeline.demux import open_input  # noqa: E402
 from pipeline.encode import EncoderSettings, encode_segment  # noqa: E402
 from pipeline.frames import Frame, batched  # noqa: E402
-from pipeline.hwaccel import choose  # noqa: E402
+from pipeline.hwaccel import Codecs, choose, encoder_coding  # noqa: E402
 from pipeline.models import clear_sessions  # noqa: E402
 from pipeline.models.sessions import chosen_providers  # noqa: E402
-from pipeline.probe import probe  # noqa: E402
+from pipeline.probe import VideoProbe, probe  # noqa: E402
 from pipeline.processors import JobInputs, build_chain, prepare_chain  # noqa: E402
 from pipeline.reader import read_frames  # noqa: E402
 from pipeline.runtime import Runtime  # noqa: E402
@@ -54,13 +56,33 @@ def _stamped(frames: Iterator[Frame], stamps: dict[int, float]) -> Iterator[Fram
         yield frame
 
 
-def run(clip: Path, runtime: Runtime, options: dict, source: Path, batch: int, codecs) -> dict:  # type: ignore[no-untyped-def]
+def codecs_used(clip: Path, video: VideoProbe, codecs: Codecs) -> str:
+    """The decoder and encoder that really ran: a frame decoded on the device comes back in
+    the device's layout (NV12/P010), one FFmpeg decoded in software in the CPU decoder's; the
+    encoder as ``encode_segment`` takes it for the coded pixel format (an NVENC that cannot
+    open fails the pass instead)."""
+    device = codecs.decode_device_for(video.codec)
+    decoder = f"{video.codec} (CPU)"
+    if device is not None:
+        try:
+            with open_input(clip, hw_device=device) as container:
+                frame = next(container.decode(video=0))
+            if frame.format.name != video.pix_fmt:
+                decoder = f"{video.codec} on NVDEC ({frame.format.name})"
+        except (av.FFmpegError, StopIteration) as exc:  # the reader falls back to the CPU too
+            decoder = f"{video.codec} (CPU: {device} did not open: {exc})"
+    return f"decoder {decoder}, encoder {encoder_coding(codecs.encoder_for('libx264'), 'yuv420p')}"
+
+
+def run(clip: Path, runtime: Runtime, options: dict, source: Path, batch: int, codecs: Codecs) -> dict:  # type: ignore[type-arg]
     """One pass over the clip: fps end to end and the frames' inter-arrival at the encoder."""
     video = probe(clip)
     assets = prepare_chain(["face_swapper"], options, JobInputs(sources=(source,)), runtime)
     chain = build_chain(["face_swapper"], {**options, "face_batch": batch}, assets, runtime)
     encoder = EncoderSettings(codec=codecs.encoder_for("libx264"), threads=4)
-    frames = read_frames(clip, video, 0, len(video.frame_pts))
+    frames = read_frames(
+        clip, video, 0, len(video.frame_pts), hw_device=codecs.decode_device_for(video.codec)
+    )
     decoded: dict[int, float] = {}
     reached: dict[int, float] = {}
     processed = (f for group in batched(_stamped(frames, decoded), batch) for f in chain.process(group))
@@ -74,6 +96,7 @@ def run(clip: Path, runtime: Runtime, options: dict, source: Path, batch: int, c
         "p50_ms": float(np.percentile(gaps, 50)),
         "p95_ms": float(np.percentile(gaps, 95)),
         "providers": chosen_providers(),
+        "codecs": codecs_used(clip, video, codecs),
     }
 
 
@@ -110,22 +133,23 @@ def main() -> None:
             f"models: detector {detector} (real weights), recogniser {RECOGNIZER} (generated), "
             f"swapper {swapper} ({'real weights' if args.real_swapper else 'generated, real signature'})"
         )
-        sides = [("accelerated", GPU_SIDE)] + ([] if args.no_cpu else [("cpu", CPU_SIDE)])
-        print(f"{'side':<12}{'batch':>6}{'fps':>9}{'p50 ms':>9}{'p95 ms':>9}  providers")
-        for name, providers in sides:
+        # the CPU side: the same pipeline on the CPU's providers and codecs
+        sides = [("accelerated", GPU_SIDE, codecs)] + ([] if args.no_cpu else [("cpu", CPU_SIDE, Codecs())])
+        print(f"{'side':<12}{'batch':>6}{'fps':>9}{'p50 ms':>9}{'p95 ms':>9}  providers; codecs")
+        for name, providers, side_codecs in sides:
             for batch in batches:
                 clear_sessions()
                 runtime = Runtime(
                     model_dir=work / "models", model_mirrors=tuple(mirrors), model_manifest=manifest,
                     providers=providers, allow_cpu_fallback=True,
                 )  # fmt: skip
-                result = run(clip, runtime, options, source, batch, codecs)
+                result = run(clip, runtime, options, source, batch, side_codecs)
                 shown = ", ".join(
                     f"{m}={p.replace('ExecutionProvider', '')}"
                     for m, p in sorted(result["providers"].items())
                 )
                 print(
-                    f"{name:<12}{batch:>6}{result['fps']:>9.1f}{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}  {shown}"
+                    f"{name:<12}{batch:>6}{result['fps']:>9.1f}{result['p50_ms']:>9.1f}{result['p95_ms']:>9.1f}  {shown}; {result['codecs']}"
                 )
 
 

@@ -5,7 +5,9 @@ names other files or URLs, and FFmpeg opens them. ``format_whitelist`` refuses a
 demuxer before it reads a byte (FFmpeg answers EINVAL), and ``protocol_whitelist`` keeps
 every open, nested ones included, to local files. ``max_pixels`` makes the decoders refuse
 a larger picture instead of allocating it, also those that ``avformat_find_stream_info``
-runs while opening; a stream it refused reports a size of 0x0.
+runs while opening; a stream it refused reports a size of 0x0. ``hw_device`` (``"cuda"``)
+decodes on that device (see ``pipeline.hwaccel``), with FFmpeg's software fallback for
+the profiles the device lacks; the frames come back to system memory.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+from av.codec.hwaccel import HWAccel
 from av.container import InputContainer
 
 DEMUXERS = (
@@ -35,7 +38,9 @@ DEMUXERS = (
 _CONTAINER_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(DEMUXERS)}
 
 
-def open_input(path: Path, *, max_pixels: int | None = None, decode_pictures: bool = True) -> InputContainer:
+def open_input(
+    path: Path, *, max_pixels: int | None = None, decode_pictures: bool = True, hw_device: str | None = None
+) -> InputContainer:
     """Open ``path`` for reading; FFmpeg's errors pass through for the caller to word.
     The path is made absolute so that no part of its name can be read as a protocol.
 
@@ -51,6 +56,7 @@ def open_input(path: Path, *, max_pixels: int | None = None, decode_pictures: bo
         options=decoder if decode_pictures else {**decoder, "skip_frame": "nonkey"},
         container_options=_CONTAINER_OPTIONS,
         metadata_errors="ignore",
+        hwaccel=None if hw_device is None else HWAccel(device_type=hw_device, allow_software_fallback=True),
     )
     for stream in container.streams.video:
         if stream.codec_context is not None:

@@ -19,13 +19,16 @@ Choices (the stitch depends on them):
   For them the chroma of an odd size is not subsampled (``yuv444p``, High 4:4:4 / Main
   4:4:4) and the output keeps the exact size and pixels; asking for a 4:2:0 ``pix_fmt``
   on an odd size is refused. Some hardware and browser players do not play 4:4:4.
+* NVENC (``h264_nvenc``, ``hevc_nvenc``, see ``pipeline.hwaccel``): options mirroring x264's
+  (constant quality, no B-frames, fixed keyframe interval); a pixel format it does not code
+  as it is (10-bit 4:2:0) takes the CPU encoder it stands in for.
 """
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
@@ -37,6 +40,7 @@ from av.video.stream import VideoStream
 
 from pipeline.errors import PipelineError
 from pipeline.frames import Frame
+from pipeline.hwaccel import NVENC, encoder_coding, nvenc_options
 from pipeline.probe import VideoProbe
 from pipeline.x264_asm import x264_asm
 
@@ -106,6 +110,8 @@ def mp4_options(time_base: Fraction, **extra: str) -> dict[str, str]:
 
 
 def encoder_options(settings: EncoderSettings) -> dict[str, str]:
+    if settings.codec in NVENC.values():
+        return nvenc_options(settings.crf, settings.preset)
     if settings.codec == "libsvtav1":
         # low delay: no frame reordering (pred-struct 1), as for the others
         return {
@@ -150,6 +156,7 @@ def add_video_stream(
             f"{settings.pix_fmt} cannot code the odd size {width}x{height} with {settings.codec} "
             "(its cropping counts in 2-pixel steps): use codec av1, or pix_fmt yuv444p"
         )
+    settings = replace(settings, codec=encoder_coding(settings.codec, coded))
     stream = cast(VideoStream, container.add_stream(settings.codec, options=encoder_options(settings)))
     stream.width, stream.height = width, height
     stream.pix_fmt = coded
@@ -165,7 +172,7 @@ def add_video_stream(
     ctx.flags |= av.codec.context.Flags.bitexact  # type: ignore[attr-defined]
     ctx.color_primaries, ctx.color_trc = probe.color_primaries, probe.color_trc
     ctx.colorspace, ctx.color_range = probe.colorspace, probe.color_range
-    if settings.codec == "libx265":
+    if settings.codec in ("libx265", NVENC["libx265"]):
         ctx.codec_tag = "hvc1"  # parameter sets in the sample entry, as Apple players want
     return stream
 

@@ -4,21 +4,30 @@ Decoded frames are matched to the probe's frame list by pts. After a seek only f
 the first keyframe the decoder outputs on are trusted (frames before it may reference
 pictures that were never decoded); if the wanted first frame lies before that keyframe,
 the read starts again from an earlier point, and at last from the start of the file.
+
+On a hardware device (``hw_device``, see ``pipeline.hwaccel``) the same FFmpeg decoder
+parses and times the frames, so they are matched the same way; they are brought back to the
+pixel format the CPU decoder gives (NV12 -> yuv420p moves bytes, it changes none). A device
+that cannot be opened leaves the decoding to the CPU, which gives the same frames.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import av
+from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
 from pipeline.demux import open_input
 from pipeline.errors import InvalidMediaError, InvalidRangeError
 from pipeline.frames import Frame
 from pipeline.probe import VideoProbe
+
+log = logging.getLogger(__name__)
 
 # How many frames before the wanted one each retry seeks to; then the start of the file.
 _BACKOFF = (0, 32, 256)
@@ -31,16 +40,19 @@ class _LandedLate(Exception):
     """The seek landed on a keyframe after the wanted frame."""
 
 
-def read_frames(path: Path, probe: VideoProbe, start: int, end: int, threads: int = 0) -> Iterator[Frame]:
+def read_frames(
+    path: Path, probe: VideoProbe, start: int, end: int, threads: int = 0, hw_device: str | None = None
+) -> Iterator[Frame]:
     """Yield frames ``start..end-1`` of ``path`` as :class:`Frame` (index, source pts, decoded frame).
-    ``threads``: the decoder's threads (0: as many as FFmpeg sees fit for the machine's cores)."""
+    ``threads``: the decoder's threads (0: as many as FFmpeg sees fit for the machine's cores);
+    ``hw_device``: decode on that hardware device (None: the CPU)."""
     if not 0 <= start <= end <= probe.frame_count:
         raise InvalidRangeError(f"frames {start}-{end} are outside the video's 0-{probe.frame_count}")
     if start == end:
         return
     for back in (*_BACKOFF, None):
         seek_to = 0 if back is None else max(0, start - back)
-        with _open(path, probe, threads) as (container, stream):
+        with _open(path, probe, threads, hw_device) as (container, stream):
             try:
                 yield from _read(container, stream, probe, start, end, seek_to)
                 return
@@ -51,21 +63,40 @@ def read_frames(path: Path, probe: VideoProbe, start: int, end: int, threads: in
 
 @contextmanager
 def _open(
-    path: Path, probe: VideoProbe, threads: int
+    path: Path, probe: VideoProbe, threads: int, hw_device: str | None
 ) -> Iterator[tuple[av.container.InputContainer, VideoStream]]:
     """A fresh demuxer for each attempt: the last one reads from the very start, unseeked
     (some containers, MPEG-TS among them, deliver nothing after a seek to the first pts)."""
+    max_pixels = (probe.width + _PADDING) * (probe.height + _PADDING)
     try:
-        container = open_input(path, max_pixels=(probe.width + _PADDING) * (probe.height + _PADDING))
+        container = _open_on_device(path, max_pixels, hw_device)
     except av.FFmpegError as exc:
         raise InvalidMediaError(f"{Path(path).name}: cannot open the video ({exc})") from None
     with container:
         stream = container.streams[probe.stream_index]
         if not isinstance(stream, VideoStream):
             raise InvalidMediaError(f"{Path(path).name}: stream {probe.stream_index} is not the probed video")
-        stream.thread_type = "AUTO"
+        stream.thread_type = "AUTO"  # frame threads work with a hardware device too
         stream.codec_context.thread_count = threads
         yield container, stream
+
+
+def _open_on_device(path: Path, max_pixels: int, hw_device: str | None) -> av.container.InputContainer:
+    """The input, decoded on ``hw_device`` where it opens, else on the CPU."""
+    if hw_device is not None:
+        try:
+            return open_input(path, max_pixels=max_pixels, hw_device=hw_device)
+        except av.FFmpegError as exc:
+            log.warning("cannot decode on %s (%s): decoding on the CPU", hw_device, exc)
+    return open_input(path, max_pixels=max_pixels)
+
+
+def _as_cpu_decoded(frame: VideoFrame, pix_fmt: str | None) -> VideoFrame:
+    """``frame`` in ``pix_fmt``, the format the CPU decoder gives (None: as decoded). A
+    hardware decoder's NV12, P010 or 16-bit 4:4:4 holds the same samples, laid out otherwise."""
+    if not pix_fmt or frame.format.name == pix_fmt:
+        return frame
+    return frame.reformat(format=pix_fmt)
 
 
 def _read(
@@ -85,6 +116,7 @@ def _read(
     anchor: int | None = -(2**63) if from_start else None
     expected = start
     name = Path(container.name).name
+    cpu_format = probe.pix_fmt if stream.codec_context.is_hwaccel else None
     try:
         for packet in container.demux(stream):
             for frame in packet.decode():
@@ -102,7 +134,7 @@ def _read(
                     continue
                 if frame.pts > pts[expected]:
                     raise InvalidMediaError(f"{name}: frame {expected} is missing or cannot be decoded")
-                yield Frame(expected, frame.pts, video_frame=frame)
+                yield Frame(expected, frame.pts, video_frame=_as_cpu_decoded(frame, cpu_format))
                 expected += 1
                 if expected == end:
                     return

@@ -26,6 +26,7 @@ from facefleet.modes.distributed import (
     STITCHING,
     queue_name,
 )
+from pipeline.hwaccel import choose
 from worker.base import FaceFleetCelery
 from worker.breaker import Breaker
 from worker.lifecycle import Lifecycle
@@ -74,7 +75,9 @@ def create_celery(
     app.pool_slots, app.metrics_port = pool_slots, metrics_port
     app.node_name, app.chunk_slots, app.served, app.pool_kind = node_name, chunk_slots, served, pool
     warm_processes = chunk_slots if pool == "prefork" else min(chunk_slots, 1)
-    app.lifecycle = Lifecycle(warm_processes, list(settings.warm_models))
+    # NVDEC where chosen; distributed segments are encoded on the CPU (pipeline.hwaccel)
+    codecs = choose(settings.hwaccel).decode_only()
+    app.lifecycle = Lifecycle(warm_processes, list(settings.warm_models), codecs)
     app.breaker = Breaker(settings.worker_breaker_failures, settings.worker_breaker_recheck_s)
     app.conf.update(celery_config(settings))
     from worker import tasks

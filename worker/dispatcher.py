@@ -197,8 +197,8 @@ class FleetLoop:
             svc.state.withdraw_worker(self.node)
         board = ReadyBoard(svc.state.redis, svc.state.keys)
         board.announce(self.node, ready, ttl_s)
-        if warm and self.lifecycle.providers:
-            board.report_providers(self.node, self.lifecycle.providers)
+        if warm and self.slots:  # the models' providers, and the video codecs next to them
+            board.report_providers(self.node, {**self.lifecycle.providers, **self.lifecycle.codecs.report()})
         reason = broken or ("" if warm else self.lifecycle.not_warm_reason())
         self._report(len(ready) == len(self.served), reason)
 

@@ -21,6 +21,7 @@ import multiprocessing
 import threading
 
 from pipeline.errors import PipelineError
+from pipeline.hwaccel import Codecs
 from pipeline.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,11 @@ PROVIDERS_BYTES = 1000
 class Lifecycle:
     """The shared flags and counters (see the module's docstring)."""
 
-    def __init__(self, processes: int, models: list[str]) -> None:
-        """``processes``: how many processes run chunks (0: a worker without the chunks queue)."""
+    def __init__(self, processes: int, models: list[str], codecs: Codecs | None = None) -> None:
+        """``processes``: how many processes run chunks (0: a worker without the chunks queue);
+        ``codecs``: the video codecs its chunks use, chosen once in the main process."""
         self.processes, self.models = processes, models
+        self.codecs = codecs or Codecs()
         self._warm = multiprocessing.Value(ctypes.c_int, 0)
         self._stopping = multiprocessing.RawValue(ctypes.c_bool, False)
         self._problem = multiprocessing.RawArray(ctypes.c_char, REASON_BYTES)

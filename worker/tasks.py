@@ -63,7 +63,7 @@ def services(app: FaceFleetCelery) -> Services:
     global _services
     with _lock:
         if _services is None or _services[0] != os.getpid():
-            _services = (os.getpid(), open_services(app.settings))
+            _services = (os.getpid(), open_services(app.settings, codecs=app.lifecycle.codecs))
             log.info("worker process %d ready (%s)", os.getpid(), _services[1].ctx.worker_name)
         return _services[1]
 

@@ -23,6 +23,7 @@ from cli.progress import FrameBar, quality_line
 
 if TYPE_CHECKING:
     from facefleet.config.settings import Settings
+    from pipeline.hwaccel import Codecs
 
 
 def register(subparsers: Any) -> None:
@@ -68,6 +69,13 @@ def register(subparsers: Any) -> None:
         metavar="W",
         help="chunks processed at once, in W processes (default: 1)",
     )
+    parser.add_argument(
+        "--hwaccel",
+        choices=["auto", "none"],
+        default=None,
+        help="NVDEC/NVENC where this FFmpeg build and host have them (auto) or the CPU codecs "
+        "(none); default: FACEFLEET_HWACCEL, else none",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or phase lines")
     parser.add_argument(
         "--keep-work",
@@ -99,6 +107,16 @@ def build_parser_namespace(**values: Any) -> argparse.Namespace:
     for name, value in values.items():
         setattr(args, name, value)
     return args
+
+
+def said_codecs(settings: Settings) -> Codecs:
+    """The run's video codecs, said on stderr where NVDEC/NVENC were asked for."""
+    from facefleet.modes.embedded import job_codecs
+
+    codecs = job_codecs(settings)
+    if settings.hwaccel == "auto":
+        print(f"facefleet: video codecs (--hwaccel auto): {codecs.reason}", file=sys.stderr)
+    return codecs
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
@@ -148,10 +166,18 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
         )
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
+        if args.hwaccel is not None:
+            settings = settings.model_copy(update={"hwaccel": args.hwaccel})
         progress = not args.no_progress
+        codecs = said_codecs(settings)
         with stop_on_sigterm(), FrameBar(enabled=progress) as bar:
             result = run_job(
-                settings, request, workers=args.workers, on_progress=bar.update, on_phase=bar.phase
+                settings,
+                request,
+                workers=args.workers,
+                on_progress=bar.update,
+                on_phase=bar.phase,
+                codecs=codecs,
             )
     except (
         OptionsError,

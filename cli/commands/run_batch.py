@@ -15,6 +15,7 @@ from facefleet.config.settings import Settings
 def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]) -> int:
     from cli.commands.api_calls import ClientError
     from cli.commands.batch_client import targets_of
+    from cli.commands.run import said_codecs
     from cli.option_flags import options_from_args
     from cli.progress import FrameBar
     from facefleet.config.options import OptionsError
@@ -35,6 +36,8 @@ def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]
         outputs = output_names(targets, args.output, options.container)
         if args.keep_work:
             settings = settings.model_copy(update={"keep_work_files": True})
+        if args.hwaccel is not None:
+            settings = settings.model_copy(update={"hwaccel": args.hwaccel})
         requests = [
             JobRequest(target, tuple(args.source), args.reference, output, options)
             for target, output in zip(targets, outputs, strict=True)
@@ -46,6 +49,7 @@ def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]
         print(f"facefleet: {exc.strerror or exc}: {exc.filename or args.output}", file=sys.stderr)
         return 1
 
+    codecs = said_codecs(settings)  # before the first bar
     bar = FrameBar(enabled=not args.no_progress)  # one per item, over its frames
 
     def line(result: ItemResult) -> None:
@@ -60,7 +64,12 @@ def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]
 
     try:
         results = run_batch(
-            settings, requests, workers=args.workers, on_item=line, on_progress=lambda d, t: bar.update(d, t)
+            settings,
+            requests,
+            workers=args.workers,
+            on_item=line,
+            on_progress=lambda d, t: bar.update(d, t),
+            codecs=codecs,
         )
     except KeyboardInterrupt:
         bar.__exit__()

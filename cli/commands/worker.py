@@ -59,8 +59,8 @@ def register(subparsers: Any) -> None:
         "--hwaccel",
         choices=["auto", "none"],
         default=None,
-        help="NVDEC/NVENC where this FFmpeg build and host have them (auto) or the CPU codecs "
-        "(none); default: FACEFLEET_HWACCEL, else none",
+        help="NVDEC where this FFmpeg build and host have it (auto) or the CPU decoders (none); "
+        "a worker always encodes on the CPU; default: FACEFLEET_HWACCEL, else none",
     )
     parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
@@ -223,9 +223,11 @@ def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report_codecs(settings: Settings) -> None:
+    """Said at start-up: the worker decodes with NVDEC where chosen and always encodes on the
+    CPU (a distributed task's segments must all come from one encoder: pipeline.hwaccel)."""
     from pipeline.hwaccel import choose
 
-    codecs = choose(settings.hwaccel)
+    codecs = choose(settings.hwaccel).decode_only()
     logging.getLogger(__name__).info("video codecs (--hwaccel %s): %s", settings.hwaccel, codecs.reason)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from facefleet.records.checkpoints import Checkpoints
 from facefleet.storage.base import Storage
 from pipeline.content import Policy
+from pipeline.hwaccel import Codecs
 from pipeline.limits import MediaLimits
 from pipeline.quality import Thresholds
 from pipeline.runtime import Runtime
@@ -57,6 +58,8 @@ class JobContext:
     # what a task's planner or stitcher is doing (its phase, with a percent where known)
     record_work: Callable[[int, float], None] = lambda _frames, _seconds: None
     set_phase: Callable[[str, str, float | None], None] = lambda _task_id, _phase, _percent: None
+    # NVDEC/NVENC where the mode chose them (pipeline.hwaccel); default: the CPU codecs
+    codecs: Codecs = field(default_factory=Codecs)
     # per-process caches (probe, chain) keyed by task id; models themselves are cached by pipeline.faces
     cache: dict[tuple[str, str], Any] = field(default_factory=dict)
 

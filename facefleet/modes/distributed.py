@@ -28,6 +28,7 @@ from facefleet.fleet.redis_state import RedisState
 from facefleet.records.engine import make_engine, make_sessionmaker
 from facefleet.storage.base import Misconfigured, StorageError
 from facefleet.storage.s3 import S3Storage
+from pipeline.hwaccel import Codecs
 
 
 class ConfigurationError(Exception):
@@ -105,8 +106,11 @@ def check_bucket(settings: Settings) -> None:
         pass
 
 
-def open_services(settings: Settings, worker_name: str | None = None, *, pre_ping: bool = True) -> Services:
-    """Connections for this process (call after fork, never at import time)."""
+def open_services(
+    settings: Settings, worker_name: str | None = None, *, pre_ping: bool = True, codecs: Codecs | None = None
+) -> Services:
+    """Connections for this process (call after fork, never at import time); ``codecs``:
+    those its chunks use (None: the CPU's)."""
     database_url, bucket = require(settings)
     engine = make_engine(database_url, settings.database_timeouts(), pre_ping=pre_ping)
     read_engine = make_engine(database_url, settings.database_timeouts(), pre_ping=pre_ping, autocommit=True)
@@ -132,5 +136,6 @@ def open_services(settings: Settings, worker_name: str | None = None, *, pre_pin
         task_busy=state.task_busy,
         record_work=state.record_work,
         set_phase=state.set_phase,
+        codecs=codecs or Codecs(),
     )
     return Services(settings, engine, sessions, storage, state, ctx, read_engine)

@@ -1,7 +1,10 @@
 """Embedded mode: one machine, SQLite, a folder as the bucket, chunks in local processes.
 
 The job's id is derived from its inputs' bytes and options, so running the same command
-again finds the same job and resumes it from its checkpoints.
+again finds the same job and resumes it from its checkpoints. With ``--hwaccel auto`` the
+segments may be encoded by NVENC (one host encodes them all, see ``pipeline.hwaccel``); the
+encoder is then part of the id, so a rerun with other codecs is another job and never
+resumes one whose stored segments came from another encoder (the stream-copy join needs one).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ from facefleet.task.quality import report
 from facefleet.task.stitching import stitch_task
 from facefleet.task.submission import Draft, Receive, submit
 from facefleet.tenants.tenancy import ensure_default_tenant
+from pipeline.encode import CODECS
+from pipeline.hwaccel import Codecs, choose
 from pipeline.sandbox import drop_spare
 
 log = logging.getLogger(__name__)
@@ -71,7 +76,10 @@ class JobRequest:
     options: JobOptions
 
 
-def open_context(settings: Settings, worker_name: str | None = None) -> JobContext:
+def open_context(
+    settings: Settings, worker_name: str | None = None, codecs: Codecs | None = None
+) -> JobContext:
+    """The embedded context; ``codecs``: those its chunks use (None: the CPU's)."""
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(f"sqlite:///{settings.home / 'facefleet.db'}")
     ensure_schema(engine)
@@ -83,11 +91,20 @@ def open_context(settings: Settings, worker_name: str | None = None) -> JobConte
         storage=LocalStorage(settings.home / "bucket"),
         checkpoints=SqlCheckpoints(sessions),
         worker_name=worker_name,
+        codecs=codecs or Codecs(),
     )
 
 
-def job_id(request: JobRequest) -> str:
-    """Same input bytes and options -> same id (so a rerun resumes)."""
+def job_codecs(settings: Settings) -> Codecs:
+    """The codecs of this run (``--hwaccel``), said once in the log."""
+    codecs = choose(settings.hwaccel)
+    log.info("video codecs (--hwaccel %s): %s", settings.hwaccel, codecs.reason)
+    return codecs
+
+
+def job_id(request: JobRequest, codecs: Codecs | None = None) -> str:
+    """Same input bytes, options and encoder -> same id (so a rerun resumes). The encoder
+    counts only where it is not the CPU's, so CPU jobs keep their ids."""
     digest = hashlib.sha256()
     for path in (request.target, *request.sources, *([request.reference] if request.reference else [])):
         digest.update(_file_digest(path).encode())
@@ -96,6 +113,10 @@ def job_id(request: JobRequest) -> str:
             request.options.model_dump(mode="json", exclude=set(DELIVERY_OPTIONS)), sort_keys=True
         ).encode()
     )
+    cpu_encoder = CODECS[request.options.codec]
+    encoder = (codecs or Codecs()).encoder_for(cpu_encoder)
+    if encoder != cpu_encoder:
+        digest.update(f"encoder={encoder}".encode())
     return digest.hexdigest()[:32]
 
 
@@ -168,17 +189,20 @@ def run_job(
     workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
+    codecs: Codecs | None = None,
 ) -> JobResult:
     """Run (or resume) a job to completion and write its output. ``on_phase`` hears each
-    phase as it starts (the API's names: probing, processing, stitching, uploading)."""
+    phase as it starts (the API's names: probing, processing, stitching, uploading);
+    ``codecs``: the video codecs (None: as ``settings.hwaccel`` chooses them)."""
     phase = on_phase or (lambda name: None)
     check_inputs(request)
     check_signing(settings)  # an unusable certificate stops the job before any work
     memory.release_free_memory()  # caps the heap arenas before any decoder starts its threads
     started = time.time()
-    ctx = open_context(settings)
+    codecs = codecs or job_codecs(settings)
+    ctx = open_context(settings, codecs=codecs)
     scratch.sweep(settings.scratch_dir, started)  # what killed runs left (live ones hold theirs)
-    task_id = job_id(request)
+    task_id = job_id(request, codecs)
     with _job_lock(settings, task_id):
         # children of a previous run of this job that outlived it would compete with ours
         local_children.end_survivors(_children_folder(settings, task_id))
@@ -289,7 +313,7 @@ def _run_chunks(
     # once (they ignore SIGINT themselves), a kill -9 too (each child dies with its parent:
     # local_children), and the rerun resumes from the checkpoints.
     children = _children_folder(settings, task_id)
-    init_args = (settings, os.getpid(), children)
+    init_args = (settings, os.getpid(), children, ctx.codecs)  # the parent's choice, for all
     try:
         with multiprocessing.get_context("spawn").Pool(workers, _init_child, init_args) as pool:
             pending = [pool.apply_async(_child_chunk, (task_id, index)) for index in todo]
@@ -315,12 +339,12 @@ def _run_one_chunk(ctx: JobContext, task_id: str, index: int) -> ChunkOutcome:
 _child_ctx: JobContext | None = None
 
 
-def _init_child(settings: Settings, parent_pid: int, children: Path) -> None:
+def _init_child(settings: Settings, parent_pid: int, children: Path, codecs: Codecs) -> None:
     global _child_ctx
     local_children.die_with_parent(parent_pid)
     local_children.record_child(children)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _child_ctx = open_context(settings)
+    _child_ctx = open_context(settings, codecs=codecs)
 
 
 def _child_chunk(task_id: str, index: int) -> ChunkOutcome:

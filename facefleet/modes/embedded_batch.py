@@ -22,9 +22,10 @@ from typing import Any
 
 from facefleet.config.errors import InvalidSubmission, MediaRefused
 from facefleet.config.settings import Settings
-from facefleet.modes.embedded import EmbeddedJobError, JobRequest, job_id, run_job
+from facefleet.modes.embedded import EmbeddedJobError, JobRequest, job_codecs, job_id, run_job
 from facefleet.storage.base import StorageError
 from pipeline.errors import PipelineError
+from pipeline.hwaccel import Codecs
 
 # what fails one item, not the batch
 ITEM_ERRORS = (EmbeddedJobError, InvalidSubmission, MediaRefused, PipelineError, StorageError, OSError)
@@ -56,9 +57,12 @@ def run_batch(
     workers: int = 1,
     on_item: Callable[[ItemResult], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    codecs: Codecs | None = None,
 ) -> list[ItemResult]:
-    """Run (or resume) every item in order; returns each item's result."""
-    ids = [job_id(r) for r in requests]  # hashes every input once, before any work
+    """Run (or resume) every item in order; returns each item's result. ``codecs``: the
+    video codecs of every item (None: as ``settings.hwaccel`` chooses them)."""
+    codecs = codecs or job_codecs(settings)  # the encoder is part of each item's id
+    ids = [job_id(r, codecs) for r in requests]  # hashes every input once, before any work
     record = _Record(settings.home, ids, requests)
     results = []
     for request, item_id in zip(requests, ids, strict=True):
@@ -66,7 +70,7 @@ def run_batch(
             result = ItemResult(request.target, request.output, "done")
         else:
             try:
-                run_job(settings, request, workers=workers, on_progress=on_progress)
+                run_job(settings, request, workers=workers, on_progress=on_progress, codecs=codecs)
                 result = ItemResult(request.target, request.output, "succeeded")
             except ITEM_ERRORS as exc:
                 result = ItemResult(request.target, request.output, "failed", _reason(exc))

@@ -111,7 +111,7 @@ def run_segments(
     classifier = content_policy.classifier(ctx)  # None: the content policy is off
     every = ctx.quality_sample_every
     encoder = EncoderSettings(
-        codec=CODECS[options.codec],
+        codec=ctx.codecs.encoder_for(CODECS[options.codec]),  # NVENC only where the mode allows
         crf=options.crf,
         preset=options.preset,
         pix_fmt=options.pix_fmt,
@@ -175,7 +175,16 @@ def run_segments(
     with (
         ctx.storage.hold(target_key) as target,
         closing(
-            prefetch(read_frames(target, video, segments[done].start, end, decoder_threads(ctx)))
+            prefetch(
+                read_frames(
+                    target,
+                    video,
+                    segments[done].start,
+                    end,
+                    decoder_threads(ctx),
+                    hw_device=ctx.codecs.decode_device_for(video.codec),
+                )
+            )
         ) as frames,
         ThreadPoolExecutor(SEGMENTS_IN_FLIGHT, thread_name_prefix="segment") as pool,
     ):

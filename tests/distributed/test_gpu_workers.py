@@ -170,7 +170,7 @@ def test_sigterm_reaches_every_gpu_worker_and_each_hands_its_chunk_back(api, fle
         assert chunk.attempts == 1 and chunk.lost == 0, (chunk.attempts, chunk.lost)
 
 
-def test_readyz_says_which_provider_took_each_warmed_model(api, fleet, tmp_path):
+def test_readyz_says_which_provider_took_each_warmed_model_and_the_codecs(api, fleet, tmp_path):
     from tests.harness.cli import shared_models as shared_models_folder
 
     models = shared_models_folder()
@@ -182,6 +182,7 @@ def test_readyz_says_which_provider_took_each_warmed_model(api, fleet, tmp_path)
             "FACEFLEET_MODEL_MIRRORS": str(models),
             "FACEFLEET_MODEL_DIR": str(tmp_path / "models"),
             "FACEFLEET_PROVIDERS": "auto",
+            "FACEFLEET_HWACCEL": "auto",
         }
     )
     node = f"{worker.name}-{fleet.run_id}@fftest"
@@ -190,7 +191,12 @@ def test_readyz_says_which_provider_took_each_warmed_model(api, fleet, tmp_path)
         found = requests.get(f"{api}/readyz", timeout=10).json().get("providers", {})
         return found.get(node)
 
-    # on this CPU host "auto" finds neither TensorRT nor CUDA: the CPU took it, and says so
-    assert wait_for(reported, 60, "the worker's providers in /readyz") == {"det_500m": "CPUExecutionProvider"}
+    # on this CPU host "auto" finds neither TensorRT nor CUDA, nor NVDEC: the CPU took them, and says so
+    assert wait_for(reported, 60, "the worker's providers in /readyz") == {
+        "det_500m": "CPUExecutionProvider",
+        "video_decoders": "cpu",
+        "video_encoders": "cpu",
+    }
     assert "det_500m on CPUExecutionProvider" in worker.text()
+    assert "video codecs (--hwaccel auto): CPU codecs" in worker.text()
     worker.stop()
