@@ -240,5 +240,8 @@ def measure_segment(
     for index in sorted(inputs):
         if index not in decoded:
             raise RuntimeError(f"frame {index} is missing from the encoded segment {path.name}")
-        figures.add(gate.measure(inputs[index], decoded[index]))
+        before = inputs[index]
+        # an odd size coded one pixel larger (pipeline.output_size): its padding cropped off
+        after = decoded[index][: before.shape[0], : before.shape[1]]
+        figures.add(gate.measure(before, after))
     return figures
