@@ -91,22 +91,32 @@ def padded(picture: av.VideoFrame, width: int, height: int, pix_fmt: str) -> av.
 
     if picture.format.name != pix_fmt:
         picture = picture.reformat(format=pix_fmt)  # as the encoder would, at the visible size
-    dtype = np.uint16 if picture.format.components[0].bits > 8 else np.uint8
     out = av.VideoFrame(width, height, pix_fmt)
     for source, target in zip(picture.planes, out.planes, strict=True):
-        samples = _plane_samples(source, dtype)
-        grown = np.pad(
-            samples, ((0, target.height - source.height), (0, target.width - source.width)), "edge"
-        )
-        _plane_samples(target, dtype)[:] = grown
+        grow = ((0, target.height - source.height), (0, target.width - source.width))
+        _samples(out, target)[:] = np.pad(_samples(picture, source), grow, "edge")
     out.colorspace, out.color_range = picture.colorspace, picture.color_range
     return out
 
 
-def _plane_samples(plane: VideoPlane, dtype: type) -> np.ndarray:
-    """A writable (height, width) view of ``plane``'s samples (its row padding left out)."""
+def visible(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """A decoded ``frame`` cut to the input's ``width`` x ``height`` in its own samples (an odd
+    size's padding off), so that its colour conversion is the input's: cut after a conversion
+    to RGB, the chroma of a 642-wide frame is interpolated at other places than a 641-wide one's."""
+    if (frame.width, frame.height) == (width, height):
+        return frame
+    out = av.VideoFrame(width, height, frame.format.name)
+    for source, target in zip(frame.planes, out.planes, strict=True):
+        _samples(out, target)[:] = _samples(frame, source)[: target.height, : target.width]
+    out.colorspace, out.color_range = frame.colorspace, frame.color_range
+    return out
+
+
+def _samples(frame: av.VideoFrame, plane: VideoPlane) -> np.ndarray:
+    """A writable (height, width) view of a planar ``frame``'s ``plane`` (row padding left out)."""
     import numpy as np
 
+    dtype = np.uint16 if frame.format.components[0].bits > 8 else np.uint8
     rows = np.frombuffer(memoryview(plane), dtype=dtype).reshape(plane.height, -1)
     return rows[:, : plane.width]
 
