@@ -59,8 +59,10 @@ def _layout_name(channels: int) -> str:
 def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
     time_base = stream.time_base
     target = math.floor((t0 - _SEEK_MARGIN) / time_base)
-    if stream.start_time is not None and target <= stream.start_time:
-        target = stream.start_time
+    if stream.start_time is not None:
+        # at most a margin before the start, where an encoder's priming lies (AAC's first
+        # packet is at -1024 when the start, after the edit list, is 0)
+        target = max(target, stream.start_time - math.ceil(_SEEK_MARGIN / time_base))
     try:
         source.seek(target, stream=stream, backward=True, any_frame=False)
     except av.FFmpegError:
@@ -70,23 +72,42 @@ def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
 def _copied_audio(
     source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction, clock: Clock
 ) -> Iterator[tuple[Key, Any]]:
-    """The packets whose middle lies in [t0, t1), copied (in ticks of ``clock``)."""
+    """The packets whose middle lies in [t0, t1), copied (in ticks of ``clock``), after the
+    ones the first of them needs: the packet just before it (an AAC frame overlaps its
+    predecessor, so the decoder starts one early) and the discarded packets before that (an
+    encoder's priming at a negative time, or an edit list's cut), which the output's edit
+    list skips again as the source's does."""
     _seek_audio(source, stream, t0)
     ticks = clock.whole(stream.time_base)  # the clock holds the stream's time base and rate
     fallback = clock.whole(Fraction(1024, stream.codec_context.sample_rate or FALLBACK_RATE))
     low, high, stop = clock.ceil(2 * t0), clock.ceil(2 * t1), clock.ceil(t1)
+    lead: list[Any] | None = []  # a discarded run, then one packet; None: a packet was kept
     for packet in source.demux(stream):
-        if not packet.size or packet.pts is None or packet.is_discard:
+        if not packet.size or packet.pts is None:
+            continue
+        if packet.is_discard:
+            if lead is not None:
+                lead = [*_discarded_run(lead), packet]
             continue
         begin = packet.pts * ticks
         if begin >= stop:
             break
         length = packet.duration * ticks if packet.duration else fallback
         if not low <= 2 * begin + length < high:  # its middle, in doubled ticks
+            if lead is not None:
+                lead = [*_discarded_run(lead), packet]
             continue
-        dts = packet.dts if packet.dts is not None else packet.pts
-        packet.stream = copy
-        yield dts * ticks, packet
+        for kept in [*(lead or []), packet]:
+            dts = kept.dts if kept.dts is not None else kept.pts
+            kept.stream = copy
+            yield dts * ticks, kept
+        lead = None
+
+
+def _discarded_run(lead: list[Any]) -> list[Any]:
+    """``lead`` while it ends with a discarded packet, else nothing: a packet left out that
+    was not discarded parts what comes after it from what came before."""
+    return lead if lead and lead[-1].is_discard else []
 
 
 def _encoded_audio(

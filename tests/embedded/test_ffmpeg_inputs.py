@@ -148,3 +148,44 @@ def test_trimmed_output_is_a_clip_of_its_own(inputs: dict[str, Path], tmp_path: 
     assert Fraction(audio["start_time"]) == 0
     assert int(audio["duration_ts"]) * Fraction(audio["time_base"]) == seconds
     assert int(audio["duration_ts"]) == seconds * AUDIO_RATE
+
+
+def audio_packets(path: Path) -> dict[int, list[str]]:
+    """Each audio stream's packets (their data's SHA-256), as ffprobe reads them."""
+    packets = ffprobe(
+        path,
+        "-select_streams",
+        "a",
+        "-show_packets",
+        "-show_data_hash",
+        "sha256",
+        "-show_entries",
+        "packet=stream_index,data_hash",
+    )["packets"]
+    streams: dict[int, list[str]] = {}
+    for packet in packets:
+        streams.setdefault(int(packet["stream_index"]), []).append(packet["data_hash"])
+    return streams
+
+
+def audio_counts(path: Path) -> list[int]:
+    found = ffprobe(path, "-select_streams", "a", "-count_packets", "-show_entries", "stream=nb_read_packets")
+    return [int(s["nb_read_packets"]) for s in found["streams"]]
+
+
+def first_skip(path: Path) -> list[object]:
+    """The skip-samples side data of the first audio packet (what makes players skip AAC's priming)."""
+    packets = ffprobe(path, "-select_streams", "a:0", "-show_packets", "-read_intervals", "%+#1")["packets"]
+    return [d.get("skip_samples") for d in packets[0].get("side_data_list", [])]
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "odd"])  # odd: Opus, priming by pre-skip
+def test_copied_audio_keeps_every_packet(inputs: dict[str, Path], kind: str, tmp_path: Path) -> None:
+    """A whole video's AAC is copied packet for packet: the encoder's priming (the first packet,
+    at a negative time, which the decoder needs and the edit list skips) included."""
+    target = inputs[kind]
+    out = tmp_path / OUTPUT_NAMES.get(kind, "out.mp4")
+    run(target, out)
+    assert audio_counts(out) == audio_counts(target)
+    assert audio_packets(out) == audio_packets(target)
+    assert first_skip(out) == first_skip(target)
