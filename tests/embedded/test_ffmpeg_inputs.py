@@ -115,7 +115,7 @@ def test_whole_video_keeps_every_presented_frame(inputs: dict[str, Path], kind: 
     assert streams(out) == streams(target)
     source = picture(target)
     # H.264's 4:2:0 (the default) codes an odd size one pixel larger, its last column and row repeated
-    width, height = source["size"]  # type: ignore[misc]
+    width, height = source["size"]
     assert picture(out) == {**source, "size": coded_size(width, height, None, "libx264")}
     assert chapters(out) == chapters(target)
     assert _tags(out).get("title") == _tags(target).get("title")
