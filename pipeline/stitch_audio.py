@@ -15,6 +15,9 @@ from pipeline.errors import InvalidMediaError
 from pipeline.timeline import Clock, Key, Span
 
 COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"})  # in MP4
+# the containers whose edit list skips a copied stream's priming (at negative times); Matroska
+# has none: its muxer would move every stream later instead
+EDIT_LIST_CONTAINERS = frozenset({"mp4", "mov"})
 # the sample rate of audio whose source does not say (AAC frames of 1024 samples at it)
 FALLBACK_RATE = 48_000
 _SEEK_MARGIN = Fraction(1)  # seconds of audio read before t0, so the seek never lands late
@@ -40,7 +43,8 @@ def audio_packets(
         except ValueError:
             pass
         else:
-            return copy, _copied_audio(source, stream, copy, span.t0, span.t1, clock)
+            edit_list = container in EDIT_LIST_CONTAINERS
+            return copy, _copied_audio(source, stream, copy, span.t0, span.t1, clock, edit_list)
     rate = int(ctx.sample_rate or FALLBACK_RATE)
     channels = int(ctx.channels or 2)
     encoder = output.add_stream("aac", rate=rate, layout=_layout_name(channels))
@@ -70,13 +74,13 @@ def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
 
 
 def _copied_audio(
-    source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction, clock: Clock
+    source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction, clock: Clock, edit_list: bool
 ) -> Iterator[tuple[Key, Any]]:
     """The packets whose middle lies in [t0, t1), copied (in ticks of ``clock``), after the
     ones the first of them needs: the packet just before it (an AAC frame overlaps its
     predecessor, so the decoder starts one early) and the discarded packets before that (an
     encoder's priming at a negative time, or an edit list's cut), which the output's edit
-    list skips again as the source's does."""
+    list skips again as the source's does; without an ``edit_list``, none at a negative time."""
     _seek_audio(source, stream, t0)
     ticks = clock.whole(stream.time_base)  # the clock holds the stream's time base and rate
     fallback = clock.whole(Fraction(1024, stream.codec_context.sample_rate or FALLBACK_RATE))
@@ -97,7 +101,8 @@ def _copied_audio(
             if lead is not None:
                 lead = [*_discarded_run(lead), packet]
             continue
-        for kept in [*(lead or []), packet]:
+        needed = [p for p in lead or [] if edit_list or p.pts >= 0]
+        for kept in [*needed, packet]:
             dts = kept.dts if kept.dts is not None else kept.pts
             kept.stream = copy
             yield dts * ticks, kept
