@@ -130,6 +130,18 @@ class TaskSummary(BaseModel):
         description="watermark: whether its processed frames carry the watermark; once succeeded, "
         "signed: whether the output carries a signed C2PA manifest (manifest: its label; c2pa: why not)",
     )
+    output: OutputSize | None = Field(default=None, description="the output's size; null until probed")
+
+
+class OutputSize(BaseModel):
+    width: int = Field(description="the visible width: the input's")
+    height: int = Field(description="the visible height: the input's")
+    coded_width: int = Field(description="the coded width: one more for an odd width in 4:2:0 H.264/HEVC")
+    coded_height: int = Field(description="the coded height: one more for an odd height in 4:2:0 H.264/HEVC")
+    padded: str | None = Field(
+        description="why the coded size is larger (its last column or row repeated), and how to keep "
+        "the exact size; null when it is not"
+    )
 
 
 class Progress(BaseModel):

@@ -14,11 +14,14 @@ Choices (the stitch depends on them):
 * Codecs: libx264, libx265 or libsvtav1, each without B-frames, with the source's colour
   tags (primaries, transfer, matrix, range) and its bit depth unless a pix_fmt is asked:
   a 10-bit source is coded 10-bit (High 10, Main 10, AV1 Main).
-* Odd sizes: AV1 codes any size in 4:2:0. H.264 and HEVC cannot: their cropping fields
-  count in 2-pixel steps for 4:2:0, so padding to even cannot be cropped back by one pixel.
-  For them the chroma of an odd size is not subsampled (``yuv444p``, High 4:4:4 / Main
-  4:4:4) and the output keeps the exact size and pixels; asking for a 4:2:0 ``pix_fmt``
-  on an odd size is refused. Some hardware and browser players do not play 4:4:4.
+* Odd sizes: AV1 codes any size in 4:2:0. H.264 and HEVC cannot: their 4:2:0 (and 4:2:2's
+  halved width) counts in whole chroma samples, and their cropping fields in 2-pixel steps,
+  so an odd size cannot be padded and cropped back by one pixel. For them a 4:2:0 frame of
+  an odd size is coded one pixel wider or taller (``pipeline.output_size``), its last column
+  or row repeated, which every player plays; the task says so, and whatever compares the
+  output with the input crops the padding off. A 4:2:0 source's chroma planes already cover
+  the padded size (ceil(w/2) x ceil(h/2)), so only its luma grows and every source sample
+  stays. ``yuv444p`` (High 4:4:4 / Main 4:4:4) and AV1 keep the exact size.
 * NVENC (``h264_nvenc``, ``hevc_nvenc``, see ``pipeline.hwaccel``): options mirroring x264's
   (constant quality, no B-frames, fixed keyframe interval); a pixel format it does not code
   as it is (10-bit 4:2:0) takes the CPU encoder it stands in for.
@@ -31,30 +34,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import av
 from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
+from av.video.plane import VideoPlane
 from av.video.stream import VideoStream
 
 from pipeline.errors import PipelineError
 from pipeline.frames import Frame
 from pipeline.hwaccel import NVENC, encoder_coding, nvenc_options
+from pipeline.output_size import coded_size
 from pipeline.probe import VideoProbe
 from pipeline.x264_asm import x264_asm
 
-# Pixel formats whose chroma is halved horizontally / vertically.
+if TYPE_CHECKING:
+    import numpy as np
 
-_HALF_WIDTH = ("420", "422", "411", "410", "nv12", "nv21", "nv16")
-_HALF_HEIGHT = ("420", "410", "nv12", "nv21")
 _MIN_TRACK_TIMESCALE = 10_000
-
-
-# the --codec names and the encoders PyAV's FFmpeg bundles for them
 # a full disk or quota: the host's fault, not the input's
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-CODECS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
 # x264's preset names as SVT-AV1's numbered presets (0 slowest .. 13 fastest)
 _SVT_PRESETS = {
     "ultrafast": 12,
@@ -87,16 +87,42 @@ def default_pix_fmt(source_pix_fmt: str) -> str:
     return "yuv420p10le" if bits > 8 else "yuv420p"
 
 
-def output_pix_fmt(pix_fmt: str, width: int, height: int, codec: str = "libx264") -> str:
-    """``pix_fmt``, or its 4:4:4 form when the size is odd in a direction it subsamples and
-    the codec cannot code that (AV1 can)."""
-    if codec == "libsvtav1":
-        return pix_fmt
-    odd_w = width % 2 == 1 and any(tag in pix_fmt for tag in _HALF_WIDTH)
-    odd_h = height % 2 == 1 and any(tag in pix_fmt for tag in _HALF_HEIGHT)
-    if not (odd_w or odd_h):
-        return pix_fmt
-    return "yuv444p10le" if pix_fmt.endswith("10le") else "yuv444p"
+def padded(picture: av.VideoFrame, width: int, height: int, pix_fmt: str) -> av.VideoFrame:
+    """``picture`` in ``pix_fmt`` at ``width`` x ``height`` (its coded size, at most one pixel
+    more each way), its last column and row repeated. A picture already in ``pix_fmt`` keeps
+    its samples: its chroma planes already have the coded size's, only the luma grows."""
+    import numpy as np  # only for an odd size
+
+    if picture.format.name != pix_fmt:
+        picture = picture.reformat(format=pix_fmt)  # as the encoder would, at the visible size
+    out = av.VideoFrame(width, height, pix_fmt)
+    for source, target in zip(picture.planes, out.planes, strict=True):
+        grow = ((0, target.height - source.height), (0, target.width - source.width))
+        _samples(out, target)[:] = np.pad(_samples(picture, source), grow, "edge")
+    out.colorspace, out.color_range = picture.colorspace, picture.color_range
+    return out
+
+
+def visible(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
+    """A decoded ``frame`` cut to the input's ``width`` x ``height`` in its own samples (an odd
+    size's padding off), so that its colour conversion is the input's: cut after a conversion
+    to RGB, the chroma of a 642-wide frame is interpolated at other places than a 641-wide one's."""
+    if (frame.width, frame.height) == (width, height):
+        return frame
+    out = av.VideoFrame(width, height, frame.format.name)
+    for source, target in zip(frame.planes, out.planes, strict=True):
+        _samples(out, target)[:] = _samples(frame, source)[: target.height, : target.width]
+    out.colorspace, out.color_range = frame.colorspace, frame.color_range
+    return out
+
+
+def _samples(frame: av.VideoFrame, plane: VideoPlane) -> np.ndarray:
+    """A writable (height, width) view of a planar ``frame``'s ``plane`` (row padding left out)."""
+    import numpy as np
+
+    dtype = np.uint16 if frame.format.components[0].bits > 8 else np.uint8
+    rows = np.frombuffer(memoryview(plane), dtype=dtype).reshape(plane.height, -1)
+    return rows[:, : plane.width]
 
 
 def mp4_options(time_base: Fraction, **extra: str) -> dict[str, str]:
@@ -147,19 +173,13 @@ def add_video_stream(
     settings: EncoderSettings,
     width: int,
     height: int,
+    pix_fmt: str,
 ) -> VideoStream:
-    """The segment's video stream: codec, size, pixel format, time base and colour tags."""
-    pix_fmt = settings.pix_fmt or default_pix_fmt(probe.pix_fmt)
-    coded = output_pix_fmt(pix_fmt, width, height, settings.codec)
-    if settings.pix_fmt and coded != settings.pix_fmt:
-        raise PipelineError(
-            f"{settings.pix_fmt} cannot code the odd size {width}x{height} with {settings.codec} "
-            "(its cropping counts in 2-pixel steps): use codec av1, or pix_fmt yuv444p"
-        )
-    settings = replace(settings, codec=encoder_coding(settings.codec, coded))
+    """The segment's video stream: codec, coded size (``width`` x ``height``, see
+    ``pipeline.output_size``), pixel format, time base and colour tags."""
     stream = cast(VideoStream, container.add_stream(settings.codec, options=encoder_options(settings)))
     stream.width, stream.height = width, height
-    stream.pix_fmt = coded
+    stream.pix_fmt = pix_fmt
     stream.time_base = probe.time_base
     ctx = cast(VideoCodecContext, stream.codec_context)
     ctx.time_base = probe.time_base
@@ -189,11 +209,14 @@ def encode_segment(frames: Iterable[Frame], out: Path, probe: VideoProbe, settin
         out.unlink(missing_ok=True)
         return 0
     width, height = first.width, first.height
+    pix_fmt = settings.pix_fmt or default_pix_fmt(probe.pix_fmt)
+    settings = replace(settings, codec=encoder_coding(settings.codec, pix_fmt))
+    coded = coded_size(width, height, pix_fmt, settings.codec)
     written = 0
     last_pts: int | None = None
     container = av.open(str(out), "w", format="mp4", options=mp4_options(probe.time_base))
     try:
-        stream = add_video_stream(container, probe, settings, width, height)
+        stream = add_video_stream(container, probe, settings, *coded, pix_fmt)
 
         frame: Frame | None = first
         while frame is not None:
@@ -204,6 +227,8 @@ def encode_segment(frames: Iterable[Frame], out: Path, probe: VideoProbe, settin
             if last_pts is not None and frame.pts <= last_pts:
                 raise PipelineError(f"frame {frame.index} is out of order (pts {frame.pts} after {last_pts})")
             picture = frame.to_video_frame()
+            if coded != (width, height):
+                picture = padded(picture, *coded, pix_fmt)
             picture.pts = frame.pts
             picture.time_base = probe.time_base
             picture.pict_type = PictureType.NONE  # no keyframes forced by the decoder's picture types

@@ -205,10 +205,15 @@ def capture(frames: Iterator[Frame], every: int, into: dict[int, np.ndarray]) ->
         yield frame
 
 
-def decode_back(path: Path, first_index: int, wanted: Iterable[int]) -> dict[int, np.ndarray]:
+def decode_back(
+    path: Path, first_index: int, wanted: Iterable[int], size: tuple[int, int] | None = None
+) -> dict[int, np.ndarray]:
     """The frames at ``wanted`` (source indices) of the encoded segment at ``path``, whose
-    first frame is ``first_index``, decoded as BGR; decoding stops after the last wanted."""
+    first frame is ``first_index``, decoded as BGR; decoding stops after the last wanted.
+    ``size`` (width, height): the input's, where an odd one was coded a pixel larger."""
     import av
+
+    from pipeline.encode import visible
 
     positions = sorted(i - first_index for i in wanted)
     if not positions:
@@ -218,6 +223,7 @@ def decode_back(path: Path, first_index: int, wanted: Iterable[int]) -> dict[int
     with av.open(str(path)) as container:
         for position, frame in enumerate(container.decode(video=0)):
             if position in wanted_set:
+                frame = visible(frame, *size) if size else frame
                 found[first_index + position] = frame.to_ndarray(format="bgr24")
             if position >= last:
                 break
@@ -235,7 +241,9 @@ def measure_segment(
 ) -> Figures:
     """The figures of a segment's sampled frames: ``inputs`` (source index -> input pixels)
     against the same frames decoded back from the encoded segment at ``path``."""
-    decoded = decode_back(path, first_index, inputs)
+    first = next(iter(inputs.values()), None)  # a segment's frames share one size
+    size = (first.shape[1], first.shape[0]) if first is not None else None
+    decoded = decode_back(path, first_index, inputs, size)
     figures = Figures(reverse=gate.reverse)
     for index in sorted(inputs):
         if index not in decoded:

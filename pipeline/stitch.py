@@ -9,7 +9,11 @@
   - the whole video: stream copy when MP4 can hold the codec (AAC, MP3, AC-3, E-AC-3, ALAC,
     FLAC, Opus): a packet is kept when its midpoint lies in [t0, t1), so each end is within
     half a packet of the video's (about 11 ms for AAC at 48 kHz) and sync is kept because
-    packets keep their source timestamps;
+    packets keep their source timestamps; the first kept one comes with the packet before
+    it (AAC overlaps each frame with its predecessor) and the discarded packets before that
+    (the encoder's priming, at a negative time), so the copy has the source's packets, and
+    its edit list skips the priming as the source's does (Matroska has no edit list: there
+    the packets at negative times are left out, or its muxer would move every stream later);
   - a trimmed range, or a codec MP4 cannot hold (PCM, Vorbis, ...): decoded, cut to exactly
     the samples in [t0, t1) (a copy could only cut on packet boundaries), with silence where
     the source has no sound in that span, encoded to AAC: the track lasts as long as the

@@ -15,6 +15,9 @@ from pipeline.errors import InvalidMediaError
 from pipeline.timeline import Clock, Key, Span
 
 COPY_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"})  # in MP4
+# the containers whose edit list skips a copied stream's priming (at negative times); Matroska
+# has none: its muxer would move every stream later instead
+EDIT_LIST_CONTAINERS = frozenset({"mp4", "mov"})
 # the sample rate of audio whose source does not say (AAC frames of 1024 samples at it)
 FALLBACK_RATE = 48_000
 _SEEK_MARGIN = Fraction(1)  # seconds of audio read before t0, so the seek never lands late
@@ -40,7 +43,8 @@ def audio_packets(
         except ValueError:
             pass
         else:
-            return copy, _copied_audio(source, stream, copy, span.t0, span.t1, clock)
+            edit_list = container in EDIT_LIST_CONTAINERS
+            return copy, _copied_audio(source, stream, copy, span.t0, span.t1, clock, edit_list)
     rate = int(ctx.sample_rate or FALLBACK_RATE)
     channels = int(ctx.channels or 2)
     encoder = output.add_stream("aac", rate=rate, layout=_layout_name(channels))
@@ -59,8 +63,10 @@ def _layout_name(channels: int) -> str:
 def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
     time_base = stream.time_base
     target = math.floor((t0 - _SEEK_MARGIN) / time_base)
-    if stream.start_time is not None and target <= stream.start_time:
-        target = stream.start_time
+    if stream.start_time is not None:
+        # at most a margin before the start, where an encoder's priming lies (AAC's first
+        # packet is at -1024 when the start, after the edit list, is 0)
+        target = max(target, stream.start_time - math.ceil(_SEEK_MARGIN / time_base))
     try:
         source.seek(target, stream=stream, backward=True, any_frame=False)
     except av.FFmpegError:
@@ -68,25 +74,45 @@ def _seek_audio(source: Any, stream: Any, t0: Fraction) -> None:
 
 
 def _copied_audio(
-    source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction, clock: Clock
+    source: Any, stream: Any, copy: Any, t0: Fraction, t1: Fraction, clock: Clock, edit_list: bool
 ) -> Iterator[tuple[Key, Any]]:
-    """The packets whose middle lies in [t0, t1), copied (in ticks of ``clock``)."""
+    """The packets whose middle lies in [t0, t1), copied (in ticks of ``clock``), after the
+    ones the first of them needs: the packet just before it (an AAC frame overlaps its
+    predecessor, so the decoder starts one early) and the discarded packets before that (an
+    encoder's priming at a negative time, or an edit list's cut), which the output's edit
+    list skips again as the source's does; without an ``edit_list``, none at a negative time."""
     _seek_audio(source, stream, t0)
     ticks = clock.whole(stream.time_base)  # the clock holds the stream's time base and rate
     fallback = clock.whole(Fraction(1024, stream.codec_context.sample_rate or FALLBACK_RATE))
     low, high, stop = clock.ceil(2 * t0), clock.ceil(2 * t1), clock.ceil(t1)
+    lead: list[Any] | None = []  # a discarded run, then one packet; None: a packet was kept
     for packet in source.demux(stream):
-        if not packet.size or packet.pts is None or packet.is_discard:
+        if not packet.size or packet.pts is None:
+            continue
+        if packet.is_discard:
+            if lead is not None:
+                lead = [*_discarded_run(lead), packet]
             continue
         begin = packet.pts * ticks
         if begin >= stop:
             break
         length = packet.duration * ticks if packet.duration else fallback
         if not low <= 2 * begin + length < high:  # its middle, in doubled ticks
+            if lead is not None:
+                lead = [*_discarded_run(lead), packet]
             continue
-        dts = packet.dts if packet.dts is not None else packet.pts
-        packet.stream = copy
-        yield dts * ticks, packet
+        needed = [p for p in lead or [] if edit_list or p.pts >= 0]
+        for kept in [*needed, packet]:
+            dts = kept.dts if kept.dts is not None else kept.pts
+            kept.stream = copy
+            yield dts * ticks, kept
+        lead = None
+
+
+def _discarded_run(lead: list[Any]) -> list[Any]:
+    """``lead`` while it ends with a discarded packet, else nothing: a packet left out that
+    was not discarded parts what comes after it from what came before."""
+    return lead if lead and lead[-1].is_discard else []
 
 
 def _encoded_audio(

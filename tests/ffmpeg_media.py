@@ -19,6 +19,7 @@ from typing import Any
 import av
 import numpy as np
 
+from pipeline.encode import visible
 from tests.media import read_index, stamp
 
 FPS = 25
@@ -172,10 +173,12 @@ def make_tracks(path: Path) -> Path:
     )
 
 
-def decoded_images(path: Path) -> list[np.ndarray]:
-    """Every presented frame of the first video stream as BGR."""
+def decoded_images(path: Path, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Every presented frame of the first video stream as BGR; ``size`` (width, height): cut
+    to it first (an odd size that 4:2:0 H.264 codes a pixel larger)."""
     with av.open(str(path)) as container:
-        return [f.to_ndarray(format="bgr24") for f in container.decode(container.streams.video[0])]
+        frames = container.decode(container.streams.video[0])
+        return [(visible(f, *size) if size else f).to_ndarray(format="bgr24") for f in frames]
 
 
 def indices(images: list[np.ndarray]) -> list[int]:

@@ -284,12 +284,14 @@ def make_concat_script(path: Path, clip: Path) -> Path:
 
 
 def write_clip_of(path: Path, images: list[np.ndarray], fps: int = 25, crf: int = 16) -> Path:
-    """An H.264 MP4 of ``images`` (BGR, all one even size), one frame each, no audio."""
+    """An H.264 MP4 of ``images`` (BGR, all one size), one frame each, no audio; 4:4:4 for an
+    odd size (H.264 cannot code it in 4:2:0)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = images[0].shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps, options={"crf": str(crf), "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"
         for index, image in enumerate(images):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
             frame.pts, frame.time_base = index, Fraction(1, fps)

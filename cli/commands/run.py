@@ -203,6 +203,8 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
         f"done: {result.frames} frames in {seconds:.1f} s ({fps:.1f} frame/s) -> {args.output}",
         file=sys.stderr,
     )
+    if result.output and result.output.get("padded"):
+        print(f"facefleet: note: {result.output['padded']}", file=sys.stderr)
     if result.quality is not None:  # the run's summary: the quality gate's figures
         print(quality_line(result.quality), file=sys.stderr)
     if result.content_policy and result.content_policy.get("flagged"):

@@ -54,8 +54,8 @@ from facefleet.task.quality import report
 from facefleet.task.stitching import stitch_task
 from facefleet.task.submission import Draft, Receive, submit
 from facefleet.tenants.tenancy import ensure_default_tenant
-from pipeline.encode import CODECS
 from pipeline.hwaccel import Codecs, choose
+from pipeline.output_size import CODECS, output_view
 from pipeline.sandbox import drop_spare
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ class JobResult:
     frames: int  # in the output
     quality: dict[str, Any] | None = None  # the quality gate's report (None: nothing measured)
     content_policy: dict[str, Any] | None = None  # the content policy's verdict (None: off)
+    output: dict[str, Any] | None = None  # its size, as the task's view says (``output_view``)
 
 
 def run_job(
@@ -230,7 +231,8 @@ def run_job(
         if not settings.keep_work_files:  # the output is where the user wants it: nothing else stays
             delete_task(ctx, task_id)
             clean_up(ctx, task_id)
-    return JobResult(task_id, task.frames_total or 0, quality, task.content_policy)
+    output = output_view(task.probe, task.options)
+    return JobResult(task_id, task.frames_total or 0, quality, task.content_policy, output)
 
 
 def _until_done(step: Callable[[], object]) -> None:

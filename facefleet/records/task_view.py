@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from facefleet.records.db import Task
+from pipeline.output_size import output_view
 
 SUMMARY_COLUMNS = (
     Task.id,
@@ -27,6 +28,7 @@ SUMMARY_COLUMNS = (
     Task.output_expired_at,
     Task.provenance,
     Task.content_policy,
+    Task.probe,
 )
 
 
@@ -52,6 +54,8 @@ def task_summary(task: Any) -> dict[str, Any]:
         "provenance": task.provenance or {},
         # the content policy's verdict (null: the policy was off): flagged, score, samples
         "content_policy": task.content_policy,
+        # the output's size once the input is probed; padded: why it is coded one pixel larger
+        "output": output_view(task.probe, task.options),
     }
 
 

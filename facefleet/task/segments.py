@@ -41,9 +41,10 @@ from facefleet.task import content_policy
 from facefleet.task.frames_usage import account_segment
 from facefleet.task.planning import load_assets, load_probe
 from pipeline.content import Screening, screen
-from pipeline.encode import CODECS, EncoderSettings, encode_segment
+from pipeline.encode import EncoderSettings, encode_segment
 from pipeline.frames import Frame, batched
 from pipeline.models import oom
+from pipeline.output_size import CODECS
 from pipeline.plan import SegmentPlan, plan_chunks
 from pipeline.prefetch import prefetch
 from pipeline.processors import Chain, build_chain

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import av
 import requests
 
 from tests.harness.tasks import (
@@ -21,6 +22,7 @@ from tests.harness.tasks import (
     submit,
     wait_state,
 )
+from tests.media import make_clip
 
 
 def test_submitted_task_succeeds_frame_exact(api, tmp_path):
@@ -31,10 +33,43 @@ def test_submitted_task_succeeds_frame_exact(api, tmp_path):
     assert body["progress"]["frames_done"] == body["progress"]["frames_total"] == FRAMES
     assert body["progress"]["percent"] == 100.0
     assert body["chunks"] == {"succeeded": 2}
+    assert body["output"] == {
+        "width": 96,
+        "height": 64,
+        "coded_width": 96,
+        "coded_height": 64,
+        "padded": None,
+    }
     out = tmp_path / "out.mp4"
     download(api, task_id, out)
     assert frame_indices(out) == list(range(FRAMES))
     assert has_audio(out)
+
+
+def test_an_odd_size_is_padded_and_the_task_says_so(api, tmp_path):
+    """97x63 in: H.264's 4:2:0 codes it as 98x64 (the last column and row repeated), and the
+    task's output object says so, with how to keep the exact size."""
+    target = tmp_path / "odd.mp4"
+    make_clip(target, width=97, height=63, frames=FRAMES, fps=25, audio="aac", gop=12)
+    task_id = submit(api, target)
+    body = wait_state(api, task_id, {"succeeded", "failed", "cancelled"})
+    assert body["state"] == "succeeded", body
+    output = body["output"]
+    assert (output["width"], output["height"], output["coded_width"], output["coded_height"]) == (
+        97,
+        63,
+        98,
+        64,
+    )
+    assert output["padded"].startswith("97x63 coded as 98x64") and "--pix-fmt yuv444p" in output["padded"]
+    listed = requests.get(f"{api}/v1/tasks?state=succeeded&limit=100", timeout=10).json()["items"]
+    assert next(item for item in listed if item["id"] == task_id)["output"] == output
+    out = tmp_path / "out.mp4"
+    download(api, task_id, out)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height, stream.codec_context.pix_fmt) == (98, 64, "yuv420p")
+    assert frame_indices(out) == list(range(FRAMES))
 
 
 def test_outputs_are_byte_identical_across_runs(api, tmp_path, reference):

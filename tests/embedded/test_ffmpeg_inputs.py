@@ -3,7 +3,8 @@ variable frame rate with irregular gaps, a non-zero start, an edit list (a cut m
 copy), two audio tracks with a subtitle track and chapters, a 90° rotation, BT.2020/PQ 10-bit,
 an odd size (641x361). The output has the same presented frames at the same times per ffprobe
 (a trimmed one is moved to start at 0), each within 40 dB PSNR of the input's, the same
-streams with their tags, rotation, colour, bit depth and size, and a trim gives exactly the
+streams with their tags, rotation, colour, bit depth and size (an odd one coded in 4:2:0 one
+pixel larger, 642x362, whose visible 641x361 is the input's), and a trim gives exactly the
 frames asked for."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.output_size import coded_size
 from tests.ffmpeg_media import (
     AUDIO_RATE,
     FPS,
@@ -93,7 +95,8 @@ def check_frames(out: Path, target: Path, start: int, end: int) -> None:
     source_times = frame_times(target)
     shift = source_times[start] if start > 0 else Fraction(0)
     assert frame_times(out) == [t - shift for t in source_times[start:end]]
-    wanted, got = decoded_images(target)[start:end], decoded_images(out)
+    wanted = decoded_images(target)[start:end]
+    got = decoded_images(out, (wanted[0].shape[1], wanted[0].shape[0]))  # an odd size's padding off
     assert indices(got) == indices(wanted)
     values = [psnr(a, b) for a, b in zip(got, wanted, strict=True)]
     assert min(values) >= MIN_FRAME_PSNR_DB, f"a frame is only {min(values):.1f} dB from the input's"
@@ -110,7 +113,10 @@ def test_whole_video_keeps_every_presented_frame(inputs: dict[str, Path], kind: 
     count = len(frame_times(target))
     check_frames(out, target, 0, count)
     assert streams(out) == streams(target)
-    assert picture(out) == picture(target)
+    source = picture(target)
+    # H.264's 4:2:0 (the default) codes an odd size one pixel larger, its last column and row repeated
+    width, height = source["size"]
+    assert picture(out) == {**source, "size": coded_size(width, height, None, "libx264")}
     assert chapters(out) == chapters(target)
     assert _tags(out).get("title") == _tags(target).get("title")
 
@@ -142,3 +148,44 @@ def test_trimmed_output_is_a_clip_of_its_own(inputs: dict[str, Path], tmp_path: 
     assert Fraction(audio["start_time"]) == 0
     assert int(audio["duration_ts"]) * Fraction(audio["time_base"]) == seconds
     assert int(audio["duration_ts"]) == seconds * AUDIO_RATE
+
+
+def audio_packets(path: Path) -> dict[int, list[str]]:
+    """Each audio stream's packets (their data's SHA-256), as ffprobe reads them."""
+    packets = ffprobe(
+        path,
+        "-select_streams",
+        "a",
+        "-show_packets",
+        "-show_data_hash",
+        "sha256",
+        "-show_entries",
+        "packet=stream_index,data_hash",
+    )["packets"]
+    streams: dict[int, list[str]] = {}
+    for packet in packets:
+        streams.setdefault(int(packet["stream_index"]), []).append(packet["data_hash"])
+    return streams
+
+
+def audio_counts(path: Path) -> list[int]:
+    found = ffprobe(path, "-select_streams", "a", "-count_packets", "-show_entries", "stream=nb_read_packets")
+    return [int(s["nb_read_packets"]) for s in found["streams"]]
+
+
+def first_skip(path: Path) -> list[object]:
+    """The skip-samples side data of the first audio packet (what makes players skip AAC's priming)."""
+    packets = ffprobe(path, "-select_streams", "a:0", "-show_packets", "-read_intervals", "%+#1")["packets"]
+    return [d.get("skip_samples") for d in packets[0].get("side_data_list", [])]
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "odd"])  # odd: Opus, priming by pre-skip
+def test_copied_audio_keeps_every_packet(inputs: dict[str, Path], kind: str, tmp_path: Path) -> None:
+    """A whole video's AAC is copied packet for packet: the encoder's priming (the first packet,
+    at a negative time, which the decoder needs and the edit list skips) included."""
+    target = inputs[kind]
+    out = tmp_path / OUTPUT_NAMES.get(kind, "out.mp4")
+    run(target, out)
+    assert audio_counts(out) == audio_counts(target)
+    assert audio_packets(out) == audio_packets(target)
+    assert first_skip(out) == first_skip(target)

@@ -42,7 +42,9 @@ def video_stream(path: Path) -> dict[str, object]:
 
 def check_same_frames(out: Path, target: Path) -> None:
     assert frame_times(out) == frame_times(target)
-    got, wanted = decoded_images(out), decoded_images(target)
+    wanted = decoded_images(target)
+    # an odd size coded a pixel larger (4:2:0 H.264/HEVC): the visible frame is the input's size
+    got = decoded_images(out, (wanted[0].shape[1], wanted[0].shape[0]))
     assert indices(got) == indices(wanted)
     values = [psnr(a, b) for a, b in zip(got, wanted, strict=True)]
     assert min(values) >= MIN_FRAME_PSNR_DB, f"a frame is only {min(values):.1f} dB from the input's"
@@ -102,10 +104,45 @@ def test_av1_codes_an_odd_size_in_4_2_0(inputs: dict[str, Path], tmp_path: Path)
     check_same_frames(out, inputs["odd"])
 
 
-def test_h264_refuses_4_2_0_at_an_odd_size(inputs: dict[str, Path], tmp_path: Path) -> None:
-    code, stderr = run(inputs["odd"], tmp_path / "out.mp4", "--pix-fmt", "yuv420p")
-    assert code == 1
-    assert "odd size 641x361" in stderr and "av1" in stderr
+@pytest.mark.parametrize(
+    ("codec", "flags"),
+    [("h264", ()), ("h264", ("--pix-fmt", "yuv420p")), ("hevc", ())],
+    ids=["h264-default", "h264-yuv420p", "hevc-default"],
+)
+def test_4_2_0_at_an_odd_size_is_padded_and_playable(
+    inputs: dict[str, Path], tmp_path: Path, codec: str, flags: tuple[str, ...]
+) -> None:
+    """H.264 and HEVC cannot code 4:2:0 at 641x361: the output is 642x362 (the last column and
+    row repeated), which every player plays; the visible 641x361 is the input's, and the run
+    says so."""
+    out = tmp_path / "out.mp4"
+    code, stderr = run(inputs["odd"], out, "--codec", codec, *flags)
+    assert code == 0, stderr
+    video = video_stream(out)
+    assert (video["codec_name"], video["width"], video["height"], video["pix_fmt"]) == (
+        codec,
+        642,
+        362,
+        "yuv420p",
+    )
+    assert "641x361 coded as 642x362" in stderr and "--pix-fmt yuv444p or --codec av1" in stderr
+    check_same_frames(out, inputs["odd"])
+    # the padding repeats the picture's edge: nothing a player shows there is new
+    last = decoded_images(out)[0].astype(int)
+    assert (
+        abs(last[:361, 641] - last[:361, 640]).mean() < 4
+        and abs(last[361, :641] - last[360, :641]).mean() < 4
+    )
+
+
+def test_yuv444p_keeps_an_odd_size(inputs: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    code, stderr = run(inputs["odd"], out, "--pix-fmt", "yuv444p")
+    assert code == 0, stderr
+    video = video_stream(out)
+    assert (video["width"], video["height"], video["pix_fmt"]) == (641, 361, "yuv444p")
+    assert "coded as" not in stderr
+    check_same_frames(out, inputs["odd"])
 
 
 def _atoms(path: Path) -> list[bytes]:

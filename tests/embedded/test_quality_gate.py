@@ -9,6 +9,7 @@ import json
 import os
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -163,6 +164,23 @@ def test_a_swap_with_the_enhancer_keeps_the_background(tmp_path, clip, models):
     print(json.dumps(quality))
     assert quality["psnr_outside_db"] >= 30
     assert quality["face_coverage"] == 1.0
+
+
+def test_an_odd_size_is_measured_on_its_visible_picture(tmp_path, clip, models):
+    """479x359, coded in 4:2:0 as 480x360 (the last column and row repeated): the gate
+    compares the visible 479x359 with the input, and the background still passes."""
+    odd_frames = []
+    with av.open(str(clip)) as container:
+        for frame in container.decode(video=0):
+            odd_frames.append(frame.to_ndarray(format="bgr24")[:359, :479])
+    odd = write_clip_of(tmp_path / "odd-clip" / "odd.mp4", odd_frames)
+    quality = _swap(tmp_path / "odd", odd, models, FAITHFUL_SWAPPER)
+    print(json.dumps(quality))
+    assert quality["passed"] is True
+    assert quality["psnr_outside_db"] >= 30 and quality["face_coverage"] == 1.0
+    with av.open(str(tmp_path / "odd" / f"{FAITHFUL_SWAPPER}.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height, stream.codec_context.pix_fmt) == (480, 360, "yuv420p")
 
 
 def test_the_cli_prints_the_quality_of_the_run(tmp_path, clip, models):

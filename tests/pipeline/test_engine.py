@@ -8,9 +8,10 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.encode import EncoderSettings, encode_segment, output_pix_fmt
+from pipeline.encode import EncoderSettings, encode_segment, padded
 from pipeline.errors import PipelineError
 from pipeline.frames import Frame
+from pipeline.output_size import coded_size
 from pipeline.probe import probe
 from pipeline.reader import read_frames
 from pipeline.stitch import stitch
@@ -61,7 +62,8 @@ def test_faststart(clips: dict[str, Clip], tmp_path: Path) -> None:
 
 
 def test_processed_frames(clips: dict[str, Clip], tmp_path: Path) -> None:
-    """Frames whose pixels a processor replaced (an image instead of the decoder's frame)."""
+    """Frames whose pixels a processor replaced (an image instead of the decoder's frame), at
+    an odd size: coded in 4:2:0 one column and one row larger, the visible ones unchanged."""
     clip = clips["odd_rotated"]
     video = probe(clip.path)
 
@@ -76,9 +78,30 @@ def test_processed_frames(clips: dict[str, Clip], tmp_path: Path) -> None:
     assert count == 8
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
-        assert (stream.width, stream.height) == (161, 91)
-        assert stream.codec_context.pix_fmt == "yuv444p"
+        assert (stream.width, stream.height) == (162, 92)
+        assert stream.codec_context.pix_fmt == "yuv420p"
         assert [frame_index(f) for f in container.decode(stream)] == list(range(4, 12))
+
+
+def test_odd_size_padding_keeps_the_source_samples(clips: dict[str, Clip], tmp_path: Path) -> None:
+    """An untouched 4:2:0 frame of an odd size: its luma grows by its own last column and row,
+    its chroma planes (which already cover the padded size) are the source's own."""
+    clip = clips["odd_rotated"]
+    video = probe(clip.path)
+    # the clip itself is 4:4:4 (x264 could not code it otherwise): its frame as a 4:2:0 decoder's
+    source = next(iter(read_frames(clip.path, video, 0, 1))).to_video_frame().reformat(format="yuv420p")
+    coded = padded(source, 162, 92, "yuv420p")
+    luma, grown = _plane(source, 0), _plane(coded, 0)
+    assert grown.shape == (92, 162)
+    assert np.array_equal(grown[:91, :161], luma)
+    assert np.array_equal(grown[:91, 161], luma[:, 160]) and np.array_equal(grown[91, :161], luma[90])
+    for index in (1, 2):
+        assert np.array_equal(_plane(coded, index), _plane(source, index))  # 81x46 both
+
+
+def _plane(frame: av.VideoFrame, index: int) -> np.ndarray:
+    plane = frame.planes[index]
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, -1)[:, : plane.width].copy()
 
 
 def test_h264_pictures_are_one_slice_each(clips: dict[str, Clip], tmp_path: Path) -> None:
@@ -113,10 +136,14 @@ def _slice_nal_units(packet: bytes) -> int:
 
 
 def test_odd_size_format() -> None:
-    assert output_pix_fmt("yuv420p", 160, 90) == "yuv420p"
-    assert output_pix_fmt("yuv420p", 161, 90) == "yuv444p"
-    assert output_pix_fmt("yuv420p", 160, 91) == "yuv444p"
-    assert output_pix_fmt("yuv422p", 160, 91) == "yuv422p"
+    """4:2:0 in H.264 and HEVC: an odd size one pixel larger; 4:4:4 and AV1: the exact size."""
+    assert coded_size(160, 90, "yuv420p", "libx264") == (160, 90)
+    assert coded_size(161, 90, "yuv420p", "libx264") == (162, 90)
+    assert coded_size(160, 91, None, "libx265") == (160, 92)
+    assert coded_size(161, 91, "yuv420p10le", "libx264") == (162, 92)
+    assert coded_size(161, 91, "yuv422p", "libx264") == (162, 91)
+    assert coded_size(161, 91, "yuv444p", "libx264") == (161, 91)
+    assert coded_size(161, 91, "yuv420p", "libsvtav1") == (161, 91)
 
 
 def test_empty_segment(clips: dict[str, Clip], tmp_path: Path) -> None:

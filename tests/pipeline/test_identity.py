@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import av
 import pytest
 
 from pipeline import x264_asm
@@ -102,6 +103,20 @@ def test_what_the_heap_held_before_does_not_change_the_bytes(tmp_path: Path, thr
     clean = _encode_in_child(clip, threads, tmp_path / "clean.mp4")
     assert _encode_in_child(clip, threads, tmp_path / "filled.mp4", "255") == clean
     assert _encode_in_child(clip, threads, tmp_path / "zeros.mp4", "0") == clean
+
+
+def test_an_odd_size_padded_to_4_2_0_gives_one_output(tmp_path: Path) -> None:
+    """161x91 coded as 162x92 (the last column and row repeated): the padding adds nothing
+    that changes from encode to encode, in this process or a fresh one (a resume's)."""
+    clip = make_clip(tmp_path / "odd.mp4", width=161, height=91, frames=24, gop=250).path
+    video, frames = decoded(clip)
+    first = encoded(frames, video, tmp_path / "first.mp4", 4)
+    with av.open(str(tmp_path / "first.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height, stream.codec_context.pix_fmt) == (162, 92, "yuv420p")
+    again = {digest(encoded(frames, video, tmp_path / f"again-{n}.mp4", 4)) for n in range(3)}
+    assert again == {digest(first)}
+    assert _encode_in_child(clip, 4, tmp_path / "child.mp4") == digest(first)
 
 
 def test_x264_runs_the_avx2_set_where_the_cpu_has_avx512(tmp_path: Path, monkeypatch) -> None:

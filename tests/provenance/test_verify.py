@@ -80,6 +80,36 @@ def test_the_watermark_survives_a_10_s_cut_from_the_middle(job):
     assert status == 0 and report["watermark"]["task_id"] == _task_id(job)
 
 
+def test_the_watermark_is_found_in_an_odd_size_coded_a_pixel_larger(job):
+    """511x287 in, coded in 4:2:0 as 512x288 (the last column and row repeated): the mark,
+    made on the 511x287 picture, is found in the padded one (the detector averages the frame
+    onto a 128x128 grid, which one more pixel moves by a 500th of a cell)."""
+    tmp = job["tmp"] / "odd"
+    tmp.mkdir()
+    odd = tmp / "odd.mp4"
+    _ffmpeg(
+        "-i",
+        str(job["clip"]),
+        "-vf",
+        "format=yuv444p,crop=511:287:0:0:exact=1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv444p",
+        str(odd),
+    )
+    out = tmp / "out.mp4"
+    result = run_job(tmp / "home", odd, out, *FACE_JOB, "--keep-work", env=job["env"])
+    assert result.returncode == 0, result.stderr
+    assert "511x287 coded as 512x288" in result.stderr
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height, stream.codec_context.pix_fmt) == (512, 288, "yuv420p")
+    status, report = verify(tmp / "home", out)
+    assert status == 0 and report["manifest"]["valid"] is True
+    assert report["watermark"]["task_id"] == report["manifest"]["task_id"]
+
+
 def test_an_untouched_input_has_neither_and_exits_1(job):
     status, report = verify(job["home"], job["clip"])
     assert status == 1
