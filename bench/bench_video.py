@@ -261,6 +261,7 @@ def main() -> None:
     # an unoptimised interpreter build (pyenv's default) makes start-up ~1.4x slower
     print(f"Python {platform.python_version()} from {sys.base_prefix} ({sys.executable})")
     print(f"reference: ffmpeg -i in {' '.join(CLI_X264)} -pix_fmt yuv420p -c:a copy out.mp4")
+    print(f"facefleet run: {_chunking()}")
     width, height = (int(v) for v in args.size.split("x"))
     seconds = args.seconds
 
@@ -301,6 +302,15 @@ def memory(out: Path, size: str, long_minutes: float) -> None:
     print(
         f"  {long_minutes:g}-minute / 1-minute = {ratio:.2f} (target <= 1.10: {'met' if ratio <= 1.1 else 'NOT met'})"
     )
+
+
+def _chunking() -> str:
+    """The chunk and segment lengths ``facefleet run`` gets here (FACEFLEET_* or the defaults):
+    each segment is a fresh x264 stream, whose edges cost some bits and PSNR at the same CRF."""
+    from facefleet.config.settings import LimitsSettings
+
+    limits = LimitsSettings()
+    return f"chunks of {limits.chunk_frames} frames, segments of {limits.segment_frames}"
 
 
 def _cli_version() -> str:
