@@ -222,9 +222,9 @@ class LimitsSettings(BaseSettings):
     # a segment is one encoder's run, and a resumed or cancelled chunk redoes or finishes at
     # most one. A chunk in one segment by default: x264 gives a stream's first keyframe a
     # coarser quantiser than a mid-stream one and cannot carry MB-tree past a stream's end, so
-    # each segment start costs ~1 % of a 250-frame segment's bits and quality (at equal bits the
-    # PSNR is the CLI's); 250-frame segments wrote 0.98x the CLI's bits at 0.04 dB less PSNR on
-    # 60 s of 720p footage, 750 0.996x at 0.008 dB less (60 cost ~5 % more CPU, ~10 % more bits)
+    # at the same CRF each segment start costs ~0.4 % of a minute's bits and ~0.008 dB (at
+    # equal bits the PSNR is the CLI's): on 60 s of 720p footage 250-frame segments wrote 0.98x
+    # the CLI's bytes at 0.04 dB less, 750 0.996x at 0.008 dB less (60: ~5 % more CPU, ~10 % more bits)
     segment_frames: int = Field(default=750, ge=1)
     max_chunks_per_task: int = Field(default=5000, ge=1)
     max_chunk_s: float = Field(default=600.0, gt=0)  # seconds of video a chunk may hold at most
