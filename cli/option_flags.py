@@ -44,7 +44,7 @@ JOB_FLAGS: dict[str, Flag] = {
     "segment_frames": Flag(
         int,
         "frames per stored segment; a resumed chunk redoes at most one (FACEFLEET_SEGMENT_FRAMES)",
-        250,
+        750,
         metavar="K",
     ),
     "trim_start": Flag(

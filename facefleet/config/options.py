@@ -40,7 +40,7 @@ class JobOptions(BaseModel):
 
     processors: list[str] = Field(default_factory=list)
     chunk_frames: int = Field(default=750, ge=1, le=1_000_000)
-    segment_frames: int = Field(default=250, ge=1, le=100_000)
+    segment_frames: int = Field(default=750, ge=1, le=100_000)
     trim_start: int | None = Field(default=None, ge=0)
     trim_end: int | None = Field(default=None, ge=1)
     # output: libx264 / libx265 / libsvtav1; crf 0-51 (av1: 0-63); x264's preset names (for av1
