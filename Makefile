@@ -15,7 +15,7 @@ BIN := $(VENV)/bin
 SHARED_MODELS ?= $(abspath ../shared/models)
 export FACEFLEET_MODEL_MIRRORS ?= $(if $(wildcard $(SHARED_MODELS)),$(SHARED_MODELS),)
 
-.PHONY: browser-tools install install-run bytecode bytecode-run ffmpeg lock run test lint bench api worker beat flower migrate clean deploy-tools deploy-check
+.PHONY: browser-tools install install-run bytecode bytecode-run ffmpeg lock run test lint bench api worker flower migrate clean deploy-tools deploy-check
 
 # What running needs (make run, the services); the dev extras (linters, type checker, test
 # tools) only for make test and make lint.

@@ -47,7 +47,7 @@ Jobs on this machine keep their state in FACEFLEET_HOME (default:
 ~/.local/share/facefleet). Run `facefleet COMMAND --help` for a command's options.
 """
 # sub-commands that are services: JSON logs at INFO unless told otherwise
-SERVICES = {"api": "api", "worker": "worker", "beat": "beat"}
+SERVICES = {"api": "api", "worker": "worker"}
 LOG_FORMATS = ("json", "text")
 # the roles that merge their processes' metrics (each sets its own directory)
 MULTIPROCESS_METRICS = ("api", "worker")

@@ -1,5 +1,8 @@
 """The Celery application, built from Settings at the entry point (``facefleet worker``,
-``facefleet beat``, ``facefleet flower``); nothing binds a broker at import time.
+``facefleet flower``); nothing binds a broker at import time.
+
+Housekeeping (the reaper, the dispatcher) is no Celery task: every worker runs it in its
+fleet loop thread (``worker/dispatcher.py``), so Flower's task list shows the users' work only.
 
 Delivery policy: messages are acknowledged after the work (``task_acks_late``) and given
 back when the worker process dies (``task_reject_on_worker_lost``); a worker takes one
@@ -21,7 +24,6 @@ from facefleet.modes.distributed import (
     PLAN_TASK,
     PLANNING,
     QUEUES,
-    REAP_TASK,
     STITCH_TASK,
     STITCHING,
     queue_name,
@@ -88,13 +90,11 @@ def create_celery(
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     queues = {name: queue_name(settings, name) for name in QUEUES}
-    beat_file = settings.scratch_dir / "celerybeat-schedule"
     return {
         "task_queues": [Queue(q, routing_key=q) for q in queues.values()],
         "task_default_queue": queues[PLANNING],
         "task_routes": {
             PLAN_TASK: {"queue": queues[PLANNING]},
-            REAP_TASK: {"queue": queues[PLANNING]},
             CHUNK_TASK: {"queue": queues[CHUNKS]},
             STITCH_TASK: {"queue": queues[STITCHING]},
         },
@@ -111,15 +111,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # a prefork child loads and warms its models before it says it is up
         "worker_proc_alive_timeout": PROCESS_START_S,
-        # every worker runs the reaper; a beat, if one runs, only adds passes
-        "beat_schedule": {
-            "reap-expired-leases": {
-                "task": REAP_TASK,
-                "schedule": settings.reaper_interval_s,
-                "options": {"expires": settings.reaper_interval_s},
-            }
-        },
-        "beat_schedule_filename": str(beat_file),
     }
 
 

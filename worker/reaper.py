@@ -1,5 +1,5 @@
 """The reaper: one pass of what keeps the fleet honest, run by every worker's fleet loop (one
-worker at a time), and by `facefleet beat` if one runs.
+worker at a time), never sent as a Celery task.
 
 * Chunks in state running whose lease is gone (the worker was killed, or stalled past the
   lease TTL) go back to waiting, and the dispatcher releases them again at once (they are

@@ -23,7 +23,6 @@ from facefleet.fleet.leases import Lease
 from facefleet.modes.distributed import (
     CHUNK_TASK,
     PLAN_TASK,
-    REAP_TASK,
     STITCH_TASK,
     Services,
     open_services,
@@ -35,7 +34,6 @@ from facefleet.storage.scratch import sweep
 from facefleet.task.chunk_outcomes import ChunkOutcome
 from facefleet.task.chunks import process_chunk
 from facefleet.task.cleanup import clean_up
-from facefleet.task.failures import infrastructure
 from facefleet.task.planning import plan_task
 from facefleet.task.stitching import stitch_task
 from worker import faults, observe
@@ -129,19 +127,6 @@ def register(app: FaceFleetCelery) -> None:
     @app.task(name=STITCH_TASK)
     def stitch(task_id: str) -> str:
         return riding_out_redis(services(app), lambda: run_stitch(app, task_id))
-
-    @app.task(name=REAP_TASK)
-    def reap_expired() -> int:  # sent by `facefleet beat`, if one runs: the workers do it anyway
-        svc = services(app)
-        try:
-            return run_reap(app, svc) + dispatch_now(app, svc)
-        except Exception as exc:
-            if infrastructure(exc) is None:
-                raise
-            log.warning(
-                "reaper pass skipped: %s does not answer (%s)", infrastructure(exc), type(exc).__name__
-            )
-            return 0  # the fleet loops run it again within seconds
 
 
 def run_reap(app: FaceFleetCelery, svc: Services) -> int:

@@ -1,4 +1,4 @@
-"""``facefleet worker`` and ``facefleet beat``: the Celery worker and the reaper's scheduler."""
+"""``facefleet worker``: the Celery worker (each also runs the reaper and the dispatcher)."""
 
 from __future__ import annotations
 
@@ -62,17 +62,10 @@ def register(subparsers: Any) -> None:
         help="NVDEC where this FFmpeg build and host have it (auto) or the CPU decoders (none); "
         "a worker always encodes on the CPU; default: FACEFLEET_HWACCEL, else none",
     )
-    parser.add_argument("--beat", action="store_true", help="also run the reaper's scheduler in this worker")
     parser.add_argument(
         "--segment-pause", type=float, default=0.0, help=argparse.SUPPRESS
     )  # slows each segment (demos, fault-injection tests)
     parser.set_defaults(handler=handle_worker)
-
-    beat = subparsers.add_parser(
-        "beat", help="send the reaper's periodic pass (optional: every worker runs the reaper itself)"
-    )
-    beat.add_argument("--loglevel", default=None, help="default: FACEFLEET_LOG_LEVEL, else INFO")
-    beat.set_defaults(handler=handle_beat)
 
 
 def _app(settings: Settings, **kwargs: Any) -> Any:
@@ -168,8 +161,6 @@ def handle_worker(args: argparse.Namespace, settings: Settings) -> int:
         "--without-mingle",
         "--without-gossip",
     ]
-    if args.beat:
-        argv.append("--beat")
     try:
         app.worker_main(argv)
     finally:
@@ -215,10 +206,7 @@ def handle_gpus(args: argparse.Namespace, settings: Settings) -> int:
         common += ["--hwaccel", args.hwaccel]
     if getattr(args, "log_format", None):
         common += ["--log-format", args.log_format]
-    per_gpu = {
-        gpu: [*common, "--name", f"{name}-gpu{gpu}", *(["--beat"] if args.beat and i == 0 else [])]
-        for i, gpu in enumerate(gpus)
-    }
+    per_gpu = {gpu: [*common, "--name", f"{name}-gpu{gpu}"] for gpu in gpus}
     return supervise(per_gpu, port)
 
 
@@ -235,18 +223,3 @@ def _quiet(args: argparse.Namespace, settings: Settings) -> list[str]:
     """No banner where the logs are JSON: every line stays one object."""
     chosen = getattr(args, "log_format", None) or settings.log_format
     return [] if logs.resolve_format("worker", chosen) == "text" else ["--quiet"]
-
-
-def handle_beat(args: argparse.Namespace, settings: Settings) -> int:
-    from facefleet.modes.distributed import ConfigurationError
-
-    try:
-        app = _app(settings)
-    except ConfigurationError as exc:
-        print(f"facefleet beat: {exc}", file=sys.stderr)
-        return 2
-    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
-    app.start(
-        [*_quiet(args, settings), "beat", f"--loglevel={logging.getLevelName(logging.getLogger().level)}"]
-    )
-    return 0

@@ -6,7 +6,6 @@ without loading the distributed mode's adapters."""
 PLAN_TASK = "facefleet.plan"
 CHUNK_TASK = "facefleet.chunk"
 STITCH_TASK = "facefleet.stitch"
-REAP_TASK = "facefleet.reap"
 
 PLANNING, CHUNKS, STITCHING = "planning", "chunks", "stitching"
 QUEUES = (PLANNING, CHUNKS, STITCHING)

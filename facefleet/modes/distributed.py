@@ -21,7 +21,6 @@ from facefleet.fleet.queues import CHUNKS as CHUNKS
 from facefleet.fleet.queues import PLAN_TASK as PLAN_TASK
 from facefleet.fleet.queues import PLANNING as PLANNING
 from facefleet.fleet.queues import QUEUES as QUEUES
-from facefleet.fleet.queues import REAP_TASK as REAP_TASK
 from facefleet.fleet.queues import STITCH_TASK as STITCH_TASK
 from facefleet.fleet.queues import STITCHING as STITCHING
 from facefleet.fleet.redis_state import RedisState

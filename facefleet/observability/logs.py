@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import structlog
 
-Service = Literal["api", "worker", "beat", "cli"]
+Service = Literal["api", "worker", "cli"]
 LogFormat = Literal["json", "text"]
 FORMATS: tuple[LogFormat, ...] = ("json", "text")
 MASK = "***"

@@ -1,6 +1,6 @@
 """Fixtures over the test stack (``tests/harness``): a PostgreSQL database, a private Redis
 server, RabbitMQ as the broker (own queue names), an S3 server (moto, over HTTP), and real
-``facefleet worker``/``beat``/``api`` processes, one of each service per session. A missing
+``facefleet worker``/``api`` processes, one of each service per session. A missing
 service skips the tests, unless CI=true, where it fails them. Each fixture undoes what it
 does; a test that changed the fleet's workers finds them restored after it."""
 
@@ -121,14 +121,13 @@ def services(settings):
 def fleet(env, tmp_path_factory):
     with Fleet(env, tmp_path_factory.mktemp("fleet")) as fleet:
         fleet.start_api("api", workers=2)
-        fleet.start_beat()
         fleet.ensure_workers()
         yield fleet
 
 
 @pytest.fixture(autouse=True)
 def fleet_restored(request):
-    """A test that uses the fleet leaves its workers and beat as it found them."""
+    """A test that uses the fleet leaves its workers as it found them."""
     if "fleet" not in request.fixturenames:
         yield
         return

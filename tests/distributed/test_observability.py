@@ -121,7 +121,7 @@ def test_a_jobs_log_lines_follow_it_and_hide_secrets(api, fleet, secrets, tmp_pa
 
     api_proc = next(p for p in fleet.others if p.name == "api")
     api_lines = [line for line in _lines(api_proc, offsets["api"]) if line.get("request_id") == request_id]
-    for proc in procs:  # every process's lines meanwhile, the beat's too
+    for proc in procs:  # every process's lines meanwhile
         _lines(proc, offsets[proc.name])
     assert any(line.get("task_id") == task_id and line["service"] == "api" for line in api_lines)
     assert any(line["event"] == "POST /v1/tasks 201" for line in api_lines)

@@ -1,7 +1,7 @@
-"""The fleet's processes: real ``facefleet worker``/``beat``/``api``/``flower`` processes over
+"""The fleet's processes: real ``facefleet worker``/``api``/``flower`` processes over
 a stack's environment, each logging to a file of its own, and the operator's commands. A
 ``Fleet`` is a context manager that stops every process it started; ``restore()`` brings it
-back to its usual shape (the usual workers, the beat) after a test that changed it."""
+back to its usual shape (the usual workers) after a test that changed it."""
 
 from __future__ import annotations
 
@@ -151,11 +151,9 @@ class Fleet:
 
     @contextlib.contextmanager
     def restored(self) -> Iterator[None]:
-        """The block may stop, kill and start workers and the beat; afterwards the workers it
-        started with other settings are stopped, each worker it stopped is back (one started
-        alike), and so is the beat."""
+        """The block may stop, kill and start workers; afterwards the workers it started with
+        other settings are stopped, and each worker it stopped is back (one started alike)."""
         before = self.live_workers()
-        beat_alive = self._beat_alive()
         try:
             yield
         finally:
@@ -168,12 +166,6 @@ class Fleet:
             started += [self.start_worker(wait=False) for _ in range(usual)]
             for proc in started:
                 proc.wait_for_log("ready.")
-            if beat_alive and not self._beat_alive():
-                self.others = [p for p in self.others if p.name != "beat"]
-                self.start_beat()
-
-    def _beat_alive(self) -> bool:
-        return any(p.alive() for p in self.others if p.name == "beat")
 
     def worker_by_pid(self, pid: int) -> Proc:
         return next(w for w in self.workers if w.pid == pid)
@@ -183,9 +175,6 @@ class Fleet:
         self.others.append(proc)
         proc.wait_for_log(ready)
         return proc
-
-    def start_beat(self) -> Proc:
-        return self.start("beat", ["beat"], "beat: Starting")
 
     def start_api(
         self, name: str, env: dict[str, str] | None = None, workers: int = 1, threads: int | None = None
