@@ -80,8 +80,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--keep-work",
         action="store_true",
-        help="keep the job's files under FACEFLEET_HOME after the output is written "
-        "(a rerun then reuses them; see facefleet jobs)",
+        help="keep the job's files under FACEFLEET_HOME after the output is written or the job "
+        "failed (a rerun then reuses them; see facefleet jobs)",
     )
     add_option_flags(parser, JOB_FLAGS)
     parser.set_defaults(handler=handle)

@@ -224,15 +224,22 @@ def run_job(
         task = get_task(ctx, task_id)
         if task.state != TaskState.SUCCEEDED:
             clean_up(ctx, task_id)  # what its failure asked to remove (a content_policy block: all)
+            if not settings.keep_work_files:  # a failed job is not resumed: its links and rows go
+                _remove(ctx, task_id)
             raise EmbeddedJobError(task.error or f"job ended {task.state.value}")
         phase("uploading")  # here: the output put in its place
         _deliver(ctx, task, request.output, share=not settings.keep_work_files)
         quality = report(task.quality, ctx.quality_thresholds)
         if not settings.keep_work_files:  # the output is where the user wants it: nothing else stays
-            delete_task(ctx, task_id)
-            clean_up(ctx, task_id)
+            _remove(ctx, task_id)
     output = output_view(task.probe, task.options)
     return JobResult(task_id, task.frames_total or 0, quality, task.content_policy, output)
+
+
+def _remove(ctx: JobContext, task_id: str) -> None:
+    """The job's rows and every file it stored (the inputs linked into the bucket too)."""
+    delete_task(ctx, task_id)
+    clean_up(ctx, task_id)
 
 
 def _until_done(step: Callable[[], object]) -> None:
@@ -255,8 +262,7 @@ def _ensure_task(ctx: JobContext, settings: Settings, request: JobRequest, task_
         or (task.state == TaskState.FAILED and task.inputs_expired_at is not None)  # e.g. blocked
     )
     if gone:
-        delete_task(ctx, task_id)  # finished once, its files since removed: run it afresh
-        clean_up(ctx, task_id)
+        _remove(ctx, task_id)  # finished once, its files since removed: run it afresh
         task = None
     if task is None:
         storage = ctx.storage
