@@ -45,6 +45,8 @@ $(VENV)/.installed-run: pyproject.toml constraints.txt $(VENV)/.interpreter
 	@$(INTERPRETER) > $(VENV)/.interpreter
 	@echo "make: installing facefleet and what it runs on into $(VENV) (the versions of constraints.txt; a few minutes the first time)"
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e .
+	@echo "make: adding the demo's sample photos (the insightface package, without the dependencies only the tests need)"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt --no-deps insightface
 	@touch $@
 
 $(VENV)/.installed: $(VENV)/.installed-run

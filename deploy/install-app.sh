@@ -8,6 +8,8 @@ variant="$1"
 bake="${2:-0}"
 python3 -m venv /opt/venv
 /opt/venv/bin/pip install --no-cache-dir -c /app/constraints.txt /app
+# the demo's sample photos: the insightface package alone (its dependencies are the tests')
+/opt/venv/bin/pip install --no-cache-dir -c /app/constraints.txt --no-deps insightface
 if [ "$variant" = "gpu" ]; then
   version="$(sed -n 's/^onnxruntime==//p' /app/constraints.txt)"
   /opt/venv/bin/pip uninstall -y onnxruntime

@@ -1,8 +1,12 @@
 """A sample video for the demo and the benchmarks, made from a photo that ships inside the
-insightface package: a slow pan and zoom over a group of faces, with a tone as audio."""
+insightface package: a slow pan and zoom over a group of faces, with a tone as audio.
+
+Only the package's files are read, never imported: `make run` installs it without its
+dependencies (scikit-image, scikit-learn, matplotlib...), which only the tests need."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -19,12 +23,19 @@ TONE_HZ = 440.0
 
 def group_photo() -> np.ndarray:
     """The insightface package's group photo (BGR)."""
-    import insightface
+    return _insightface_image("t1.jpg", "sample photo")
 
-    path = Path(insightface.__file__).parent / "data" / "images" / "t1.jpg"
+
+def _insightface_image(name: str, what: str) -> np.ndarray:
+    spec = importlib.util.find_spec("insightface")  # found, not imported
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(folders[0] if folders else "insightface") / "data" / "images" / name
     image = cv2.imread(str(path))
     if image is None:
-        raise FileNotFoundError(f"the sample photo is missing from the insightface package: {path}")
+        raise FileNotFoundError(
+            f"the {what} is missing: {path} (it comes with the insightface package: "
+            "`pip install --no-deps -c constraints.txt insightface`, as make run does)"
+        )
     return image
 
 
@@ -74,12 +85,7 @@ def make_sample_video(
 def source_face(out: Path) -> Path:
     """A source face for swap demos: the aligned face shipped with insightface, padded so that
     a detector sees it whole."""
-    import insightface
-
-    path = Path(insightface.__file__).parent / "data" / "images" / "Tom_Hanks_54745.png"
-    face = cv2.imread(str(path))
-    if face is None:
-        raise FileNotFoundError(f"the sample face is missing from the insightface package: {path}")
+    face = _insightface_image("Tom_Hanks_54745.png", "sample face")
     padded = cv2.copyMakeBorder(face, 56, 56, 56, 56, cv2.BORDER_REPLICATE)
     out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out), cv2.resize(padded, (448, 448), interpolation=cv2.INTER_CUBIC))
