@@ -82,7 +82,6 @@ def main() -> None:
             (tmp / "fleet").mkdir()
             with Fleet(env, tmp / "fleet") as fleet:
                 fleet.start_api("api", workers=1)
-                fleet.start_beat()
                 fleet.start_worker(pause=pause)
                 distributed = _distributed_fps(fleet.api_url, src, frames)
                 print(

@@ -91,7 +91,6 @@ def main() -> None:
         (tmp / "fleet").mkdir()
         fleet = cleanup.enter_context(Fleet(env, tmp / "fleet"))
         fleet.start_api("api", workers=1)
-        fleet.start_beat()
         for _ in range(2):
             fleet.start_worker(pause=args.pause, extra_env=through)
 
