@@ -60,6 +60,9 @@ class JobContext:
     set_phase: Callable[[str, str, float | None], None] = lambda _task_id, _phase, _percent: None
     # NVDEC/NVENC where the mode chose them (pipeline.hwaccel); default: the CPU codecs
     codecs: Codecs = field(default_factory=Codecs)
+    # a task's error keeps file paths and the model sources' addresses: the embedded mode's user
+    # owns the machine (a service's tenants never see the workers' paths)
+    errors_keep_paths: bool = False
     # per-process caches (probe, chain) keyed by task id; models themselves are cached by pipeline.faces
     cache: dict[tuple[str, str], Any] = field(default_factory=dict)
 

@@ -92,6 +92,7 @@ def open_context(
         checkpoints=SqlCheckpoints(sessions),
         worker_name=worker_name,
         codecs=codecs or Codecs(),
+        errors_keep_paths=True,
     )
 
 

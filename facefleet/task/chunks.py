@@ -139,7 +139,14 @@ def process_chunk(
         log.warning("chunk %d of task %s failed: %r", chunk_index, task_id, exc, exc_info=True)
         if (fault := local_fault(exc)) is not None:  # this worker's, not the work's: no attempt
             return given_back(ctx, task_id, chunk_index, fault, lease_token)
-        return record_failure(ctx, task_id, chunk_index, describe(exc), infrastructure(exc), lease_token)
+        return record_failure(
+            ctx,
+            task_id,
+            chunk_index,
+            describe(exc, keep_paths=ctx.errors_keep_paths),
+            infrastructure(exc),
+            lease_token,
+        )
     finally:
         account(ctx, task_keys, time.monotonic() - started)
         memory.release_free_memory()  # what comes next (a chunk, a stitch) starts as small

@@ -38,8 +38,7 @@ _PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"/:]+/)+[^\s'\":,)]*")
 def scrub(text: str, names: Mapping[str, str] | None = None) -> str:
     """``text`` with local file names replaced by the user's (``names``), bucket keys by
     what they hold, and any URL or absolute path removed."""
-    for local, shown in (names or {}).items():
-        text = text.replace(local, shown)
+    text = _named(text, names)
     text = _SOURCE_KEY.sub(lambda m: f"source image #{int(m[1]) + 1}", text)
     for pattern, role in _KEY_ROLES:
         text = pattern.sub(partial(_fill, role), text)
@@ -79,16 +78,21 @@ def local_fault(exc: BaseException) -> str | None:
     return None
 
 
+def _named(text: str, names: Mapping[str, str] | None) -> str:
+    for local, shown in (names or {}).items():
+        text = text.replace(local, shown)
+    return text
+
+
 def _fill(role: str, match: re.Match[str]) -> str:
     return role.format(*(str(int(group)) for group in match.groups()))
 
 
-def describe(exc: BaseException, names: Mapping[str, str] | None = None) -> str:
-    """One line for a task's ``error``: what kind of failure ``exc`` is, safe to show."""
-    if isinstance(exc, PipelineError | OptionsError):
-        return scrub(str(exc), names)
-    if isinstance(exc, StorageError):
-        return scrub(str(exc), names)
+def describe(exc: BaseException, names: Mapping[str, str] | None = None, *, keep_paths: bool = False) -> str:
+    """One line for a task's ``error``: what kind of failure ``exc`` is, safe to show (with
+    ``keep_paths``, to the owner of the machine: its paths and URLs stay)."""
+    if isinstance(exc, PipelineError | OptionsError | StorageError):
+        return _named(str(exc), names) if keep_paths else scrub(str(exc), names)
     if isinstance(exc, SQLAlchemyError):
         return f"the database failed ({type(exc).__name__})"
     redis = _redis()

@@ -115,7 +115,7 @@ def plan_task(
         service = infrastructure(exc)
         if service is not None and patience_left(ctx, task_id, failing_since):
             raise TryLater(service) from exc
-        reason = describe(exc, names)
+        reason = describe(exc, names, keep_paths=ctx.errors_keep_paths)
         fail_task(ctx, task_id, f"{service} was unavailable too long: {reason}" if service else reason)
         return []
     if not still_ours():

@@ -106,7 +106,7 @@ def stitch_task(
         if service is not None and patience_left(ctx, task_id, failing_since):
             raise TryLater(service) from exc
         if still_ours():
-            fail_task(ctx, task_id, f"stitch failed: {describe(exc)}")
+            fail_task(ctx, task_id, f"stitch failed: {describe(exc, keep_paths=ctx.errors_keep_paths)}")
         return False
     if not still_ours():
         return False

@@ -51,16 +51,19 @@ def sha256_of(path: Path) -> str:
     return value
 
 
-def how_to_provide(spec: ModelSpec) -> str:
+def how_to_provide(spec: ModelSpec, model_dir: Path | None = None, downloaded: bool = False) -> str:
+    """What the user can do; ``downloaded``: a download was just tried (and failed), so it is
+    not offered again; ``model_dir``: the folder to name."""
     if spec.sha256 is None:
         return (
             f"no sha256 is declared for {spec.name}; declare your copy of {spec.file} with its sha256 in a "
             "model manifest (FACEFLEET_MODEL_MANIFEST)"
         )
-    return (
-        f"put {spec.file} in the model directory (FACEFLEET_MODEL_DIR), add a mirror "
-        f"(FACEFLEET_MODEL_MIRRORS), or run `facefleet models download {spec.name}`"
-    )
+    folder = f"the model directory {model_dir}" if model_dir is not None else "the model directory"
+    fix = f"put {spec.file} in {folder} (FACEFLEET_MODEL_DIR) or in a mirror folder (FACEFLEET_MODEL_MIRRORS)"
+    if downloaded:
+        return f"{fix}; its download failed here, so copy it from a machine that can fetch it"
+    return f"{fix}, or run `facefleet models download {spec.name}`"
 
 
 def check_file(spec: ModelSpec, path: Path) -> str | None:
@@ -89,6 +92,24 @@ def _join(location: str, file: str) -> str:
 
 class DownloadError(Exception):
     pass
+
+
+def _why(exc: BaseException) -> str:
+    """A download's failure in a few words (urllib3's own text repeats the URL twice)."""
+    import requests
+
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        if "NameResolution" in text or "resolve" in text:
+            return "host not found (no network, or no DNS)"
+        return "could not connect"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
 
 
 # hears of a download as it goes: (url, bytes so far, bytes in all or None when unknown)
@@ -142,7 +163,7 @@ def download(url: str, destination: Path, spec: ModelSpec, progress: Progress | 
         log.info("downloaded %s from %s", spec.file, url)
         return destination
     except (OSError, requests.RequestException) as exc:
-        raise DownloadError(f"{url}: {exc}") from exc
+        raise DownloadError(f"{url}: {_why(exc)}") from exc
     finally:
         with suppress(FileNotFoundError):
             temp.unlink()
@@ -221,7 +242,7 @@ class ModelStore:
         tried = f" ({'; '.join(problems)})" if problems else ""
         raise ModelError(
             f"model {spec.describe()} is missing or does not match: looked in {where}{tried}; "
-            f"{how_to_provide(spec)}"
+            f"{how_to_provide(spec, self.runtime.model_dir, downloaded=bool(problems) and fetch)}"
         )
 
     def download(self, name: str, progress: Progress | None = None) -> Path:

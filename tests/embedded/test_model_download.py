@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cli import REPO, facefleet_cmd, run_cli
+from tests.harness.net import free_port
 
 NAME = "my_detector"
 SIZE = 5 * 1024 * 1024 + 123  # six blocks of the download's 1 MiB
@@ -107,3 +108,27 @@ def test_a_download_on_a_terminal_draws_a_bar_over_bytes(mirror, tmp_path):
     assert "5.00M/5.00M" in screen, screen  # bytes, scaled (tqdm's unit_scale)
     assert f"{NAME}: sha256 verified" in screen
     assert (tmp_path / "models" / f"{NAME}.onnx").stat().st_size == SIZE
+
+
+def test_a_model_that_cannot_be_fetched_is_named_with_the_folder_to_put_it_in(sample, tmp_path):
+    """The user's own machine: the error names the model folder and what each source said,
+    and does not offer the download that just failed."""
+    manifest = tmp_path / "manifest.json"
+    entry = {"name": NAME, "kind": "scrfd", "file": f"{NAME}.onnx", "sha256": "0" * 64, "size": SIZE}
+    manifest.write_text(json.dumps({"models": [entry]}))
+    closed = f"http://127.0.0.1:{free_port()}/"  # nothing listens: the download cannot connect
+    env = {
+        "FACEFLEET_MODEL_MANIFEST": str(manifest),
+        "FACEFLEET_MODEL_MIRRORS": closed,
+        "FACEFLEET_MODEL_DIR": str(tmp_path / "models"),
+    }
+    out = tmp_path / "out.mp4"
+    args = ["--target", str(sample), "--output", str(out), "--no-progress", "--processors", "face_anonymizer"]
+    args += ["--face-detector", NAME]
+    result = run_cli(tmp_path / "home", "run", *args, env=env)
+    assert result.returncode != 0 and not out.exists()
+    error = result.stderr
+    assert f"model {NAME}" in error and str(tmp_path / "models") in error, error
+    assert f"{closed}{NAME}.onnx: could not connect" in error, error
+    assert "a work file" not in error and "a service address" not in error, error
+    assert "models download" not in error, error  # the download just failed
