@@ -15,8 +15,12 @@ from facefleet.tenants.tenancy import ACTIVE_STATES, count_tasks
 
 def admitted(session: Session, task: Task) -> bool:
     """Whether the task's tenant may start one more task (``max_running``). The tenant's row
-    is locked first, so two planners of one tenant decide one after the other."""
-    tenant = session.get(Tenant, task.tenant, with_for_update=True)
+    is locked first, so two planners of one tenant decide one after the other. FOR NO KEY
+    UPDATE, not FOR UPDATE: a transaction that writes one of the tenant's task rows twice (a
+    DELETE: cancelled, then marked deleted) takes FOR KEY SHARE on the tenant for its foreign
+    key; under FOR UPDATE it waited for the planner while the planner waited for its task row,
+    a deadlock PostgreSQL broke by failing the DELETE with a 503."""
+    tenant = session.get(Tenant, task.tenant, with_for_update={"key_share": True})
     if tenant is None or tenant.max_running is None:
         return True
     active = session.scalar(

@@ -26,7 +26,9 @@ UNFINISHED_STATES = (TaskState.QUEUED, TaskState.PLANNING, TaskState.RUNNING, Ta
 def reserve(session: Session, tenant_name: str, frames: int) -> None:
     """Admit one more task of ``frames`` for the tenant, or raise QuotaRefused; in the
     caller's transaction, which then writes the row."""
-    tenant = session.scalar(select(Tenant).where(Tenant.name == tenant_name).with_for_update())
+    # FOR NO KEY UPDATE: reservations of one tenant queue behind each other, while the key
+    # checks of the tenant's task rows (FOR KEY SHARE, PostgreSQL's foreign keys) never wait on it
+    tenant = session.scalar(select(Tenant).where(Tenant.name == tenant_name).with_for_update(key_share=True))
     if tenant is None:
         return  # the API refuses unknown tenants before; the embedded mode has its default
     if tenant.max_queued is not None:
