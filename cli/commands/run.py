@@ -109,6 +109,16 @@ def build_parser_namespace(**values: Any) -> argparse.Namespace:
     return args
 
 
+def run_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with what the run's own flags change (``--keep-work``, ``--hwaccel``)."""
+    changes: dict[str, object] = {}
+    if args.keep_work:
+        changes["keep_work_files"] = True
+    if args.hwaccel is not None:
+        changes["hwaccel"] = args.hwaccel
+    return settings.model_copy(update=changes) if changes else settings
+
+
 def said_codecs(settings: Settings) -> Codecs:
     """The run's video codecs, said on stderr where NVDEC/NVENC were asked for."""
     from facefleet.modes.embedded import job_codecs
@@ -164,10 +174,7 @@ def _handle(args: argparse.Namespace, settings: Settings) -> int:
             output=args.output,
             options=options,
         )
-        if args.keep_work:
-            settings = settings.model_copy(update={"keep_work_files": True})
-        if args.hwaccel is not None:
-            settings = settings.model_copy(update={"hwaccel": args.hwaccel})
+        settings = run_settings(settings, args)
         progress = not args.no_progress
         codecs = said_codecs(settings)
         with stop_on_sigterm(), FrameBar(enabled=progress) as bar:

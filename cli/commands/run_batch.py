@@ -15,7 +15,7 @@ from facefleet.config.settings import Settings
 def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]) -> int:
     from cli.commands.api_calls import ClientError
     from cli.commands.batch_client import targets_of
-    from cli.commands.run import said_codecs
+    from cli.commands.run import run_settings, said_codecs
     from cli.option_flags import options_from_args
     from cli.progress import FrameBar
     from facefleet.config.options import OptionsError
@@ -34,10 +34,7 @@ def handle_batch(args: argparse.Namespace, settings: Settings, paths: list[Path]
         args.output.mkdir(parents=True, exist_ok=True)
         options = options_from_args(args, settings)
         outputs = output_names(targets, args.output, options.container)
-        if args.keep_work:
-            settings = settings.model_copy(update={"keep_work_files": True})
-        if args.hwaccel is not None:
-            settings = settings.model_copy(update={"hwaccel": args.hwaccel})
+        settings = run_settings(settings, args)
         requests = [
             JobRequest(target, tuple(args.source), args.reference, output, options)
             for target, output in zip(targets, outputs, strict=True)
